@@ -1,0 +1,1 @@
+export { AccessServiceImpl, callerOf, type AccessServiceDeps } from "./access-service.js";

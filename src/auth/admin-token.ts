@@ -1,0 +1,137 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import argon2 from "argon2";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { open, readFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+import { ulid } from "ulid";
+import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
+import { systemClock, type Clock } from "../core/index.js";
+import type { Store } from "../store/index.js";
+
+/** ADMIN_TOKEN_FILE is the name of the token file in the state dir, read by the local CLI. */
+export const ADMIN_TOKEN_FILE = "admin.token";
+
+// Tokens longer than this are refused before hashing: no legitimate admin
+// token is this long, and it bounds the work an attacker can ask for.
+const MAX_TOKEN_LENGTH = 512;
+
+/** AdminTokenOptions configure where the admin token comes from. */
+export interface AdminTokenOptions {
+  store: Store;
+  stateDir: string;
+  /** Token from PALYRA_ADMIN_TOKEN or palyra.toml; when set nothing is generated. */
+  configured?: string | undefined;
+  clock?: Clock;
+}
+
+/** generateAdminToken mints a token in the original daemon's format: palyra_admin_<ULID>_<ULID>. */
+export function generateAdminToken(): string {
+  return `palyra_admin_${ulid()}_${ulid()}`;
+}
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+/**
+ * AdminTokenVerifier checks admin bearer tokens. The store keeps only an
+ * argon2id hash; once a token has been verified (or read from the 0600 file at
+ * start) its SHA-256 digest is cached so that each request costs one hash and
+ * a constant-time compare instead of an argon2 run.
+ */
+export class AdminTokenVerifier {
+  private digest: Buffer | undefined;
+  private pending: Promise<boolean> | undefined;
+
+  private constructor(
+    private readonly argonHash: string | undefined,
+    digest: Buffer | undefined,
+  ) {
+    this.digest = digest;
+  }
+
+  /**
+   * initialize loads or creates the admin credential. It returns the verifier
+   * and, on the first start without a configured token, the generated token so
+   * the caller can print it once.
+   */
+  static async initialize(
+    options: AdminTokenOptions,
+  ): Promise<{ verifier: AdminTokenVerifier; generated?: string; tokenFile?: string }> {
+    if (options.configured !== undefined && options.configured !== "") {
+      return { verifier: new AdminTokenVerifier(undefined, sha256(options.configured)) };
+    }
+    const clock = options.clock ?? systemClock;
+    const table = options.store.table("meta", AdminCredentialSchema);
+    const tokenFile = join(options.stateDir, ADMIN_TOKEN_FILE);
+    const fileToken = await readTokenFile(tokenFile);
+    const stored = await table.get("admin_credential");
+
+    if (stored !== undefined) {
+      // Verify the file once at start so requests never need argon2.
+      const fileMatches = fileToken !== undefined && (await argon2.verify(stored.argon2idHash, fileToken));
+      return {
+        verifier: new AdminTokenVerifier(stored.argon2idHash, fileMatches ? sha256(fileToken) : undefined),
+        tokenFile,
+      };
+    }
+
+    // No credential yet. A token file without a stored hash means an earlier
+    // start crashed between writing the file and the hash: adopt the file.
+    const token = fileToken ?? generateAdminToken();
+    if (fileToken === undefined) await writeTokenFile(tokenFile, token);
+    const hash = await argon2.hash(token, { type: argon2.argon2id });
+    await table.put(
+      "admin_credential",
+      create(AdminCredentialSchema, { argon2idHash: hash, createdAt: timestampFromMs(clock.now()), generation: 1 }),
+    );
+    return {
+      verifier: new AdminTokenVerifier(hash, sha256(token)),
+      tokenFile,
+      ...(fileToken === undefined ? { generated: token } : {}),
+    };
+  }
+
+  /** verify tells whether `presented` is the admin token, in constant time once the digest is cached. */
+  async verify(presented: string): Promise<boolean> {
+    if (presented.length === 0 || presented.length > MAX_TOKEN_LENGTH) return false;
+    const candidate = sha256(presented);
+    if (this.digest !== undefined) return timingSafeEqual(candidate, this.digest);
+    if (this.argonHash === undefined) return false;
+    // One argon2 run at a time: concurrent guesses wait rather than pile up CPU work.
+    while (this.pending !== undefined) await this.pending.catch(() => false);
+    if (this.digest !== undefined) return timingSafeEqual(candidate, this.digest);
+    const hash = this.argonHash;
+    this.pending = argon2.verify(hash, presented);
+    try {
+      const ok = await this.pending;
+      if (ok) this.digest = candidate;
+      return ok;
+    } finally {
+      this.pending = undefined;
+    }
+  }
+}
+
+async function readTokenFile(path: string): Promise<string | undefined> {
+  try {
+    const text = (await readFile(path, "utf8")).trim();
+    return text === "" ? undefined : text;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+async function writeTokenFile(path: string, token: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const handle = await open(tmp, "w", 0o600);
+  try {
+    await handle.writeFile(token + "\n", "utf8");
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}

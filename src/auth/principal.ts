@@ -1,0 +1,45 @@
+import { createContextKey } from "@connectrpc/connect";
+import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
+
+/** Principal is the authenticated caller of one request, resolved once by the interceptor. */
+export interface Principal {
+  /** e.g. "admin:local", "user:alice". */
+  readonly id: string;
+  readonly authMethod: AuthMethod;
+  /** Role the permissions come from ("owner" for admin principals). */
+  readonly role: string;
+  /** "all" for admin principals, who act as Owner. */
+  readonly permissions: "all" | ReadonlySet<string>;
+  /** When the credential stops working, in ms since the epoch, if it expires. */
+  readonly expiresAtMs?: number;
+}
+
+/** can tells whether a principal holds a permission. */
+export function can(principal: Principal, permission: string): boolean {
+  return principal.permissions === "all" || principal.permissions.has(permission);
+}
+
+/** ClientInfo is what the transport knows about the peer, for rate limits and audit. */
+export interface ClientInfo {
+  readonly ip: string;
+  readonly tls: boolean;
+}
+
+/** principalKey carries the caller from the interceptor to handlers; undefined on public RPCs. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, {
+  description: "palyra principal",
+});
+
+/** clientKey carries peer facts from the HTTP layer into Connect handlers. */
+export const clientKey = createContextKey<ClientInfo>({ ip: "", tls: false }, { description: "palyra client" });
+
+/** ADMIN_PREFIX marks principals that may use console and admin calls. */
+export const ADMIN_PREFIX = "admin:";
+
+/** DEFAULT_ADMIN_PRINCIPAL is used when an admin caller does not name itself. */
+export const DEFAULT_ADMIN_PRINCIPAL = "admin:local";
+
+/** adminPrincipal builds the Owner-equivalent principal an admin credential grants. */
+export function adminPrincipal(id: string, authMethod: AuthMethod, expiresAtMs?: number): Principal {
+  return { id, authMethod, role: "owner", permissions: "all", ...(expiresAtMs === undefined ? {} : { expiresAtMs }) };
+}

@@ -1,0 +1,4 @@
+export { loadConfig, defaultStateDir, type PalyraConfig, type ConfigFlags } from "./load.js";
+export { writeConfigFile } from "./write.js";
+export { checkExposure } from "./exposure.js";
+export { parseListenAddress, isLoopbackHost, formatListenAddress, type ListenAddress } from "./listen-address.js";

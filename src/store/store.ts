@@ -1,0 +1,109 @@
+import type { DescMessage } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Level } from "level";
+import { mkdir } from "node:fs/promises";
+import { SchemaInfoSchema } from "../../gen/palyra/store/v1/meta_pb.js";
+import { PalyraError, systemClock, type Clock } from "../core/index.js";
+import type { KvBackend, Namespace, WriteOp } from "./kv.js";
+import { LevelBackend } from "./level-backend.js";
+import { Table } from "./table.js";
+
+/** SCHEMA_VERSION is the store layout this build reads and writes. */
+export const SCHEMA_VERSION = 1;
+
+/** StoreOptions say where the LevelDB directory is and whether writes are fsynced. */
+export interface StoreOptions {
+  path: string;
+  /** fsync every write (default true) so that an acknowledged write survives a machine crash. */
+  sync?: boolean;
+  clock?: Clock;
+}
+
+/**
+ * Store is the daemon's one door to persistence: typed tables per namespace
+ * and atomic multi-record writes. Services get it through their constructor.
+ */
+export class Store {
+  private constructor(private readonly kv: KvBackend) {}
+
+  /** open opens (creating if needed) the store and checks its schema version. */
+  static async open(options: StoreOptions): Promise<Store> {
+    return await Store.fromBackend(await openLevel(options.path, options.sync ?? true), options.clock);
+  }
+
+  /** fromBackend wraps an open backend (memory-level in unit tests, other backends later) and checks its schema. */
+  static async fromBackend(kv: KvBackend, clock: Clock = systemClock): Promise<Store> {
+    const store = new Store(kv);
+    try {
+      await store.checkSchema(clock);
+    } catch (e) {
+      await kv.close();
+      throw e;
+    }
+    return store;
+  }
+
+  /** table returns a typed view of a namespace. */
+  table<Desc extends DescMessage>(ns: Namespace, schema: Desc): Table<Desc> {
+    return new Table(this.kv, ns, schema);
+  }
+
+  /** write commits several changes, possibly across namespaces, as one atomic batch. */
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    await this.kv.write(ops);
+  }
+
+  /** stats exposes backend call counters for tests and benchmarks. */
+  get stats(): KvBackend["stats"] {
+    return this.kv.stats;
+  }
+
+  /** close flushes and releases the store. */
+  async close(): Promise<void> {
+    await this.kv.close();
+  }
+
+  private async checkSchema(clock: Clock): Promise<void> {
+    const meta = this.table("meta", SchemaInfoSchema);
+    const info = await meta.get("schema");
+    if (info === undefined) {
+      await meta.put(
+        "schema",
+        create(SchemaInfoSchema, { version: SCHEMA_VERSION, createdAt: timestampFromMs(clock.now()) }),
+      );
+      return;
+    }
+    if (info.version > SCHEMA_VERSION) {
+      throw new PalyraError(
+        "failed_precondition",
+        `the store was written by a newer palyrad (schema ${info.version}; this build reads up to ${SCHEMA_VERSION}); upgrade palyrad`,
+      );
+    }
+  }
+}
+
+async function openLevel(path: string, sync: boolean): Promise<KvBackend> {
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  const db = new Level<string, Uint8Array>(path, { keyEncoding: "utf8", valueEncoding: "view" });
+  try {
+    await db.open();
+  } catch (e) {
+    if (isLockError(e)) {
+      throw new PalyraError(
+        "failed_precondition",
+        `the state directory is in use by another palyrad (LevelDB lock held on ${path}); stop it or pick another --state-dir`,
+        { cause: e },
+      );
+    }
+    throw new PalyraError("unavailable", `cannot open the store at ${path}`, { cause: e });
+  }
+  return new LevelBackend(db, sync);
+}
+
+function isLockError(e: unknown): boolean {
+  for (let cur: unknown = e; cur instanceof Error; cur = cur.cause) {
+    if ((cur as { code?: unknown }).code === "LEVEL_LOCKED") return true;
+  }
+  return false;
+}

@@ -1,0 +1,226 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { readFile } from "node:fs/promises";
+import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createSecureServer,
+  createServer as createHttp2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from "node:http2";
+import type { AddressInfo, Server as NetServer, Socket } from "node:net";
+import type { DestinationStream, Logger } from "pino";
+import { AccessServiceImpl } from "../access/index.js";
+import {
+  AccessRules,
+  AdminTokenVerifier,
+  Authenticator,
+  createAdminTokenResolver,
+  createAuthInterceptor,
+} from "../auth/index.js";
+import { checkExposure, formatListenAddress, type PalyraConfig } from "../config/index.js";
+import { PalyraError, systemClock, type Clock } from "../core/index.js";
+import { HealthStatusBoard } from "../grpc-std/index.js";
+import { Store } from "../store/index.js";
+import { createErrorInterceptor } from "./errors.js";
+import { createLogger } from "./logger.js";
+import { createSniffingServer } from "./protocol-sniffer.js";
+import { registerRoutes, servedServices } from "./routes.js";
+
+/** BuildServerOptions are the daemon's inputs; everything else is derived or defaulted. */
+export interface BuildServerOptions {
+  config: PalyraConfig;
+  clock?: Clock;
+  /** Where logs go (tests capture them to search for planted secrets). */
+  logDestination?: DestinationStream;
+}
+
+/** ListeningAddress is where the daemon answers once listening. */
+export interface ListeningAddress {
+  host: string;
+  port: number;
+  /** Base URL for clients, e.g. http://127.0.0.1:7142. */
+  url: string;
+}
+
+/** PalyraServer is a built daemon: ready to listen, or to be closed without ever listening. */
+export interface PalyraServer {
+  readonly app: FastifyInstance;
+  readonly log: Logger;
+  readonly store: Store;
+  /** The admin token generated on this start (first start only), to print once. */
+  readonly generatedAdminToken: string | undefined;
+  /** Path of the admin token file, when the token is managed by the daemon. */
+  readonly adminTokenFile: string | undefined;
+  /** listen binds the configured address (port 0 picks a free one). */
+  listen(): Promise<ListeningAddress>;
+  /** close drains in-flight calls (up to server.shutdown_grace_ms), then closes connections and the store. */
+  close(): Promise<void>;
+}
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * buildServer assembles the daemon from its config: store, admin credential,
+ * services, interceptors and routes. It does not listen; tests and palyrad
+ * call listen() when they want a port.
+ */
+export async function buildServer(options: BuildServerOptions): Promise<PalyraServer> {
+  const { config } = options;
+  checkExposure(config);
+  const clock = options.clock ?? systemClock;
+  const log = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
+  });
+  const tlsFiles =
+    config.tls.cert_path !== undefined && config.tls.key_path !== undefined
+      ? await readTlsFiles(config.tls.cert_path, config.tls.key_path)
+      : undefined;
+
+  // Fails before anything is opened when an RPC lacks its access option.
+  const rules = new AccessRules(servedServices);
+  const store = await Store.open({ path: `${config.stateDir}/db`, clock });
+  try {
+    const admin = await AdminTokenVerifier.initialize({ store, stateDir: config.stateDir, configured: config.admin.token, clock });
+    const authenticator = new Authenticator([createAdminTokenResolver(admin.verifier)], config.admin.require_auth);
+    const health = new HealthStatusBoard();
+    const shutdown = new AbortController();
+    const app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: false, bodyLimit: config.server.max_request_bytes });
+    await registerRoutes(app, {
+      access: new AccessServiceImpl({ allPermissions: () => rules.permissions() }),
+      health,
+      interceptors: [createErrorInterceptor(log), createAuthInterceptor(rules, authenticator)],
+      readMaxBytes: config.server.max_request_bytes,
+      shutdownSignal: shutdown.signal,
+      tls: tlsFiles !== undefined,
+    });
+    await app.ready();
+    return new Server(app, log, store, health, shutdown, config, tlsFiles, admin.generated, admin.tokenFile);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+async function readTlsFiles(certPath: string, keyPath: string): Promise<{ cert: Buffer; key: Buffer }> {
+  try {
+    return { cert: await readFile(certPath), key: await readFile(keyPath) };
+  } catch (e) {
+    throw new PalyraError("invalid_argument", `cannot read tls.cert_path/tls.key_path: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}
+
+/** Server owns the Node servers behind the one port and their orderly shutdown. */
+class Server implements PalyraServer {
+  private listener: NetServer | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<Http2Session>();
+  private inFlight = 0;
+  private closing: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+
+  constructor(
+    readonly app: FastifyInstance,
+    readonly log: Logger,
+    readonly store: Store,
+    private readonly health: HealthStatusBoard,
+    private readonly shutdown: AbortController,
+    private readonly config: PalyraConfig,
+    private readonly tlsFiles: { cert: Buffer; key: Buffer } | undefined,
+    readonly generatedAdminToken: string | undefined,
+    readonly adminTokenFile: string | undefined,
+  ) {}
+
+  private handle = (req: AnyRequest, res: AnyResponse): void => {
+    this.inFlight++;
+    res.once("close", () => {
+      this.inFlight--;
+      if (this.inFlight === 0) this.drained?.();
+    });
+    // While draining, HTTP/1.1 clients are told not to reuse the connection.
+    if (this.closing !== undefined && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    // fastify routes HTTP/1.1 and HTTP/2 compat requests alike (it checks
+    // httpVersionMajor per request); its types only know one server kind.
+    this.app.routing(req as IncomingMessage, res as ServerResponse);
+  };
+
+  private track = (socket: Socket): void => {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+  };
+
+  private trackSession = (session: Http2Session): void => {
+    this.sessions.add(session);
+    session.once("close", () => this.sessions.delete(session));
+    if (this.closing !== undefined) session.close();
+  };
+
+  async listen(): Promise<ListeningAddress> {
+    if (this.listener !== undefined) throw new PalyraError("failed_precondition", "already listening");
+    let listener: NetServer;
+    if (this.tlsFiles !== undefined) {
+      const secure = createSecureServer({ ...this.tlsFiles, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, this.handle);
+      secure.on("session", this.trackSession);
+      secure.on("connection", this.track);
+      listener = secure;
+    } else {
+      const h1 = createHttp1Server(this.handle);
+      const h2 = createHttp2Server({}, this.handle);
+      h2.on("session", this.trackSession);
+      listener = createSniffingServer(h1, h2, this.track);
+    }
+    this.listener = listener;
+    const { host, port } = this.config.listen;
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", (e: NodeJS.ErrnoException) =>
+        reject(
+          new PalyraError(
+            "unavailable",
+            e.code === "EADDRINUSE"
+              ? `cannot listen on ${this.config.server.listen}: the address is already in use`
+              : `cannot listen on ${this.config.server.listen}: ${e.message}`,
+            { cause: e },
+          ),
+        ),
+      );
+      listener.listen(port, host, () => resolve());
+    });
+    const bound = listener.address() as AddressInfo;
+    const scheme = this.tlsFiles === undefined ? "http" : "https";
+    const authority = formatListenAddress({ host: bound.address, port: bound.port });
+    return { host: bound.address, port: bound.port, url: `${scheme}://${authority}` };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.drainAndClose();
+    return this.closing;
+  }
+
+  private async drainAndClose(): Promise<void> {
+    this.listener?.close();
+    this.health.shutdown();
+    for (const session of this.sessions) session.close();
+    // Idle keep-alive HTTP/1.1 sockets have nothing in flight: close them now.
+    const grace = this.config.server.shutdown_grace_ms;
+    if (this.inFlight > 0) {
+      const finished = new Promise<boolean>((resolve) => {
+        this.drained = () => resolve(true);
+        setTimeout(() => resolve(false), grace).unref();
+      });
+      if (!(await finished)) {
+        this.log.warn({ inFlight: this.inFlight }, "shutdown grace period over; aborting in-flight calls");
+        this.shutdown.abort(new PalyraError("unavailable", "the daemon is shutting down"));
+        await new Promise((r) => setTimeout(r, 100).unref());
+      }
+    }
+    for (const socket of this.sockets) socket.destroy();
+    for (const session of this.sessions) session.destroy();
+    await this.app.close();
+    await this.store.close();
+  }
+}

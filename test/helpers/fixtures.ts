@@ -1,0 +1,34 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { isPalyraError, type ErrorCode } from "../../src/core/index.js";
+
+/** LogCapture collects every log line a test daemon writes, to search for planted secrets. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.lines.push(...chunk.toString("utf8").split("\n").filter((l) => l !== ""));
+    done();
+  }
+  /** text is everything logged so far. */
+  get text(): string {
+    return this.lines.join("\n");
+  }
+}
+
+/** tempStateDir makes a fresh state directory removed by the returned cleanup. */
+export async function tempStateDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "palyra-test-"));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** palyraError returns an assert.rejects/throws validator for a PalyraError with this code and message. */
+export function palyraError(code: ErrorCode, message: RegExp): (e: unknown) => boolean {
+  return (e) => {
+    if (!isPalyraError(e)) throw new Error(`expected a PalyraError, got ${String(e)}`, { cause: e });
+    if (e.code !== code) throw new Error(`expected code ${code}, got ${e.code}: ${e.message}`);
+    if (!message.test(e.message)) throw new Error(`message ${JSON.stringify(e.message)} does not match ${message}`);
+    return true;
+  };
+}

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { readFile, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { MemoryLevel } from "memory-level";
+import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
+import { AdminTokenVerifier, bearerToken } from "../../src/auth/index.js";
+import { LevelBackend, Store } from "../../src/store/index.js";
+import { tempStateDir } from "../helpers/fixtures.js";
+
+async function memoryStore(): Promise<Store> {
+  return await Store.fromBackend(new LevelBackend(new MemoryLevel<string, Uint8Array>({ keyEncoding: "utf8", valueEncoding: "view" })));
+}
+
+describe("admin token", () => {
+  it("generates once, stores only an argon2id hash, and verifies from the cached digest", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const store = await memoryStore();
+      const first = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      const token = first.generated;
+      assert.ok(token);
+      const stored = await store.table("meta", AdminCredentialSchema).get("admin_credential");
+      assert.match(stored?.argon2idHash ?? "", /^\$argon2id\$/);
+      assert.ok(!(stored?.argon2idHash ?? "").includes(token));
+      assert.equal(await first.verifier.verify(token), true);
+      assert.equal(await first.verifier.verify(token + "x"), false);
+      assert.equal(await first.verifier.verify(""), false);
+
+      const again = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      assert.equal(again.generated, undefined);
+      assert.equal(await again.verifier.verify(token), true);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("falls back to argon2 when the token file is gone, then caches the digest", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const store = await memoryStore();
+      const { generated } = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      assert.ok(generated);
+      await unlink(join(dir, "admin.token"));
+      const { verifier } = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      const [a, b, c] = await Promise.all([verifier.verify("wrong-guess"), verifier.verify(generated), verifier.verify("another")]);
+      assert.deepEqual([a, b, c], [false, true, false]);
+      assert.equal(await verifier.verify(generated), true);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("adopts a token file left by a start that crashed before storing the hash", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      await writeFile(join(dir, "admin.token"), "palyra_admin_adopted_token_value_0000000000\n", { mode: 0o600 });
+      const store = await memoryStore();
+      const { verifier, generated } = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      assert.equal(generated, undefined);
+      assert.equal(await verifier.verify("palyra_admin_adopted_token_value_0000000000"), true);
+      assert.equal((await readFile(join(dir, "admin.token"), "utf8")).trim(), "palyra_admin_adopted_token_value_0000000000");
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("uses a configured token without touching the store or the file", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const store = await memoryStore();
+      const { verifier, generated } = await AdminTokenVerifier.initialize({ store, stateDir: dir, configured: "c".repeat(40) });
+      assert.equal(generated, undefined);
+      assert.equal(await verifier.verify("c".repeat(40)), true);
+      assert.equal(await store.table("meta", AdminCredentialSchema).get("admin_credential"), undefined);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("parses only well-formed bearer headers", () => {
+    const h = (v: string): Headers => new Headers({ authorization: v });
+    assert.equal(bearerToken(h("Bearer abc")), "abc");
+    assert.equal(bearerToken(h("bearer abc")), "abc");
+    assert.equal(bearerToken(h("Basic abc")), undefined);
+    assert.equal(bearerToken(h("Bearer a b")), undefined);
+    assert.equal(bearerToken(new Headers()), undefined);
+  });
+});
