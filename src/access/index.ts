@@ -1,1 +1,5 @@
-export { AccessServiceImpl, callerOf, type AccessServiceDeps } from "./access-service.js";
+export {
+  AccessServiceImpl,
+  callerOf,
+  type AccessServiceDeps,
+} from "./access-service.js";

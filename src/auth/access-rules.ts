@@ -4,7 +4,10 @@ import { access } from "../../gen/palyra/common/v1/access_pb.js";
 import { PalyraError } from "../core/index.js";
 
 /** Rule is what the interceptor needs to know about one RPC. */
-export type Rule = { kind: "public" } | { kind: "authenticated" } | { kind: "permission"; permission: string };
+export type Rule =
+  | { kind: "public" }
+  | { kind: "authenticated" }
+  | { kind: "permission"; permission: string };
 
 /**
  * PUBLIC_STANDARD_SERVICES are the standard gRPC services that carry no palyra
@@ -19,7 +22,8 @@ export const PUBLIC_STANDARD_SERVICES: ReadonlySet<string> = new Set([
 
 /** ruleOf reads an RPC's access rule from its method option; undefined when it has none. */
 export function ruleOf(method: DescMethod): Rule | undefined {
-  if (PUBLIC_STANDARD_SERVICES.has(method.parent.typeName)) return { kind: "public" };
+  if (PUBLIC_STANDARD_SERVICES.has(method.parent.typeName))
+    return { kind: "public" };
   if (!hasOption(method, access)) return undefined;
   const rule = getOption(method, access).rule;
   switch (rule.case) {
@@ -28,7 +32,9 @@ export function ruleOf(method: DescMethod): Rule | undefined {
     case "authenticated":
       return rule.value ? { kind: "authenticated" } : undefined;
     case "permission":
-      return rule.value.trim() === "" ? undefined : { kind: "permission", permission: rule.value };
+      return rule.value.trim() === ""
+        ? undefined
+        : { kind: "permission", permission: rule.value };
     default:
       return undefined;
   }
@@ -46,7 +52,8 @@ export class AccessRules {
     for (const service of services) {
       for (const method of service.methods) {
         const rule = ruleOf(method);
-        if (rule === undefined) missing.push(`${service.typeName}/${method.name}`);
+        if (rule === undefined)
+          missing.push(`${service.typeName}/${method.name}`);
         else this.rules.set(method, rule);
       }
     }
@@ -66,7 +73,8 @@ export class AccessRules {
   /** permissions lists every permission some RPC requires, sorted. */
   permissions(): string[] {
     const all = new Set<string>();
-    for (const rule of this.rules.values()) if (rule.kind === "permission") all.add(rule.permission);
+    for (const rule of this.rules.values())
+      if (rule.kind === "permission") all.add(rule.permission);
     return [...all].sort();
   }
 }

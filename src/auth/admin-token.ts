@@ -58,9 +58,15 @@ export class AdminTokenVerifier {
    */
   static async initialize(
     options: AdminTokenOptions,
-  ): Promise<{ verifier: AdminTokenVerifier; generated?: string; tokenFile?: string }> {
+  ): Promise<{
+    verifier: AdminTokenVerifier;
+    generated?: string;
+    tokenFile?: string;
+  }> {
     if (options.configured !== undefined && options.configured !== "") {
-      return { verifier: new AdminTokenVerifier(undefined, sha256(options.configured)) };
+      return {
+        verifier: new AdminTokenVerifier(undefined, sha256(options.configured)),
+      };
     }
     const clock = options.clock ?? systemClock;
     const table = options.store.table("meta", AdminCredentialSchema);
@@ -70,9 +76,14 @@ export class AdminTokenVerifier {
 
     if (stored !== undefined) {
       // Verify the file once at start so requests never need argon2.
-      const fileMatches = fileToken !== undefined && (await argon2.verify(stored.argon2idHash, fileToken));
+      const fileMatches =
+        fileToken !== undefined &&
+        (await argon2.verify(stored.argon2idHash, fileToken));
       return {
-        verifier: new AdminTokenVerifier(stored.argon2idHash, fileMatches ? sha256(fileToken) : undefined),
+        verifier: new AdminTokenVerifier(
+          stored.argon2idHash,
+          fileMatches ? sha256(fileToken) : undefined,
+        ),
         tokenFile,
       };
     }
@@ -84,7 +95,11 @@ export class AdminTokenVerifier {
     const hash = await argon2.hash(token, { type: argon2.argon2id });
     await table.put(
       "admin_credential",
-      create(AdminCredentialSchema, { argon2idHash: hash, createdAt: timestampFromMs(clock.now()), generation: 1 }),
+      create(AdminCredentialSchema, {
+        argon2idHash: hash,
+        createdAt: timestampFromMs(clock.now()),
+        generation: 1,
+      }),
     );
     return {
       verifier: new AdminTokenVerifier(hash, sha256(token)),
@@ -95,13 +110,16 @@ export class AdminTokenVerifier {
 
   /** verify tells whether `presented` is the admin token, in constant time once the digest is cached. */
   async verify(presented: string): Promise<boolean> {
-    if (presented.length === 0 || presented.length > MAX_TOKEN_LENGTH) return false;
+    if (presented.length === 0 || presented.length > MAX_TOKEN_LENGTH)
+      return false;
     const candidate = sha256(presented);
-    if (this.digest !== undefined) return timingSafeEqual(candidate, this.digest);
+    if (this.digest !== undefined)
+      return timingSafeEqual(candidate, this.digest);
     if (this.argonHash === undefined) return false;
     // One argon2 run at a time: concurrent guesses wait rather than pile up CPU work.
     while (this.pending !== undefined) await this.pending.catch(() => false);
-    if (this.digest !== undefined) return timingSafeEqual(candidate, this.digest);
+    if (this.digest !== undefined)
+      return timingSafeEqual(candidate, this.digest);
     const hash = this.argonHash;
     this.pending = argon2.verify(hash, presented);
     try {

@@ -1,7 +1,12 @@
 import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
 import { PalyraError } from "../core/index.js";
 import type { AdminTokenVerifier } from "./admin-token.js";
-import { ADMIN_PREFIX, DEFAULT_ADMIN_PRINCIPAL, adminPrincipal, type Principal } from "./principal.js";
+import {
+  ADMIN_PREFIX,
+  DEFAULT_ADMIN_PRINCIPAL,
+  adminPrincipal,
+  type Principal,
+} from "./principal.js";
 
 /** PRINCIPAL_HEADER lets an admin caller name itself (e.g. admin:web-console). */
 export const PRINCIPAL_HEADER = "x-palyra-principal";
@@ -27,21 +32,33 @@ function namedAdminPrincipal(headers: Headers): string {
   const named = headers.get(PRINCIPAL_HEADER)?.trim().toLowerCase();
   if (named === undefined || named === "") return DEFAULT_ADMIN_PRINCIPAL;
   if (!PRINCIPAL_PATTERN.test(named)) {
-    throw new PalyraError("invalid_argument", `${PRINCIPAL_HEADER} must look like "admin:<name>" ([a-z0-9._-], 1..128)`);
+    throw new PalyraError(
+      "invalid_argument",
+      `${PRINCIPAL_HEADER} must look like "admin:<name>" ([a-z0-9._-], 1..128)`,
+    );
   }
   if (!named.startsWith(ADMIN_PREFIX)) {
-    throw new PalyraError("permission_denied", `the admin token only acts for admin principals; "${named}" lacks the admin: prefix`);
+    throw new PalyraError(
+      "permission_denied",
+      `the admin token only acts for admin principals; "${named}" lacks the admin: prefix`,
+    );
   }
   return named;
 }
 
 /** createAdminTokenResolver accepts the admin bearer token. */
-export function createAdminTokenResolver(verifier: AdminTokenVerifier): CredentialResolver {
+export function createAdminTokenResolver(
+  verifier: AdminTokenVerifier,
+): CredentialResolver {
   return {
     async resolve(headers) {
       const token = bearerToken(headers);
-      if (token === undefined || !(await verifier.verify(token))) return undefined;
-      return adminPrincipal(namedAdminPrincipal(headers), AuthMethod.ADMIN_TOKEN);
+      if (token === undefined || !(await verifier.verify(token)))
+        return undefined;
+      return adminPrincipal(
+        namedAdminPrincipal(headers),
+        AuthMethod.ADMIN_TOKEN,
+      );
     },
   };
 }
@@ -58,7 +75,8 @@ export class Authenticator {
 
   /** authenticate returns the caller or throws UNAUTHENTICATED with a message that says what to send. */
   async authenticate(headers: Headers): Promise<Principal> {
-    if (!this.requireAuth) return adminPrincipal(namedAdminPrincipal(headers), AuthMethod.NONE);
+    if (!this.requireAuth)
+      return adminPrincipal(namedAdminPrincipal(headers), AuthMethod.NONE);
     for (const resolver of this.resolvers) {
       const principal = await resolver.resolve(headers);
       if (principal !== undefined) return principal;

@@ -16,7 +16,9 @@ export interface Principal {
 
 /** can tells whether a principal holds a permission. */
 export function can(principal: Principal, permission: string): boolean {
-  return principal.permissions === "all" || principal.permissions.has(permission);
+  return (
+    principal.permissions === "all" || principal.permissions.has(permission)
+  );
 }
 
 /** ClientInfo is what the transport knows about the peer, for rate limits and audit. */
@@ -31,7 +33,10 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 });
 
 /** clientKey carries peer facts from the HTTP layer into Connect handlers. */
-export const clientKey = createContextKey<ClientInfo>({ ip: "", tls: false }, { description: "palyra client" });
+export const clientKey = createContextKey<ClientInfo>(
+  { ip: "", tls: false },
+  { description: "palyra client" },
+);
 
 /** ADMIN_PREFIX marks principals that may use console and admin calls. */
 export const ADMIN_PREFIX = "admin:";
@@ -40,6 +45,16 @@ export const ADMIN_PREFIX = "admin:";
 export const DEFAULT_ADMIN_PRINCIPAL = "admin:local";
 
 /** adminPrincipal builds the Owner-equivalent principal an admin credential grants. */
-export function adminPrincipal(id: string, authMethod: AuthMethod, expiresAtMs?: number): Principal {
-  return { id, authMethod, role: "owner", permissions: "all", ...(expiresAtMs === undefined ? {} : { expiresAtMs }) };
+export function adminPrincipal(
+  id: string,
+  authMethod: AuthMethod,
+  expiresAtMs?: number,
+): Principal {
+  return {
+    id,
+    authMethod,
+    role: "owner",
+    permissions: "all",
+    ...(expiresAtMs === undefined ? {} : { expiresAtMs }),
+  };
 }

@@ -37,11 +37,17 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const config = await loadConfig({ stateDir: values["state-dir"], listen: values.listen, config: values.config });
+  const config = await loadConfig({
+    stateDir: values["state-dir"],
+    listen: values.listen,
+    config: values.config,
+  });
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   if (!config.configFileFound) {
     // Written once so the operator can see where the configuration lives.
-    await writeConfigFile(config.configPath, { server: { listen: "127.0.0.1:7142" } });
+    await writeConfigFile(config.configPath, {
+      server: { listen: "127.0.0.1:7142" },
+    });
   }
   const server = await buildServer({ config });
   const address = await server.listen();
@@ -51,7 +57,10 @@ async function main(): Promise<number> {
       `\nGenerated admin token (shown once; also saved to ${server.adminTokenFile} with mode 0600):\n\n  ${server.generatedAdminToken}\n\n`,
     );
   }
-  server.log.info({ url: address.url, stateDir: config.stateDir }, "palyrad listening (gRPC, gRPC-Web, Connect, HTTP)");
+  server.log.info(
+    { url: address.url, stateDir: config.stateDir },
+    "palyrad listening (gRPC, gRPC-Web, Connect, HTTP)",
+  );
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
@@ -70,9 +79,16 @@ main().then(
   (code) => process.exit(code),
   (e: unknown) => {
     // A message for the operator, not a stack trace; PALYRA_DEBUG=1 shows the stack.
-    const detail = process.env.PALYRA_DEBUG === "1" && e instanceof Error ? `\n${e.stack}` : "";
-    process.stderr.write(`palyrad: ${e instanceof Error ? e.message : String(e)}${detail}\n`);
-    const usage = isPalyraError(e, "invalid_argument") || String((e as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+    const detail =
+      process.env.PALYRA_DEBUG === "1" && e instanceof Error
+        ? `\n${e.stack}`
+        : "";
+    process.stderr.write(
+      `palyrad: ${e instanceof Error ? e.message : String(e)}${detail}\n`,
+    );
+    const usage =
+      isPalyraError(e, "invalid_argument") ||
+      String((e as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
     process.exit(usage ? 2 : 1);
   },
 );

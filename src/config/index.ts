@@ -1,4 +1,14 @@
-export { loadConfig, defaultStateDir, type PalyraConfig, type ConfigFlags } from "./load.js";
+export {
+  loadConfig,
+  defaultStateDir,
+  type PalyraConfig,
+  type ConfigFlags,
+} from "./load.js";
 export { writeConfigFile } from "./write.js";
 export { checkExposure } from "./exposure.js";
-export { parseListenAddress, isLoopbackHost, formatListenAddress, type ListenAddress } from "./listen-address.js";
+export {
+  parseListenAddress,
+  isLoopbackHost,
+  formatListenAddress,
+  type ListenAddress,
+} from "./listen-address.js";

@@ -8,7 +8,9 @@ export interface ListenAddress {
 
 /** parseListenAddress reads `host:port` or `[v6]:port`; undefined when malformed. */
 export function parseListenAddress(text: string): ListenAddress | undefined {
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
+  const m =
+    /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ??
+    /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
   if (m === null) return undefined;
   const host = m[1] ?? "";
   const port = Number(m[2]);
@@ -27,5 +29,7 @@ export function isLoopbackHost(host: string): boolean {
 
 /** formatListenAddress prints an address the way a URL authority wants it. */
 export function formatListenAddress(addr: ListenAddress): string {
-  return isIP(addr.host) === 6 ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+  return isIP(addr.host) === 6
+    ? `[${addr.host}]:${addr.port}`
+    : `${addr.host}:${addr.port}`;
 }

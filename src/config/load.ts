@@ -30,7 +30,8 @@ type Env = Record<string, string | undefined>;
 /** defaultStateDir follows $PALYRA_STATE_ROOT, then $XDG_STATE_HOME/palyra, then ~/.local/state/palyra. */
 export function defaultStateDir(env: Env): string {
   if (nonEmpty(env.PALYRA_STATE_ROOT)) return resolve(env.PALYRA_STATE_ROOT);
-  if (nonEmpty(env.XDG_STATE_HOME)) return resolve(env.XDG_STATE_HOME, "palyra");
+  if (nonEmpty(env.XDG_STATE_HOME))
+    return resolve(env.XDG_STATE_HOME, "palyra");
   return join(homedir(), ".local", "state", "palyra");
 }
 
@@ -39,24 +40,39 @@ export function defaultStateDir(env: Env): string {
  * validates the result once; the error names the key, where its value came
  * from, and the expected form.
  */
-export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Promise<PalyraConfig> {
-  const stateDir = nonEmpty(flags.stateDir) ? resolve(flags.stateDir) : defaultStateDir(env);
+export async function loadConfig(
+  flags: ConfigFlags = {},
+  env: Env = process.env,
+): Promise<PalyraConfig> {
+  const stateDir = nonEmpty(flags.stateDir)
+    ? resolve(flags.stateDir)
+    : defaultStateDir(env);
   const explicitPath = flags.config ?? env.PALYRA_CONFIG;
-  const configPath = nonEmpty(explicitPath) ? resolve(explicitPath) : join(stateDir, "palyra.toml");
+  const configPath = nonEmpty(explicitPath)
+    ? resolve(explicitPath)
+    : join(stateDir, "palyra.toml");
 
   let raw: Record<string, unknown> = {};
   let configFileFound = false;
   try {
-    raw = parseToml(await readFile(configPath, "utf8")) as Record<string, unknown>;
+    raw = parseToml(await readFile(configPath, "utf8"));
     configFileFound = true;
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
     if (!missing) {
       const detail = e instanceof Error ? e.message.split("\n")[0] : String(e);
-      throw new PalyraError("invalid_argument", `cannot read config file ${configPath}: ${detail}`, { cause: e });
+      throw new PalyraError(
+        "invalid_argument",
+        `cannot read config file ${configPath}: ${detail}`,
+        { cause: e },
+      );
     }
     if (nonEmpty(explicitPath)) {
-      throw new PalyraError("invalid_argument", `config file ${configPath} does not exist`, { cause: e });
+      throw new PalyraError(
+        "invalid_argument",
+        `config file ${configPath} does not exist`,
+        { cause: e },
+      );
     }
   }
 
@@ -64,7 +80,11 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
   for (const binding of envBindings) {
     const value = env[binding.env];
     if (value === undefined || value === "") continue;
-    setKey(raw, binding.key, binding.type === "boolean" ? parseBool(value, binding.env) : value);
+    setKey(
+      raw,
+      binding.key,
+      binding.type === "boolean" ? parseBool(value, binding.env) : value,
+    );
     sources.set(binding.key, binding.env);
   }
   if (nonEmpty(flags.listen)) {
@@ -76,7 +96,11 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
   if (!parsed.success) throw configError(parsed.error, sources, configPath);
   const file = parsed.data;
   const listen = parseListenAddress(file.server.listen);
-  if (listen === undefined) throw new PalyraError("internal", "listen address passed validation but did not parse");
+  if (listen === undefined)
+    throw new PalyraError(
+      "internal",
+      "listen address passed validation but did not parse",
+    );
 
   return {
     ...file,
@@ -88,7 +112,11 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
   };
 }
 
-function configError(error: z.ZodError, sources: Map<string, string>, configPath: string): PalyraError {
+function configError(
+  error: z.ZodError,
+  sources: Map<string, string>,
+  configPath: string,
+): PalyraError {
   const lines = error.issues.map((issue) => {
     const key = issue.path.join(".");
     if (issue.code === "unrecognized_keys") {
@@ -98,13 +126,23 @@ function configError(error: z.ZodError, sources: Map<string, string>, configPath
     const from = sources.get(key) ?? configPath;
     return `config key ${key} (from ${from}): ${issue.message}`;
   });
-  return new PalyraError("invalid_argument", `invalid configuration: ${lines.join("; ")}`);
+  return new PalyraError(
+    "invalid_argument",
+    `invalid configuration: ${lines.join("; ")}`,
+  );
 }
 
-function setKey(target: Record<string, unknown>, dotted: string, value: unknown): void {
+function setKey(
+  target: Record<string, unknown>,
+  dotted: string,
+  value: unknown,
+): void {
   const [section, key] = dotted.split(".") as [string, string];
   const existing = target[section];
-  const table = typeof existing === "object" && existing !== null ? (existing as Record<string, unknown>) : {};
+  const table =
+    typeof existing === "object" && existing !== null
+      ? (existing as Record<string, unknown>)
+      : {};
   table[key] = value;
   target[section] = table;
 }
@@ -112,7 +150,10 @@ function setKey(target: Record<string, unknown>, dotted: string, value: unknown)
 function parseBool(value: string, name: string): boolean {
   if (/^(true|1|yes|on)$/i.test(value)) return true;
   if (/^(false|0|no|off)$/i.test(value)) return false;
-  throw new PalyraError("invalid_argument", `invalid configuration: ${name} must be true or false, got "${value}"`);
+  throw new PalyraError(
+    "invalid_argument",
+    `invalid configuration: ${name} must be true or false, got "${value}"`,
+  );
 }
 
 function nonEmpty(s: string | undefined): s is string {

@@ -13,7 +13,8 @@ export const fileSchema = z
         listen: z
           .string()
           .refine((s) => parseListenAddress(s) !== undefined, {
-            message: 'expected "host:port" with an IP address or localhost, e.g. "127.0.0.1:7142" or "[::1]:7142"',
+            message:
+              'expected "host:port" with an IP address or localhost, e.g. "127.0.0.1:7142" or "[::1]:7142"',
           })
           .default("127.0.0.1:7142"),
         /** How long SIGINT/SIGTERM waits for in-flight calls before aborting them. */
@@ -35,9 +36,12 @@ export const fileSchema = z
         key_path: z.string().min(1).optional(),
       })
       .strict()
-      .refine((t) => (t.cert_path === undefined) === (t.key_path === undefined), {
-        message: "set both tls.cert_path and tls.key_path, or neither",
-      })
+      .refine(
+        (t) => (t.cert_path === undefined) === (t.key_path === undefined),
+        {
+          message: "set both tls.cert_path and tls.key_path, or neither",
+        },
+      )
       .prefault({}),
     admin: z
       .object({
@@ -57,7 +61,9 @@ export const fileSchema = z
       .prefault({}),
     log: z
       .object({
-        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+        level: z
+          .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+          .default("info"),
         /** auto = pretty on a TTY, JSON otherwise. */
         format: z.enum(["auto", "json", "pretty"]).default("auto"),
       })
@@ -75,7 +81,11 @@ export const envBindings = [
   { env: "PALYRA_TLS_CERT_PATH", key: "tls.cert_path", type: "string" },
   { env: "PALYRA_TLS_KEY_PATH", key: "tls.key_path", type: "string" },
   { env: "PALYRA_ADMIN_TOKEN", key: "admin.token", type: "string" },
-  { env: "PALYRA_ADMIN_REQUIRE_AUTH", key: "admin.require_auth", type: "boolean" },
+  {
+    env: "PALYRA_ADMIN_REQUIRE_AUTH",
+    key: "admin.require_auth",
+    type: "boolean",
+  },
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },
   { env: "PALYRA_LOG_FORMAT", key: "log.format", type: "string" },
 ] as const;

@@ -6,7 +6,10 @@ import { stringify } from "smol-toml";
  * writeConfigFile replaces palyra.toml atomically (temp file, fsync, rename) so
  * that a crash never leaves a half-written config behind.
  */
-export async function writeConfigFile(path: string, data: Record<string, unknown>): Promise<void> {
+export async function writeConfigFile(
+  path: string,
+  data: Record<string, unknown>,
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const handle = await open(tmp, "w", 0o600);
   try {

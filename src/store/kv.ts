@@ -47,7 +47,10 @@ export interface KvBackend {
   /** get reads one value, or undefined when the key is absent. */
   get(ns: Namespace, key: string): Promise<Uint8Array | undefined>;
   /** range yields [key, value] pairs in key order within the bounds. */
-  range(ns: Namespace, options: RangeOptions): AsyncIterable<[string, Uint8Array]>;
+  range(
+    ns: Namespace,
+    options: RangeOptions,
+  ): AsyncIterable<[string, Uint8Array]>;
   /** write applies every op or none (one atomic batch), durably. */
   write(ops: readonly WriteOp[]): Promise<void>;
   /** close releases the backend (for LevelDB: the directory lock). */

@@ -1,6 +1,12 @@
 import type { AbstractLevel, AbstractSublevel } from "abstract-level";
 import { PalyraError } from "../core/index.js";
-import type { KvBackend, KvStats, Namespace, RangeOptions, WriteOp } from "./kv.js";
+import type {
+  KvBackend,
+  KvStats,
+  Namespace,
+  RangeOptions,
+  WriteOp,
+} from "./kv.js";
 import { namespaces } from "./kv.js";
 
 // The loose type every abstract-level database satisfies (classic-level on
@@ -18,18 +24,23 @@ export class LevelBackend implements KvBackend {
   constructor(
     private readonly db: AnyLevel,
     private readonly sync = false,
+    private readonly onClose: () => void = () => undefined,
   ) {
     this.subs = new Map(
       namespaces.map((ns) => [
         ns,
-        db.sublevel<string, Uint8Array>(ns, { keyEncoding: "utf8", valueEncoding: "view" }),
+        db.sublevel<string, Uint8Array>(ns, {
+          keyEncoding: "utf8",
+          valueEncoding: "view",
+        }),
       ]),
     );
   }
 
   private sub(ns: Namespace): Sub {
     const sub = this.subs.get(ns);
-    if (sub === undefined) throw new PalyraError("internal", `unknown store namespace ${ns}`);
+    if (sub === undefined)
+      throw new PalyraError("internal", `unknown store namespace ${ns}`);
     return sub;
   }
 
@@ -40,9 +51,15 @@ export class LevelBackend implements KvBackend {
   }
 
   /** range iterates a namespace in key order. */
-  async *range(ns: Namespace, options: RangeOptions): AsyncIterable<[string, Uint8Array]> {
+  async *range(
+    ns: Namespace,
+    options: RangeOptions,
+  ): AsyncIterable<[string, Uint8Array]> {
     this.stats.scans++;
-    const it = this.sub(ns).iterator({ ...options, limit: options.limit ?? -1 });
+    const it = this.sub(ns).iterator({
+      ...options,
+      limit: options.limit ?? -1,
+    });
     try {
       for await (const [key, value] of it) yield [key, value];
     } finally {
@@ -57,7 +74,12 @@ export class LevelBackend implements KvBackend {
     await this.db.batch(
       ops.map((op) =>
         op.type === "put"
-          ? { type: "put" as const, sublevel: this.sub(op.ns), key: op.key, value: op.value }
+          ? {
+              type: "put" as const,
+              sublevel: this.sub(op.ns),
+              key: op.key,
+              value: op.value,
+            }
           : { type: "del" as const, sublevel: this.sub(op.ns), key: op.key },
       ),
       // classic-level honours `sync` (fsync before acknowledging); the
@@ -69,5 +91,6 @@ export class LevelBackend implements KvBackend {
   /** close closes the database and releases its lock. */
   async close(): Promise<void> {
     await this.db.close();
+    this.onClose();
   }
 }

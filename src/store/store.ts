@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Level } from "level";
 import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
 import { SchemaInfoSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import { PalyraError, systemClock, type Clock } from "../core/index.js";
 import type { KvBackend, Namespace, WriteOp } from "./kv.js";
@@ -29,11 +30,17 @@ export class Store {
 
   /** open opens (creating if needed) the store and checks its schema version. */
   static async open(options: StoreOptions): Promise<Store> {
-    return await Store.fromBackend(await openLevel(options.path, options.sync ?? true), options.clock);
+    return await Store.fromBackend(
+      await openLevel(options.path, options.sync ?? true),
+      options.clock,
+    );
   }
 
   /** fromBackend wraps an open backend (memory-level in unit tests, other backends later) and checks its schema. */
-  static async fromBackend(kv: KvBackend, clock: Clock = systemClock): Promise<Store> {
+  static async fromBackend(
+    kv: KvBackend,
+    clock: Clock = systemClock,
+  ): Promise<Store> {
     const store = new Store(kv);
     try {
       await store.checkSchema(clock);
@@ -70,7 +77,10 @@ export class Store {
     if (info === undefined) {
       await meta.put(
         "schema",
-        create(SchemaInfoSchema, { version: SCHEMA_VERSION, createdAt: timestampFromMs(clock.now()) }),
+        create(SchemaInfoSchema, {
+          version: SCHEMA_VERSION,
+          createdAt: timestampFromMs(clock.now()),
+        }),
       );
       return;
     }
@@ -83,22 +93,38 @@ export class Store {
   }
 }
 
+// LevelDB's directory lock is a POSIX fcntl lock, which belongs to the process:
+// a second open of the same directory from this process would fail and, in
+// failing, close a descriptor of the LOCK file and so drop the first open's
+// lock. Process-wide state, so a process-wide set guards it.
+const openInThisProcess = new Set<string>();
+
 async function openLevel(path: string, sync: boolean): Promise<KvBackend> {
+  const key = resolve(path);
+  if (openInThisProcess.has(key)) throw lockHeld(path);
   await mkdir(path, { recursive: true, mode: 0o700 });
-  const db = new Level<string, Uint8Array>(path, { keyEncoding: "utf8", valueEncoding: "view" });
+  const db = new Level<string, Uint8Array>(path, {
+    keyEncoding: "utf8",
+    valueEncoding: "view",
+  });
   try {
     await db.open();
   } catch (e) {
-    if (isLockError(e)) {
-      throw new PalyraError(
-        "failed_precondition",
-        `the state directory is in use by another palyrad (LevelDB lock held on ${path}); stop it or pick another --state-dir`,
-        { cause: e },
-      );
-    }
-    throw new PalyraError("unavailable", `cannot open the store at ${path}`, { cause: e });
+    if (isLockError(e)) throw lockHeld(path, e);
+    throw new PalyraError("unavailable", `cannot open the store at ${path}`, {
+      cause: e,
+    });
   }
-  return new LevelBackend(db, sync);
+  openInThisProcess.add(key);
+  return new LevelBackend(db, sync, () => openInThisProcess.delete(key));
+}
+
+function lockHeld(path: string, cause?: unknown): PalyraError {
+  return new PalyraError(
+    "failed_precondition",
+    `the state directory is in use by another palyrad (LevelDB lock held on ${path}); stop it or pick another --state-dir`,
+    { cause },
+  );
 }
 
 function isLockError(e: unknown): boolean {

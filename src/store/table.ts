@@ -31,7 +31,11 @@ export class Table<Desc extends DescMessage> {
     try {
       return fromBinary(this.schema, bytes);
     } catch (cause) {
-      throw new PalyraError("internal", `stored record ${this.ns}/${key} is unreadable`, { cause });
+      throw new PalyraError(
+        "internal",
+        `stored record ${this.ns}/${key} is unreadable`,
+        { cause },
+      );
     }
   }
 
@@ -53,7 +57,12 @@ export class Table<Desc extends DescMessage> {
 
   /** putOp is a put for an atomic Store.write batch. */
   putOp(key: string, value: MessageShape<Desc>): WriteOp {
-    return { type: "put", ns: this.ns, key, value: toBinary(this.schema, value) };
+    return {
+      type: "put",
+      ns: this.ns,
+      key,
+      value: toBinary(this.schema, value),
+    };
   }
 
   /** delOp is a delete for an atomic Store.write batch. */
@@ -62,9 +71,14 @@ export class Table<Desc extends DescMessage> {
   }
 
   /** page lists records in key order after a cursor, with at most `limit` entries. */
-  async page(options: PageOptions): Promise<Array<[string, MessageShape<Desc>]>> {
+  async page(
+    options: PageOptions,
+  ): Promise<Array<[string, MessageShape<Desc>]>> {
     const prefix = options.prefix ?? "";
-    const lower = options.after !== undefined && options.after >= prefix ? { gt: options.after } : { gte: prefix };
+    const lower =
+      options.after !== undefined && options.after >= prefix
+        ? { gt: options.after }
+        : { gte: prefix };
     const out: Array<[string, MessageShape<Desc>]> = [];
     for await (const [key, bytes] of this.kv.range(this.ns, {
       ...lower,
@@ -78,7 +92,10 @@ export class Table<Desc extends DescMessage> {
 
   /** entries iterates every record (optionally under a prefix); for sweeps and migrations, not request paths. */
   async *entries(prefix = ""): AsyncIterable<[string, MessageShape<Desc>]> {
-    for await (const [key, bytes] of this.kv.range(this.ns, { gte: prefix, lt: prefix + PREFIX_END })) {
+    for await (const [key, bytes] of this.kv.range(this.ns, {
+      gte: prefix,
+      lt: prefix + PREFIX_END,
+    })) {
       yield [key, this.decode(key, bytes)];
     }
   }

@@ -8,7 +8,11 @@ import { PalyraError } from "../core/index.js";
  * ConnectError raised by Connect itself (bad input, limits, deadlines) passes;
  * anything else becomes a bare INTERNAL so no stack trace or secret leaks.
  */
-export function toConnectError(e: unknown, log: FastifyBaseLogger, rpc: string): ConnectError {
+export function toConnectError(
+  e: unknown,
+  log: FastifyBaseLogger,
+  rpc: string,
+): ConnectError {
   if (e instanceof PalyraError) {
     if (e.code === "internal") log.error({ err: e, rpc }, "internal error");
     return new ConnectError(e.message, e.grpcCode);

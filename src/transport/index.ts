@@ -1,4 +1,14 @@
-export { buildServer, type PalyraServer, type BuildServerOptions, type ListeningAddress } from "./server.js";
-export { palyraServices, standardServices, servedServices, descriptorRegistry } from "./routes.js";
+export {
+  buildServer,
+  type PalyraServer,
+  type BuildServerOptions,
+  type ListeningAddress,
+} from "./server.js";
+export {
+  palyraServices,
+  standardServices,
+  servedServices,
+  descriptorRegistry,
+} from "./routes.js";
 export { toConnectError } from "./errors.js";
 export { createLogger, redactUrl } from "./logger.js";

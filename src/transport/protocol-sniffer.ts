@@ -14,7 +14,11 @@ const SNIFF_TIMEOUT_MS = 10_000;
  * over h2c, Connect over h2c) and to the HTTP/1.1 server otherwise (Connect,
  * gRPC-Web, REST). The bytes read to decide are pushed back onto the socket.
  */
-export function createSniffingServer(h1: Http1Server, h2: Http2Server, onSocket: (s: Socket) => void): Server {
+export function createSniffingServer(
+  h1: Http1Server,
+  h2: Http2Server,
+  onSocket: (s: Socket) => void,
+): Server {
   return createServer((socket) => {
     onSocket(socket);
     let seen: Buffer = Buffer.alloc(0);
@@ -29,8 +33,15 @@ export function createSniffingServer(h1: Http1Server, h2: Http2Server, onSocket:
       socket.off("error", onError);
       socket.pause();
       socket.unshift(seen);
-      (h2Prefix ? h2 : h1).emit("connection", socket);
-      socket.resume();
+      if (h2Prefix) {
+        // The HTTP/2 session reads the socket's native handle itself and picks
+        // up the pushed-back bytes on the next tick; resuming the JS stream
+        // here would race it for the data.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     const onError = (): void => {
       clearTimeout(timer);

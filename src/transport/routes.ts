@@ -1,10 +1,15 @@
-import type { DescFile, DescService, FileRegistry } from "@bufbuild/protobuf";
-import { create, createFileRegistry } from "@bufbuild/protobuf";
-import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import {
+  createContextValues,
+  type ConnectRouter,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { FastifyInstance } from "fastify";
-import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  file_grpc_health_v1_health,
+} from "../../gen/grpc/health/v1/health_pb.js";
 import {
   ServerReflection as ReflectionV1,
   file_grpc_reflection_v1_reflection,
@@ -13,26 +18,54 @@ import {
   ServerReflection as ReflectionV1alpha,
   file_grpc_reflection_v1alpha_reflection,
 } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { AccessService, file_palyra_access_v1_access } from "../../gen/palyra/access/v1/access_pb.js";
-import { AuthService, file_palyra_auth_v1_auth } from "../../gen/palyra/auth/v1/auth_pb.js";
-import { RunService, file_palyra_run_v1_run } from "../../gen/palyra/run/v1/run_pb.js";
-import { SessionService, file_palyra_session_v1_session } from "../../gen/palyra/session/v1/session_pb.js";
+import {
+  AccessService,
+  file_palyra_access_v1_access,
+} from "../../gen/palyra/access/v1/access_pb.js";
+import {
+  AuthService,
+  file_palyra_auth_v1_auth,
+} from "../../gen/palyra/auth/v1/auth_pb.js";
+import {
+  RunService,
+  file_palyra_run_v1_run,
+} from "../../gen/palyra/run/v1/run_pb.js";
+import {
+  SessionService,
+  file_palyra_session_v1_session,
+} from "../../gen/palyra/session/v1/session_pb.js";
 import type { AccessServiceImpl } from "../access/index.js";
 import { clientKey } from "../auth/index.js";
-import { createHealthService, createReflectionServices, type HealthStatusBoard } from "../grpc-std/index.js";
-import { createContextValues } from "@connectrpc/connect";
+import {
+  createHealthService,
+  createReflectionServices,
+  fileRegistryFrom,
+  type HealthStatusBoard,
+} from "../grpc-std/index.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
-export const palyraServices: readonly DescService[] = [AuthService, AccessService, SessionService, RunService];
+export const palyraServices: readonly DescService[] = [
+  AuthService,
+  AccessService,
+  SessionService,
+  RunService,
+];
 
 /** standardServices are the upstream gRPC services served for tooling and probes. */
-export const standardServices: readonly DescService[] = [Health, ReflectionV1, ReflectionV1alpha];
+export const standardServices: readonly DescService[] = [
+  Health,
+  ReflectionV1,
+  ReflectionV1alpha,
+];
 
 /** servedServices is every service on the port; the access rules are computed from it. */
-export const servedServices: readonly DescService[] = [...palyraServices, ...standardServices];
+export const servedServices: readonly DescService[] = [
+  ...palyraServices,
+  ...standardServices,
+];
 
 /** descriptorRegistry holds every served file and its imports, for reflection. */
-export const descriptorRegistry = registryOf([
+export const descriptorRegistry = fileRegistryFrom(
   file_palyra_auth_v1_auth,
   file_palyra_access_v1_access,
   file_palyra_session_v1_session,
@@ -40,21 +73,7 @@ export const descriptorRegistry = registryOf([
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
-]);
-
-/** registryOf builds a file registry from generated files and everything they import. */
-function registryOf(roots: readonly DescFile[]): FileRegistry {
-  const ordered: DescFile[] = [];
-  const seen = new Set<string>();
-  const visit = (file: DescFile): void => {
-    if (seen.has(file.name)) return;
-    seen.add(file.name);
-    file.dependencies.forEach(visit);
-    ordered.push(file);
-  };
-  roots.forEach(visit);
-  return createFileRegistry(create(FileDescriptorSetSchema, { file: ordered.map((f) => f.proto) }));
-}
+);
 
 /** RouteDeps are the service implementations and cross-cutting pieces the routes need. */
 export interface RouteDeps {
@@ -70,13 +89,20 @@ export interface RouteDeps {
  * registerRoutes is the one place every service and HTTP route is registered.
  * Later issues add their services and REST routes here.
  */
-export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
+export async function registerRoutes(
+  app: FastifyInstance,
+  deps: RouteDeps,
+): Promise<void> {
   app.get("/healthz", async (_req, reply) => {
     const serving = deps.health.isServing("");
-    return await reply.code(serving ? 200 : 503).send({ status: serving ? "SERVING" : "NOT_SERVING" });
+    return await reply
+      .code(serving ? 200 : 503)
+      .send({ status: serving ? "SERVING" : "NOT_SERVING" });
   });
 
-  const reflection = createReflectionServices(descriptorRegistry, () => servedServices.map((s) => s.typeName));
+  const reflection = createReflectionServices(descriptorRegistry, () =>
+    servedServices.map((s) => s.typeName),
+  );
   await app.register(fastifyConnectPlugin, {
     interceptors: deps.interceptors,
     readMaxBytes: deps.readMaxBytes,
@@ -84,7 +110,8 @@ export async function registerRoutes(app: FastifyInstance, deps: RouteDeps): Pro
     grpc: true,
     grpcWeb: true,
     connect: true,
-    contextValues: (req) => createContextValues().set(clientKey, { ip: req.ip, tls: deps.tls }),
+    contextValues: (req) =>
+      createContextValues().set(clientKey, { ip: req.ip, tls: deps.tls }),
     routes(router: ConnectRouter) {
       router.service(AccessService, deps.access);
       router.service(AuthService, {});

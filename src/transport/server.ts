@@ -1,6 +1,14 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RawServerDefault,
+} from "fastify";
 import { readFile } from "node:fs/promises";
-import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer as createHttp1Server,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import {
   createSecureServer,
   createServer as createHttp2Server,
@@ -18,9 +26,13 @@ import {
   createAdminTokenResolver,
   createAuthInterceptor,
 } from "../auth/index.js";
-import { checkExposure, formatListenAddress, type PalyraConfig } from "../config/index.js";
+import {
+  checkExposure,
+  formatListenAddress,
+  type PalyraConfig,
+} from "../config/index.js";
 import { PalyraError, systemClock, type Clock } from "../core/index.js";
-import { HealthStatusBoard } from "../grpc-std/index.js";
+import { HealthStatusBoard, ServingStatus } from "../grpc-std/index.js";
 import { Store } from "../store/index.js";
 import { createErrorInterceptor } from "./errors.js";
 import { createLogger } from "./logger.js";
@@ -66,14 +78,18 @@ type AnyResponse = ServerResponse | Http2ServerResponse;
  * services, interceptors and routes. It does not listen; tests and palyrad
  * call listen() when they want a port.
  */
-export async function buildServer(options: BuildServerOptions): Promise<PalyraServer> {
+export async function buildServer(
+  options: BuildServerOptions,
+): Promise<PalyraServer> {
   const { config } = options;
   checkExposure(config);
   const clock = options.clock ?? systemClock;
   const log = createLogger({
     level: config.log.level,
     format: config.log.format,
-    ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
+    ...(options.logDestination === undefined
+      ? {}
+      : { destination: options.logDestination }),
   });
   const tlsFiles =
     config.tls.cert_path !== undefined && config.tls.key_path !== undefined
@@ -84,34 +100,76 @@ export async function buildServer(options: BuildServerOptions): Promise<PalyraSe
   const rules = new AccessRules(servedServices);
   const store = await Store.open({ path: `${config.stateDir}/db`, clock });
   try {
-    const admin = await AdminTokenVerifier.initialize({ store, stateDir: config.stateDir, configured: config.admin.token, clock });
-    const authenticator = new Authenticator([createAdminTokenResolver(admin.verifier)], config.admin.require_auth);
-    const health = new HealthStatusBoard();
+    const admin = await AdminTokenVerifier.initialize({
+      store,
+      stateDir: config.stateDir,
+      configured: config.admin.token,
+      clock,
+    });
+    const authenticator = new Authenticator(
+      [createAdminTokenResolver(admin.verifier)],
+      config.admin.require_auth,
+    );
+    const health = new HealthStatusBoard(
+      ["", ...servedServices.map((service) => service.typeName)].map(
+        (name) => [name, ServingStatus.SERVING] as const,
+      ),
+    );
     const shutdown = new AbortController();
-    const app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: false, bodyLimit: config.server.max_request_bytes });
+    const app = Fastify<
+      RawServerDefault,
+      IncomingMessage,
+      ServerResponse,
+      FastifyBaseLogger
+    >({
+      loggerInstance: log,
+      bodyLimit: config.server.max_request_bytes,
+    });
     await registerRoutes(app, {
-      access: new AccessServiceImpl({ allPermissions: () => rules.permissions() }),
+      access: new AccessServiceImpl({
+        allPermissions: () => rules.permissions(),
+      }),
       health,
-      interceptors: [createErrorInterceptor(log), createAuthInterceptor(rules, authenticator)],
+      interceptors: [
+        createErrorInterceptor(log),
+        createAuthInterceptor(rules, authenticator),
+      ],
       readMaxBytes: config.server.max_request_bytes,
       shutdownSignal: shutdown.signal,
       tls: tlsFiles !== undefined,
     });
     await app.ready();
-    return new Server(app, log, store, health, shutdown, config, tlsFiles, admin.generated, admin.tokenFile);
+    return new Server(
+      app,
+      log,
+      store,
+      health,
+      shutdown,
+      config,
+      tlsFiles,
+      admin.generated,
+      admin.tokenFile,
+    );
   } catch (e) {
     await store.close();
     throw e;
   }
 }
 
-async function readTlsFiles(certPath: string, keyPath: string): Promise<{ cert: Buffer; key: Buffer }> {
+async function readTlsFiles(
+  certPath: string,
+  keyPath: string,
+): Promise<{ cert: Buffer; key: Buffer }> {
   try {
     return { cert: await readFile(certPath), key: await readFile(keyPath) };
   } catch (e) {
-    throw new PalyraError("invalid_argument", `cannot read tls.cert_path/tls.key_path: ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw new PalyraError(
+      "invalid_argument",
+      `cannot read tls.cert_path/tls.key_path: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 
@@ -143,7 +201,8 @@ class Server implements PalyraServer {
       if (this.inFlight === 0) this.drained?.();
     });
     // While draining, HTTP/1.1 clients are told not to reuse the connection.
-    if (this.closing !== undefined && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    if (this.closing !== undefined && req.httpVersionMajor === 1)
+      res.setHeader("connection", "close");
     // fastify routes HTTP/1.1 and HTTP/2 compat requests alike (it checks
     // httpVersionMajor per request); its types only know one server kind.
     this.app.routing(req as IncomingMessage, res as ServerResponse);
@@ -161,10 +220,18 @@ class Server implements PalyraServer {
   };
 
   async listen(): Promise<ListeningAddress> {
-    if (this.listener !== undefined) throw new PalyraError("failed_precondition", "already listening");
+    if (this.listener !== undefined)
+      throw new PalyraError("failed_precondition", "already listening");
     let listener: NetServer;
     if (this.tlsFiles !== undefined) {
-      const secure = createSecureServer({ ...this.tlsFiles, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, this.handle);
+      const secure = createSecureServer(
+        {
+          ...this.tlsFiles,
+          allowHTTP1: true,
+          ALPNProtocols: ["h2", "http/1.1"],
+        },
+        this.handle,
+      );
       secure.on("session", this.trackSession);
       secure.on("connection", this.track);
       listener = secure;
@@ -192,8 +259,15 @@ class Server implements PalyraServer {
     });
     const bound = listener.address() as AddressInfo;
     const scheme = this.tlsFiles === undefined ? "http" : "https";
-    const authority = formatListenAddress({ host: bound.address, port: bound.port });
-    return { host: bound.address, port: bound.port, url: `${scheme}://${authority}` };
+    const authority = formatListenAddress({
+      host: bound.address,
+      port: bound.port,
+    });
+    return {
+      host: bound.address,
+      port: bound.port,
+      url: `${scheme}://${authority}`,
+    };
   }
 
   close(): Promise<void> {
@@ -213,8 +287,13 @@ class Server implements PalyraServer {
         setTimeout(() => resolve(false), grace).unref();
       });
       if (!(await finished)) {
-        this.log.warn({ inFlight: this.inFlight }, "shutdown grace period over; aborting in-flight calls");
-        this.shutdown.abort(new PalyraError("unavailable", "the daemon is shutting down"));
+        this.log.warn(
+          { inFlight: this.inFlight },
+          "shutdown grace period over; aborting in-flight calls",
+        );
+        this.shutdown.abort(
+          new PalyraError("unavailable", "the daemon is shutting down"),
+        );
         await new Promise((r) => setTimeout(r, 100).unref());
       }
     }

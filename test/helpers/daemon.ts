@@ -1,6 +1,14 @@
-import { loadConfig, type ConfigFlags, type PalyraConfig } from "../../src/config/index.js";
+import {
+  loadConfig,
+  type ConfigFlags,
+  type PalyraConfig,
+} from "../../src/config/index.js";
 import { LogCapture, tempStateDir } from "./fixtures.js";
-import { buildServer, type ListeningAddress, type PalyraServer } from "../../src/transport/index.js";
+import {
+  buildServer,
+  type ListeningAddress,
+  type PalyraServer,
+} from "../../src/transport/index.js";
 
 /** TestDaemon is a real palyrad on 127.0.0.1 port 0 with its own state dir. */
 export interface TestDaemon {
@@ -15,9 +23,14 @@ export interface TestDaemon {
 
 /** startDaemon builds and starts a daemon; env entries are PALYRA_* overrides for this daemon only. */
 export async function startDaemon(
-  options: { stateDir?: string; env?: Record<string, string>; flags?: ConfigFlags } = {},
+  options: {
+    stateDir?: string;
+    env?: Record<string, string>;
+    flags?: ConfigFlags;
+  } = {},
 ): Promise<TestDaemon> {
-  const owned = options.stateDir === undefined ? await tempStateDir() : undefined;
+  const owned =
+    options.stateDir === undefined ? await tempStateDir() : undefined;
   const stateDir = options.stateDir ?? owned!.dir;
   const config = await loadConfig(
     { stateDir, listen: "127.0.0.1:0", ...options.flags },
@@ -26,7 +39,8 @@ export async function startDaemon(
   const logs = new LogCapture();
   const server = await buildServer({ config, logDestination: logs });
   const address = await server.listen();
-  const adminToken = options.env?.PALYRA_ADMIN_TOKEN ?? server.generatedAdminToken ?? "";
+  const adminToken =
+    options.env?.PALYRA_ADMIN_TOKEN ?? server.generatedAdminToken ?? "";
   return {
     server,
     address,

@@ -8,7 +8,12 @@ import { isPalyraError, type ErrorCode } from "../../src/core/index.js";
 export class LogCapture extends Writable {
   readonly lines: string[] = [];
   override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    this.lines.push(...chunk.toString("utf8").split("\n").filter((l) => l !== ""));
+    this.lines.push(
+      ...chunk
+        .toString("utf8")
+        .split("\n")
+        .filter((l) => l !== ""),
+    );
     done();
   }
   /** text is everything logged so far. */
@@ -18,17 +23,28 @@ export class LogCapture extends Writable {
 }
 
 /** tempStateDir makes a fresh state directory removed by the returned cleanup. */
-export async function tempStateDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function tempStateDir(): Promise<{
+  dir: string;
+  cleanup: () => Promise<void>;
+}> {
   const dir = await mkdtemp(join(tmpdir(), "palyra-test-"));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** palyraError returns an assert.rejects/throws validator for a PalyraError with this code and message. */
-export function palyraError(code: ErrorCode, message: RegExp): (e: unknown) => boolean {
+export function palyraError(
+  code: ErrorCode,
+  message: RegExp,
+): (e: unknown) => boolean {
   return (e) => {
-    if (!isPalyraError(e)) throw new Error(`expected a PalyraError, got ${String(e)}`, { cause: e });
-    if (e.code !== code) throw new Error(`expected code ${code}, got ${e.code}: ${e.message}`);
-    if (!message.test(e.message)) throw new Error(`message ${JSON.stringify(e.message)} does not match ${message}`);
+    if (!isPalyraError(e))
+      throw new Error(`expected a PalyraError, got ${String(e)}`, { cause: e });
+    if (e.code !== code)
+      throw new Error(`expected code ${code}, got ${e.code}: ${e.message}`);
+    if (!message.test(e.message))
+      throw new Error(
+        `message ${JSON.stringify(e.message)} does not match ${message}`,
+      );
     return true;
   };
 }

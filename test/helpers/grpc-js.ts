@@ -1,5 +1,14 @@
-import type { DescMessage, DescService, MessageShape } from "@bufbuild/protobuf";
-import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescService,
+  MessageShape,
+} from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type MessageInitShape,
+} from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 
 /**
@@ -7,16 +16,28 @@ import * as grpc from "@grpc/grpc-js";
  * descriptor: the same wire bytes a grpc-js application with generated stubs
  * would send, without a second code generator.
  */
-export function grpcJsClient(service: DescService, address: string): grpc.Client {
-  const definition: Record<string, grpc.MethodDefinition<MessageShape<DescMessage>, MessageShape<DescMessage>>> = {};
+export function grpcJsClient(
+  service: DescService,
+  address: string,
+): grpc.Client {
+  const definition: Record<
+    string,
+    grpc.MethodDefinition<MessageShape<DescMessage>, MessageShape<DescMessage>>
+  > = {};
   for (const method of service.methods) {
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
-      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
-      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, m)),
+      requestStream:
+        method.methodKind === "client_streaming" ||
+        method.methodKind === "bidi_streaming",
+      responseStream:
+        method.methodKind === "server_streaming" ||
+        method.methodKind === "bidi_streaming",
+      requestSerialize: (m: MessageShape<DescMessage>) =>
+        Buffer.from(toBinary(method.input, m)),
       requestDeserialize: (b: Buffer) => fromBinary(method.input, b),
-      responseSerialize: (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.output, m)),
+      responseSerialize: (m: MessageShape<DescMessage>) =>
+        Buffer.from(toBinary(method.output, m)),
       responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
     };
   }

@@ -1,18 +1,26 @@
-import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcWebTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcWebTransport,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus,
+} from "../../gen/grpc/health/v1/health_pb.js";
 import {
   ServerReflection,
-  ServerReflectionRequestSchema,
   type ServerReflectionResponse,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { AccessService, AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
+import {
+  AccessService,
+  AuthMethod,
+} from "../../gen/palyra/access/v1/access_pb.js";
 import { RunService } from "../../gen/palyra/run/v1/run_pb.js";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { bidiCollect, grpcJsClient, unary } from "../helpers/grpc-js.js";
@@ -39,8 +47,13 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
   });
 
   it("answers health over gRPC-Web (HTTP/1.1)", async () => {
-    const client = createClient(Health, createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }));
-    const res = await client.check({ service: "palyra.access.v1.AccessService" });
+    const client = createClient(
+      Health,
+      createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }),
+    );
+    const res = await client.check({
+      service: "palyra.access.v1.AccessService",
+    });
     assert.equal(res.status, HealthCheckResponse_ServingStatus.SERVING);
   });
 
@@ -55,10 +68,22 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
   });
 
   it("answers Connect binary over HTTP/2 and gRPC from connect-node on the same port", async () => {
-    const viaConnect = createClient(Health, createConnectTransport({ baseUrl: d.address.url, httpVersion: "2" }));
-    assert.equal((await viaConnect.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
-    const viaGrpc = createClient(Health, createGrpcTransport({ baseUrl: d.address.url }));
-    assert.equal((await viaGrpc.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
+    const viaConnect = createClient(
+      Health,
+      createConnectTransport({ baseUrl: d.address.url, httpVersion: "2" }),
+    );
+    assert.equal(
+      (await viaConnect.check({})).status,
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
+    const viaGrpc = createClient(
+      Health,
+      createGrpcTransport({ baseUrl: d.address.url }),
+    );
+    assert.equal(
+      (await viaGrpc.check({})).status,
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
   });
 
   it("answers GET /healthz for plain HTTP load balancers", async () => {
@@ -69,9 +94,11 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
   it("lists all four palyra services through gRPC reflection (grpc-js bidi stream)", async () => {
     const client = grpcJsClient(ServerReflection, authority);
     try {
-      const responses: ServerReflectionResponse[] = await bidiCollect(client, ServerReflection.method.serverReflectionInfo, [
-        { messageRequest: { case: "listServices", value: "" } },
-      ]);
+      const responses: ServerReflectionResponse[] = await bidiCollect(
+        client,
+        ServerReflection.method.serverReflectionInfo,
+        [{ messageRequest: { case: "listServices", value: "" } }],
+      );
       const listed = responses[0]?.messageResponse;
       assert.ok(listed?.case === "listServicesResponse");
       const names = listed.value.service.map((s) => s.name);
@@ -82,7 +109,10 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
         "palyra.run.v1.RunService",
         "grpc.health.v1.Health",
       ]) {
-        assert.ok(names.includes(name), `${name} missing from ${names.join(", ")}`);
+        assert.ok(
+          names.includes(name),
+          `${name} missing from ${names.join(", ")}`,
+        );
       }
     } finally {
       client.close();
@@ -91,9 +121,24 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
 
   it("is discoverable by buf curl through reflection (a third-party client)", async () => {
     const buf = "node_modules/.bin/buf";
-    const services = await run(buf, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-services", d.address.url]);
-    for (const name of ["palyra.auth.v1.AuthService", "palyra.access.v1.AccessService", "palyra.session.v1.SessionService", "palyra.run.v1.RunService"]) {
-      assert.match(services.stdout, new RegExp(`^${name.replaceAll(".", "\\.")}$`, "m"));
+    const services = await run(buf, [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "--list-services",
+      d.address.url,
+    ]);
+    for (const name of [
+      "palyra.auth.v1.AuthService",
+      "palyra.access.v1.AccessService",
+      "palyra.session.v1.SessionService",
+      "palyra.run.v1.RunService",
+    ]) {
+      assert.match(
+        services.stdout,
+        new RegExp(`^${name.replaceAll(".", "\\.")}$`, "m"),
+      );
     }
     const call = await run(buf, [
       "curl",
@@ -106,7 +151,10 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
       "{}",
       `${d.address.url}/palyra.access.v1.AccessService/WhoAmI`,
     ]);
-    assert.equal((JSON.parse(call.stdout) as { principal: string }).principal, "admin:local");
+    assert.equal(
+      (JSON.parse(call.stdout) as { principal: string }).principal,
+      "admin:local",
+    );
   });
 });
 
@@ -122,27 +170,45 @@ describe("the interceptor", () => {
   it("refuses a call without credentials with UNAUTHENTICATED over gRPC, gRPC-Web and Connect JSON", async () => {
     const client = grpcJsClient(AccessService, authority);
     try {
-      await assert.rejects(unary(client, AccessService.method.whoAmI, {}), (e: grpc.ServiceError) => {
-        assert.equal(e.code, grpc.status.UNAUTHENTICATED);
-        assert.match(e.details, /needs credentials/);
-        return true;
-      });
+      await assert.rejects(
+        unary(client, AccessService.method.whoAmI, {}),
+        (e: grpc.ServiceError) => {
+          assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+          assert.match(e.details, /needs credentials/);
+          return true;
+        },
+      );
     } finally {
       client.close();
     }
-    const web = createClient(AccessService, createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }));
-    await assert.rejects(web.whoAmI({}), (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated);
-    const res = await fetch(`${d.address.url}/palyra.access.v1.AccessService/WhoAmI`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: "{}",
-    });
+    const web = createClient(
+      AccessService,
+      createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }),
+    );
+    await assert.rejects(
+      web.whoAmI({}),
+      (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated,
+    );
+    const res = await fetch(
+      `${d.address.url}/palyra.access.v1.AccessService/WhoAmI`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      },
+    );
     assert.equal(res.status, 401);
-    assert.equal(((await res.json()) as { code: string }).code, "unauthenticated");
+    assert.equal(
+      ((await res.json()) as { code: string }).code,
+      "unauthenticated",
+    );
   });
 
   it("refuses a wrong admin token with UNAUTHENTICATED", async () => {
-    const web = createClient(AccessService, createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }));
+    const web = createClient(
+      AccessService,
+      createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }),
+    );
     await assert.rejects(
       web.whoAmI({}, { headers: { authorization: `Bearer ${d.adminToken}x` } }),
       (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated,
@@ -160,39 +226,72 @@ describe("the interceptor", () => {
     } finally {
       client.close();
     }
-    const web = createClient(AccessService, createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }));
+    const web = createClient(
+      AccessService,
+      createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }),
+    );
     assert.equal((await web.whoAmI({}, { headers: auth })).role, "owner");
-    const res = await fetch(`${d.address.url}/palyra.access.v1.AccessService/WhoAmI`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...auth, "x-palyra-principal": "admin:web-console" },
-      body: "{}",
-    });
+    const res = await fetch(
+      `${d.address.url}/palyra.access.v1.AccessService/WhoAmI`,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...auth,
+          "x-palyra-principal": "admin:web-console",
+        },
+        body: "{}",
+      },
+    );
     assert.equal(res.status, 200);
-    const body = (await res.json()) as { principal: string; authMethod: string };
+    const body = (await res.json()) as {
+      principal: string;
+      authMethod: string;
+    };
     assert.equal(body.principal, "admin:web-console");
     assert.equal(body.authMethod, "AUTH_METHOD_ADMIN_TOKEN");
   });
 
   it("answers PERMISSION_DENIED when the admin token is used for a non-admin principal", async () => {
-    const web = createClient(AccessService, createConnectTransport({ baseUrl: d.address.url, httpVersion: "1.1" }));
+    const web = createClient(
+      AccessService,
+      createConnectTransport({ baseUrl: d.address.url, httpVersion: "1.1" }),
+    );
     await assert.rejects(
-      web.whoAmI({}, { headers: { authorization: `Bearer ${d.adminToken}`, "x-palyra-principal": "user:alice" } }),
+      web.whoAmI(
+        {},
+        {
+          headers: {
+            authorization: `Bearer ${d.adminToken}`,
+            "x-palyra-principal": "user:alice",
+          },
+        },
+      ),
       (e: unknown) => ConnectError.from(e).code === Code.PermissionDenied,
     );
   });
 
   it("checks the permission before answering UNIMPLEMENTED for RunStream", async () => {
-    const client = createClient(RunService, createGrpcTransport({ baseUrl: d.address.url }));
+    const client = createClient(
+      RunService,
+      createGrpcTransport({ baseUrl: d.address.url }),
+    );
     const attempt = async (headers: Record<string, string>): Promise<Code> => {
       try {
-        for await (const _ of client.runStream((async function* () {})(), { headers })) void _;
+        for await (const _ of client.runStream((async function* () {})(), {
+          headers,
+        }))
+          void _;
         return Code.Unknown;
       } catch (e) {
         return ConnectError.from(e).code;
       }
     };
     assert.equal(await attempt({}), Code.Unauthenticated);
-    assert.equal(await attempt({ authorization: `Bearer ${d.adminToken}` }), Code.Unimplemented);
+    assert.equal(
+      await attempt({ authorization: `Bearer ${d.adminToken}` }),
+      Code.Unimplemented,
+    );
   });
 
   it("never logs the admin token", () => {

@@ -1,4 +1,8 @@
-import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
+import {
+  create,
+  createFileRegistry,
+  type DescService,
+} from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -11,7 +15,11 @@ describe("access rules", () => {
     for (const service of palyraServices) {
       for (const method of service.methods) {
         methods++;
-        assert.notEqual(ruleOf(method), undefined, `${service.typeName}/${method.name} has no (palyra.common.v1.access)`);
+        assert.notEqual(
+          ruleOf(method),
+          undefined,
+          `${service.typeName}/${method.name} has no (palyra.common.v1.access)`,
+        );
       }
     }
     assert.ok(methods > 0);
@@ -25,7 +33,18 @@ describe("access rules", () => {
         package: "fixture.v1",
         syntax: "proto3",
         messageType: [{ name: "Empty" }],
-        service: [{ name: "Leaky", method: [{ name: "Open", inputType: ".fixture.v1.Empty", outputType: ".fixture.v1.Empty" }] }],
+        service: [
+          {
+            name: "Leaky",
+            method: [
+              {
+                name: "Open",
+                inputType: ".fixture.v1.Empty",
+                outputType: ".fixture.v1.Empty",
+              },
+            ],
+          },
+        ],
       }),
       () => undefined,
     );

@@ -9,7 +9,14 @@ import { LevelBackend, Store } from "../../src/store/index.js";
 import { tempStateDir } from "../helpers/fixtures.js";
 
 async function memoryStore(): Promise<Store> {
-  return await Store.fromBackend(new LevelBackend(new MemoryLevel<string, Uint8Array>({ keyEncoding: "utf8", valueEncoding: "view" })));
+  return await Store.fromBackend(
+    new LevelBackend(
+      new MemoryLevel<string, Uint8Array>({
+        keyEncoding: "utf8",
+        valueEncoding: "view",
+      }),
+    ),
+  );
 }
 
 describe("admin token", () => {
@@ -17,17 +24,25 @@ describe("admin token", () => {
     const { dir, cleanup } = await tempStateDir();
     try {
       const store = await memoryStore();
-      const first = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      const first = await AdminTokenVerifier.initialize({
+        store,
+        stateDir: dir,
+      });
       const token = first.generated;
       assert.ok(token);
-      const stored = await store.table("meta", AdminCredentialSchema).get("admin_credential");
+      const stored = await store
+        .table("meta", AdminCredentialSchema)
+        .get("admin_credential");
       assert.match(stored?.argon2idHash ?? "", /^\$argon2id\$/);
       assert.ok(!(stored?.argon2idHash ?? "").includes(token));
       assert.equal(await first.verifier.verify(token), true);
       assert.equal(await first.verifier.verify(token + "x"), false);
       assert.equal(await first.verifier.verify(""), false);
 
-      const again = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      const again = await AdminTokenVerifier.initialize({
+        store,
+        stateDir: dir,
+      });
       assert.equal(again.generated, undefined);
       assert.equal(await again.verifier.verify(token), true);
     } finally {
@@ -39,11 +54,21 @@ describe("admin token", () => {
     const { dir, cleanup } = await tempStateDir();
     try {
       const store = await memoryStore();
-      const { generated } = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      const { generated } = await AdminTokenVerifier.initialize({
+        store,
+        stateDir: dir,
+      });
       assert.ok(generated);
       await unlink(join(dir, "admin.token"));
-      const { verifier } = await AdminTokenVerifier.initialize({ store, stateDir: dir });
-      const [a, b, c] = await Promise.all([verifier.verify("wrong-guess"), verifier.verify(generated), verifier.verify("another")]);
+      const { verifier } = await AdminTokenVerifier.initialize({
+        store,
+        stateDir: dir,
+      });
+      const [a, b, c] = await Promise.all([
+        verifier.verify("wrong-guess"),
+        verifier.verify(generated),
+        verifier.verify("another"),
+      ]);
       assert.deepEqual([a, b, c], [false, true, false]);
       assert.equal(await verifier.verify(generated), true);
     } finally {
@@ -54,12 +79,25 @@ describe("admin token", () => {
   it("adopts a token file left by a start that crashed before storing the hash", async () => {
     const { dir, cleanup } = await tempStateDir();
     try {
-      await writeFile(join(dir, "admin.token"), "palyra_admin_adopted_token_value_0000000000\n", { mode: 0o600 });
+      await writeFile(
+        join(dir, "admin.token"),
+        "palyra_admin_adopted_token_value_0000000000\n",
+        { mode: 0o600 },
+      );
       const store = await memoryStore();
-      const { verifier, generated } = await AdminTokenVerifier.initialize({ store, stateDir: dir });
+      const { verifier, generated } = await AdminTokenVerifier.initialize({
+        store,
+        stateDir: dir,
+      });
       assert.equal(generated, undefined);
-      assert.equal(await verifier.verify("palyra_admin_adopted_token_value_0000000000"), true);
-      assert.equal((await readFile(join(dir, "admin.token"), "utf8")).trim(), "palyra_admin_adopted_token_value_0000000000");
+      assert.equal(
+        await verifier.verify("palyra_admin_adopted_token_value_0000000000"),
+        true,
+      );
+      assert.equal(
+        (await readFile(join(dir, "admin.token"), "utf8")).trim(),
+        "palyra_admin_adopted_token_value_0000000000",
+      );
     } finally {
       await cleanup();
     }
@@ -69,10 +107,19 @@ describe("admin token", () => {
     const { dir, cleanup } = await tempStateDir();
     try {
       const store = await memoryStore();
-      const { verifier, generated } = await AdminTokenVerifier.initialize({ store, stateDir: dir, configured: "c".repeat(40) });
+      const { verifier, generated } = await AdminTokenVerifier.initialize({
+        store,
+        stateDir: dir,
+        configured: "c".repeat(40),
+      });
       assert.equal(generated, undefined);
       assert.equal(await verifier.verify("c".repeat(40)), true);
-      assert.equal(await store.table("meta", AdminCredentialSchema).get("admin_credential"), undefined);
+      assert.equal(
+        await store
+          .table("meta", AdminCredentialSchema)
+          .get("admin_credential"),
+        undefined,
+      );
     } finally {
       await cleanup();
     }

@@ -3,14 +3,26 @@ import { writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { checkExposure, defaultStateDir, isLoopbackHost, loadConfig, parseListenAddress } from "../../src/config/index.js";
+import {
+  checkExposure,
+  defaultStateDir,
+  isLoopbackHost,
+  loadConfig,
+  parseListenAddress,
+} from "../../src/config/index.js";
 import { palyraError, tempStateDir } from "../helpers/fixtures.js";
 
 describe("config", () => {
   it("defaults the state dir from PALYRA_STATE_ROOT, then XDG_STATE_HOME, then ~/.local/state", () => {
-    assert.equal(defaultStateDir({ PALYRA_STATE_ROOT: "/srv/p", XDG_STATE_HOME: "/x" }), "/srv/p");
+    assert.equal(
+      defaultStateDir({ PALYRA_STATE_ROOT: "/srv/p", XDG_STATE_HOME: "/x" }),
+      "/srv/p",
+    );
     assert.equal(defaultStateDir({ XDG_STATE_HOME: "/x" }), "/x/palyra");
-    assert.equal(defaultStateDir({}), join(homedir(), ".local", "state", "palyra"));
+    assert.equal(
+      defaultStateDir({}),
+      join(homedir(), ".local", "state", "palyra"),
+    );
   });
 
   it("has documented defaults when no file exists", async () => {
@@ -31,14 +43,23 @@ describe("config", () => {
   it("applies file, then PALYRA_* env, then flags", async () => {
     const { dir, cleanup } = await tempStateDir();
     try {
-      await writeFile(join(dir, "palyra.toml"), '[server]\nlisten = "127.0.0.1:9000"\n[log]\nlevel = "debug"\n');
+      await writeFile(
+        join(dir, "palyra.toml"),
+        '[server]\nlisten = "127.0.0.1:9000"\n[log]\nlevel = "debug"\n',
+      );
       const fileOnly = await loadConfig({ stateDir: dir }, {});
       assert.equal(fileOnly.server.listen, "127.0.0.1:9000");
       assert.equal(fileOnly.log.level, "debug");
-      const envWins = await loadConfig({ stateDir: dir }, { PALYRA_LISTEN: "[::1]:9001", PALYRA_ADMIN_REQUIRE_AUTH: "false" });
+      const envWins = await loadConfig(
+        { stateDir: dir },
+        { PALYRA_LISTEN: "[::1]:9001", PALYRA_ADMIN_REQUIRE_AUTH: "false" },
+      );
       assert.deepEqual(envWins.listen, { host: "::1", port: 9001 });
       assert.equal(envWins.admin.require_auth, false);
-      const flagWins = await loadConfig({ stateDir: dir, listen: "127.0.0.1:9002" }, { PALYRA_LISTEN: "[::1]:9001" });
+      const flagWins = await loadConfig(
+        { stateDir: dir, listen: "127.0.0.1:9002" },
+        { PALYRA_LISTEN: "[::1]:9001" },
+      );
       assert.equal(flagWins.listen.port, 9002);
     } finally {
       await cleanup();
@@ -48,14 +69,38 @@ describe("config", () => {
   it("names the key, its source and the expected form when invalid", async () => {
     const { dir, cleanup } = await tempStateDir();
     try {
-      await assert.rejects(loadConfig({ stateDir: dir }, { PALYRA_LISTEN: "localhost" }), palyraError("invalid_argument", /config key server\.listen \(from PALYRA_LISTEN\): expected "host:port"/));
-      await writeFile(join(dir, "palyra.toml"), "[server]\nlisen = 1\n[tls]\ncert_path = \"/c.pem\"\n");
-      await assert.rejects(loadConfig({ stateDir: dir }, {}), palyraError("invalid_argument", /unknown key lisen in \[server\].*set both tls\.cert_path and tls\.key_path/));
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, { PALYRA_LISTEN: "localhost" }),
+        palyraError(
+          "invalid_argument",
+          /config key server\.listen \(from PALYRA_LISTEN\): expected "host:port"/,
+        ),
+      );
+      await writeFile(
+        join(dir, "palyra.toml"),
+        '[server]\nlisen = 1\n[tls]\ncert_path = "/c.pem"\n',
+      );
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, {}),
+        palyraError(
+          "invalid_argument",
+          /unknown key lisen in \[server\].*set both tls\.cert_path and tls\.key_path/,
+        ),
+      );
       await writeFile(join(dir, "palyra.toml"), "[server\n");
-      await assert.rejects(loadConfig({ stateDir: dir }, {}), /cannot read config file/);
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, {}),
+        /cannot read config file/,
+      );
       await writeFile(join(dir, "palyra.toml"), "");
-      await assert.rejects(loadConfig({ stateDir: dir }, { PALYRA_ADMIN_REQUIRE_AUTH: "maybe" }), /must be true or false/);
-      await assert.rejects(loadConfig({ stateDir: dir, config: join(dir, "missing.toml") }, {}), /does not exist/);
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, { PALYRA_ADMIN_REQUIRE_AUTH: "maybe" }),
+        /must be true or false/,
+      );
+      await assert.rejects(
+        loadConfig({ stateDir: dir, config: join(dir, "missing.toml") }, {}),
+        /does not exist/,
+      );
     } finally {
       await cleanup();
     }
@@ -74,20 +119,41 @@ describe("config", () => {
   it("refuses a remote bind unless TLS, admin auth and both acknowledgements are present, naming what is missing", async () => {
     const { dir, cleanup } = await tempStateDir();
     try {
-      const bare = await loadConfig({ stateDir: dir, listen: "0.0.0.0:7142" }, {});
-      assert.throws(() => checkExposure(bare), palyraError("failed_precondition", /TLS.*deployment\.dangerous_remote_bind_ack.*PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK/));
+      const bare = await loadConfig(
+        { stateDir: dir, listen: "0.0.0.0:7142" },
+        {},
+      );
+      assert.throws(
+        () => checkExposure(bare),
+        palyraError(
+          "failed_precondition",
+          /TLS.*deployment\.dangerous_remote_bind_ack.*PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK/,
+        ),
+      );
       await writeFile(
         join(dir, "palyra.toml"),
         '[tls]\ncert_path = "/c.pem"\nkey_path = "/k.pem"\n[deployment]\ndangerous_remote_bind_ack = true\n',
       );
-      const oneAck = await loadConfig({ stateDir: dir, listen: "0.0.0.0:7142" }, {});
-      assert.throws(() => checkExposure(oneAck), /missing PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK=true/);
+      const oneAck = await loadConfig(
+        { stateDir: dir, listen: "0.0.0.0:7142" },
+        {},
+      );
+      assert.throws(
+        () => checkExposure(oneAck),
+        /missing PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK=true/,
+      );
       const noAuth = await loadConfig(
         { stateDir: dir, listen: "0.0.0.0:7142" },
-        { PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK: "true", PALYRA_ADMIN_REQUIRE_AUTH: "false" },
+        {
+          PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK: "true",
+          PALYRA_ADMIN_REQUIRE_AUTH: "false",
+        },
       );
       assert.throws(() => checkExposure(noAuth), /missing admin auth/);
-      const ok = await loadConfig({ stateDir: dir, listen: "0.0.0.0:7142" }, { PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK: "true" });
+      const ok = await loadConfig(
+        { stateDir: dir, listen: "0.0.0.0:7142" },
+        { PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK: "true" },
+      );
       checkExposure(ok);
     } finally {
       await cleanup();

@@ -2,12 +2,21 @@ import { create } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MemoryLevel } from "memory-level";
-import { AdminCredentialSchema, SchemaInfoSchema } from "../../gen/palyra/store/v1/meta_pb.js";
+import {
+  AdminCredentialSchema,
+  SchemaInfoSchema,
+} from "../../gen/palyra/store/v1/meta_pb.js";
 import { palyraError } from "../helpers/fixtures.js";
 import { LevelBackend, SCHEMA_VERSION, Store } from "../../src/store/index.js";
 
-async function memoryStore(): Promise<{ store: Store; db: MemoryLevel<string, Uint8Array> }> {
-  const db = new MemoryLevel<string, Uint8Array>({ keyEncoding: "utf8", valueEncoding: "view" });
+async function memoryStore(): Promise<{
+  store: Store;
+  db: MemoryLevel<string, Uint8Array>;
+}> {
+  const db = new MemoryLevel<string, Uint8Array>({
+    keyEncoding: "utf8",
+    valueEncoding: "view",
+  });
   return { store: await Store.fromBackend(new LevelBackend(db)), db };
 }
 
@@ -20,15 +29,23 @@ describe("store", () => {
 
   it("refuses a store written by a newer schema", async () => {
     const { store, db } = await memoryStore();
-    await store.table("meta", SchemaInfoSchema).put("schema", create(SchemaInfoSchema, { version: SCHEMA_VERSION + 1 }));
-    await assert.rejects(Store.fromBackend(new LevelBackend(db)), palyraError("failed_precondition", /newer palyrad/));
+    await store
+      .table("meta", SchemaInfoSchema)
+      .put("schema", create(SchemaInfoSchema, { version: SCHEMA_VERSION + 1 }));
+    await assert.rejects(
+      Store.fromBackend(new LevelBackend(db)),
+      palyraError("failed_precondition", /newer palyrad/),
+    );
   });
 
   it("round-trips protobuf values and keeps namespaces apart", async () => {
     const { store } = await memoryStore();
     const meta = store.table("meta", AdminCredentialSchema);
     const sessions = store.table("sessions", AdminCredentialSchema);
-    await meta.put("k", create(AdminCredentialSchema, { argon2idHash: "h", generation: 3 }));
+    await meta.put(
+      "k",
+      create(AdminCredentialSchema, { argon2idHash: "h", generation: 3 }),
+    );
     assert.equal((await meta.get("k"))?.generation, 3);
     assert.equal(await sessions.get("k"), undefined);
   });
@@ -37,25 +54,52 @@ describe("store", () => {
     const { store } = await memoryStore();
     const a = store.table("tokens", AdminCredentialSchema);
     const b = store.table("audit", AdminCredentialSchema);
-    await store.write([a.putOp("x", create(AdminCredentialSchema, { generation: 1 })), b.putOp("y", create(AdminCredentialSchema, { generation: 2 }))]);
+    await store.write([
+      a.putOp("x", create(AdminCredentialSchema, { generation: 1 })),
+      b.putOp("y", create(AdminCredentialSchema, { generation: 2 })),
+    ]);
     assert.equal((await a.get("x"))?.generation, 1);
     assert.equal((await b.get("y"))?.generation, 2);
     // An op the backend rejects (unknown namespace) aborts the whole batch.
     await assert.rejects(
-      store.write([a.delOp("x"), { type: "put", ns: "nope" as "meta", key: "z", value: new Uint8Array() }]),
+      store.write([
+        a.delOp("x"),
+        {
+          type: "put",
+          ns: "nope" as "meta",
+          key: "z",
+          value: new Uint8Array(),
+        },
+      ]),
     );
-    assert.equal((await a.get("x"))?.generation, 1, "the delete in the failed batch was applied");
+    assert.equal(
+      (await a.get("x"))?.generation,
+      1,
+      "the delete in the failed batch was applied",
+    );
   });
 
   it("pages in key order with an exclusive cursor and a prefix", async () => {
     const { store } = await memoryStore();
     const t = store.table("profiles", AdminCredentialSchema);
-    const keys = Array.from({ length: 25 }, (_, i) => `p/${String(i).padStart(3, "0")}`);
-    await store.write([...keys.map((k, i) => t.putOp(k, create(AdminCredentialSchema, { generation: i }))), t.putOp("q/000", create(AdminCredentialSchema))]);
+    const keys = Array.from(
+      { length: 25 },
+      (_, i) => `p/${String(i).padStart(3, "0")}`,
+    );
+    await store.write([
+      ...keys.map((k, i) =>
+        t.putOp(k, create(AdminCredentialSchema, { generation: i })),
+      ),
+      t.putOp("q/000", create(AdminCredentialSchema)),
+    ]);
     const seen: string[] = [];
     let after: string | undefined;
     for (;;) {
-      const page = await t.page({ prefix: "p/", limit: 10, ...(after === undefined ? {} : { after }) });
+      const page = await t.page({
+        prefix: "p/",
+        limit: 10,
+        ...(after === undefined ? {} : { after }),
+      });
       if (page.length === 0) break;
       seen.push(...page.map(([k]) => k));
       after = page.at(-1)?.[0];
