@@ -56,9 +56,7 @@ export class AdminTokenVerifier {
    * and, on the first start without a configured token, the generated token so
    * the caller can print it once.
    */
-  static async initialize(
-    options: AdminTokenOptions,
-  ): Promise<{
+  static async initialize(options: AdminTokenOptions): Promise<{
     verifier: AdminTokenVerifier;
     generated?: string;
     tokenFile?: string;

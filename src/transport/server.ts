@@ -3,6 +3,7 @@ import Fastify, {
   type FastifyInstance,
   type RawServerDefault,
 } from "fastify";
+import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
 import {
   createServer as createHttp1Server,
@@ -116,6 +117,8 @@ export async function buildServer(
       ),
     );
     const shutdown = new AbortController();
+    // Every in-flight call listens on this signal; hundreds at once is normal.
+    setMaxListeners(0, shutdown.signal);
     const app = Fastify<
       RawServerDefault,
       IncomingMessage,

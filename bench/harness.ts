@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
+
+/** ChildDaemon is a benchmark daemon running in its own process. */
+export interface ChildDaemon {
+  url: string;
+  token: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** startChildDaemon runs bench/daemon-child.ts with extra env and waits for its address. */
+export async function startChildDaemon(
+  env: Record<string, string> = {},
+): Promise<ChildDaemon> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", new URL("./daemon-child.ts", import.meta.url).pathname],
+    {
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  const lines = createInterface({ input: child.stdout });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once("line", resolve);
+    child.once("exit", (code) =>
+      reject(new Error(`bench daemon exited with ${code}`)),
+    );
+  });
+  const { url, token } = JSON.parse(first) as { url: string; token: string };
+  return {
+    url,
+    token,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** LoadResult is one measured run. */
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** runClosedLoop keeps `concurrency` calls in flight for `durationMs` and measures throughput and latency. */
+export async function runClosedLoop(
+  call: () => Promise<unknown>,
+  options: { concurrency: number; durationMs: number },
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + options.durationMs;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      try {
+        await call();
+        latencies.push(performance.now() - t0);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number): number =>
+    Number((latencies[Math.floor((latencies.length - 1) * p)] ?? 0).toFixed(3));
+  return {
+    requests: latencies.length,
+    errors,
+    rps: Math.round(latencies.length / elapsed),
+    p50Ms: pct(0.5),
+    p99Ms: pct(0.99),
+  };
+}
+
+/** ratio is a/b rounded for reports. */
+export function ratio(a: number, b: number): number {
+  return b === 0 ? 0 : Number((a / b).toFixed(3));
+}
+
+/** writeResult prints the JSON result and keeps a copy under bench/results/. */
+export async function writeResult(
+  name: string,
+  result: unknown,
+): Promise<void> {
+  const text = JSON.stringify(result, null, 2);
+  process.stdout.write(text + "\n");
+  const dir = new URL("./results/", import.meta.url).pathname;
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    `${dir}${name}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
+    text + "\n",
+  );
+}

@@ -1,0 +1,3 @@
+export { buildProgram, type Output } from "./program.js";
+export { ExitCode, exitCodeFor } from "./exit-codes.js";
+export { resolveToken, connect, type ConnectionOptions } from "./connection.js";
