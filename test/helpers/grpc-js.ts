@@ -19,6 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 export function grpcJsClient(
   service: DescService,
   address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): grpc.Client {
   const definition: Record<
     string,
@@ -42,7 +43,7 @@ export function grpcJsClient(
     };
   }
   const Ctor = grpc.makeGenericClientConstructor(definition, service.typeName);
-  return new Ctor(address, grpc.credentials.createInsecure());
+  return new Ctor(address, credentials);
 }
 
 /** unary calls a unary RPC with grpc-js and resolves with the response or rejects with the ServiceError. */
