@@ -1,9 +1,10 @@
 /**
- * Unary RPC throughput with auth on vs. auth off, over gRPC (h2c, @grpc/grpc-js)
- * and Connect JSON (HTTP/1.1, fetch with keep-alive). The same RPC (WhoAmI) runs
- * against two daemons, one with admin auth off (loopback only) and one that
- * verifies the admin bearer token on every call; rounds alternate so drift hits
- * both sides. Goal: auth on >= 90% of auth off. Nothing is asserted.
+ * Unary RPC throughput with auth on (admin bearer; console session cookie +
+ * CSRF) vs. auth off, over gRPC (h2c, @grpc/grpc-js) and Connect JSON
+ * (HTTP/1.1, fetch with keep-alive). The same RPC (WhoAmI) runs against two
+ * daemons in child processes, one with admin auth off (loopback only) and one
+ * that authenticates every call; rounds alternate so drift hits every side.
+ * Goal: each authenticated path >= 90% of auth off. Nothing is asserted.
  */
 import { AccessService } from "../gen/palyra/access/v1/access_pb.js";
 import { grpcJsClient, unary } from "../test/helpers/grpc-js.js";
@@ -19,27 +20,30 @@ const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 
-const off = await startChildDaemon({ PALYRA_ADMIN_REQUIRE_AUTH: "false" });
-const on = await startChildDaemon();
+/** consoleLogin signs in once and returns the cookie + CSRF headers a browser would send. */
+async function consoleLogin(
+  url: string,
+  token: string,
+): Promise<Record<string, string>> {
+  const res = await fetch(`${url}/palyra.session.v1.SessionService/Login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ adminToken: token }),
+  });
+  const body = (await res.json()) as { session: { csrfToken: string } };
+  const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  return { cookie, "x-palyra-csrf-token": body.session.csrfToken };
+}
 
-type Target = {
-  name: "off" | "on";
-  url: string;
-  headers: Record<string, string>;
-};
-const targets: Target[] = [
-  { name: "off", url: off.url, headers: {} },
-  { name: "on", url: on.url, headers: { authorization: `Bearer ${on.token}` } },
-];
+type Side = "off" | "bearer" | "session";
+type Target = { side: Side; url: string; headers: Record<string, string> };
 
 async function grpcRun(t: Target): Promise<LoadResult> {
   const client = grpcJsClient(AccessService, new URL(t.url).host);
+  const call = () => unary(client, AccessService.method.whoAmI, {}, t.headers);
   try {
-    await unary(client, AccessService.method.whoAmI, {}, t.headers); // warm the connection
-    return await runClosedLoop(
-      () => unary(client, AccessService.method.whoAmI, {}, t.headers),
-      { concurrency, durationMs },
-    );
+    await call(); // warm the connection
+    return await runClosedLoop(call, { concurrency, durationMs });
   } finally {
     client.close();
   }
@@ -61,36 +65,60 @@ async function connectJsonRun(t: Target): Promise<LoadResult> {
   return await runClosedLoop(call, { concurrency, durationMs });
 }
 
-const best = (runs: LoadResult[]): LoadResult =>
-  runs.reduce((a, b) => (b.rps > a.rps ? b : a));
-const samples: Record<string, Record<string, LoadResult[]>> = {
-  grpc: { off: [], on: [] },
-  connectJson: { off: [], on: [] },
-};
+const off = await startChildDaemon({ PALYRA_ADMIN_REQUIRE_AUTH: "false" });
+const on = await startChildDaemon();
+const targets: Target[] = [
+  { side: "off", url: off.url, headers: {} },
+  {
+    side: "bearer",
+    url: on.url,
+    headers: { authorization: `Bearer ${on.token}` },
+  },
+  {
+    side: "session",
+    url: on.url,
+    headers: await consoleLogin(on.url, on.token),
+  },
+];
+
+const protocols = { grpc: grpcRun, connectJson: connectJsonRun };
+const samples = new Map<string, LoadResult[]>();
 try {
   for (let round = 0; round < rounds; round++) {
-    for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
-      samples.grpc![t.name]!.push(await grpcRun(t));
-      samples.connectJson![t.name]!.push(await connectJsonRun(t));
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const t of order) {
+      for (const [protocol, run] of Object.entries(protocols)) {
+        const key = `${protocol}/${t.side}`;
+        samples.set(key, [...(samples.get(key) ?? []), await run(t)]);
+      }
     }
   }
 } finally {
   await Promise.all([off.stop(), on.stop()]);
 }
 
+const best = (key: string): LoadResult =>
+  (samples.get(key) ?? []).reduce((a, b) => (b.rps > a.rps ? b : a));
 const summary = Object.fromEntries(
-  Object.entries(samples).map(([protocol, s]) => {
-    const authOff = best(s.off!);
-    const authOn = best(s.on!);
+  Object.keys(protocols).map((protocol) => {
+    const authOff = best(`${protocol}/off`);
+    const bearer = best(`${protocol}/bearer`);
+    const session = best(`${protocol}/session`);
     return [
       protocol,
-      { authOff, authOn, ratioAuthOnToOff: ratio(authOn.rps, authOff.rps) },
+      {
+        authOff,
+        adminBearer: bearer,
+        sessionCookie: session,
+        ratioBearerToOff: ratio(bearer.rps, authOff.rps),
+        ratioSessionToOff: ratio(session.rps, authOff.rps),
+      },
     ];
   }),
 );
 await writeResult("unary", {
-  benchmark: "unary WhoAmI, admin bearer vs auth off",
-  goal: "ratioAuthOnToOff >= 0.9",
+  benchmark: "unary WhoAmI: admin bearer and console session vs auth off",
+  goal: "ratioBearerToOff and ratioSessionToOff >= 0.9",
   settings: {
     durationMs,
     rounds,

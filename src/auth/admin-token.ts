@@ -2,15 +2,18 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import argon2 from "argon2";
 import { createHash, timingSafeEqual } from "node:crypto";
-import { open, readFile, rename } from "node:fs/promises";
+import { open, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ulid } from "ulid";
 import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
-import { systemClock, type Clock } from "../core/index.js";
-import type { Store } from "../store/index.js";
+import { PalyraError, systemClock, type Clock } from "../core/index.js";
+import type { Store, WriteOp } from "../store/index.js";
 
 /** ADMIN_TOKEN_FILE is the name of the token file in the state dir, read by the local CLI. */
 export const ADMIN_TOKEN_FILE = "admin.token";
+
+const CREDENTIAL_KEY = "admin_credential";
+const PENDING_SUFFIX = ".rotating";
 
 // Tokens longer than this are refused before hashing: no legitimate admin
 // token is this long, and it bounds the work an attacker can ask for.
@@ -42,13 +45,64 @@ function sha256(text: string): Buffer {
  */
 export class AdminTokenVerifier {
   private digest: Buffer | undefined;
+  private argonHash: string | undefined;
   private pending: Promise<boolean> | undefined;
 
   private constructor(
-    private readonly argonHash: string | undefined,
+    argonHash: string | undefined,
     digest: Buffer | undefined,
+    private readonly managed?: {
+      store: Store;
+      tokenFile: string;
+      clock: Clock;
+      generation: number;
+    },
   ) {
+    this.argonHash = argonHash;
     this.digest = digest;
+  }
+
+  /** rotatable tells whether the daemon owns the token (generated), as opposed to PALYRA_ADMIN_TOKEN/config. */
+  get rotatable(): boolean {
+    return this.managed !== undefined;
+  }
+
+  /**
+   * rotate replaces the admin token. `alsoWrite` (e.g. deleting every session)
+   * commits in the same batch as the new hash, so the old token and everything
+   * derived from it stop working together. The new token is written to a side
+   * file first and renamed into place after the batch, so a crash never leaves
+   * a stored hash without its token on disk.
+   */
+  async rotate(alsoWrite: readonly WriteOp[] = []): Promise<string> {
+    const managed = this.managed;
+    if (managed === undefined) {
+      throw new PalyraError(
+        "failed_precondition",
+        "the admin token comes from PALYRA_ADMIN_TOKEN or palyra.toml; change it there and restart",
+      );
+    }
+    const token = generateAdminToken();
+    const hash = await argon2.hash(token, { type: argon2.argon2id });
+    const pendingFile = `${managed.tokenFile}${PENDING_SUFFIX}`;
+    await writeTokenFile(pendingFile, token);
+    managed.generation += 1;
+    const table = managed.store.table("meta", AdminCredentialSchema);
+    await managed.store.write([
+      table.putOp(
+        CREDENTIAL_KEY,
+        create(AdminCredentialSchema, {
+          argon2idHash: hash,
+          createdAt: timestampFromMs(managed.clock.now()),
+          generation: managed.generation,
+        }),
+      ),
+      ...alsoWrite,
+    ]);
+    this.argonHash = hash;
+    this.digest = sha256(token);
+    await rename(pendingFile, managed.tokenFile);
+    return token;
   }
 
   /**
@@ -69,18 +123,26 @@ export class AdminTokenVerifier {
     const clock = options.clock ?? systemClock;
     const table = options.store.table("meta", AdminCredentialSchema);
     const tokenFile = join(options.stateDir, ADMIN_TOKEN_FILE);
+    const stored = await table.get(CREDENTIAL_KEY);
+    await settlePendingRotation(tokenFile, stored?.argon2idHash);
     const fileToken = await readTokenFile(tokenFile);
-    const stored = await table.get("admin_credential");
 
     if (stored !== undefined) {
       // Verify the file once at start so requests never need argon2.
       const fileMatches =
         fileToken !== undefined &&
         (await argon2.verify(stored.argon2idHash, fileToken));
+      const managed = {
+        store: options.store,
+        tokenFile,
+        clock,
+        generation: stored.generation,
+      };
       return {
         verifier: new AdminTokenVerifier(
           stored.argon2idHash,
           fileMatches ? sha256(fileToken) : undefined,
+          managed,
         ),
         tokenFile,
       };
@@ -92,15 +154,16 @@ export class AdminTokenVerifier {
     if (fileToken === undefined) await writeTokenFile(tokenFile, token);
     const hash = await argon2.hash(token, { type: argon2.argon2id });
     await table.put(
-      "admin_credential",
+      CREDENTIAL_KEY,
       create(AdminCredentialSchema, {
         argon2idHash: hash,
         createdAt: timestampFromMs(clock.now()),
         generation: 1,
       }),
     );
+    const managed = { store: options.store, tokenFile, clock, generation: 1 };
     return {
-      verifier: new AdminTokenVerifier(hash, sha256(token)),
+      verifier: new AdminTokenVerifier(hash, sha256(token), managed),
       tokenFile,
       ...(fileToken === undefined ? { generated: token } : {}),
     };
@@ -128,6 +191,23 @@ export class AdminTokenVerifier {
       this.pending = undefined;
     }
   }
+}
+
+/**
+ * settlePendingRotation finishes a rotation that crashed after writing the new
+ * token's side file: if the stored hash already belongs to it, it becomes the
+ * token file; otherwise the batch never committed and the side file is dropped.
+ */
+async function settlePendingRotation(
+  tokenFile: string,
+  storedHash: string | undefined,
+): Promise<void> {
+  const pendingFile = `${tokenFile}${PENDING_SUFFIX}`;
+  const pending = await readTokenFile(pendingFile);
+  if (pending === undefined) return;
+  if (storedHash !== undefined && (await argon2.verify(storedHash, pending)))
+    await rename(pendingFile, tokenFile);
+  else await unlink(pendingFile);
 }
 
 async function readTokenFile(path: string): Promise<string | undefined> {

@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
 import { PalyraError } from "../core/index.js";
 import type { AdminTokenVerifier } from "./admin-token.js";
@@ -5,6 +6,7 @@ import {
   ADMIN_PREFIX,
   DEFAULT_ADMIN_PRINCIPAL,
   adminPrincipal,
+  type ClientInfo,
   type Principal,
 } from "./principal.js";
 
@@ -14,9 +16,29 @@ export const PRINCIPAL_HEADER = "x-palyra-principal";
 // Lowercase ids with a kind prefix, e.g. "admin:web-console" (REFERENCE.md).
 const PRINCIPAL_PATTERN = /^[a-z]+:[a-z0-9._-]{1,128}$/;
 
-/** CredentialResolver turns one kind of credential into a principal, or declines with undefined. */
+/** CallInfo is what credential resolvers may look at: the request, never the body. */
+export interface CallInfo {
+  readonly headers: Headers;
+  readonly method: DescMethod;
+  /** The HTTP method: "GET" for Connect GET requests, otherwise "POST". */
+  readonly httpMethod: string;
+  /** The request URL as the client addressed it; its origin is the daemon's own origin. */
+  readonly url: string;
+  readonly client: ClientInfo;
+  /** Headers to add to the response (e.g. a refreshed session cookie). */
+  readonly responseHeaders: Headers;
+}
+
+/**
+ * Resolution is a resolver's answer: a principal, a rejection (credentials of
+ * its kind were presented but are not valid), or nothing of its kind present.
+ */
+export type Resolution =
+  { principal: Principal } | { rejected: string } | undefined;
+
+/** CredentialResolver turns one kind of credential into a principal. */
 export interface CredentialResolver {
-  resolve(headers: Headers): Promise<Principal | undefined>;
+  resolve(call: CallInfo): Promise<Resolution>;
 }
 
 /** bearerToken extracts the token of an `Authorization: Bearer <token>` header. */
@@ -27,20 +49,20 @@ export function bearerToken(headers: Headers): string | undefined {
   return m?.[1];
 }
 
-/** namedAdminPrincipal reads x-palyra-principal, which must keep the admin: prefix. */
-function namedAdminPrincipal(headers: Headers): string {
-  const named = headers.get(PRINCIPAL_HEADER)?.trim().toLowerCase();
+/** validatePrincipal checks the id syntax and the admin: prefix console and admin calls require. */
+export function validateAdminPrincipal(raw: string | undefined | null): string {
+  const named = raw?.trim().toLowerCase();
   if (named === undefined || named === "") return DEFAULT_ADMIN_PRINCIPAL;
   if (!PRINCIPAL_PATTERN.test(named)) {
     throw new PalyraError(
       "invalid_argument",
-      `${PRINCIPAL_HEADER} must look like "admin:<name>" ([a-z0-9._-], 1..128)`,
+      `principal must look like "admin:<name>" ([a-z0-9._-], 1..128)`,
     );
   }
   if (!named.startsWith(ADMIN_PREFIX)) {
     throw new PalyraError(
       "permission_denied",
-      `the admin token only acts for admin principals; "${named}" lacks the admin: prefix`,
+      `console and admin calls need an admin principal; "${named}" lacks the admin: prefix`,
     );
   }
   return named;
@@ -51,42 +73,62 @@ export function createAdminTokenResolver(
   verifier: AdminTokenVerifier,
 ): CredentialResolver {
   return {
-    async resolve(headers) {
-      const token = bearerToken(headers);
-      if (token === undefined || !(await verifier.verify(token)))
-        return undefined;
-      return adminPrincipal(
-        namedAdminPrincipal(headers),
-        AuthMethod.ADMIN_TOKEN,
-      );
+    async resolve(call) {
+      const token = bearerToken(call.headers);
+      if (token === undefined) return undefined;
+      if (!(await verifier.verify(token)))
+        return { rejected: "the admin token is not valid" };
+      return {
+        principal: adminPrincipal(
+          validateAdminPrincipal(call.headers.get(PRINCIPAL_HEADER)),
+          AuthMethod.ADMIN_TOKEN,
+        ),
+      };
     },
   };
 }
 
+/** FailureRecorder is told about every rejected credential (the rate limiter). */
+export interface FailureRecorder {
+  assertNotBlocked(ip: string): Promise<void>;
+  recordFailure(ip: string): Promise<void>;
+}
+
 /**
- * Authenticator tries each credential resolver in turn. Sessions and API tokens
- * join the chain in their own issues; the interceptor does not change.
+ * Authenticator tries each credential resolver in turn: admin token, console
+ * session, and (with the access issue) API tokens. Rejected credentials are
+ * counted per client IP.
  */
 export class Authenticator {
   constructor(
     private readonly resolvers: readonly CredentialResolver[],
     private readonly requireAuth: boolean,
+    private readonly failures: FailureRecorder,
   ) {}
 
   /** authenticate returns the caller or throws UNAUTHENTICATED with a message that says what to send. */
-  async authenticate(headers: Headers): Promise<Principal> {
-    if (!this.requireAuth)
-      return adminPrincipal(namedAdminPrincipal(headers), AuthMethod.NONE);
-    for (const resolver of this.resolvers) {
-      const principal = await resolver.resolve(headers);
-      if (principal !== undefined) return principal;
+  async authenticate(call: CallInfo): Promise<Principal> {
+    if (!this.requireAuth) {
+      return adminPrincipal(
+        validateAdminPrincipal(call.headers.get(PRINCIPAL_HEADER)),
+        AuthMethod.NONE,
+      );
     }
-    const presented = headers.has("authorization");
+    await this.failures.assertNotBlocked(call.client.ip);
+    let rejected: string | undefined;
+    for (const resolver of this.resolvers) {
+      const resolution = await resolver.resolve(call);
+      if (resolution === undefined) continue;
+      if ("principal" in resolution) return resolution.principal;
+      rejected ??= resolution.rejected;
+    }
+    if (rejected !== undefined) {
+      await this.failures.recordFailure(call.client.ip);
+      throw new PalyraError("unauthenticated", rejected);
+    }
     throw new PalyraError(
       "unauthenticated",
-      presented
-        ? "the credentials in the Authorization header are not valid"
-        : "this call needs credentials: send Authorization: Bearer <admin token>",
+      "this call needs credentials: send Authorization: Bearer <admin token>, or sign in to the console",
     );
   }
 }

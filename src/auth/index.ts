@@ -13,10 +13,20 @@ export {
   Authenticator,
   createAdminTokenResolver,
   bearerToken,
+  validateAdminPrincipal,
   PRINCIPAL_HEADER,
   type CredentialResolver,
+  type CallInfo,
+  type Resolution,
+  type FailureRecorder,
 } from "./authenticator.js";
+export {
+  RateLimits,
+  type RateLimitSettings,
+  type RateLimiters,
+} from "./rate-limits.js";
 export { createAuthInterceptor } from "./interceptor.js";
+export { AccessGate, type AccessGateOptions } from "./gate.js";
 export {
   principalKey,
   clientKey,
@@ -26,4 +36,5 @@ export {
   DEFAULT_ADMIN_PRINCIPAL,
   type Principal,
   type ClientInfo,
+  type SessionRef,
 } from "./principal.js";

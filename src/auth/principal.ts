@@ -12,6 +12,17 @@ export interface Principal {
   readonly permissions: "all" | ReadonlySet<string>;
   /** When the credential stops working, in ms since the epoch, if it expires. */
   readonly expiresAtMs?: number;
+  /** Set when the caller authenticated with a console session cookie. */
+  readonly session?: SessionRef;
+}
+
+/** SessionRef identifies the console session behind a call. */
+export interface SessionRef {
+  /** SHA-256 of the session token: the storage key. */
+  readonly hash: string;
+  readonly sessionId: string;
+  readonly deviceId: string;
+  readonly channel: string;
 }
 
 /** can tells whether a principal holds a permission. */

@@ -59,6 +59,45 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    console: z
+      .object({
+        /** Extra origins (besides the daemon's own) whose cookie-authenticated calls are accepted, e.g. "https://ops.example.com". */
+        allowed_origins: z.array(z.url()).default([]),
+        /** A session ends after this many seconds without use (the cookie's Max-Age). */
+        idle_timeout_seconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(86_400)
+          .default(1800),
+        /** A session ends this many seconds after sign-in, however active. */
+        absolute_lifetime_seconds: z
+          .number()
+          .int()
+          .min(300)
+          .max(30 * 86_400)
+          .default(43_200),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        /** Session/console requests per second per non-loopback client IP. */
+        session_rps_remote: z.number().int().min(1).max(100_000).default(30),
+        /** Session/console requests per second per loopback client. */
+        session_rps_loopback: z.number().int().min(1).max(100_000).default(120),
+        /** Failed credentials per minute per client IP before it is blocked. */
+        failed_auth_per_minute: z.number().int().min(1).max(1000).default(10),
+        /** How long an address that sent too many bad credentials stays blocked. */
+        failed_auth_block_seconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(86_400)
+          .default(300),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z
@@ -66,6 +105,20 @@ export const fileSchema = z
           .default("info"),
         /** auto = pretty on a TTY, JSON otherwise. */
         format: z.enum(["auto", "json", "pretty"]).default("auto"),
+      })
+      .strict()
+      .prefault({}),
+    model_provider: z
+      .object({
+        /** The auth profile a run uses when its agent has no profile of its own; no default. */
+        auth_profile_id: z.string().min(1).max(128).optional(),
+      })
+      .strict()
+      .prefault({}),
+    vault: z
+      .object({
+        /** Derives the vault key with argon2id instead of <state-dir>/vault.key. Prefer PALYRA_VAULT_PASSPHRASE. */
+        passphrase: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),
@@ -88,4 +141,9 @@ export const envBindings = [
   },
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },
   { env: "PALYRA_LOG_FORMAT", key: "log.format", type: "string" },
+  {
+    env: "PALYRA_VAULT_PASSPHRASE",
+    key: "vault.passphrase",
+    type: "string",
+  },
 ] as const;

@@ -34,12 +34,19 @@ const grpcCodes: Record<ErrorCode, Code> = {
 export class PalyraError extends Error {
   override readonly name = "PalyraError";
 
+  /** For resource_exhausted: when the caller may try again, sent as `retry-after`. */
+  readonly retryAfterSeconds: number | undefined;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
-    super(message, options);
+    super(
+      message,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   /** grpcCode is the Connect/gRPC status this error is answered with. */

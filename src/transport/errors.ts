@@ -15,7 +15,11 @@ export function toConnectError(
 ): ConnectError {
   if (e instanceof PalyraError) {
     if (e.code === "internal") log.error({ err: e, rpc }, "internal error");
-    return new ConnectError(e.message, e.grpcCode);
+    const metadata =
+      e.retryAfterSeconds === undefined
+        ? undefined
+        : new Headers({ "retry-after": String(e.retryAfterSeconds) });
+    return new ConnectError(e.message, e.grpcCode, metadata);
   }
   if (e instanceof ConnectError) {
     if (e.code === Code.Internal || e.code === Code.Unknown) {

@@ -42,6 +42,14 @@ import {
   fileRegistryFrom,
   type HealthStatusBoard,
 } from "../grpc-std/index.js";
+import type { AuthServiceImpl } from "../profiles/index.js";
+import type { AccessGate } from "../auth/index.js";
+import type { PalyraConfig } from "../config/index.js";
+import {
+  createSessionService,
+  registerSessionRestRoutes,
+  type SessionApi,
+} from "../sessions/index.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [
@@ -75,9 +83,20 @@ export const descriptorRegistry = fileRegistryFrom(
   file_grpc_reflection_v1alpha_reflection,
 );
 
+/** SECURITY_HEADERS go on every response (REFERENCE.md "Admin and console"). */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "content-security-policy": "frame-ancestors 'none'",
+  "referrer-policy": "no-referrer",
+};
+
 /** RouteDeps are the service implementations and cross-cutting pieces the routes need. */
 export interface RouteDeps {
   access: AccessServiceImpl;
+  auth: AuthServiceImpl;
+  sessions: { api: SessionApi; gate: AccessGate; config: PalyraConfig };
   health: HealthStatusBoard;
   interceptors: Interceptor[];
   readMaxBytes: number;
@@ -93,6 +112,33 @@ export async function registerRoutes(
   app: FastifyInstance,
   deps: RouteDeps,
 ): Promise<void> {
+  app.addHook("onRequest", async (req, reply) => {
+    void reply.headers(SECURITY_HEADERS);
+    // Refuse an oversized body before reading it. gRPC keeps its own framing
+    // (readMaxBytes answers RESOURCE_EXHAUSTED in the trailer).
+    const length = Number(req.headers["content-length"] ?? 0);
+    const grpc = String(req.headers["content-type"] ?? "").startsWith(
+      "application/grpc",
+    );
+    if (length > deps.readMaxBytes && !grpc) {
+      const message = `request body is ${length} bytes; the limit is ${deps.readMaxBytes}`;
+      await reply.code(413).send({
+        code: "resource_exhausted",
+        message,
+        error: message,
+        category: "policy",
+        retryable: false,
+      });
+    }
+  });
+
+  registerSessionRestRoutes(
+    app,
+    deps.sessions.api,
+    deps.sessions.gate,
+    deps.tls,
+  );
+
   app.get("/healthz", async (_req, reply) => {
     const serving = deps.health.isServing("");
     return await reply
@@ -114,8 +160,11 @@ export async function registerRoutes(
       createContextValues().set(clientKey, { ip: req.ip, tls: deps.tls }),
     routes(router: ConnectRouter) {
       router.service(AccessService, deps.access);
-      router.service(AuthService, {});
-      router.service(SessionService, {});
+      router.service(AuthService, deps.auth);
+      router.service(
+        SessionService,
+        createSessionService(deps.sessions.api, deps.sessions.config),
+      );
       // Answers UNIMPLEMENTED (after the permission check) until the runs issue.
       router.service(RunService, {});
       router.service(Health, createHealthService(deps.health));

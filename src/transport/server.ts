@@ -21,9 +21,11 @@ import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import type { DestinationStream, Logger } from "pino";
 import { AccessServiceImpl } from "../access/index.js";
 import {
+  AccessGate,
   AccessRules,
   AdminTokenVerifier,
   Authenticator,
+  RateLimits,
   createAdminTokenResolver,
   createAuthInterceptor,
 } from "../auth/index.js";
@@ -32,9 +34,28 @@ import {
   formatListenAddress,
   type PalyraConfig,
 } from "../config/index.js";
-import { PalyraError, systemClock, type Clock } from "../core/index.js";
+import {
+  LocalInvalidationBus,
+  PalyraError,
+  systemClock,
+  type Clock,
+} from "../core/index.js";
 import { HealthStatusBoard, ServingStatus } from "../grpc-std/index.js";
+import {
+  SessionApi,
+  SessionManager,
+  createSessionResolver,
+  createSessionSweeper,
+  type BackgroundTask,
+} from "../sessions/index.js";
+import { SessionService } from "../../gen/palyra/session/v1/session_pb.js";
+import {
+  createProfiles,
+  type FetchLike,
+  type Profiles,
+} from "../profiles/index.js";
 import { Store } from "../store/index.js";
+import { Vault } from "../vault/index.js";
 import { createErrorInterceptor } from "./errors.js";
 import { createLogger } from "./logger.js";
 import { createSniffingServer } from "./protocol-sniffer.js";
@@ -46,6 +67,8 @@ export interface BuildServerOptions {
   clock?: Clock;
   /** Where logs go (tests capture them to search for planted secrets). */
   logDestination?: DestinationStream;
+  /** The network for outbound calls (OAuth token endpoints); global fetch by default. */
+  fetch?: FetchLike;
 }
 
 /** ListeningAddress is where the daemon answers once listening. */
@@ -107,10 +130,57 @@ export async function buildServer(
       configured: config.admin.token,
       clock,
     });
+    const limits = new RateLimits({
+      sessionRpsRemote: config.limits.session_rps_remote,
+      sessionRpsLoopback: config.limits.session_rps_loopback,
+      failuresPerMinute: config.limits.failed_auth_per_minute,
+      failureBlockSeconds: config.limits.failed_auth_block_seconds,
+    });
+    const sessions = new SessionManager({
+      store,
+      admin: admin.verifier,
+      failures: limits,
+      bus: new LocalInvalidationBus(),
+      clock,
+      settings: {
+        idleMs: config.console.idle_timeout_seconds * 1000,
+        absoluteMs: config.console.absolute_lifetime_seconds * 1000,
+        handoffTtlMs: 60_000,
+        touchIntervalMs: 60_000,
+      },
+    });
     const authenticator = new Authenticator(
-      [createAdminTokenResolver(admin.verifier)],
+      [
+        createAdminTokenResolver(admin.verifier),
+        createSessionResolver(
+          sessions,
+          { allowedOrigins: new Set(config.console.allowed_origins) },
+          clock,
+        ),
+      ],
       config.admin.require_auth,
+      limits,
     );
+    const gate = new AccessGate({
+      rules,
+      authenticator,
+      limits,
+      limitedServices: new Set([SessionService.typeName]),
+    });
+    const vault = await Vault.open({
+      store,
+      stateDir: config.stateDir,
+      passphrase: config.vault.passphrase,
+      clock,
+    });
+    const profiles = createProfiles({
+      store,
+      vault,
+      clock,
+      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+      log,
+      defaultProfileId: config.model_provider.auth_profile_id,
+    });
     const health = new HealthStatusBoard(
       ["", ...servedServices.map((service) => service.typeName)].map(
         (name) => [name, ServingStatus.SERVING] as const,
@@ -132,11 +202,14 @@ export async function buildServer(
       access: new AccessServiceImpl({
         allPermissions: () => rules.permissions(),
       }),
+      auth: profiles.service,
       health,
-      interceptors: [
-        createErrorInterceptor(log),
-        createAuthInterceptor(rules, authenticator),
-      ],
+      interceptors: [createErrorInterceptor(log), createAuthInterceptor(gate)],
+      sessions: {
+        api: new SessionApi(sessions, config.console.idle_timeout_seconds),
+        gate,
+        config,
+      },
       readMaxBytes: config.server.max_request_bytes,
       shutdownSignal: shutdown.signal,
       tls: tlsFiles !== undefined,
@@ -152,6 +225,8 @@ export async function buildServer(
       tlsFiles,
       admin.generated,
       admin.tokenFile,
+      profiles,
+      [createSessionSweeper(sessions, 5 * 60_000, log)],
     );
   } catch (e) {
     await store.close();
@@ -195,6 +270,8 @@ class Server implements PalyraServer {
     private readonly tlsFiles: { cert: Buffer; key: Buffer } | undefined,
     readonly generatedAdminToken: string | undefined,
     readonly adminTokenFile: string | undefined,
+    private readonly profiles: Profiles,
+    private readonly tasks: readonly BackgroundTask[],
   ) {}
 
   private handle = (req: AnyRequest, res: AnyResponse): void => {
@@ -266,6 +343,8 @@ class Server implements PalyraServer {
       host: bound.address,
       port: bound.port,
     });
+    this.profiles.scheduler.start();
+    for (const task of this.tasks) task.start();
     return {
       host: bound.address,
       port: bound.port,
@@ -281,6 +360,9 @@ class Server implements PalyraServer {
   private async drainAndClose(): Promise<void> {
     this.listener?.close();
     this.health.shutdown();
+    // Ends health watch streams (they would hold the drain for the whole
+    // grace period) and stops the refresh scheduler before the store closes.
+    const profilesClosed = this.profiles.close();
     for (const session of this.sessions) session.close();
     // Idle keep-alive HTTP/1.1 sockets have nothing in flight: close them now.
     const grace = this.config.server.shutdown_grace_ms;
@@ -303,6 +385,8 @@ class Server implements PalyraServer {
     for (const socket of this.sockets) socket.destroy();
     for (const session of this.sessions) session.destroy();
     await this.app.close();
+    await profilesClosed;
+    await Promise.all(this.tasks.map((task) => task.stop()));
     await this.store.close();
   }
 }

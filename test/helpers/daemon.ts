@@ -3,6 +3,7 @@ import {
   type ConfigFlags,
   type PalyraConfig,
 } from "../../src/config/index.js";
+import type { Clock } from "../../src/core/index.js";
 import { LogCapture, tempStateDir } from "./fixtures.js";
 import {
   buildServer,
@@ -27,6 +28,7 @@ export async function startDaemon(
     stateDir?: string;
     env?: Record<string, string>;
     flags?: ConfigFlags;
+    clock?: Clock;
   } = {},
 ): Promise<TestDaemon> {
   const owned =
@@ -37,7 +39,11 @@ export async function startDaemon(
     { PALYRA_LOG_FORMAT: "json", PALYRA_LOG_LEVEL: "info", ...options.env },
   );
   const logs = new LogCapture();
-  const server = await buildServer({ config, logDestination: logs });
+  const server = await buildServer({
+    config,
+    logDestination: logs,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
   const address = await server.listen();
   const adminToken =
     options.env?.PALYRA_ADMIN_TOKEN ?? server.generatedAdminToken ?? "";

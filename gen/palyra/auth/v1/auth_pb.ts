@@ -2,24 +2,781 @@
 // @generated from file palyra/auth/v1/auth.proto (package palyra.auth.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { AuthHealthReport, AuthHealthState } from "./health_pb.js";
+import { file_palyra_auth_v1_health } from "./health_pb.js";
+import type { AuthProfile, AuthProvider, AuthProviderKind, AuthScope, AuthScopeKind } from "./profile_pb.js";
+import { file_palyra_auth_v1_profile } from "./profile_pb.js";
+import { file_palyra_common_v1_access } from "../../common/v1/access_pb.js";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file palyra/auth/v1/auth.proto.
  */
 export const file_palyra_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChlwYWx5cmEvYXV0aC92MS9hdXRoLnByb3RvEg5wYWx5cmEuYXV0aC52MTINCgtBdXRoU2VydmljZWIGcHJvdG8z");
+  fileDesc("ChlwYWx5cmEvYXV0aC92MS9hdXRoLnByb3RvEg5wYWx5cmEuYXV0aC52MSLgAQoTTGlzdFByb2ZpbGVzUmVxdWVzdBIYChBhZnRlcl9wcm9maWxlX2lkGAEgASgJEg0KBWxpbWl0GAIgASgNEjcKDXByb3ZpZGVyX2tpbmQYAyABKA4yIC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXJLaW5kEhwKFHByb3ZpZGVyX2N1c3RvbV9uYW1lGAQgASgJEjEKCnNjb3BlX2tpbmQYBSABKA4yHS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGVLaW5kEhYKDnNjb3BlX2FnZW50X2lkGAYgASgJImQKFExpc3RQcm9maWxlc1Jlc3BvbnNlEi0KCHByb2ZpbGVzGAEgAygLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSHQoVbmV4dF9hZnRlcl9wcm9maWxlX2lkGAIgASgJIicKEUdldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiQgoSR2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZSIeCgtBcGlLZXlJbnB1dBIPCgdhcGlfa2V5GAEgASgJIqcBCgpPQXV0aElucHV0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSFgoOdG9rZW5fZW5kcG9pbnQYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIaChJleHBpcmVzX2F0X3VuaXhfbXMYByABKAMiggIKEVNldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkSLgoIcHJvdmlkZXIYAiABKAsyHC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXISFAoMcHJvZmlsZV9uYW1lGAMgASgJEigKBXNjb3BlGAQgASgLMhkucGFseXJhLmF1dGgudjEuQXV0aFNjb3BlEi4KB2FwaV9rZXkYBSABKAsyGy5wYWx5cmEuYXV0aC52MS5BcGlLZXlJbnB1dEgAEisKBW9hdXRoGAYgASgLMhoucGFseXJhLmF1dGgudjEuT0F1dGhJbnB1dEgAQgwKCmNyZWRlbnRpYWwiUwoSU2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIPCgdjcmVhdGVkGAIgASgIIioKFERlbGV0ZVByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiKAoVRGVsZXRlUHJvZmlsZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgiPgoQR2V0SGVhbHRoUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIYChBpbmNsdWRlX3Byb2ZpbGVzGAIgASgIIkUKEUdldEhlYWx0aFJlc3BvbnNlEjAKBnJlcG9ydBgBIAEoCzIgLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhSZXBvcnQiQAoSV2F0Y2hIZWFsdGhSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhgKEGluY2x1ZGVfcHJvZmlsZXMYAiABKAgiZAoTV2F0Y2hIZWFsdGhSZXNwb25zZRIwCgZyZXBvcnQYASABKAsyIC5wYWx5cmEuYXV0aC52MS5BdXRoSGVhbHRoUmVwb3J0EhsKE2NoYW5nZWRfcHJvZmlsZV9pZHMYAiADKAkiKwoVUmVmcmVzaFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiwQEKFlJlZnJlc2hQcm9maWxlUmVzcG9uc2USLwoHb3V0Y29tZRgBIAEoDjIeLnBhbHlyYS5hdXRoLnYxLlJlZnJlc2hPdXRjb21lEg4KBnJlYXNvbhgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEiwKB3Byb2ZpbGUYBCABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIkChxuZXh0X2FsbG93ZWRfcmVmcmVzaF91bml4X21zGAUgASgDIlkKFVJlc29sdmVQcm9maWxlUmVxdWVzdBIuCghwcm92aWRlchgBIAEoCzIcLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlchIQCghhZ2VudF9pZBgCIAEoCSK6AQoWUmVzb2x2ZVByb2ZpbGVSZXNwb25zZRIsCgdwcm9maWxlGAEgASgLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSLQoGcmVhc29uGAIgASgOMh0ucGFseXJhLmF1dGgudjEuUmVzb2x2ZVJlYXNvbhITCgtleHBsYW5hdGlvbhgDIAEoCRIuCgVzdGF0ZRgEIAEoDjIfLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhTdGF0ZSIXChVSb3RhdGVWYXVsdEtleVJlcXVlc3QiOwoWUm90YXRlVmF1bHRLZXlSZXNwb25zZRIRCglyZXdyYXBwZWQYASABKA0SDgoGa2VrX2lkGAIgASgJKrgCCg5SZWZyZXNoT3V0Y29tZRIfChtSRUZSRVNIX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdSRUZSRVNIX09VVENPTUVfU1VDQ0VTUxABEiUKIVJFRlJFU0hfT1VUQ09NRV9UUkFOU0lFTlRfRkFJTFVSRRACEiUKIVJFRlJFU0hfT1VUQ09NRV9QRVJNQU5FTlRfRkFJTFVSRRADEiUKIVJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX05PVF9PQVVUSBAEEiQKIFJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX0NPT0xET1dOEAUSKAokUkVGUkVTSF9PVVRDT01FX1NLSVBQRURfTkVFRFNfUkVBVVRIEAYSIwofUkVGUkVTSF9PVVRDT01FX0RJU0NBUkRFRF9TVEFMRRAHKpsBCg1SZXNvbHZlUmVhc29uEh4KGlJFU09MVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUkVTT0xWRV9SRUFTT05fQUdFTlRfUFJPRklMRRABEiUKIVJFU09MVkVfUkVBU09OX0NPTkZJR1VSRURfREVGQVVMVBACEiEKHVJFU09MVkVfUkVBU09OX0dMT0JBTF9QUk9GSUxFEAMyuAgKC0F1dGhTZXJ2aWNlEnYKDExpc3RQcm9maWxlcxIjLnBhbHlyYS5hdXRoLnYxLkxpc3RQcm9maWxlc1JlcXVlc3QaJC5wYWx5cmEuYXV0aC52MS5MaXN0UHJvZmlsZXNSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEnAKCkdldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5HZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLkdldFByb2ZpbGVSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEm8KClNldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5TZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLlNldFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USeAoNRGVsZXRlUHJvZmlsZRIkLnBhbHlyYS5hdXRoLnYxLkRlbGV0ZVByb2ZpbGVSZXF1ZXN0GiUucGFseXJhLmF1dGgudjEuRGVsZXRlUHJvZmlsZVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRJtCglHZXRIZWFsdGgSIC5wYWx5cmEuYXV0aC52MS5HZXRIZWFsdGhSZXF1ZXN0GiEucGFseXJhLmF1dGgudjEuR2V0SGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZBJ1CgtXYXRjaEhlYWx0aBIiLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVxdWVzdBojLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZDABEnsKDlJlZnJlc2hQcm9maWxlEiUucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXF1ZXN0GiYucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USfAoOUmVzb2x2ZVByb2ZpbGUSJS5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlcXVlc3QaJi5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlc3BvbnNlIhuQAgHijRkUChJhdXRoX3Byb2ZpbGVzLnJlYWQScwoOUm90YXRlVmF1bHRLZXkSJS5wYWx5cmEuYXV0aC52MS5Sb3RhdGVWYXVsdEtleVJlcXVlc3QaJi5wYWx5cmEuYXV0aC52MS5Sb3RhdGVWYXVsdEtleVJlc3BvbnNlIhLijRkOCgx2YXVsdC5tYW5hZ2ViBnByb3RvMw", [file_palyra_auth_v1_health, file_palyra_auth_v1_profile, file_palyra_common_v1_access]);
+
+/**
+ * @generated from message palyra.auth.v1.ListProfilesRequest
+ */
+export type ListProfilesRequest = Message<"palyra.auth.v1.ListProfilesRequest"> & {
+  /**
+   * Exclusive cursor: the next_after_profile_id of the previous page. An id
+   * that is not in the (filtered) listing is INVALID_ARGUMENT.
+   *
+   * @generated from field: string after_profile_id = 1;
+   */
+  afterProfileId: string;
+
+  /**
+   * Page size; 0 means 100, values above 500 are treated as 500.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * Only profiles of this provider kind (UNSPECIFIED: any).
+   *
+   * @generated from field: palyra.auth.v1.AuthProviderKind provider_kind = 3;
+   */
+  providerKind: AuthProviderKind;
+
+  /**
+   * With AUTH_PROVIDER_KIND_CUSTOM: only this custom provider.
+   *
+   * @generated from field: string provider_custom_name = 4;
+   */
+  providerCustomName: string;
+
+  /**
+   * Only profiles of this scope (UNSPECIFIED: any).
+   *
+   * @generated from field: palyra.auth.v1.AuthScopeKind scope_kind = 5;
+   */
+  scopeKind: AuthScopeKind;
+
+  /**
+   * With AUTH_SCOPE_KIND_AGENT: only this agent's profiles.
+   *
+   * @generated from field: string scope_agent_id = 6;
+   */
+  scopeAgentId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ListProfilesRequest.
+ * Use `create(ListProfilesRequestSchema)` to create a new message.
+ */
+export const ListProfilesRequestSchema: GenMessage<ListProfilesRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 0);
+
+/**
+ * @generated from message palyra.auth.v1.ListProfilesResponse
+ */
+export type ListProfilesResponse = Message<"palyra.auth.v1.ListProfilesResponse"> & {
+  /**
+   * @generated from field: repeated palyra.auth.v1.AuthProfile profiles = 1;
+   */
+  profiles: AuthProfile[];
+
+  /**
+   * Pass as after_profile_id for the next page; empty on the last page.
+   *
+   * @generated from field: string next_after_profile_id = 2;
+   */
+  nextAfterProfileId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ListProfilesResponse.
+ * Use `create(ListProfilesResponseSchema)` to create a new message.
+ */
+export const ListProfilesResponseSchema: GenMessage<ListProfilesResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 1);
+
+/**
+ * @generated from message palyra.auth.v1.GetProfileRequest
+ */
+export type GetProfileRequest = Message<"palyra.auth.v1.GetProfileRequest"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.GetProfileRequest.
+ * Use `create(GetProfileRequestSchema)` to create a new message.
+ */
+export const GetProfileRequestSchema: GenMessage<GetProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 2);
+
+/**
+ * @generated from message palyra.auth.v1.GetProfileResponse
+ */
+export type GetProfileResponse = Message<"palyra.auth.v1.GetProfileResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.AuthProfile profile = 1;
+   */
+  profile?: AuthProfile | undefined;
+};
+
+/**
+ * Describes the message palyra.auth.v1.GetProfileResponse.
+ * Use `create(GetProfileResponseSchema)` to create a new message.
+ */
+export const GetProfileResponseSchema: GenMessage<GetProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 3);
+
+/**
+ * ApiKeyInput carries an API key into the vault. Write-only: never returned.
+ *
+ * @generated from message palyra.auth.v1.ApiKeyInput
+ */
+export type ApiKeyInput = Message<"palyra.auth.v1.ApiKeyInput"> & {
+  /**
+   * @generated from field: string api_key = 1;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ApiKeyInput.
+ * Use `create(ApiKeyInputSchema)` to create a new message.
+ */
+export const ApiKeyInputSchema: GenMessage<ApiKeyInput> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 4);
+
+/**
+ * OAuthInput carries OAuth tokens into the vault. The token and secret fields
+ * are write-only; empty ones keep the secret already stored for the profile.
+ *
+ * @generated from message palyra.auth.v1.OAuthInput
+ */
+export type OAuthInput = Message<"palyra.auth.v1.OAuthInput"> & {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * Required when the profile is created or switches to OAuth.
+   *
+   * @generated from field: string refresh_token = 2;
+   */
+  refreshToken: string;
+
+  /**
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+
+  /**
+   * Required for providers other than OpenAI and Anthropic, which have defaults.
+   *
+   * @generated from field: string token_endpoint = 4;
+   */
+  tokenEndpoint: string;
+
+  /**
+   * @generated from field: string client_id = 5;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: repeated string scopes = 6;
+   */
+  scopes: string[];
+
+  /**
+   * When the access token expires; 0 when unknown.
+   *
+   * @generated from field: int64 expires_at_unix_ms = 7;
+   */
+  expiresAtUnixMs: bigint;
+};
+
+/**
+ * Describes the message palyra.auth.v1.OAuthInput.
+ * Use `create(OAuthInputSchema)` to create a new message.
+ */
+export const OAuthInputSchema: GenMessage<OAuthInput> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 5);
+
+/**
+ * @generated from message palyra.auth.v1.SetProfileRequest
+ */
+export type SetProfileRequest = Message<"palyra.auth.v1.SetProfileRequest"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+
+  /**
+   * @generated from field: palyra.auth.v1.AuthProvider provider = 2;
+   */
+  provider?: AuthProvider | undefined;
+
+  /**
+   * @generated from field: string profile_name = 3;
+   */
+  profileName: string;
+
+  /**
+   * Absent or UNSPECIFIED means global.
+   *
+   * @generated from field: palyra.auth.v1.AuthScope scope = 4;
+   */
+  scope?: AuthScope | undefined;
+
+  /**
+   * Required on create; when absent on update the stored credential is kept.
+   *
+   * @generated from oneof palyra.auth.v1.SetProfileRequest.credential
+   */
+  credential: {
+    /**
+     * @generated from field: palyra.auth.v1.ApiKeyInput api_key = 5;
+     */
+    value: ApiKeyInput;
+    case: "apiKey";
+  } | {
+    /**
+     * @generated from field: palyra.auth.v1.OAuthInput oauth = 6;
+     */
+    value: OAuthInput;
+    case: "oauth";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message palyra.auth.v1.SetProfileRequest.
+ * Use `create(SetProfileRequestSchema)` to create a new message.
+ */
+export const SetProfileRequestSchema: GenMessage<SetProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 6);
+
+/**
+ * @generated from message palyra.auth.v1.SetProfileResponse
+ */
+export type SetProfileResponse = Message<"palyra.auth.v1.SetProfileResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.AuthProfile profile = 1;
+   */
+  profile?: AuthProfile | undefined;
+
+  /**
+   * True when the profile did not exist before.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message palyra.auth.v1.SetProfileResponse.
+ * Use `create(SetProfileResponseSchema)` to create a new message.
+ */
+export const SetProfileResponseSchema: GenMessage<SetProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 7);
+
+/**
+ * @generated from message palyra.auth.v1.DeleteProfileRequest
+ */
+export type DeleteProfileRequest = Message<"palyra.auth.v1.DeleteProfileRequest"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.DeleteProfileRequest.
+ * Use `create(DeleteProfileRequestSchema)` to create a new message.
+ */
+export const DeleteProfileRequestSchema: GenMessage<DeleteProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 8);
+
+/**
+ * @generated from message palyra.auth.v1.DeleteProfileResponse
+ */
+export type DeleteProfileResponse = Message<"palyra.auth.v1.DeleteProfileResponse"> & {
+  /**
+   * False when there was no such profile.
+   *
+   * @generated from field: bool deleted = 1;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message palyra.auth.v1.DeleteProfileResponse.
+ * Use `create(DeleteProfileResponseSchema)` to create a new message.
+ */
+export const DeleteProfileResponseSchema: GenMessage<DeleteProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 9);
+
+/**
+ * @generated from message palyra.auth.v1.GetHealthRequest
+ */
+export type GetHealthRequest = Message<"palyra.auth.v1.GetHealthRequest"> & {
+  /**
+   * When set, only global profiles and this agent's own.
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: bool include_profiles = 2;
+   */
+  includeProfiles: boolean;
+};
+
+/**
+ * Describes the message palyra.auth.v1.GetHealthRequest.
+ * Use `create(GetHealthRequestSchema)` to create a new message.
+ */
+export const GetHealthRequestSchema: GenMessage<GetHealthRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 10);
+
+/**
+ * @generated from message palyra.auth.v1.GetHealthResponse
+ */
+export type GetHealthResponse = Message<"palyra.auth.v1.GetHealthResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.AuthHealthReport report = 1;
+   */
+  report?: AuthHealthReport | undefined;
+};
+
+/**
+ * Describes the message palyra.auth.v1.GetHealthResponse.
+ * Use `create(GetHealthResponseSchema)` to create a new message.
+ */
+export const GetHealthResponseSchema: GenMessage<GetHealthResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 11);
+
+/**
+ * @generated from message palyra.auth.v1.WatchHealthRequest
+ */
+export type WatchHealthRequest = Message<"palyra.auth.v1.WatchHealthRequest"> & {
+  /**
+   * When set, only global profiles and this agent's own.
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: bool include_profiles = 2;
+   */
+  includeProfiles: boolean;
+};
+
+/**
+ * Describes the message palyra.auth.v1.WatchHealthRequest.
+ * Use `create(WatchHealthRequestSchema)` to create a new message.
+ */
+export const WatchHealthRequestSchema: GenMessage<WatchHealthRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 12);
+
+/**
+ * @generated from message palyra.auth.v1.WatchHealthResponse
+ */
+export type WatchHealthResponse = Message<"palyra.auth.v1.WatchHealthResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.AuthHealthReport report = 1;
+   */
+  report?: AuthHealthReport | undefined;
+
+  /**
+   * Profiles whose state differs from the previous message (all, on the first).
+   *
+   * @generated from field: repeated string changed_profile_ids = 2;
+   */
+  changedProfileIds: string[];
+};
+
+/**
+ * Describes the message palyra.auth.v1.WatchHealthResponse.
+ * Use `create(WatchHealthResponseSchema)` to create a new message.
+ */
+export const WatchHealthResponseSchema: GenMessage<WatchHealthResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 13);
+
+/**
+ * @generated from message palyra.auth.v1.RefreshProfileRequest
+ */
+export type RefreshProfileRequest = Message<"palyra.auth.v1.RefreshProfileRequest"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.RefreshProfileRequest.
+ * Use `create(RefreshProfileRequestSchema)` to create a new message.
+ */
+export const RefreshProfileRequestSchema: GenMessage<RefreshProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 14);
+
+/**
+ * @generated from message palyra.auth.v1.RefreshProfileResponse
+ */
+export type RefreshProfileResponse = Message<"palyra.auth.v1.RefreshProfileResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.RefreshOutcome outcome = 1;
+   */
+  outcome: RefreshOutcome;
+
+  /**
+   * For people; never text from the token endpoint.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * "invalid_grant", "http_503", "network", "timeout", ...; empty on success.
+   *
+   * @generated from field: string error_code = 3;
+   */
+  errorCode: string;
+
+  /**
+   * The profile after the refresh (absent when it was deleted meanwhile).
+   *
+   * @generated from field: palyra.auth.v1.AuthProfile profile = 4;
+   */
+  profile?: AuthProfile | undefined;
+
+  /**
+   * When a retry is allowed after a transient failure or during a cooldown.
+   *
+   * @generated from field: int64 next_allowed_refresh_unix_ms = 5;
+   */
+  nextAllowedRefreshUnixMs: bigint;
+};
+
+/**
+ * Describes the message palyra.auth.v1.RefreshProfileResponse.
+ * Use `create(RefreshProfileResponseSchema)` to create a new message.
+ */
+export const RefreshProfileResponseSchema: GenMessage<RefreshProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 15);
+
+/**
+ * @generated from message palyra.auth.v1.ResolveProfileRequest
+ */
+export type ResolveProfileRequest = Message<"palyra.auth.v1.ResolveProfileRequest"> & {
+  /**
+   * @generated from field: palyra.auth.v1.AuthProvider provider = 1;
+   */
+  provider?: AuthProvider | undefined;
+
+  /**
+   * The agent a run is for; empty for a run without an agent.
+   *
+   * @generated from field: string agent_id = 2;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ResolveProfileRequest.
+ * Use `create(ResolveProfileRequestSchema)` to create a new message.
+ */
+export const ResolveProfileRequestSchema: GenMessage<ResolveProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 16);
+
+/**
+ * @generated from message palyra.auth.v1.ResolveProfileResponse
+ */
+export type ResolveProfileResponse = Message<"palyra.auth.v1.ResolveProfileResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.AuthProfile profile = 1;
+   */
+  profile?: AuthProfile | undefined;
+
+  /**
+   * @generated from field: palyra.auth.v1.ResolveReason reason = 2;
+   */
+  reason: ResolveReason;
+
+  /**
+   * The rule in words, e.g. "agent 'ops' has its own openai profile".
+   *
+   * @generated from field: string explanation = 3;
+   */
+  explanation: string;
+
+  /**
+   * The profile's current health, so a caller can tell a usable pick from a broken one.
+   *
+   * @generated from field: palyra.auth.v1.AuthHealthState state = 4;
+   */
+  state: AuthHealthState;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ResolveProfileResponse.
+ * Use `create(ResolveProfileResponseSchema)` to create a new message.
+ */
+export const ResolveProfileResponseSchema: GenMessage<ResolveProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 17);
+
+/**
+ * @generated from message palyra.auth.v1.RotateVaultKeyRequest
+ */
+export type RotateVaultKeyRequest = Message<"palyra.auth.v1.RotateVaultKeyRequest"> & {
+};
+
+/**
+ * Describes the message palyra.auth.v1.RotateVaultKeyRequest.
+ * Use `create(RotateVaultKeyRequestSchema)` to create a new message.
+ */
+export const RotateVaultKeyRequestSchema: GenMessage<RotateVaultKeyRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 18);
+
+/**
+ * @generated from message palyra.auth.v1.RotateVaultKeyResponse
+ */
+export type RotateVaultKeyResponse = Message<"palyra.auth.v1.RotateVaultKeyResponse"> & {
+  /**
+   * How many data keys were re-wrapped.
+   *
+   * @generated from field: uint32 rewrapped = 1;
+   */
+  rewrapped: number;
+
+  /**
+   * Identifier of the new key-encryption key.
+   *
+   * @generated from field: string kek_id = 2;
+   */
+  kekId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.RotateVaultKeyResponse.
+ * Use `create(RotateVaultKeyResponseSchema)` to create a new message.
+ */
+export const RotateVaultKeyResponseSchema: GenMessage<RotateVaultKeyResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 19);
+
+/**
+ * RefreshOutcome is how one refresh ended.
+ *
+ * @generated from enum palyra.auth.v1.RefreshOutcome
+ */
+export enum RefreshOutcome {
+  /**
+   * @generated from enum value: REFRESH_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * New access token stored (and the new refresh token, if rotated).
+   *
+   * @generated from enum value: REFRESH_OUTCOME_SUCCESS = 1;
+   */
+  SUCCESS = 1,
+
+  /**
+   * Network error, timeout, 429 or 5xx: retried after a backoff.
+   *
+   * @generated from enum value: REFRESH_OUTCOME_TRANSIENT_FAILURE = 2;
+   */
+  TRANSIENT_FAILURE = 2,
+
+  /**
+   * invalid_grant or 400/401/403: the profile needs re-authentication.
+   *
+   * @generated from enum value: REFRESH_OUTCOME_PERMANENT_FAILURE = 3;
+   */
+  PERMANENT_FAILURE = 3,
+
+  /**
+   * The profile holds an API key; there is nothing to refresh.
+   *
+   * @generated from enum value: REFRESH_OUTCOME_SKIPPED_NOT_OAUTH = 4;
+   */
+  SKIPPED_NOT_OAUTH = 4,
+
+  /**
+   * A backoff after an earlier failure is still running.
+   *
+   * @generated from enum value: REFRESH_OUTCOME_SKIPPED_COOLDOWN = 5;
+   */
+  SKIPPED_COOLDOWN = 5,
+
+  /**
+   * A permanent failure is recorded; set the profile again first.
+   *
+   * @generated from enum value: REFRESH_OUTCOME_SKIPPED_NEEDS_REAUTH = 6;
+   */
+  SKIPPED_NEEDS_REAUTH = 6,
+
+  /**
+   * The profile changed or was deleted while the refresh was in flight; the
+   * result was thrown away.
+   *
+   * @generated from enum value: REFRESH_OUTCOME_DISCARDED_STALE = 7;
+   */
+  DISCARDED_STALE = 7,
+}
+
+/**
+ * Describes the enum palyra.auth.v1.RefreshOutcome.
+ */
+export const RefreshOutcomeSchema: GenEnum<RefreshOutcome> = /*@__PURE__*/
+  enumDesc(file_palyra_auth_v1_auth, 0);
+
+/**
+ * ResolveReason says which rule picked the profile.
+ *
+ * @generated from enum palyra.auth.v1.ResolveReason
+ */
+export enum ResolveReason {
+  /**
+   * @generated from enum value: RESOLVE_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A profile scoped to the agent itself.
+   *
+   * @generated from enum value: RESOLVE_REASON_AGENT_PROFILE = 1;
+   */
+  AGENT_PROFILE = 1,
+
+  /**
+   * The configured default, model_provider.auth_profile_id.
+   *
+   * @generated from enum value: RESOLVE_REASON_CONFIGURED_DEFAULT = 2;
+   */
+  CONFIGURED_DEFAULT = 2,
+
+  /**
+   * A global profile for the provider (the first by id).
+   *
+   * @generated from enum value: RESOLVE_REASON_GLOBAL_PROFILE = 3;
+   */
+  GLOBAL_PROFILE = 3,
+}
+
+/**
+ * Describes the enum palyra.auth.v1.ResolveReason.
+ */
+export const ResolveReasonSchema: GenEnum<ResolveReason> = /*@__PURE__*/
+  enumDesc(file_palyra_auth_v1_auth, 1);
 
 /**
  * AuthService manages provider auth profiles (API keys and OAuth credentials
- * held in the vault), their health and their refresh. Its RPCs are added by
- * the vault/profiles issue; the service is declared here so that the contract,
- * reflection and the CLI know it from the start.
+ * held in the vault), their health and their refresh. Secrets enter through
+ * the write-only fields of SetProfile and never leave: every response carries
+ * vault references only.
  *
  * @generated from service palyra.auth.v1.AuthService
  */
 export const AuthService: GenService<{
+  /**
+   * ListProfiles pages through profiles in profile_id order.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.ListProfiles
+   */
+  listProfiles: {
+    methodKind: "unary";
+    input: typeof ListProfilesRequestSchema;
+    output: typeof ListProfilesResponseSchema;
+  },
+  /**
+   * GetProfile returns one profile; NOT_FOUND when it does not exist.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.GetProfile
+   */
+  getProfile: {
+    methodKind: "unary";
+    input: typeof GetProfileRequestSchema;
+    output: typeof GetProfileResponseSchema;
+  },
+  /**
+   * SetProfile creates or replaces a profile and stores its secrets in the vault.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.SetProfile
+   */
+  setProfile: {
+    methodKind: "unary";
+    input: typeof SetProfileRequestSchema;
+    output: typeof SetProfileResponseSchema;
+  },
+  /**
+   * DeleteProfile removes a profile and its vault secrets in one write.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.DeleteProfile
+   */
+  deleteProfile: {
+    methodKind: "unary";
+    input: typeof DeleteProfileRequestSchema;
+    output: typeof DeleteProfileResponseSchema;
+  },
+  /**
+   * GetHealth reports per-profile credential health, counts and refresh metrics.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.GetHealth
+   */
+  getHealth: {
+    methodKind: "unary";
+    input: typeof GetHealthRequestSchema;
+    output: typeof GetHealthResponseSchema;
+  },
+  /**
+   * WatchHealth sends the health report now and again whenever a profile's
+   * state changes (written, deleted, refreshed, or moved by time).
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.WatchHealth
+   */
+  watchHealth: {
+    methodKind: "server_streaming";
+    input: typeof WatchHealthRequestSchema;
+    output: typeof WatchHealthResponseSchema;
+  },
+  /**
+   * RefreshProfile refreshes an OAuth profile now, whatever its expiry, and
+   * returns the outcome. It joins a refresh already in flight for the profile.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.RefreshProfile
+   */
+  refreshProfile: {
+    methodKind: "unary";
+    input: typeof RefreshProfileRequestSchema;
+    output: typeof RefreshProfileResponseSchema;
+  },
+  /**
+   * ResolveProfile tells which profile a run of an agent would use for a
+   * provider, and why.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.ResolveProfile
+   */
+  resolveProfile: {
+    methodKind: "unary";
+    input: typeof ResolveProfileRequestSchema;
+    output: typeof ResolveProfileResponseSchema;
+  },
+  /**
+   * RotateVaultKey re-wraps every vault data key under a new key-encryption key.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.RotateVaultKey
+   */
+  rotateVaultKey: {
+    methodKind: "unary";
+    input: typeof RotateVaultKeyRequestSchema;
+    output: typeof RotateVaultKeyResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_palyra_auth_v1_auth, 0);
 

@@ -1,0 +1,235 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import {
+  DeleteProfileResponseSchema,
+  GetHealthResponseSchema,
+  GetProfileResponseSchema,
+  ListProfilesResponseSchema,
+  RefreshProfileResponseSchema,
+  ResolveProfileResponseSchema,
+  RotateVaultKeyResponseSchema,
+  SetProfileResponseSchema,
+  type AuthService,
+  type DeleteProfileRequest,
+  type DeleteProfileResponse,
+  type GetHealthRequest,
+  type GetHealthResponse,
+  type GetProfileRequest,
+  type GetProfileResponse,
+  type ListProfilesRequest,
+  type ListProfilesResponse,
+  type RefreshProfileRequest,
+  type RefreshProfileResponse,
+  type ResolveProfileRequest,
+  type ResolveProfileResponse,
+  type RotateVaultKeyResponse,
+  type SetProfileRequest,
+  type SetProfileResponse,
+  type WatchHealthRequest,
+  type WatchHealthResponse,
+} from "../../gen/palyra/auth/v1/auth_pb.js";
+import {
+  AuthProviderKind,
+  AuthScopeKind,
+} from "../../gen/palyra/auth/v1/profile_pb.js";
+import { PalyraError } from "../core/index.js";
+import type { Vault } from "../vault/index.js";
+import type { HealthReporter } from "./health.js";
+import { watchHealth } from "./health-watch.js";
+import { providerLabel, scopeLabel } from "./labels.js";
+import { parseProvider, parseSetProfileRequest } from "./profile-input.js";
+import type { ListQuery, AuthProfileRegistry } from "./registry.js";
+import type { ProfileRefresher } from "./refresher.js";
+import type { ProfileResolver } from "./resolver.js";
+import {
+  normalizeAgentId,
+  normalizeCustomName,
+  normalizeProfileId,
+} from "./validation.js";
+
+/** DEFAULT_PAGE_SIZE and MAX_PAGE_SIZE bound ListProfiles pages (REFERENCE.md). */
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 500;
+
+/** AuthServiceDeps are the pieces AuthService delegates to. */
+export interface AuthServiceDeps {
+  registry: AuthProfileRegistry;
+  health: HealthReporter;
+  refresher: ProfileRefresher;
+  resolver: ProfileResolver;
+  vault: Vault;
+  log?: Logger | undefined;
+}
+
+/**
+ * AuthServiceImpl implements palyra.auth.v1.AuthService: it validates
+ * requests, delegates to the profile registry, health reporter, refresher and
+ * resolver, and shapes responses. Secrets only flow inward (SetProfile).
+ */
+export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
+  // Aborted when the daemon shuts down: watch streams never end on their own.
+  private readonly closing = new AbortController();
+
+  constructor(private readonly deps: AuthServiceDeps) {}
+
+  /** endWatches ends every WatchHealth stream with UNAVAILABLE, so shutdown does not wait out its grace period. */
+  endWatches(): void {
+    this.closing.abort();
+  }
+
+  /** listProfiles pages through profiles by id with the request's filters. */
+  async listProfiles(req: ListProfilesRequest): Promise<ListProfilesResponse> {
+    const page = await this.deps.registry.list(parseListQuery(req));
+    return create(ListProfilesResponseSchema, {
+      profiles: page.profiles,
+      nextAfterProfileId: page.next ?? "",
+    });
+  }
+
+  /** getProfile returns one profile or NOT_FOUND. */
+  async getProfile(req: GetProfileRequest): Promise<GetProfileResponse> {
+    const id = normalizeProfileId(req.profileId);
+    const profile = await this.deps.registry.get(id);
+    if (profile === undefined)
+      throw new PalyraError("not_found", `no auth profile with id "${id}"`);
+    return create(GetProfileResponseSchema, { profile });
+  }
+
+  /** setProfile creates or replaces a profile; the secrets go to the vault, the response carries refs only. */
+  async setProfile(req: SetProfileRequest): Promise<SetProfileResponse> {
+    const input = parseSetProfileRequest(req);
+    const { profile, created } = await this.deps.registry.set(input);
+    this.deps.log?.info(
+      {
+        profileId: profile.profileId,
+        provider: providerLabel(profile.provider),
+        scope: scopeLabel(profile.scope),
+        credentialType: profile.credential?.kind.case,
+        created,
+      },
+      created ? "auth profile created" : "auth profile updated",
+    );
+    return create(SetProfileResponseSchema, { profile, created });
+  }
+
+  /** deleteProfile removes a profile and its secrets; deleted=false when there was none. */
+  async deleteProfile(
+    req: DeleteProfileRequest,
+  ): Promise<DeleteProfileResponse> {
+    const id = normalizeProfileId(req.profileId);
+    const deleted = await this.deps.registry.delete(id);
+    if (deleted) this.deps.log?.info({ profileId: id }, "auth profile deleted");
+    return create(DeleteProfileResponseSchema, { deleted });
+  }
+
+  /** getHealth reports the health of all profiles, or those an agent may use. */
+  async getHealth(req: GetHealthRequest): Promise<GetHealthResponse> {
+    const report = await this.deps.health.report({
+      agentId: optionalAgent(req.agentId),
+      includeProfiles: req.includeProfiles,
+    });
+    return create(GetHealthResponseSchema, { report });
+  }
+
+  /** watchHealth streams the report on every state change until the caller goes away. */
+  async *watchHealth(
+    req: WatchHealthRequest,
+    ctx: HandlerContext,
+  ): AsyncIterable<WatchHealthResponse> {
+    const query = {
+      agentId: optionalAgent(req.agentId),
+      includeProfiles: req.includeProfiles,
+    };
+    yield* watchHealth(
+      this.deps.health,
+      this.deps.registry.events,
+      query,
+      AbortSignal.any([ctx.signal, this.closing.signal]),
+    );
+    if (this.closing.signal.aborted)
+      throw new PalyraError("unavailable", "the daemon is shutting down");
+  }
+
+  /** refreshProfile refreshes now (or joins the refresh in flight) and reports the outcome. */
+  async refreshProfile(
+    req: RefreshProfileRequest,
+  ): Promise<RefreshProfileResponse> {
+    const id = normalizeProfileId(req.profileId);
+    const report = await this.deps.refresher.refresh(id);
+    return create(RefreshProfileResponseSchema, {
+      outcome: report.outcome,
+      reason: report.reason,
+      errorCode: report.errorCode,
+      ...(report.profile === undefined ? {} : { profile: report.profile }),
+      nextAllowedRefreshUnixMs: BigInt(report.nextAllowedRefreshUnixMs),
+    });
+  }
+
+  /** resolveProfile names the profile a run for the agent would use, and why. */
+  async resolveProfile(
+    req: ResolveProfileRequest,
+  ): Promise<ResolveProfileResponse> {
+    const provider = parseProvider(req.provider);
+    const picked = await this.deps.resolver.resolve(
+      provider,
+      optionalAgent(req.agentId),
+    );
+    return create(ResolveProfileResponseSchema, picked);
+  }
+
+  /** rotateVaultKey re-wraps every vault data key under a new key-encryption key. */
+  async rotateVaultKey(): Promise<RotateVaultKeyResponse> {
+    const { rewrapped, kekId } = await this.deps.vault.rotateKey();
+    this.deps.log?.info({ rewrapped, kekId }, "vault key rotated");
+    return create(RotateVaultKeyResponseSchema, { rewrapped, kekId });
+  }
+}
+
+function optionalAgent(raw: string): string | undefined {
+  return raw.trim() === "" ? undefined : normalizeAgentId(raw);
+}
+
+/** parseListQuery validates ListProfiles' cursor, page size and filters. */
+export function parseListQuery(req: ListProfilesRequest): ListQuery {
+  const query: ListQuery = {
+    // Above the maximum is served as the maximum, as the original did.
+    limit:
+      req.limit === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.limit, MAX_PAGE_SIZE),
+  };
+  if (req.afterProfileId !== "")
+    query.after = normalizeProfileId(req.afterProfileId, "after_profile_id");
+  if (req.providerKind !== AuthProviderKind.UNSPECIFIED) {
+    if (AuthProviderKind[req.providerKind] === undefined)
+      throw new PalyraError("invalid_argument", "provider_kind: unknown value");
+    query.providerKind = req.providerKind;
+  }
+  if (req.providerCustomName !== "") {
+    if (req.providerKind !== AuthProviderKind.CUSTOM)
+      throw new PalyraError(
+        "invalid_argument",
+        "provider_custom_name: only with provider_kind CUSTOM",
+      );
+    query.customName = normalizeCustomName(
+      req.providerCustomName,
+      "provider_custom_name",
+    );
+  }
+  if (req.scopeKind !== AuthScopeKind.UNSPECIFIED) {
+    if (
+      req.scopeKind !== AuthScopeKind.GLOBAL &&
+      req.scopeKind !== AuthScopeKind.AGENT
+    )
+      throw new PalyraError("invalid_argument", "scope_kind: unknown value");
+    query.scopeKind = req.scopeKind;
+  }
+  if (req.scopeAgentId !== "") {
+    if (req.scopeKind !== AuthScopeKind.AGENT)
+      throw new PalyraError(
+        "invalid_argument",
+        "scope_agent_id: only with scope_kind AGENT",
+      );
+    query.agentId = normalizeAgentId(req.scopeAgentId, "scope_agent_id");
+  }
+  return query;
+}

@@ -1,0 +1,55 @@
+export {
+  createProfiles,
+  type Profiles,
+  type ProfilesDeps,
+} from "./profiles.js";
+export {
+  AuthServiceImpl,
+  DEFAULT_PAGE_SIZE,
+  MAX_PAGE_SIZE,
+  type AuthServiceDeps,
+} from "./auth-service.js";
+export {
+  AuthProfileRegistry,
+  MAX_PROFILES,
+  refsOf,
+  type ListQuery,
+  type ProfilePage,
+  type RegistryDeps,
+} from "./registry.js";
+export { parseSetProfileRequest, type ProfileInput } from "./profile-input.js";
+export { ProfileEvents, type ProfileEvent } from "./events.js";
+export {
+  HealthReporter,
+  evaluateProfile,
+  EXPIRING_WINDOW_MS,
+  type HealthQuery,
+} from "./health.js";
+export { watchHealth } from "./health-watch.js";
+export { RefreshMetrics } from "./refresh-metrics.js";
+export { ProfileRefresher, type RefreshReport } from "./refresher.js";
+export { RefreshScheduler, REFRESH_WINDOW_MS } from "./scheduler.js";
+export { ProfileResolver, type Resolution } from "./resolver.js";
+export {
+  RefreshAdapters,
+  Rfc6749RefreshAdapter,
+  OpenAiRefreshAdapter,
+  AnthropicRefreshAdapter,
+  DEFAULT_TOKEN_ENDPOINTS,
+  REFRESH_TIMEOUT_MS,
+  type OAuthRefreshAdapter,
+  type OAuthRefreshRequest,
+  type OAuthRefreshResult,
+  type FetchLike,
+} from "./oauth-refresh-adapter.js";
+export {
+  computeBackoffMs,
+  backoffPolicy,
+  type BackoffPolicy,
+} from "./backoff.js";
+export { validateTokenEndpoint } from "./token-endpoint.js";
+export {
+  normalizeProfileId,
+  normalizeAgentId,
+  MAX_ID_LENGTH,
+} from "./validation.js";

@@ -1,0 +1,103 @@
+import type { Logger } from "pino";
+import type { Clock } from "../core/index.js";
+import type { Store } from "../store/index.js";
+import type { Vault } from "../vault/index.js";
+import { AuthServiceImpl } from "./auth-service.js";
+import { ProfileEvents } from "./events.js";
+import { HealthReporter } from "./health.js";
+import { RefreshAdapters, type FetchLike } from "./oauth-refresh-adapter.js";
+import { RefreshMetrics } from "./refresh-metrics.js";
+import { ProfileRefresher } from "./refresher.js";
+import { AuthProfileRegistry } from "./registry.js";
+import { ProfileResolver } from "./resolver.js";
+import { RefreshScheduler } from "./scheduler.js";
+
+/** ProfilesDeps are what the profiles area needs from the daemon; time and network are injected. */
+export interface ProfilesDeps {
+  store: Store;
+  vault: Vault;
+  clock: Clock;
+  fetch: FetchLike;
+  log?: Logger | undefined;
+  /** model_provider.auth_profile_id. */
+  defaultProfileId?: string | undefined;
+  /** Per-request timeout of token endpoint calls (default 10 s). */
+  refreshTimeoutMs?: number;
+  /** Longest wait between background sweeps (default 60 s). */
+  schedulerMaxSleepMs?: number;
+}
+
+/** Profiles is the wired profiles area: the service to register and the scheduler to start and stop. */
+export interface Profiles {
+  registry: AuthProfileRegistry;
+  health: HealthReporter;
+  refresher: ProfileRefresher;
+  scheduler: RefreshScheduler;
+  resolver: ProfileResolver;
+  metrics: RefreshMetrics;
+  service: AuthServiceImpl;
+  /** close ends health watch streams and stops the scheduler, waiting for refreshes in flight. */
+  close(): Promise<void>;
+}
+
+/** createProfiles wires the registry, health, refresh and service from the daemon's dependencies, so server.ts stays one call. */
+export function createProfiles(deps: ProfilesDeps): Profiles {
+  const { store, vault, clock, log } = deps;
+  const registry = new AuthProfileRegistry({
+    store,
+    vault,
+    clock,
+    events: new ProfileEvents(),
+  });
+  const metrics = new RefreshMetrics();
+  const health = new HealthReporter({ registry, vault, clock, metrics });
+  const refresher = new ProfileRefresher({
+    registry,
+    vault,
+    clock,
+    metrics,
+    log,
+    adapters: new RefreshAdapters({
+      fetch: deps.fetch,
+      ...(deps.refreshTimeoutMs === undefined
+        ? {}
+        : { timeoutMs: deps.refreshTimeoutMs }),
+    }),
+  });
+  const scheduler = new RefreshScheduler({
+    registry,
+    vault,
+    refresher,
+    clock,
+    log,
+    ...(deps.schedulerMaxSleepMs === undefined
+      ? {}
+      : { maxSleepMs: deps.schedulerMaxSleepMs }),
+  });
+  const resolver = new ProfileResolver({
+    registry,
+    health,
+    defaultProfileId: deps.defaultProfileId,
+  });
+  const service = new AuthServiceImpl({
+    registry,
+    health,
+    refresher,
+    resolver,
+    vault,
+    log,
+  });
+  return {
+    registry,
+    health,
+    refresher,
+    scheduler,
+    resolver,
+    metrics,
+    service,
+    async close() {
+      service.endWatches();
+      await scheduler.stop();
+    },
+  };
+}

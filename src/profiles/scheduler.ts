@@ -1,0 +1,207 @@
+import type { Logger } from "pino";
+import type { AuthProfile } from "../../gen/palyra/auth/v1/profile_pb.js";
+import type { Clock } from "../core/index.js";
+import type { Vault } from "../vault/index.js";
+import type { ProfileEvent } from "./events.js";
+import { EXPIRING_WINDOW_MS } from "./health.js";
+import type { AuthProfileRegistry } from "./registry.js";
+import type { ProfileRefresher, RefreshReport } from "./refresher.js";
+
+/** REFRESH_WINDOW_MS: an OAuth profile is refreshed once its token is this close to expiry (REFERENCE.md). */
+export const REFRESH_WINDOW_MS = 5 * 60_000;
+
+// A token endpoint that hands out tokens living less than the refresh window
+// would otherwise be asked again on every sweep; this bounds that to one
+// request per profile per interval.
+const MIN_INTERVAL_AFTER_SUCCESS_MS = 30_000;
+// Sweeps happen at least this often even when nothing is planned, which also
+// catches profiles whose access token vanished from the vault.
+const DEFAULT_MAX_SLEEP_MS = 60_000;
+const DEFAULT_CONCURRENCY = 4;
+
+/** SchedulerDeps are the scheduler's collaborators and tuning. */
+export interface SchedulerDeps {
+  registry: AuthProfileRegistry;
+  vault: Vault;
+  refresher: ProfileRefresher;
+  clock: Clock;
+  log?: Logger | undefined;
+  /** Longest wait between sweeps (default 60 s). */
+  maxSleepMs?: number;
+  /** Refreshes run at the same time within one sweep (default 4). */
+  concurrency?: number;
+}
+
+/**
+ * RefreshScheduler refreshes OAuth profiles in the background as they enter
+ * the 5-minute window before expiry. It sleeps until the next moment any
+ * profile changes state (due for refresh, backoff over, EXPIRING, EXPIRED),
+ * capped at maxSleepMs, and wakes early when a profile is set. After every
+ * sweep it emits a "tick" so health watchers see time-driven changes.
+ */
+export class RefreshScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private wakeAt = Number.POSITIVE_INFINITY;
+  private running: Promise<RefreshReport[]> | undefined;
+  // A planned sweep came due while another ran: run again once it is done.
+  private again = false;
+  private started = false;
+  private unsubscribe: (() => void) | undefined;
+  private readonly maxSleepMs: number;
+  private readonly concurrency: number;
+
+  constructor(private readonly deps: SchedulerDeps) {
+    this.maxSleepMs = deps.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+    this.concurrency = deps.concurrency ?? DEFAULT_CONCURRENCY;
+  }
+
+  /** start begins background sweeps, the first one right away (tokens may have expired while the daemon was down). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribe = this.deps.registry.events.subscribe((e) =>
+      this.onEvent(e),
+    );
+    this.planAt(this.deps.clock.now());
+  }
+
+  /** stop ends background sweeps and waits for refreshes in flight, so the store can close after it. */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+    await this.deps.refresher.idle();
+  }
+
+  /**
+   * sweep refreshes every profile that is due now and returns the reports.
+   * Background sweeps call it; tests call it directly after moving a manual
+   * clock. A sweep requested while one runs joins it.
+   */
+  sweep(): Promise<RefreshReport[]> {
+    this.running ??= this.runSweep().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        this.planAt(this.deps.clock.now());
+      }
+    });
+    return this.running;
+  }
+
+  private async runSweep(): Promise<RefreshReport[]> {
+    const { registry, refresher, clock, log } = this.deps;
+    this.clearPlan();
+    const now = clock.now();
+    const due: string[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    for await (const profile of registry.all()) {
+      const plan = await this.examine(profile, now);
+      if (plan.due) due.push(profile.profileId);
+      next = Math.min(next, plan.next);
+    }
+    const reports: RefreshReport[] = [];
+    let cursor = 0;
+    const worker = async (): Promise<void> => {
+      while (cursor < due.length) {
+        const id = due[cursor++];
+        if (id === undefined) break;
+        try {
+          reports.push(await refresher.refresh(id));
+        } catch (e) {
+          // A profile deleted since the scan is not an error worth a log line.
+          if ((e as { code?: unknown }).code !== "not_found")
+            log?.error({ err: e, profileId: id }, "background refresh failed");
+        }
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.concurrency, due.length) }, worker),
+    );
+    registry.events.emit({ kind: "tick" });
+    this.planAt(next);
+    return reports;
+  }
+
+  // Whether a profile is due now, and the next moment its state changes by time alone.
+  private async examine(
+    profile: AuthProfile,
+    now: number,
+  ): Promise<{ due: boolean; next: number }> {
+    const idle = { due: false, next: Number.POSITIVE_INFINITY };
+    const cred = profile.credential?.kind;
+    if (cred?.case !== "oauth") return idle;
+    const oauth = cred.value;
+    const state = oauth.refreshState;
+    if (state?.needsReauth === true) return idle;
+    const expiresAt = Number(oauth.expiresAtUnixMs);
+    const nextAllowed = Number(state?.nextAllowedRefreshUnixMs ?? 0n);
+    const quietUntil =
+      Number(state?.lastSuccessUnixMs ?? 0n) + MIN_INTERVAL_AFTER_SUCCESS_MS;
+    const times =
+      expiresAt > 0
+        ? [
+            expiresAt - EXPIRING_WINDOW_MS,
+            expiresAt - REFRESH_WINDOW_MS,
+            expiresAt,
+          ]
+        : [];
+    times.push(nextAllowed, quietUntil);
+    const next = Math.min(...times.filter((t) => t > now));
+    if (now < nextAllowed || now < quietUntil) return { due: false, next };
+    const inWindow = expiresAt > 0 && expiresAt - now <= REFRESH_WINDOW_MS;
+    const due =
+      inWindow || !(await this.deps.vault.has(oauth.accessTokenVaultRef));
+    return { due, next };
+  }
+
+  private onEvent(event: ProfileEvent): void {
+    if (event.kind !== "set") return;
+    const cred = event.profile.credential?.kind;
+    if (cred?.case !== "oauth") return;
+    const expiresAt = Number(cred.value.expiresAtUnixMs);
+    // A profile set already inside the window is refreshed right away; any
+    // other comes up in the sweep planned for its next change.
+    this.planAt(
+      expiresAt > 0
+        ? Math.min(
+            expiresAt - EXPIRING_WINDOW_MS,
+            expiresAt - REFRESH_WINDOW_MS,
+          )
+        : Number.POSITIVE_INFINITY,
+    );
+  }
+
+  private clearPlan(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.wakeAt = Number.POSITIVE_INFINITY;
+  }
+
+  // Plans a sweep at clock time `at` unless one is planned earlier.
+  private planAt(at: number): void {
+    if (!this.started) return;
+    const now = this.deps.clock.now();
+    const target = Math.min(at, now + this.maxSleepMs);
+    if (this.timer !== undefined && target >= this.wakeAt) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.wakeAt = target;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.wakeAt = Number.POSITIVE_INFINITY;
+        if (this.running !== undefined) this.again = true;
+        else
+          this.sweep().catch((e: unknown) =>
+            this.deps.log?.error({ err: e }, "refresh sweep failed"),
+          );
+      },
+      Math.max(0, target - now),
+    );
+    // Background work must not keep a process alive that is otherwise done.
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,23 @@
+export {
+  SessionManager,
+  normalizeIdentity,
+  DEFAULT_DEVICE_ID,
+  DEFAULT_CONSOLE_PRINCIPAL,
+  type SessionSettings,
+  type SessionManagerDeps,
+  type Identity,
+} from "./session-manager.js";
+export { SessionApi, type RequestSide } from "./session-api.js";
+export { createSessionService } from "./session-service.js";
+export { registerSessionRestRoutes, sendRestError } from "./rest-routes.js";
+export {
+  createSessionResolver,
+  checkOrigin,
+  checkCsrf,
+  CSRF_HEADER,
+  type OriginPolicy,
+} from "./session-resolver.js";
+export { computePosture } from "./posture.js";
+export { SESSION_COOKIE, sessionCookie, sessionCookieValue } from "./cookie.js";
+export { checkRedirectPath } from "./redirect-path.js";
+export { createSessionSweeper, type BackgroundTask } from "./sweeper.js";

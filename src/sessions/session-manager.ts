@@ -1,0 +1,371 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  timestampDate,
+  timestampFromMs,
+  type Timestamp,
+} from "@bufbuild/protobuf/wkt";
+import { randomBytes } from "node:crypto";
+import { ulid } from "ulid";
+import {
+  HandoffRecordSchema,
+  SessionRecordSchema,
+  type HandoffRecord,
+  type SessionRecord,
+} from "../../gen/palyra/store/v1/sessions_pb.js";
+import {
+  validateAdminPrincipal,
+  type AdminTokenVerifier,
+  type FailureRecorder,
+} from "../auth/index.js";
+import {
+  PalyraError,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
+import type { Store, WriteOp } from "../store/index.js";
+import { SESSION_CHANNEL, SessionCache } from "./session-cache.js";
+import { SessionStore } from "./session-store.js";
+import { newToken, tokenHash, type RandomBytes } from "./tokens.js";
+
+/** DEFAULT_DEVICE_ID is the device a login without one is bound to (REFERENCE.md). */
+export const DEFAULT_DEVICE_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+/** DEFAULT_CONSOLE_PRINCIPAL is who a console login without a principal signs in as. */
+export const DEFAULT_CONSOLE_PRINCIPAL = "admin:web-console";
+
+const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const CHANNEL_PATTERN = /^[a-z0-9._-]{1,64}$/;
+
+/** SessionSettings are the lifetimes from palyra.toml `[console]`. */
+export interface SessionSettings {
+  idleMs: number;
+  absoluteMs: number;
+  /** Handoff links live this long (60 s). */
+  handoffTtlMs: number;
+  /** A used session is written back (sliding its expiry) at most this often. */
+  touchIntervalMs: number;
+}
+
+/** SessionManagerDeps are the manager's collaborators, injected. */
+export interface SessionManagerDeps {
+  store: Store;
+  admin: AdminTokenVerifier;
+  failures: FailureRecorder;
+  bus: InvalidationBus;
+  clock: Clock;
+  settings: SessionSettings;
+  random?: RandomBytes;
+}
+
+/** Identity is who a session or handoff acts for. */
+export interface Identity {
+  principal: string;
+  deviceId: string;
+  channel: string;
+}
+
+/** IssuedSession is a new session and its token (which only ever goes into the cookie). */
+export interface IssuedSession {
+  token: string;
+  hash: string;
+  record: SessionRecord;
+}
+
+const ms = (t: Timestamp | undefined): number =>
+  t === undefined ? 0 : timestampDate(t).getTime();
+
+/** normalizeIdentity validates principal, device and channel as the console receives them. */
+export function normalizeIdentity(
+  principal: string,
+  deviceId: string,
+  channel: string,
+  defaultChannel: string,
+): Identity {
+  const device =
+    deviceId.trim() === "" ? DEFAULT_DEVICE_ID : deviceId.trim().toUpperCase();
+  if (!ULID_PATTERN.test(device))
+    throw new PalyraError(
+      "invalid_argument",
+      "device_id must be a ULID (26 Crockford base32 characters)",
+    );
+  const ch =
+    channel.trim() === "" ? defaultChannel : channel.trim().toLowerCase();
+  if (!CHANNEL_PATTERN.test(ch))
+    throw new PalyraError(
+      "invalid_argument",
+      "channel must be 1..64 characters of [a-z0-9._-]",
+    );
+  return {
+    principal: validateAdminPrincipal(
+      principal.trim() === "" ? DEFAULT_CONSOLE_PRINCIPAL : principal,
+    ),
+    deviceId: device,
+    channel: ch,
+  };
+}
+
+/**
+ * SessionManager owns console sessions and browser handoffs: issuing,
+ * verifying (cache first, one store read otherwise), sliding expiry,
+ * revocation, admin-token rotation and the expiry sweep.
+ */
+export class SessionManager {
+  private readonly sessions: SessionStore;
+  private readonly cache: SessionCache;
+  private readonly random: RandomBytes;
+  private readonly redeeming = new Set<string>();
+
+  constructor(private readonly deps: SessionManagerDeps) {
+    this.sessions = new SessionStore(deps.store);
+    this.cache = new SessionCache(deps.bus);
+    this.random = deps.random ?? randomBytes;
+  }
+
+  private invalidate(hash: string): void {
+    this.deps.bus.publish(SESSION_CHANNEL, hash);
+  }
+
+  private async issue(
+    identity: Identity,
+    clientIp: string,
+  ): Promise<IssuedSession> {
+    const now = this.deps.clock.now();
+    const { idleMs, absoluteMs } = this.deps.settings;
+    const token = newToken(this.random);
+    const hash = tokenHash(token);
+    const record = create(SessionRecordSchema, {
+      sessionId: ulid(now),
+      principal: identity.principal,
+      deviceId: identity.deviceId,
+      channel: identity.channel,
+      csrfToken: newToken(this.random),
+      issuedAt: timestampFromMs(now),
+      expiresAt: timestampFromMs(Math.min(now + idleMs, now + absoluteMs)),
+      absoluteExpiresAt: timestampFromMs(now + absoluteMs),
+      lastSeenAt: timestampFromMs(now),
+      clientIp,
+    });
+    await this.sessions.write(this.sessions.putOps(hash, record));
+    this.cache.set(hash, record);
+    return { token, hash, record };
+  }
+
+  /** login exchanges the admin token for a session; bad tokens count against the caller's IP. */
+  async login(
+    adminToken: string,
+    identity: Identity,
+    clientIp: string,
+  ): Promise<IssuedSession> {
+    await this.deps.failures.assertNotBlocked(clientIp);
+    if (!(await this.deps.admin.verify(adminToken))) {
+      await this.deps.failures.recordFailure(clientIp);
+      throw new PalyraError("unauthenticated", "the admin token is not valid");
+    }
+    return await this.issue(identity, clientIp);
+  }
+
+  /**
+   * verify returns the live session for a cookie token, or undefined when it
+   * is unknown, signed out or expired. It slides the idle expiry, writing at
+   * most once per touch interval; `touched` says whether it did (the caller
+   * then re-sends the cookie).
+   */
+  async verify(
+    token: string,
+  ): Promise<
+    { hash: string; record: SessionRecord; touched: boolean } | undefined
+  > {
+    const hash = tokenHash(token);
+    const record = this.cache.get(hash) ?? (await this.sessions.get(hash));
+    if (record === undefined) return undefined;
+    const now = this.deps.clock.now();
+    if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
+      await this.remove(hash, record.sessionId);
+      return undefined;
+    }
+    this.cache.set(hash, record);
+    if (now - ms(record.lastSeenAt) < this.deps.settings.touchIntervalMs)
+      return { hash, record, touched: false };
+    const touched = create(SessionRecordSchema, {
+      ...record,
+      lastSeenAt: timestampFromMs(now),
+      expiresAt: timestampFromMs(
+        Math.min(now + this.deps.settings.idleMs, ms(record.absoluteExpiresAt)),
+      ),
+    });
+    await this.sessions.write(this.sessions.putOps(hash, touched));
+    this.cache.set(hash, touched);
+    return { hash, record: touched, touched: true };
+  }
+
+  private async remove(hash: string, sessionId: string): Promise<void> {
+    await this.sessions.write(this.sessions.deleteOps(hash, sessionId));
+    this.invalidate(hash);
+  }
+
+  /** logout deletes the caller's session. */
+  async logout(hash: string): Promise<void> {
+    const record = await this.sessions.get(hash);
+    if (record !== undefined) await this.remove(hash, record.sessionId);
+    else this.invalidate(hash);
+  }
+
+  /** get reads a session record by token hash (store, not cache: the caller wants the latest). */
+  get(hash: string): Promise<SessionRecord | undefined> {
+    return this.sessions.get(hash);
+  }
+
+  /** exists tells whether a session id is known (for validating list cursors). */
+  async exists(sessionId: string): Promise<boolean> {
+    return (await this.sessions.hashOf(sessionId)) !== undefined;
+  }
+
+  /** list pages through sessions by id; the CSRF token never leaves in a list. */
+  async list(
+    after: string | undefined,
+    limit: number,
+  ): Promise<Array<{ hash: string; record: SessionRecord }>> {
+    const now = this.deps.clock.now();
+    const page = await this.sessions.page(after, limit);
+    return page.filter(
+      ({ record }) =>
+        now < ms(record.expiresAt) && now < ms(record.absoluteExpiresAt),
+    );
+  }
+
+  /** revoke ends one session by its public id. */
+  async revoke(sessionId: string): Promise<void> {
+    const hash = await this.sessions.hashOf(sessionId);
+    if (hash === undefined)
+      throw new PalyraError("not_found", `no console session ${sessionId}`);
+    await this.remove(hash, sessionId);
+  }
+
+  private async revokeAllOps(): Promise<{
+    ops: WriteOp[];
+    sessions: number;
+    handoffs: number;
+  }> {
+    const ops: WriteOp[] = [];
+    let sessions = 0;
+    let handoffs = 0;
+    for await (const { hash, record } of this.sessions.allSessions()) {
+      ops.push(...this.sessions.deleteOps(hash, record.sessionId));
+      sessions++;
+    }
+    for await (const { hash } of this.sessions.allHandoffs()) {
+      ops.push(this.sessions.deleteHandoffOp(hash));
+      handoffs++;
+    }
+    return { ops, sessions, handoffs };
+  }
+
+  /** revokeAll ends every session and pending handoff in one batch (incident response). */
+  async revokeAll(): Promise<{ sessions: number; handoffs: number }> {
+    const { ops, sessions, handoffs } = await this.revokeAllOps();
+    await this.sessions.write(ops);
+    this.deps.bus.publish(SESSION_CHANNEL, "*");
+    return { sessions, handoffs };
+  }
+
+  /**
+   * rotateAdminToken replaces the admin token and, in the same batch, revokes
+   * every session and handoff: all of them derive from the old token.
+   */
+  async rotateAdminToken(): Promise<{
+    token: string;
+    sessions: number;
+    handoffs: number;
+  }> {
+    const { ops, sessions, handoffs } = await this.revokeAllOps();
+    const token = await this.deps.admin.rotate(ops);
+    this.deps.bus.publish(SESSION_CHANNEL, "*");
+    return { token, sessions, handoffs };
+  }
+
+  /** createHandoff mints a one-time token bound to the caller's identity. */
+  async createHandoff(
+    identity: Identity,
+    redirectPath: string,
+  ): Promise<{ token: string; expiresAtMs: number }> {
+    const token = newToken(this.random);
+    const expiresAtMs = this.deps.clock.now() + this.deps.settings.handoffTtlMs;
+    const record: HandoffRecord = create(HandoffRecordSchema, {
+      ...identity,
+      redirectPath,
+      expiresAt: timestampFromMs(expiresAtMs),
+    });
+    await this.sessions.write([
+      this.sessions.putHandoffOp(tokenHash(token), record),
+    ]);
+    return { token, expiresAtMs };
+  }
+
+  /**
+   * redeemHandoff turns a handoff token into a session, once: the handoff is
+   * deleted in the same step, and a second redemption (or a concurrent one)
+   * is refused. Failures count against the caller's IP.
+   */
+  async redeemHandoff(
+    token: string,
+    clientIp: string,
+  ): Promise<{ session: IssuedSession; redirectPath: string }> {
+    await this.deps.failures.assertNotBlocked(clientIp);
+    const hash = tokenHash(token);
+    const refuse = async (): Promise<never> => {
+      await this.deps.failures.recordFailure(clientIp);
+      throw new PalyraError(
+        "unauthenticated",
+        "this sign-in link is invalid, expired or already used",
+      );
+    };
+    // One redemption per handoff in this process; the store delete below makes
+    // it one overall on a single node.
+    if (this.redeeming.has(hash)) return await refuse();
+    this.redeeming.add(hash);
+    try {
+      const record = await this.sessions.getHandoff(hash);
+      if (record === undefined) return await refuse();
+      await this.sessions.write([this.sessions.deleteHandoffOp(hash)]);
+      if (this.deps.clock.now() >= ms(record.expiresAt)) return await refuse();
+      const session = await this.issue(
+        {
+          principal: record.principal,
+          deviceId: record.deviceId,
+          channel: record.channel,
+        },
+        clientIp,
+      );
+      return { session, redirectPath: record.redirectPath };
+    } finally {
+      this.redeeming.delete(hash);
+    }
+  }
+
+  /** sweep deletes expired sessions and handoffs; run periodically. */
+  async sweep(): Promise<{ sessions: number; handoffs: number }> {
+    const now = this.deps.clock.now();
+    const ops: WriteOp[] = [];
+    const hashes: string[] = [];
+    for await (const { hash, record } of this.sessions.allSessions()) {
+      if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
+        ops.push(...this.sessions.deleteOps(hash, record.sessionId));
+        hashes.push(hash);
+      }
+    }
+    let handoffs = 0;
+    for await (const { hash, record } of this.sessions.allHandoffs()) {
+      if (now >= ms(record.expiresAt)) {
+        ops.push(this.sessions.deleteHandoffOp(hash));
+        handoffs++;
+      }
+    }
+    await this.sessions.write(ops);
+    for (const hash of hashes) this.invalidate(hash);
+    return { sessions: hashes.length, handoffs };
+  }
+
+  /** close drops the cache subscription. */
+  close(): void {
+    this.cache.close();
+  }
+}

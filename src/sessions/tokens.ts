@@ -1,0 +1,21 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** RandomBytes is injected so tests can make tokens predictable; the default is node:crypto. */
+export type RandomBytes = (size: number) => Buffer;
+
+/** newToken returns 32 random bytes as base64url: session, CSRF and handoff tokens. */
+export function newToken(random: RandomBytes = randomBytes): string {
+  return random(32).toString("base64url");
+}
+
+/** tokenHash is the storage key of a bearer-style token: its SHA-256, hex. */
+export function tokenHash(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** sameSecret compares two secrets in constant time (for equal lengths). */
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,361 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import argon2 from "argon2";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  Argon2ParamsSchema,
+  VaultKeyInfoSchema,
+  VaultKeyKind,
+  VaultRecordSchema,
+  type Argon2Params,
+  type VaultKeyInfo,
+} from "../../gen/palyra/vault/v1/vault_pb.js";
+import { PalyraError, type Clock } from "../core/index.js";
+import type { Store, Table, WriteOp } from "../store/index.js";
+import { KEY_BYTES, open, seal } from "./aead.js";
+import type { Kek } from "./envelope.js";
+import {
+  NEXT_KEY_SUFFIX,
+  VAULT_KEY_FILE,
+  createKeyFile,
+  promoteKeyFile,
+  readKeyFile,
+  removeKeyFile,
+} from "./key-file.js";
+
+/** VAULT_KEY_INFO is the meta key under which the vault keeps its VaultKeyInfo. */
+export const VAULT_KEY_INFO = "vault_key";
+
+/** PASSPHRASE_ENV names the variable operators set; errors name it so the fix is obvious. */
+const PASSPHRASE_ENV = "PALYRA_VAULT_PASSPHRASE";
+
+// argon2id parameters for new passphrase-derived keys: the argon2 library's
+// defaults (64 MiB, 3 passes, 4 lanes), about a tenth of a second once per
+// start and per rotation. Stored beside the data so that later defaults can
+// change without locking anyone out.
+const ARGON2_DEFAULTS = {
+  memoryKib: 65536,
+  iterations: 3,
+  parallelism: 4,
+  version: 0x13,
+} as const;
+const SALT_BYTES = 16;
+
+// Bounds on stored parameters: a tampered meta record must not make the
+// daemon allocate gigabytes or spin for minutes before failing.
+const ARGON2_LIMITS = {
+  memoryKib: [1024, 4 * 1024 * 1024],
+  iterations: [1, 64],
+  parallelism: [1, 64],
+  saltBytes: [8, 64],
+} as const;
+
+const CHECK_TEXT = Buffer.from("palyra.vault.v1 key check", "utf8");
+function checkAad(kekId: string): string {
+  return `palyra.vault.v1|check|${kekId}`;
+}
+
+/** KeyManagerOptions are the parts of VaultOptions that decide where the KEK comes from. */
+export interface KeyManagerOptions {
+  store: Store;
+  stateDir: string;
+  passphrase?: string | undefined;
+  clock: Clock;
+}
+
+/** PendingRotation is a new KEK made but not yet committed; the caller commits `infoOp` with the rewrapped records. */
+export interface PendingRotation {
+  kek: Kek;
+  info: VaultKeyInfo;
+  infoOp: WriteOp;
+  /** finish does what must follow the committed batch (promote vault.key.next). */
+  finish(): Promise<void>;
+  /** abandon undoes the preparation when the batch was not committed. */
+  abandon(): Promise<void>;
+}
+
+/**
+ * KeyManager owns the key-encryption key's life: creating it on first start,
+ * proving at every start that the configured key is the vault's key (so a
+ * wrong passphrase fails loudly at once, not as unreadable secrets later),
+ * and preparing rotations that survive a crash at any point.
+ */
+export class KeyManager {
+  private readonly meta: Table<typeof VaultKeyInfoSchema>;
+  private readonly keyPath: string;
+  private readonly nextPath: string;
+  private readonly passphrase: string | undefined;
+  // Set between a committed key-file rotation and its rename: vault.key.next
+  // then holds the live key and must not be treated as a leftover.
+  private unpromoted = false;
+
+  private constructor(
+    private readonly options: KeyManagerOptions,
+    private info: VaultKeyInfo | undefined,
+  ) {
+    this.meta = options.store.table("meta", VaultKeyInfoSchema);
+    this.keyPath = join(options.stateDir, VAULT_KEY_FILE);
+    this.nextPath = this.keyPath + NEXT_KEY_SUFFIX;
+    // An empty variable is treated as unset, as for the admin token.
+    this.passphrase =
+      options.passphrase === undefined || options.passphrase === ""
+        ? undefined
+        : options.passphrase;
+  }
+
+  /** open loads the current KEK, creating the vault's key on first start. */
+  static async open(
+    options: KeyManagerOptions,
+  ): Promise<{ manager: KeyManager; kek: Kek }> {
+    const info = await options.store
+      .table("meta", VaultKeyInfoSchema)
+      .get(VAULT_KEY_INFO);
+    const manager = new KeyManager(options, info);
+    const kek =
+      info === undefined
+        ? await manager.initialize()
+        : await manager.unlock(info);
+    return { manager, kek };
+  }
+
+  /** currentInfo is the committed key description (id, kind, generation). */
+  get currentInfo(): VaultKeyInfo {
+    if (this.info === undefined)
+      throw new PalyraError("internal", "vault key manager is not open");
+    return this.info;
+  }
+
+  /** prepareRotation makes the next KEK (durably, for a key file) without changing what the store says. */
+  async prepareRotation(): Promise<PendingRotation> {
+    const current = this.currentInfo;
+    const generation = current.generation + 1;
+    if (current.kind === VaultKeyKind.PASSPHRASE) {
+      const passphrase = this.requirePassphrase();
+      const params = newArgon2Params();
+      const kek = await deriveKek(randomUUID(), passphrase, params);
+      const info = this.describe(
+        kek,
+        VaultKeyKind.PASSPHRASE,
+        generation,
+        params,
+      );
+      return {
+        kek,
+        info,
+        infoOp: this.meta.putOp(VAULT_KEY_INFO, info),
+        finish: () => {
+          this.info = info;
+          return Promise.resolve();
+        },
+        abandon: () => Promise.resolve(),
+      };
+    }
+    // A rotation whose rename failed left the live key in vault.key.next:
+    // finish that first. Any other leftover is an abandoned rotation's key,
+    // which never sealed anything, so it can go.
+    if (this.unpromoted) await this.promote();
+    await removeKeyFile(this.nextPath);
+    const kek: Kek = { id: randomUUID(), key: randomBytes(KEY_BYTES) };
+    await createKeyFile(this.nextPath, kek.key);
+    const info = this.describe(kek, VaultKeyKind.KEY_FILE, generation);
+    return {
+      kek,
+      info,
+      infoOp: this.meta.putOp(VAULT_KEY_INFO, info),
+      finish: async () => {
+        this.info = info;
+        this.unpromoted = true;
+        await this.promote();
+      },
+      abandon: () => removeKeyFile(this.nextPath),
+    };
+  }
+
+  private async promote(): Promise<void> {
+    await promoteKeyFile(this.nextPath, this.keyPath);
+    this.unpromoted = false;
+  }
+
+  private async initialize(): Promise<Kek> {
+    // Records without key info mean meta/vault_key was lost: a new key would
+    // silently orphan every secret, so stop and say so.
+    const records = this.options.store.table("vault", VaultRecordSchema);
+    if ((await records.page({ limit: 1 })).length > 0) {
+      throw new PalyraError(
+        "failed_precondition",
+        "the vault holds secrets but its key description (meta/vault_key) is missing; restore the store from a backup",
+      );
+    }
+    let kek: Kek;
+    let info: VaultKeyInfo;
+    if (this.passphrase !== undefined) {
+      const params = newArgon2Params();
+      kek = await deriveKek(randomUUID(), this.passphrase, params);
+      info = this.describe(kek, VaultKeyKind.PASSPHRASE, 1, params);
+    } else {
+      await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 });
+      await removeKeyFile(this.nextPath);
+      // A key file without key info is what a crash between creating the file
+      // and committing the info leaves behind (no secret can exist yet): adopt it.
+      const existing = await readKeyFile(this.keyPath);
+      const key = existing ?? randomBytes(KEY_BYTES);
+      if (existing === undefined) await createKeyFile(this.keyPath, key);
+      kek = { id: randomUUID(), key };
+      info = this.describe(kek, VaultKeyKind.KEY_FILE, 1);
+    }
+    await this.meta.put(VAULT_KEY_INFO, info);
+    this.info = info;
+    return kek;
+  }
+
+  private async unlock(info: VaultKeyInfo): Promise<Kek> {
+    switch (info.kind) {
+      case VaultKeyKind.PASSPHRASE:
+        return await this.unlockPassphrase(info);
+      case VaultKeyKind.KEY_FILE:
+        return await this.unlockKeyFile(info);
+      default:
+        throw new PalyraError(
+          "failed_precondition",
+          `the vault key description (meta/vault_key) has an unknown kind ${info.kind}; was it written by a newer palyrad?`,
+        );
+    }
+  }
+
+  private async unlockPassphrase(info: VaultKeyInfo): Promise<Kek> {
+    const passphrase = this.requirePassphrase();
+    const params = validArgon2Params(info.argon2);
+    const kek = await deriveKek(info.kekId, passphrase, params);
+    if (!checks(kek, info)) {
+      kek.key.fill(0);
+      throw new PalyraError(
+        "failed_precondition",
+        `${PASSPHRASE_ENV} does not open this vault`,
+      );
+    }
+    return kek;
+  }
+
+  private async unlockKeyFile(info: VaultKeyInfo): Promise<Kek> {
+    if (this.passphrase !== undefined) {
+      throw new PalyraError(
+        "failed_precondition",
+        `this vault is sealed by the key file ${this.keyPath}, not by a passphrase; unset ${PASSPHRASE_ENV}`,
+      );
+    }
+    const current = await readKeyFile(this.keyPath);
+    const next = await readKeyFile(this.nextPath);
+    const kekOf = (key: Buffer): Kek => ({ id: info.kekId, key });
+
+    if (current !== undefined && checks(kekOf(current), info)) {
+      // A rotation crashed before its batch committed: its key opens nothing.
+      if (next !== undefined) {
+        next.fill(0);
+        await removeKeyFile(this.nextPath);
+      }
+      return kekOf(current);
+    }
+    if (next !== undefined && checks(kekOf(next), info)) {
+      // A rotation committed its batch but crashed before the rename: finish it.
+      current?.fill(0);
+      await promoteKeyFile(this.nextPath, this.keyPath);
+      return kekOf(next);
+    }
+    current?.fill(0);
+    next?.fill(0);
+    if (current === undefined) {
+      throw new PalyraError(
+        "failed_precondition",
+        `the vault key ${this.keyPath} is missing; restore it from a backup (without it the stored secrets cannot be read)`,
+      );
+    }
+    throw new PalyraError(
+      "failed_precondition",
+      `the vault key ${this.keyPath} does not open this vault; restore the right key file from a backup`,
+    );
+  }
+
+  private requirePassphrase(): string {
+    if (this.passphrase === undefined) {
+      throw new PalyraError(
+        "failed_precondition",
+        `this vault is sealed by a passphrase; set ${PASSPHRASE_ENV}`,
+      );
+    }
+    return this.passphrase;
+  }
+
+  private describe(
+    kek: Kek,
+    kind: VaultKeyKind,
+    generation: number,
+    argon2Params?: Argon2Params,
+  ): VaultKeyInfo {
+    const check = seal(kek.key, CHECK_TEXT, checkAad(kek.id));
+    return create(VaultKeyInfoSchema, {
+      kekId: kek.id,
+      kind,
+      ...(argon2Params === undefined ? {} : { argon2: argon2Params }),
+      checkNonce: check.nonce,
+      checkValue: check.ciphertext,
+      createdAt: timestampFromMs(this.options.clock.now()),
+      generation,
+    });
+  }
+}
+
+/** deriveKek runs argon2id over the passphrase with the stored salt and parameters, so the same KEK comes back at every start. */
+async function deriveKek(
+  kekId: string,
+  passphrase: string,
+  params: Argon2Params,
+): Promise<Kek> {
+  const key = await argon2.hash(passphrase, {
+    type: argon2.argon2id,
+    raw: true,
+    salt: Buffer.from(params.salt),
+    memoryCost: params.memoryKib,
+    timeCost: params.iterations,
+    parallelism: params.parallelism,
+    version: params.version,
+    hashLength: KEY_BYTES,
+  });
+  return { id: kekId, key };
+}
+
+function newArgon2Params(): Argon2Params {
+  return create(Argon2ParamsSchema, {
+    ...ARGON2_DEFAULTS,
+    salt: randomBytes(SALT_BYTES),
+  });
+}
+
+function validArgon2Params(params: Argon2Params | undefined): Argon2Params {
+  const within = (v: number, [lo, hi]: readonly [number, number]): boolean =>
+    v >= lo && v <= hi;
+  if (
+    params === undefined ||
+    params.version !== ARGON2_DEFAULTS.version ||
+    !within(params.memoryKib, ARGON2_LIMITS.memoryKib) ||
+    !within(params.iterations, ARGON2_LIMITS.iterations) ||
+    !within(params.parallelism, ARGON2_LIMITS.parallelism) ||
+    !within(params.salt.length, ARGON2_LIMITS.saltBytes)
+  ) {
+    throw new PalyraError(
+      "failed_precondition",
+      "the vault key description (meta/vault_key) has missing or out-of-range argon2id parameters; restore the store from a backup",
+    );
+  }
+  return params;
+}
+
+function checks(kek: Kek, info: VaultKeyInfo): boolean {
+  const opened = open(
+    kek.key,
+    { nonce: info.checkNonce, ciphertext: info.checkValue },
+    checkAad(info.kekId),
+  );
+  return opened !== undefined && opened.equals(CHECK_TEXT);
+}

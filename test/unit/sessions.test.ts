@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MemoryLevel } from "memory-level";
+import { AdminTokenVerifier, RateLimits } from "../../src/auth/index.js";
+import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
+import {
+  SessionManager,
+  checkRedirectPath,
+  normalizeIdentity,
+  sessionCookie,
+  sessionCookieValue,
+} from "../../src/sessions/index.js";
+import { LevelBackend, Store } from "../../src/store/index.js";
+import { tempStateDir } from "../helpers/fixtures.js";
+
+async function manager(
+  clock: ManualClock,
+): Promise<{ sessions: SessionManager; token: string; store: Store }> {
+  const store = await Store.fromBackend(
+    new LevelBackend(
+      new MemoryLevel<string, Uint8Array>({
+        keyEncoding: "utf8",
+        valueEncoding: "view",
+      }),
+    ),
+  );
+  const { dir } = await tempStateDir();
+  const { verifier } = await AdminTokenVerifier.initialize({
+    store,
+    stateDir: dir,
+    configured: "t".repeat(40),
+  });
+  const limits = new RateLimits({
+    sessionRpsRemote: 30,
+    sessionRpsLoopback: 120,
+    failuresPerMinute: 10,
+    failureBlockSeconds: 60,
+  });
+  const sessions = new SessionManager({
+    store,
+    admin: verifier,
+    failures: limits,
+    bus: new LocalInvalidationBus(),
+    clock,
+    settings: {
+      idleMs: 30 * 60_000,
+      absoluteMs: 12 * 3600_000,
+      handoffTtlMs: 60_000,
+      touchIntervalMs: 60_000,
+    },
+  });
+  return { sessions, token: "t".repeat(40), store };
+}
+
+const identity = normalizeIdentity("admin:test", "", "", "web");
+
+describe("session cookies and redirect paths", () => {
+  it("reads only a well-formed session cookie among others", () => {
+    const value = "a".repeat(43);
+    assert.equal(
+      sessionCookieValue(`x=1; palyra_console_session=${value}; y=2`),
+      value,
+    );
+    assert.equal(sessionCookieValue("palyra_console_session=short"), undefined);
+    assert.equal(
+      sessionCookieValue("palyra_console_session=bad value!"),
+      undefined,
+    );
+    assert.equal(sessionCookieValue(undefined), undefined);
+    assert.match(sessionCookie(value, 1800, true), /; Secure$/);
+  });
+
+  it("accepts same-origin paths and refuses everything else", () => {
+    assert.equal(checkRedirectPath(""), "/");
+    assert.equal(checkRedirectPath("/auth?tab=keys#x"), "/auth?tab=keys#x");
+    for (const bad of [
+      "//evil",
+      "/\\evil",
+      "http://evil",
+      "evil",
+      "/a\r\nb",
+      "\\\\evil",
+    ]) {
+      assert.throws(() => checkRedirectPath(bad), /redirect_path/, bad);
+    }
+  });
+});
+
+describe("session manager", () => {
+  it("slides the idle expiry on use and ends at the absolute lifetime", async () => {
+    const clock = new ManualClock();
+    const { sessions, token } = await manager(clock);
+    const issued = await sessions.login(token, identity, "127.0.0.1");
+    for (let i = 0; i < 5; i++) {
+      clock.advance(20 * 60_000); // under the 30-minute idle timeout each time
+      const v = await sessions.verify(issued.token);
+      assert.ok(v, `session ended after ${(i + 1) * 20} minutes of activity`);
+      assert.equal(v.touched, true);
+    }
+    clock.advance(31 * 60_000);
+    assert.equal(
+      await sessions.verify(issued.token),
+      undefined,
+      "idle timeout did not end the session",
+    );
+
+    const again = await sessions.login(token, identity, "127.0.0.1");
+    for (let elapsed = 0; elapsed < 12 * 60; elapsed += 25) {
+      clock.advance(25 * 60_000);
+      if ((await sessions.verify(again.token)) === undefined) {
+        assert.ok(
+          elapsed + 25 >= 12 * 60,
+          `ended early at ${elapsed + 25} minutes`,
+        );
+        return;
+      }
+    }
+    assert.fail("the absolute lifetime did not end the session");
+  });
+
+  it("revokes by id, revokes all, and sweeps expired records", async () => {
+    const clock = new ManualClock();
+    const { sessions, token } = await manager(clock);
+    const a = await sessions.login(token, identity, "127.0.0.1");
+    const b = await sessions.login(token, identity, "127.0.0.1");
+    await sessions.revoke(a.record.sessionId);
+    assert.equal(await sessions.verify(a.token), undefined);
+    assert.ok(await sessions.verify(b.token));
+    await assert.rejects(
+      sessions.revoke(a.record.sessionId),
+      /no console session/,
+    );
+    await sessions.createHandoff(identity, "/");
+    const all = await sessions.revokeAll();
+    assert.deepEqual(all, { sessions: 1, handoffs: 1 });
+    assert.equal(await sessions.verify(b.token), undefined);
+
+    await sessions.login(token, identity, "127.0.0.1");
+    await sessions.createHandoff(identity, "/");
+    clock.advance(31 * 60_000);
+    assert.deepEqual(await sessions.sweep(), { sessions: 1, handoffs: 1 });
+    assert.deepEqual(await sessions.sweep(), { sessions: 0, handoffs: 0 });
+  });
+
+  it("redeems a handoff exactly once even when two redemptions race", async () => {
+    const clock = new ManualClock();
+    const { sessions } = await manager(clock);
+    const { token } = await sessions.createHandoff(identity, "/x");
+    const results = await Promise.allSettled([
+      sessions.redeemHandoff(token, "10.0.0.1"),
+      sessions.redeemHandoff(token, "10.0.0.2"),
+    ]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+  });
+});
