@@ -2,6 +2,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { getOption, hasOption } from "@bufbuild/protobuf";
 import { access } from "../../gen/palyra/common/v1/access_pb.js";
 import { PalyraError } from "../core/index.js";
+import { PERMISSIONS } from "./roles.js";
 
 /** Rule is what the interceptor needs to know about one RPC. */
 export type Rule =
@@ -52,15 +53,24 @@ export class AccessRules {
     for (const service of services) {
       for (const method of service.methods) {
         const rule = ruleOf(method);
-        if (rule === undefined)
+        if (rule === undefined) {
           missing.push(`${service.typeName}/${method.name}`);
-        else this.rules.set(method, rule);
+        } else if (
+          rule.kind === "permission" &&
+          !PERMISSIONS.has(rule.permission)
+        ) {
+          missing.push(
+            `${service.typeName}/${method.name} (unknown permission "${rule.permission}")`,
+          );
+        } else {
+          this.rules.set(method, rule);
+        }
       }
     }
     if (missing.length > 0) {
       throw new PalyraError(
         "internal",
-        `RPCs without a (palyra.common.v1.access) option: ${missing.join(", ")}; every RPC must declare who may call it`,
+        `RPCs without a valid (palyra.common.v1.access) option: ${missing.join(", ")}; every RPC must declare who may call it`,
       );
     }
   }

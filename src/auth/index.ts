@@ -32,9 +32,18 @@ export {
   clientKey,
   can,
   adminPrincipal,
+  actorOf,
   ADMIN_PREFIX,
   DEFAULT_ADMIN_PRINCIPAL,
   type Principal,
   type ClientInfo,
   type SessionRef,
 } from "./principal.js";
+export {
+  PERMISSIONS,
+  ROLE_TABLE,
+  permissionName,
+  roleDefinition,
+  roleFromName,
+  type RoleDefinition,
+} from "./roles.js";

@@ -14,6 +14,10 @@ export interface Principal {
   readonly expiresAtMs?: number;
   /** Set when the caller authenticated with a console session cookie. */
   readonly session?: SessionRef;
+  /** Set when the credential only acts inside one workspace (workspace-bound API token). */
+  readonly workspaceId?: string;
+  /** Set when the caller authenticated with an API token: the token's id (prefix). */
+  readonly apiTokenId?: string;
 }
 
 /** SessionRef identifies the console session behind a call. */
@@ -68,4 +72,9 @@ export function adminPrincipal(
     permissions: "all",
     ...(expiresAtMs === undefined ? {} : { expiresAtMs }),
   };
+}
+
+/** actorOf names the caller of an RPC for the audit log ("anonymous" on public RPCs). */
+export function actorOf(principal: Principal | undefined, client: ClientInfo): { principal: string; clientIp: string } {
+  return { principal: principal?.id ?? "anonymous", clientIp: client.ip };
 }

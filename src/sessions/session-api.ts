@@ -16,6 +16,11 @@ import {
 } from "../../gen/palyra/session/v1/session_pb.js";
 import type { SessionRecord } from "../../gen/palyra/store/v1/sessions_pb.js";
 import type { ClientInfo, Principal } from "../auth/index.js";
+
+/** FlagReader answers whether a feature flag is on (implemented by access/FeatureFlags). */
+export interface FlagReader {
+  isEnabled(name: string): Promise<boolean>;
+}
 import { PalyraError } from "../core/index.js";
 import { clearedSessionCookie, sessionCookie } from "./cookie.js";
 import { checkRedirectPath } from "./redirect-path.js";
@@ -78,7 +83,17 @@ export class SessionApi {
   constructor(
     private readonly manager: SessionManager,
     private readonly idleSeconds: number,
+    private readonly flags: FlagReader,
   ) {}
+
+  private async requireFlag(name: string, what: string): Promise<void> {
+    if (!(await this.flags.isEnabled(name))) {
+      throw new PalyraError(
+        "failed_precondition",
+        `${what} is disabled (feature flag ${name}); an owner can enable it with SetFeatureFlag`,
+      );
+    }
+  }
 
   private setCookie(side: RequestSide, token: string): void {
     side.responseHeaders.append(
@@ -97,6 +112,7 @@ export class SessionApi {
     },
     side: RequestSide,
   ): Promise<ConsoleSession> {
+    await this.requireFlag("console", "console sign-in");
     if (input.adminToken === "")
       throw new PalyraError("invalid_argument", "admin_token is required");
     const identity = normalizeIdentity(
@@ -190,6 +206,7 @@ export class SessionApi {
     redirectPath: string,
     side: RequestSide,
   ): Promise<CreateBrowserHandoffResponse> {
+    await this.requireFlag("browser_handoff", "browser handoff");
     const path = checkRedirectPath(redirectPath);
     const principal = side.principal;
     if (principal === undefined)
@@ -225,6 +242,8 @@ export class SessionApi {
     token: string,
     side: RequestSide,
   ): Promise<RedeemBrowserHandoffResponse> {
+    await this.requireFlag("browser_handoff", "browser handoff");
+    await this.requireFlag("console", "console sign-in");
     if (token === "")
       throw new PalyraError("invalid_argument", "token is required");
     const { session, redirectPath } = await this.manager.redeemHandoff(

@@ -34,7 +34,7 @@ import {
   SessionService,
   file_palyra_session_v1_session,
 } from "../../gen/palyra/session/v1/session_pb.js";
-import type { AccessServiceImpl } from "../access/index.js";
+import type { AccessHandlers } from "../access/index.js";
 import { clientKey } from "../auth/index.js";
 import {
   createHealthService,
@@ -94,7 +94,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 
 /** RouteDeps are the service implementations and cross-cutting pieces the routes need. */
 export interface RouteDeps {
-  access: AccessServiceImpl;
+  access: Partial<AccessHandlers>;
   auth: AuthServiceImpl;
   sessions: { api: SessionApi; gate: AccessGate; config: PalyraConfig };
   health: HealthStatusBoard;

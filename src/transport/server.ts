@@ -19,7 +19,13 @@ import {
 } from "node:http2";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import type { DestinationStream, Logger } from "pino";
-import { AccessServiceImpl } from "../access/index.js";
+import {
+  AuditLog,
+  FeatureFlags,
+  createAccessService,
+  createFlagHandlers,
+  createIdentityHandlers,
+} from "../access/index.js";
 import {
   AccessGate,
   AccessRules,
@@ -136,11 +142,14 @@ export async function buildServer(
       failuresPerMinute: config.limits.failed_auth_per_minute,
       failureBlockSeconds: config.limits.failed_auth_block_seconds,
     });
+    const bus = new LocalInvalidationBus();
+    const audit = new AuditLog(store, clock);
+    const flags = new FeatureFlags(store, audit, clock, bus);
     const sessions = new SessionManager({
       store,
       admin: admin.verifier,
       failures: limits,
-      bus: new LocalInvalidationBus(),
+      bus,
       clock,
       settings: {
         idleMs: config.console.idle_timeout_seconds * 1000,
@@ -199,14 +208,19 @@ export async function buildServer(
       bodyLimit: config.server.max_request_bytes,
     });
     await registerRoutes(app, {
-      access: new AccessServiceImpl({
-        allPermissions: () => rules.permissions(),
+      access: createAccessService({
+        identity: createIdentityHandlers(),
+        flags: createFlagHandlers(flags),
       }),
       auth: profiles.service,
       health,
       interceptors: [createErrorInterceptor(log), createAuthInterceptor(gate)],
       sessions: {
-        api: new SessionApi(sessions, config.console.idle_timeout_seconds),
+        api: new SessionApi(
+          sessions,
+          config.console.idle_timeout_seconds,
+          flags,
+        ),
         gate,
         config,
       },

@@ -6,14 +6,22 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ListAuditEventsRequestSchema, ListAuditEventsResponseSchema, VerifyAuditChainRequestSchema, VerifyAuditChainResponseSchema } from "./audit_pb.js";
+import { file_palyra_access_v1_audit } from "./audit_pb.js";
+import type { CreateApiTokenRequestSchema, CreateApiTokenResponseSchema, ListApiTokensRequestSchema, ListApiTokensResponseSchema, RevokeApiTokenRequestSchema, RevokeApiTokenResponseSchema, RotateApiTokenRequestSchema, RotateApiTokenResponseSchema, UpdateApiTokenRequestSchema, UpdateApiTokenResponseSchema } from "./tokens_pb.js";
+import { file_palyra_access_v1_tokens } from "./tokens_pb.js";
+import type { AcceptInvitationRequestSchema, AcceptInvitationResponseSchema, CreateInvitationRequestSchema, CreateInvitationResponseSchema, CreateWorkspaceRequestSchema, CreateWorkspaceResponseSchema, DeleteWorkspaceRequestSchema, DeleteWorkspaceResponseSchema, GetWorkspaceRequestSchema, GetWorkspaceResponseSchema, ListMembershipsRequestSchema, ListMembershipsResponseSchema, ListWorkspacesRequestSchema, ListWorkspacesResponseSchema, RemoveMembershipRequestSchema, RemoveMembershipResponseSchema, SetMembershipRequestSchema, SetMembershipResponseSchema } from "./workspaces_pb.js";
+import { file_palyra_access_v1_workspaces } from "./workspaces_pb.js";
 import { file_palyra_common_v1_access } from "../../common/v1/access_pb.js";
+import type { Role } from "../../common/v1/permissions_pb.js";
+import { file_palyra_common_v1_permissions } from "../../common/v1/permissions_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file palyra/access/v1/access.proto.
  */
 export const file_palyra_access_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wYWx5cmEvYWNjZXNzL3YxL2FjY2Vzcy5wcm90bxIQcGFseXJhLmFjY2Vzcy52MSIPCg1XaG9BbUlSZXF1ZXN0IrQBCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSMQoLYXV0aF9tZXRob2QYAiABKA4yHC5wYWx5cmEuYWNjZXNzLnYxLkF1dGhNZXRob2QSDAoEcm9sZRgDIAEoCRITCgtwZXJtaXNzaW9ucxgEIAMoCRI5ChVjcmVkZW50aWFsX2V4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpgBCgpBdXRoTWV0aG9kEhsKF0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASFAoQQVVUSF9NRVRIT0RfTk9ORRABEhsKF0FVVEhfTUVUSE9EX0FETUlOX1RPS0VOEAISHwobQVVUSF9NRVRIT0RfQ09OU09MRV9TRVNTSU9OEAMSGQoVQVVUSF9NRVRIT0RfQVBJX1RPS0VOEAQyZwoNQWNjZXNzU2VydmljZRJWCgZXaG9BbUkSHy5wYWx5cmEuYWNjZXNzLnYxLldob0FtSVJlcXVlc3QaIC5wYWx5cmEuYWNjZXNzLnYxLldob0FtSVJlc3BvbnNlIgmQAgHijRkCGAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_palyra_common_v1_access]);
+  fileDesc("Ch1wYWx5cmEvYWNjZXNzL3YxL2FjY2Vzcy5wcm90bxIQcGFseXJhLmFjY2Vzcy52MSIPCg1XaG9BbUlSZXF1ZXN0IuABCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSMQoLYXV0aF9tZXRob2QYAiABKA4yHC5wYWx5cmEuYWNjZXNzLnYxLkF1dGhNZXRob2QSDAoEcm9sZRgDIAEoCRITCgtwZXJtaXNzaW9ucxgEIAMoCRI5ChVjcmVkZW50aWFsX2V4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHdvcmtzcGFjZV9pZBgGIAEoCRIUCgxhcGlfdG9rZW5faWQYByABKAkiLgoXQ2hlY2tQZXJtaXNzaW9uc1JlcXVlc3QSEwoLcGVybWlzc2lvbnMYASADKAkiTgoYQ2hlY2tQZXJtaXNzaW9uc1Jlc3BvbnNlEjIKB3Jlc3VsdHMYASADKAsyIS5wYWx5cmEuYWNjZXNzLnYxLlBlcm1pc3Npb25DaGVjayI2Cg9QZXJtaXNzaW9uQ2hlY2sSEgoKcGVybWlzc2lvbhgBIAEoCRIPCgdhbGxvd2VkGAIgASgIIhIKEExpc3RSb2xlc1JlcXVlc3QiRAoRTGlzdFJvbGVzUmVzcG9uc2USLwoFcm9sZXMYASADKAsyIC5wYWx5cmEuYWNjZXNzLnYxLlJvbGVEZWZpbml0aW9uIm4KDlJvbGVEZWZpbml0aW9uEiQKBHJvbGUYASABKA4yFi5wYWx5cmEuY29tbW9uLnYxLlJvbGUSDAoEbmFtZRgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCRITCgtkZXNjcmlwdGlvbhgEIAEoCSKZAQoLRmVhdHVyZUZsYWcSDAoEbmFtZRgBIAEoCRIPCgdlbmFibGVkGAIgASgIEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhIKCmlzX2RlZmF1bHQYBCABKAgSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXBkYXRlZF9ieRgGIAEoCSIZChdMaXN0RmVhdHVyZUZsYWdzUmVxdWVzdCJIChhMaXN0RmVhdHVyZUZsYWdzUmVzcG9uc2USLAoFZmxhZ3MYASADKAsyHS5wYWx5cmEuYWNjZXNzLnYxLkZlYXR1cmVGbGFnIjYKFVNldEZlYXR1cmVGbGFnUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB2VuYWJsZWQYAiABKAgiRQoWU2V0RmVhdHVyZUZsYWdSZXNwb25zZRIrCgRmbGFnGAEgASgLMh0ucGFseXJhLmFjY2Vzcy52MS5GZWF0dXJlRmxhZyqYAQoKQXV0aE1ldGhvZBIbChdBVVRIX01FVEhPRF9VTlNQRUNJRklFRBAAEhQKEEFVVEhfTUVUSE9EX05PTkUQARIbChdBVVRIX01FVEhPRF9BRE1JTl9UT0tFThACEh8KG0FVVEhfTUVUSE9EX0NPTlNPTEVfU0VTU0lPThADEhkKFUFVVEhfTUVUSE9EX0FQSV9UT0tFThAEMr8UCg1BY2Nlc3NTZXJ2aWNlElYKBldob0FtSRIfLnBhbHlyYS5hY2Nlc3MudjEuV2hvQW1JUmVxdWVzdBogLnBhbHlyYS5hY2Nlc3MudjEuV2hvQW1JUmVzcG9uc2UiCZACAeKNGQIYARJ0ChBDaGVja1Blcm1pc3Npb25zEikucGFseXJhLmFjY2Vzcy52MS5DaGVja1Blcm1pc3Npb25zUmVxdWVzdBoqLnBhbHlyYS5hY2Nlc3MudjEuQ2hlY2tQZXJtaXNzaW9uc1Jlc3BvbnNlIgmQAgHijRkCGAESagoJTGlzdFJvbGVzEiIucGFseXJhLmFjY2Vzcy52MS5MaXN0Um9sZXNSZXF1ZXN0GiMucGFseXJhLmFjY2Vzcy52MS5MaXN0Um9sZXNSZXNwb25zZSIUkAIB4o0ZDQoLYWNjZXNzLnJlYWQSfAoOQ3JlYXRlQXBpVG9rZW4SJy5wYWx5cmEuYWNjZXNzLnYxLkNyZWF0ZUFwaVRva2VuUmVxdWVzdBooLnBhbHlyYS5hY2Nlc3MudjEuQ3JlYXRlQXBpVG9rZW5SZXNwb25zZSIX4o0ZEwoRYXBpX3Rva2Vucy5tYW5hZ2USfAoNTGlzdEFwaVRva2VucxImLnBhbHlyYS5hY2Nlc3MudjEuTGlzdEFwaVRva2Vuc1JlcXVlc3QaJy5wYWx5cmEuYWNjZXNzLnYxLkxpc3RBcGlUb2tlbnNSZXNwb25zZSIakAIB4o0ZEwoRYXBpX3Rva2Vucy5tYW5hZ2USfAoOUmV2b2tlQXBpVG9rZW4SJy5wYWx5cmEuYWNjZXNzLnYxLlJldm9rZUFwaVRva2VuUmVxdWVzdBooLnBhbHlyYS5hY2Nlc3MudjEuUmV2b2tlQXBpVG9rZW5SZXNwb25zZSIX4o0ZEwoRYXBpX3Rva2Vucy5tYW5hZ2USfAoOUm90YXRlQXBpVG9rZW4SJy5wYWx5cmEuYWNjZXNzLnYxLlJvdGF0ZUFwaVRva2VuUmVxdWVzdBooLnBhbHlyYS5hY2Nlc3MudjEuUm90YXRlQXBpVG9rZW5SZXNwb25zZSIX4o0ZEwoRYXBpX3Rva2Vucy5tYW5hZ2USfAoOVXBkYXRlQXBpVG9rZW4SJy5wYWx5cmEuYWNjZXNzLnYxLlVwZGF0ZUFwaVRva2VuUmVxdWVzdBooLnBhbHlyYS5hY2Nlc3MudjEuVXBkYXRlQXBpVG9rZW5SZXNwb25zZSIX4o0ZEwoRYXBpX3Rva2Vucy5tYW5hZ2USfwoQTGlzdEZlYXR1cmVGbGFncxIpLnBhbHlyYS5hY2Nlc3MudjEuTGlzdEZlYXR1cmVGbGFnc1JlcXVlc3QaKi5wYWx5cmEuYWNjZXNzLnYxLkxpc3RGZWF0dXJlRmxhZ3NSZXNwb25zZSIUkAIB4o0ZDQoLYWNjZXNzLnJlYWQSeAoOU2V0RmVhdHVyZUZsYWcSJy5wYWx5cmEuYWNjZXNzLnYxLlNldEZlYXR1cmVGbGFnUmVxdWVzdBooLnBhbHlyYS5hY2Nlc3MudjEuU2V0RmVhdHVyZUZsYWdSZXNwb25zZSIT4o0ZDwoNdHJ1c3Qub3BlcmF0ZRJ+Cg9DcmVhdGVXb3Jrc3BhY2USKC5wYWx5cmEuYWNjZXNzLnYxLkNyZWF0ZVdvcmtzcGFjZVJlcXVlc3QaKS5wYWx5cmEuYWNjZXNzLnYxLkNyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlIhbijRkSChB3b3Jrc3BhY2UubWFuYWdlEnMKDEdldFdvcmtzcGFjZRIlLnBhbHlyYS5hY2Nlc3MudjEuR2V0V29ya3NwYWNlUmVxdWVzdBomLnBhbHlyYS5hY2Nlc3MudjEuR2V0V29ya3NwYWNlUmVzcG9uc2UiFJACAeKNGQ0KC2FjY2Vzcy5yZWFkEnkKDkxpc3RXb3Jrc3BhY2VzEicucGFseXJhLmFjY2Vzcy52MS5MaXN0V29ya3NwYWNlc1JlcXVlc3QaKC5wYWx5cmEuYWNjZXNzLnYxLkxpc3RXb3Jrc3BhY2VzUmVzcG9uc2UiFJACAeKNGQ0KC2FjY2Vzcy5yZWFkEn4KD0RlbGV0ZVdvcmtzcGFjZRIoLnBhbHlyYS5hY2Nlc3MudjEuRGVsZXRlV29ya3NwYWNlUmVxdWVzdBopLnBhbHlyYS5hY2Nlc3MudjEuRGVsZXRlV29ya3NwYWNlUmVzcG9uc2UiFuKNGRIKEHdvcmtzcGFjZS5tYW5hZ2USfAoPTGlzdE1lbWJlcnNoaXBzEigucGFseXJhLmFjY2Vzcy52MS5MaXN0TWVtYmVyc2hpcHNSZXF1ZXN0GikucGFseXJhLmFjY2Vzcy52MS5MaXN0TWVtYmVyc2hpcHNSZXNwb25zZSIUkAIB4o0ZDQoLYWNjZXNzLnJlYWQShAEKDVNldE1lbWJlcnNoaXASJi5wYWx5cmEuYWNjZXNzLnYxLlNldE1lbWJlcnNoaXBSZXF1ZXN0GicucGFseXJhLmFjY2Vzcy52MS5TZXRNZW1iZXJzaGlwUmVzcG9uc2UiIuKNGR4KHHdvcmtzcGFjZS5tZW1iZXJzaGlwcy5tYW5hZ2USjQEKEFJlbW92ZU1lbWJlcnNoaXASKS5wYWx5cmEuYWNjZXNzLnYxLlJlbW92ZU1lbWJlcnNoaXBSZXF1ZXN0GioucGFseXJhLmFjY2Vzcy52MS5SZW1vdmVNZW1iZXJzaGlwUmVzcG9uc2UiIuKNGR4KHHdvcmtzcGFjZS5tZW1iZXJzaGlwcy5tYW5hZ2USjQEKEENyZWF0ZUludml0YXRpb24SKS5wYWx5cmEuYWNjZXNzLnYxLkNyZWF0ZUludml0YXRpb25SZXF1ZXN0GioucGFseXJhLmFjY2Vzcy52MS5DcmVhdGVJbnZpdGF0aW9uUmVzcG9uc2UiIuKNGR4KHHdvcmtzcGFjZS5tZW1iZXJzaGlwcy5tYW5hZ2UScQoQQWNjZXB0SW52aXRhdGlvbhIpLnBhbHlyYS5hY2Nlc3MudjEuQWNjZXB0SW52aXRhdGlvblJlcXVlc3QaKi5wYWx5cmEuYWNjZXNzLnYxLkFjY2VwdEludml0YXRpb25SZXNwb25zZSIG4o0ZAhgBEnsKD0xpc3RBdWRpdEV2ZW50cxIoLnBhbHlyYS5hY2Nlc3MudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBopLnBhbHlyYS5hY2Nlc3MudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiE5ACAeKNGQwKCmF1ZGl0LnJlYWQSfgoQVmVyaWZ5QXVkaXRDaGFpbhIpLnBhbHlyYS5hY2Nlc3MudjEuVmVyaWZ5QXVkaXRDaGFpblJlcXVlc3QaKi5wYWx5cmEuYWNjZXNzLnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZSITkAIB4o0ZDAoKYXVkaXQucmVhZGIGcHJvdG8z", [file_google_protobuf_timestamp, file_palyra_access_v1_audit, file_palyra_access_v1_tokens, file_palyra_access_v1_workspaces, file_palyra_common_v1_access, file_palyra_common_v1_permissions]);
 
 /**
  * @generated from message palyra.access.v1.WhoAmIRequest
@@ -64,6 +72,20 @@ export type WhoAmIResponse = Message<"palyra.access.v1.WhoAmIResponse"> & {
    * @generated from field: google.protobuf.Timestamp credential_expires_at = 5;
    */
   credentialExpiresAt?: Timestamp | undefined;
+
+  /**
+   * Set when the credential only acts inside one workspace.
+   *
+   * @generated from field: string workspace_id = 6;
+   */
+  workspaceId: string;
+
+  /**
+   * The API token's id (its prefix) when authenticated by an API token.
+   *
+   * @generated from field: string api_token_id = 7;
+   */
+  apiTokenId: string;
 };
 
 /**
@@ -72,6 +94,245 @@ export type WhoAmIResponse = Message<"palyra.access.v1.WhoAmIResponse"> & {
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
   messageDesc(file_palyra_access_v1_access, 1);
+
+/**
+ * @generated from message palyra.access.v1.CheckPermissionsRequest
+ */
+export type CheckPermissionsRequest = Message<"palyra.access.v1.CheckPermissionsRequest"> & {
+  /**
+   * Permission strings, e.g. "api_tokens.manage"; 1..100 of them.
+   *
+   * @generated from field: repeated string permissions = 1;
+   */
+  permissions: string[];
+};
+
+/**
+ * Describes the message palyra.access.v1.CheckPermissionsRequest.
+ * Use `create(CheckPermissionsRequestSchema)` to create a new message.
+ */
+export const CheckPermissionsRequestSchema: GenMessage<CheckPermissionsRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 2);
+
+/**
+ * @generated from message palyra.access.v1.CheckPermissionsResponse
+ */
+export type CheckPermissionsResponse = Message<"palyra.access.v1.CheckPermissionsResponse"> & {
+  /**
+   * @generated from field: repeated palyra.access.v1.PermissionCheck results = 1;
+   */
+  results: PermissionCheck[];
+};
+
+/**
+ * Describes the message palyra.access.v1.CheckPermissionsResponse.
+ * Use `create(CheckPermissionsResponseSchema)` to create a new message.
+ */
+export const CheckPermissionsResponseSchema: GenMessage<CheckPermissionsResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 3);
+
+/**
+ * @generated from message palyra.access.v1.PermissionCheck
+ */
+export type PermissionCheck = Message<"palyra.access.v1.PermissionCheck"> & {
+  /**
+   * @generated from field: string permission = 1;
+   */
+  permission: string;
+
+  /**
+   * @generated from field: bool allowed = 2;
+   */
+  allowed: boolean;
+};
+
+/**
+ * Describes the message palyra.access.v1.PermissionCheck.
+ * Use `create(PermissionCheckSchema)` to create a new message.
+ */
+export const PermissionCheckSchema: GenMessage<PermissionCheck> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 4);
+
+/**
+ * @generated from message palyra.access.v1.ListRolesRequest
+ */
+export type ListRolesRequest = Message<"palyra.access.v1.ListRolesRequest"> & {
+};
+
+/**
+ * Describes the message palyra.access.v1.ListRolesRequest.
+ * Use `create(ListRolesRequestSchema)` to create a new message.
+ */
+export const ListRolesRequestSchema: GenMessage<ListRolesRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 5);
+
+/**
+ * @generated from message palyra.access.v1.ListRolesResponse
+ */
+export type ListRolesResponse = Message<"palyra.access.v1.ListRolesResponse"> & {
+  /**
+   * @generated from field: repeated palyra.access.v1.RoleDefinition roles = 1;
+   */
+  roles: RoleDefinition[];
+};
+
+/**
+ * Describes the message palyra.access.v1.ListRolesResponse.
+ * Use `create(ListRolesResponseSchema)` to create a new message.
+ */
+export const ListRolesResponseSchema: GenMessage<ListRolesResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 6);
+
+/**
+ * RoleDefinition is one row of the role table.
+ *
+ * @generated from message palyra.access.v1.RoleDefinition
+ */
+export type RoleDefinition = Message<"palyra.access.v1.RoleDefinition"> & {
+  /**
+   * @generated from field: palyra.common.v1.Role role = 1;
+   */
+  role: Role;
+
+  /**
+   * "owner", "admin" or "operator".
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string permissions = 3;
+   */
+  permissions: string[];
+
+  /**
+   * @generated from field: string description = 4;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message palyra.access.v1.RoleDefinition.
+ * Use `create(RoleDefinitionSchema)` to create a new message.
+ */
+export const RoleDefinitionSchema: GenMessage<RoleDefinition> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 7);
+
+/**
+ * FeatureFlag is a named switch for a daemon surface.
+ *
+ * @generated from message palyra.access.v1.FeatureFlag
+ */
+export type FeatureFlag = Message<"palyra.access.v1.FeatureFlag"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: bool enabled = 2;
+   */
+  enabled: boolean;
+
+  /**
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * Whether the flag still has its default value.
+   *
+   * @generated from field: bool is_default = 4;
+   */
+  isDefault: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 5;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string updated_by = 6;
+   */
+  updatedBy: string;
+};
+
+/**
+ * Describes the message palyra.access.v1.FeatureFlag.
+ * Use `create(FeatureFlagSchema)` to create a new message.
+ */
+export const FeatureFlagSchema: GenMessage<FeatureFlag> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 8);
+
+/**
+ * @generated from message palyra.access.v1.ListFeatureFlagsRequest
+ */
+export type ListFeatureFlagsRequest = Message<"palyra.access.v1.ListFeatureFlagsRequest"> & {
+};
+
+/**
+ * Describes the message palyra.access.v1.ListFeatureFlagsRequest.
+ * Use `create(ListFeatureFlagsRequestSchema)` to create a new message.
+ */
+export const ListFeatureFlagsRequestSchema: GenMessage<ListFeatureFlagsRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 9);
+
+/**
+ * @generated from message palyra.access.v1.ListFeatureFlagsResponse
+ */
+export type ListFeatureFlagsResponse = Message<"palyra.access.v1.ListFeatureFlagsResponse"> & {
+  /**
+   * @generated from field: repeated palyra.access.v1.FeatureFlag flags = 1;
+   */
+  flags: FeatureFlag[];
+};
+
+/**
+ * Describes the message palyra.access.v1.ListFeatureFlagsResponse.
+ * Use `create(ListFeatureFlagsResponseSchema)` to create a new message.
+ */
+export const ListFeatureFlagsResponseSchema: GenMessage<ListFeatureFlagsResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 10);
+
+/**
+ * @generated from message palyra.access.v1.SetFeatureFlagRequest
+ */
+export type SetFeatureFlagRequest = Message<"palyra.access.v1.SetFeatureFlagRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: bool enabled = 2;
+   */
+  enabled: boolean;
+};
+
+/**
+ * Describes the message palyra.access.v1.SetFeatureFlagRequest.
+ * Use `create(SetFeatureFlagRequestSchema)` to create a new message.
+ */
+export const SetFeatureFlagRequestSchema: GenMessage<SetFeatureFlagRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 11);
+
+/**
+ * @generated from message palyra.access.v1.SetFeatureFlagResponse
+ */
+export type SetFeatureFlagResponse = Message<"palyra.access.v1.SetFeatureFlagResponse"> & {
+  /**
+   * @generated from field: palyra.access.v1.FeatureFlag flag = 1;
+   */
+  flag?: FeatureFlag | undefined;
+};
+
+/**
+ * Describes the message palyra.access.v1.SetFeatureFlagResponse.
+ * Use `create(SetFeatureFlagResponseSchema)` to create a new message.
+ */
+export const SetFeatureFlagResponseSchema: GenMessage<SetFeatureFlagResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_access_v1_access, 12);
 
 /**
  * AuthMethod is how a caller proved who it is.
@@ -99,14 +360,14 @@ export enum AuthMethod {
   ADMIN_TOKEN = 2,
 
   /**
-   * Console session cookie (sessions issue).
+   * Console session cookie.
    *
    * @generated from enum value: AUTH_METHOD_CONSOLE_SESSION = 3;
    */
   CONSOLE_SESSION = 3,
 
   /**
-   * `Authorization: Bearer palyra_<prefix>_<secret>` (access issue).
+   * `Authorization: Bearer palyra_<prefix>_<secret>`.
    *
    * @generated from enum value: AUTH_METHOD_API_TOKEN = 4;
    */
@@ -120,15 +381,15 @@ export const AuthMethodSchema: GenEnum<AuthMethod> = /*@__PURE__*/
   enumDesc(file_palyra_access_v1_access, 0);
 
 /**
- * AccessService: who the caller is and what it may do. Roles, API tokens,
- * feature flags, workspaces and the audit chain are added by the access issue.
+ * AccessService: who the caller is and what it may do. Roles and
+ * permissions, API tokens, feature flags, workspaces and the audit chain.
  *
  * @generated from service palyra.access.v1.AccessService
  */
 export const AccessService: GenService<{
   /**
    * WhoAmI returns the authenticated caller: principal, how it authenticated,
-   * and the permissions it holds.
+   * its role and the permissions it holds.
    *
    * @generated from rpc palyra.access.v1.AccessService.WhoAmI
    */
@@ -136,6 +397,208 @@ export const AccessService: GenService<{
     methodKind: "unary";
     input: typeof WhoAmIRequestSchema;
     output: typeof WhoAmIResponseSchema;
+  },
+  /**
+   * CheckPermissions answers allowed/denied for each permission, so a UI can
+   * hide what the caller cannot do.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.CheckPermissions
+   */
+  checkPermissions: {
+    methodKind: "unary";
+    input: typeof CheckPermissionsRequestSchema;
+    output: typeof CheckPermissionsResponseSchema;
+  },
+  /**
+   * ListRoles prints the role table: each role and its permissions.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.ListRoles
+   */
+  listRoles: {
+    methodKind: "unary";
+    input: typeof ListRolesRequestSchema;
+    output: typeof ListRolesResponseSchema;
+  },
+  /**
+   * CreateApiToken mints a token and returns it once.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.CreateApiToken
+   */
+  createApiToken: {
+    methodKind: "unary";
+    input: typeof CreateApiTokenRequestSchema;
+    output: typeof CreateApiTokenResponseSchema;
+  },
+  /**
+   * ListApiTokens pages through tokens (never their secrets).
+   *
+   * @generated from rpc palyra.access.v1.AccessService.ListApiTokens
+   */
+  listApiTokens: {
+    methodKind: "unary";
+    input: typeof ListApiTokensRequestSchema;
+    output: typeof ListApiTokensResponseSchema;
+  },
+  /**
+   * RevokeApiToken stops a token at once.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.RevokeApiToken
+   */
+  revokeApiToken: {
+    methodKind: "unary";
+    input: typeof RevokeApiTokenRequestSchema;
+    output: typeof RevokeApiTokenResponseSchema;
+  },
+  /**
+   * RotateApiToken issues a new secret; the old one works for the grace
+   * period only.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.RotateApiToken
+   */
+  rotateApiToken: {
+    methodKind: "unary";
+    input: typeof RotateApiTokenRequestSchema;
+    output: typeof RotateApiTokenResponseSchema;
+  },
+  /**
+   * UpdateApiToken changes the label, scopes or rate limit.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.UpdateApiToken
+   */
+  updateApiToken: {
+    methodKind: "unary";
+    input: typeof UpdateApiTokenRequestSchema;
+    output: typeof UpdateApiTokenResponseSchema;
+  },
+  /**
+   * ListFeatureFlags lists every flag with its state.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.ListFeatureFlags
+   */
+  listFeatureFlags: {
+    methodKind: "unary";
+    input: typeof ListFeatureFlagsRequestSchema;
+    output: typeof ListFeatureFlagsResponseSchema;
+  },
+  /**
+   * SetFeatureFlag turns a known flag on or off.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.SetFeatureFlag
+   */
+  setFeatureFlag: {
+    methodKind: "unary";
+    input: typeof SetFeatureFlagRequestSchema;
+    output: typeof SetFeatureFlagResponseSchema;
+  },
+  /**
+   * CreateWorkspace creates a workspace; the caller becomes its Owner.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.CreateWorkspace
+   */
+  createWorkspace: {
+    methodKind: "unary";
+    input: typeof CreateWorkspaceRequestSchema;
+    output: typeof CreateWorkspaceResponseSchema;
+  },
+  /**
+   * GetWorkspace reads one workspace.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.GetWorkspace
+   */
+  getWorkspace: {
+    methodKind: "unary";
+    input: typeof GetWorkspaceRequestSchema;
+    output: typeof GetWorkspaceResponseSchema;
+  },
+  /**
+   * ListWorkspaces pages through workspaces.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.ListWorkspaces
+   */
+  listWorkspaces: {
+    methodKind: "unary";
+    input: typeof ListWorkspacesRequestSchema;
+    output: typeof ListWorkspacesResponseSchema;
+  },
+  /**
+   * DeleteWorkspace deletes a workspace, its memberships and invitations.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.DeleteWorkspace
+   */
+  deleteWorkspace: {
+    methodKind: "unary";
+    input: typeof DeleteWorkspaceRequestSchema;
+    output: typeof DeleteWorkspaceResponseSchema;
+  },
+  /**
+   * ListMemberships lists a workspace's members.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.ListMemberships
+   */
+  listMemberships: {
+    methodKind: "unary";
+    input: typeof ListMembershipsRequestSchema;
+    output: typeof ListMembershipsResponseSchema;
+  },
+  /**
+   * SetMembership adds a member or changes its role.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.SetMembership
+   */
+  setMembership: {
+    methodKind: "unary";
+    input: typeof SetMembershipRequestSchema;
+    output: typeof SetMembershipResponseSchema;
+  },
+  /**
+   * RemoveMembership removes a member (never the last Owner).
+   *
+   * @generated from rpc palyra.access.v1.AccessService.RemoveMembership
+   */
+  removeMembership: {
+    methodKind: "unary";
+    input: typeof RemoveMembershipRequestSchema;
+    output: typeof RemoveMembershipResponseSchema;
+  },
+  /**
+   * CreateInvitation mints a one-time code that joins a workspace with a role.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.CreateInvitation
+   */
+  createInvitation: {
+    methodKind: "unary";
+    input: typeof CreateInvitationRequestSchema;
+    output: typeof CreateInvitationResponseSchema;
+  },
+  /**
+   * AcceptInvitation joins the caller to the invitation's workspace.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.AcceptInvitation
+   */
+  acceptInvitation: {
+    methodKind: "unary";
+    input: typeof AcceptInvitationRequestSchema;
+    output: typeof AcceptInvitationResponseSchema;
+  },
+  /**
+   * ListAuditEvents pages through the audit log, newest last.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof ListAuditEventsRequestSchema;
+    output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * VerifyAuditChain recomputes the hash chain and reports the first break.
+   *
+   * @generated from rpc palyra.access.v1.AccessService.VerifyAuditChain
+   */
+  verifyAuditChain: {
+    methodKind: "unary";
+    input: typeof VerifyAuditChainRequestSchema;
+    output: typeof VerifyAuditChainResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_palyra_access_v1_access, 0);

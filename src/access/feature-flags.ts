@@ -1,0 +1,119 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  FeatureFlagSchema,
+  ListFeatureFlagsResponseSchema,
+  SetFeatureFlagResponseSchema,
+  type FeatureFlag,
+} from "../../gen/palyra/access/v1/access_pb.js";
+import { actorOf, clientKey } from "../auth/index.js";
+import { PalyraError, type Clock, type InvalidationBus } from "../core/index.js";
+import type { Actor, AuditTrail, Store } from "../store/index.js";
+import type { FlagHandlers } from "./handlers.js";
+import { callerOf } from "./identity.js";
+
+/** FLAG_DEFINITIONS are the known flags with their defaults; unknown names are refused. */
+export const FLAG_DEFINITIONS: Readonly<Record<string, { enabled: boolean; description: string }>> = {
+  compat_api: { enabled: true, description: "the OpenAI-compatible /v1 API (arrives with the runs issue)" },
+  console: { enabled: true, description: "console sign-in (Login and the /console/v1/auth REST paths)" },
+  browser_handoff: { enabled: true, description: "one-time links that hand a session from the CLI to a browser" },
+  api_token_rotation_grace: {
+    enabled: true,
+    description: "RotateApiToken may keep the previous secret working for a grace period",
+  },
+};
+
+/** FlagReader is what other areas need: is a flag on? */
+export interface FlagReader {
+  isEnabled(name: string): Promise<boolean>;
+}
+
+const FLAG_CHANNEL = "feature_flags";
+const key = (name: string): string => `flag/${name}`;
+
+/**
+ * FeatureFlags stores flag overrides in the access namespace and keeps them in
+ * memory (invalidated on change through the bus), so checking a flag on a
+ * request path costs no store read.
+ */
+export class FeatureFlags implements FlagReader {
+  private readonly table;
+  private cache: Map<string, FeatureFlag> | undefined;
+
+  constructor(
+    store: Store,
+    private readonly audit: AuditTrail,
+    private readonly clock: Clock,
+    private readonly bus: InvalidationBus,
+  ) {
+    this.table = store.table("access", FeatureFlagSchema);
+    bus.subscribe(FLAG_CHANNEL, () => (this.cache = undefined));
+  }
+
+  private async load(): Promise<Map<string, FeatureFlag>> {
+    if (this.cache !== undefined) return this.cache;
+    const flags = new Map<string, FeatureFlag>();
+    for (const [name, def] of Object.entries(FLAG_DEFINITIONS)) {
+      const stored = await this.table.get(key(name));
+      flags.set(
+        name,
+        stored === undefined
+          ? create(FeatureFlagSchema, { name, enabled: def.enabled, description: def.description, isDefault: true })
+          : create(FeatureFlagSchema, { ...stored, description: def.description, isDefault: false }),
+      );
+    }
+    this.cache = flags;
+    return flags;
+  }
+
+  /** list returns every known flag in name order. */
+  async list(): Promise<FeatureFlag[]> {
+    return [...(await this.load()).values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** isEnabled reads a flag from memory. */
+  async isEnabled(name: string): Promise<boolean> {
+    const flag = (await this.load()).get(name);
+    if (flag === undefined) throw new PalyraError("internal", `unknown feature flag ${name}`);
+    return flag.enabled;
+  }
+
+  /** set turns a known flag on or off and records who did it. */
+  async set(name: string, enabled: boolean, actor: Actor): Promise<FeatureFlag> {
+    const def = FLAG_DEFINITIONS[name];
+    if (def === undefined) {
+      throw new PalyraError(
+        "invalid_argument",
+        `unknown feature flag "${name}"; known flags: ${Object.keys(FLAG_DEFINITIONS).join(", ")}`,
+      );
+    }
+    const flag = create(FeatureFlagSchema, {
+      name,
+      enabled,
+      description: def.description,
+      isDefault: false,
+      updatedAt: timestampFromMs(this.clock.now()),
+      updatedBy: actor.principal,
+    });
+    await this.audit.commit(
+      actor,
+      { action: "feature_flag.set", target: `feature_flag:${name}`, outcome: "success", details: { enabled: String(enabled) } },
+      [this.table.putOp(key(name), flag)],
+    );
+    this.bus.publish(FLAG_CHANNEL, name);
+    return flag;
+  }
+}
+
+/** createFlagHandlers implements ListFeatureFlags and SetFeatureFlag. */
+export function createFlagHandlers(flags: FeatureFlags): FlagHandlers {
+  return {
+    async listFeatureFlags() {
+      return create(ListFeatureFlagsResponseSchema, { flags: await flags.list() });
+    },
+    async setFeatureFlag(req, ctx) {
+      const flag = await flags.set(req.name, req.enabled, actorOf(callerOf(ctx), ctx.values.get(clientKey)));
+      return create(SetFeatureFlagResponseSchema, { flag });
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { getOption } from "@bufbuild/protobuf";
+import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
+import {
+  Permission,
+  PermissionSchema,
+  permission_name,
+} from "../../gen/palyra/common/v1/permissions_pb.js";
+
+/**
+ * PERMISSIONS maps every permission string to its catalog value, read from
+ * the proto enum (palyra.common.v1.Permission) so the list exists once.
+ */
+export const PERMISSIONS: ReadonlyMap<string, Permission> = new Map(
+  PermissionSchema.values
+    .filter((v) => v.number !== (Permission.UNSPECIFIED as number))
+    .map((v) => [getOption(v, permission_name), v.number as Permission]),
+);
+
+/** permissionName returns the string a catalog value stands for. */
+export function permissionName(permission: Permission): string {
+  const value = PermissionSchema.value[permission];
+  if (value === undefined) throw new RangeError(`unknown permission ${permission}`);
+  return getOption(value, permission_name);
+}
+
+/** RoleDefinition is one row of the role table. */
+export interface RoleDefinition {
+  readonly role: Role;
+  readonly name: string;
+  readonly description: string;
+  readonly permissions: ReadonlySet<string>;
+}
+
+const names = (list: readonly Permission[]): string[] => list.map(permissionName);
+
+const OPERATOR = [
+  Permission.COMPAT_CHAT_CREATE,
+  Permission.SESSIONS_USE,
+  Permission.MEMORY_USE,
+  Permission.AUTH_PROFILES_READ,
+  Permission.ACCESS_READ,
+  Permission.DEPLOYMENT_READ,
+];
+const ADMIN = [
+  ...OPERATOR,
+  Permission.API_TOKENS_MANAGE,
+  Permission.WORKSPACE_MEMBERSHIPS_MANAGE,
+  Permission.AUTH_PROFILES_MANAGE,
+  Permission.AUDIT_READ,
+  Permission.CONSOLE_SESSIONS_READ,
+];
+
+/**
+ * ROLE_TABLE is the one place roles get their permissions: Owner includes
+ * Admin, which includes Operator. Admin principals (admin token or console
+ * session) act as Owner. ListRoles prints this table.
+ */
+export const ROLE_TABLE: ReadonlyMap<Role, RoleDefinition> = new Map([
+  [
+    Role.OPERATOR,
+    {
+      role: Role.OPERATOR,
+      name: "operator",
+      description: "uses agents: chat, runs, memory, and reads configuration",
+      permissions: new Set(names(OPERATOR)),
+    },
+  ],
+  [
+    Role.ADMIN,
+    {
+      role: Role.ADMIN,
+      name: "admin",
+      description: "operator, plus API tokens, memberships, provider profiles and the audit log",
+      permissions: new Set(names(ADMIN)),
+    },
+  ],
+  [
+    Role.OWNER,
+    {
+      role: Role.OWNER,
+      name: "owner",
+      description: "everything, including workspaces, trust decisions, the vault and the admin token",
+      permissions: new Set(PERMISSIONS.keys()),
+    },
+  ],
+]);
+
+/** roleDefinition returns a role's row; UNSPECIFIED or unknown roles have none. */
+export function roleDefinition(role: Role): RoleDefinition | undefined {
+  return ROLE_TABLE.get(role);
+}
+
+/** roleFromName parses "owner" / "admin" / "operator". */
+export function roleFromName(name: string): Role | undefined {
+  for (const def of ROLE_TABLE.values()) if (def.name === name) return def.role;
+  return undefined;
+}
