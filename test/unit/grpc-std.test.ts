@@ -32,7 +32,11 @@ const accessFile = "palyra/access/v1/access.proto";
 const accessFileWithDeps = [
   accessFile,
   "google/protobuf/timestamp.proto",
+  "palyra/access/v1/audit.proto",
+  "palyra/access/v1/tokens.proto",
+  "palyra/access/v1/workspaces.proto",
   "palyra/common/v1/access.proto",
+  "palyra/common/v1/permissions.proto",
   "google/protobuf/descriptor.proto",
 ];
 
