@@ -23,6 +23,13 @@ PALYRA_TLS_CERT_PATH, PALYRA_TLS_KEY_PATH, PALYRA_LOG_LEVEL, PALYRA_LOG_FORMAT,
 PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK. See the README for every key.
 `;
 
+// Listening for signals from the first moment, so a SIGTERM that arrives while
+// the daemon is still starting is a clean stop too, not a kill.
+const stopSignal = new Promise<string>((resolve) => {
+  process.once("SIGINT", () => resolve("SIGINT"));
+  process.once("SIGTERM", () => resolve("SIGTERM"));
+});
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -62,14 +69,8 @@ async function main(): Promise<number> {
     "palyrad listening (gRPC, gRPC-Web, Connect, HTTP)",
   );
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      server.log.info({ signal }, "shutting down: draining in-flight calls");
-      resolve();
-    };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
-  });
+  const signal = await stopSignal;
+  server.log.info({ signal }, "shutting down: draining in-flight calls");
   await server.close();
   server.log.info("stopped");
   return 0;

@@ -15,6 +15,7 @@ import {
   AccessService,
   AuthMethod,
 } from "../../gen/palyra/access/v1/access_pb.js";
+import { SessionService } from "../../gen/palyra/session/v1/session_pb.js";
 import { loadConfig } from "../../src/config/index.js";
 import { buildServer } from "../../src/transport/index.js";
 import { palyraError, startDaemon, tempStateDir } from "../helpers/daemon.js";
@@ -181,8 +182,68 @@ describe("state directory lifecycle", () => {
       const me = await client.whoAmI({});
       assert.equal(me.authMethod, AuthMethod.NONE);
       assert.equal(me.principal, "admin:local");
+      const sessions = createClient(
+        SessionService,
+        createGrpcWebTransport({ baseUrl: d.address.url, httpVersion: "1.1" }),
+      );
+      const { posture } = await sessions.getDeploymentPosture({});
+      assert.equal(posture?.adminAuthRequired, false);
+      assert.match(posture?.warnings.join("\n") ?? "", /ADMIN AUTH IS OFF/);
     } finally {
       await d.stop();
+    }
+  });
+
+  it("palyrad drains and exits 0 on SIGTERM", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "src/bin/palyrad.ts",
+          "--state-dir",
+          dir,
+          "--listen",
+          "127.0.0.1:0",
+        ],
+        {
+          env: {
+            ...process.env,
+            NODE_TEST_CONTEXT: undefined,
+            PALYRA_LOG_FORMAT: "json",
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let stdout = "";
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) =>
+        child.on("exit", resolve),
+      );
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (c: Buffer) => {
+          stdout += c.toString();
+          if (stdout.includes("palyrad listening")) resolve();
+        });
+        child.once("exit", () =>
+          reject(new Error(`palyrad exited early: ${stderr}`)),
+        );
+      });
+      assert.match(stderr, /Generated admin token \(shown once/);
+      child.kill("SIGTERM");
+      const code = await exited;
+      assert.equal(
+        code,
+        0,
+        `exit ${code}; stdout: ${stdout}\nstderr: ${stderr}`,
+      );
+      assert.match(stdout, /"msg":"stopped"/);
+      assert.equal((await stat(join(dir, "palyra.toml"))).isFile(), true);
+    } finally {
+      await cleanup();
     }
   });
 
