@@ -1,3 +1,5 @@
 export { PalyraError, isPalyraError, type ErrorCode } from "./errors.js";
 export { systemClock, ManualClock, type Clock } from "./clock.js";
 export { LocalInvalidationBus, type InvalidationBus } from "./invalidation.js";
+export { InvalidatingCache } from "./invalidating-cache.js";
+export { KeyedMutex } from "./keyed-mutex.js";

@@ -36,15 +36,10 @@ export async function* watchHealth(
         continue;
       }
       dirty = false;
-      // States are needed to compare even when the caller wants no rows.
-      const report = await reporter.report({ ...query, includeProfiles: true });
-      const states = new Map(
-        report.profiles.map((p) => [p.profileId, p.state]),
-      );
+      const { report, states } = await reporter.evaluate(query);
       const changed = diff(last, states);
       last = states;
       if (changed === undefined) continue;
-      if (!query.includeProfiles) report.profiles = [];
       yield create(WatchHealthResponseSchema, {
         report,
         changedProfileIds: changed,

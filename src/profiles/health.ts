@@ -12,92 +12,99 @@ import {
 } from "../../gen/palyra/auth/v1/health_pb.js";
 import type { AuthProfile } from "../../gen/palyra/auth/v1/profile_pb.js";
 import type { Clock } from "../core/index.js";
-import { MAX_LIST_LIMIT, type Vault } from "../vault/index.js";
 import { providerLabel, scopeLabel } from "./labels.js";
 import type { RefreshMetrics } from "./refresh-metrics.js";
-import { refsOf, type AuthProfileRegistry } from "./registry.js";
+import type { AuthProfileRegistry } from "./registry.js";
 
 /** EXPIRING_WINDOW_MS: an OAuth token this close to expiry is EXPIRING (REFERENCE.md). */
 export const EXPIRING_WINDOW_MS = 15 * 60_000;
 
 const MINUTE = 60_000;
 
-// Above this many refs one scan of the vault's refs is cheaper than a lookup each.
-const SCAN_THRESHOLD = 64;
+/** Classification is a profile's state and why, without the rest of a report row. */
+export interface Classification {
+  state: AuthHealthState;
+  reason: string;
+}
 
-/** evaluateProfile classifies one profile's credential by vault presence, refresh state and expiry. */
-export function evaluateProfile(
+/** classifyProfile decides a profile's state from vault presence, refresh state and expiry; cheap enough to run over every profile per report. */
+export function classifyProfile(
   profile: AuthProfile,
   present: (ref: string) => boolean,
   now: number,
-): AuthProfileHealth {
-  const base = {
-    profileId: profile.profileId,
-    provider: providerLabel(profile.provider),
-    profileName: profile.profileName,
-    scope: scopeLabel(profile.scope),
-  };
+): Classification {
+  const is = (state: AuthHealthState, reason: string): Classification => ({
+    state,
+    reason,
+  });
   const cred = profile.credential?.kind;
   if (cred?.case !== "oauth") {
-    const ok = cred?.case === "apiKey" && present(cred.value.apiKeyVaultRef);
-    return create(AuthProfileHealthSchema, {
-      ...base,
-      credentialType: "api_key",
-      state: ok ? AuthHealthState.STATIC : AuthHealthState.MISSING,
-      reason: ok
-        ? "API key present (static credential)"
-        : "the API key is missing from the vault",
-    });
+    return cred?.case === "apiKey" && present(cred.value.apiKeyVaultRef)
+      ? is(AuthHealthState.STATIC, "API key present (static credential)")
+      : is(AuthHealthState.MISSING, "the API key is missing from the vault");
   }
   const oauth = cred.value;
   const refresh = oauth.refreshState;
-  const expiresAt = Number(oauth.expiresAtUnixMs);
-  const common = {
-    ...base,
-    credentialType: "oauth",
-    expiresAtUnixMs: oauth.expiresAtUnixMs,
-    lastErrorCode: refresh?.lastErrorCode ?? "",
-    lastSuccessUnixMs: refresh?.lastSuccessUnixMs ?? 0n,
-    failureCount: refresh?.failureCount ?? 0,
-    nextAllowedRefreshUnixMs: refresh?.nextAllowedRefreshUnixMs ?? 0n,
-  };
-  const state = (s: AuthHealthState, reason: string): AuthProfileHealth =>
-    create(AuthProfileHealthSchema, { ...common, state: s, reason });
   if (refresh?.needsReauth === true)
-    return state(
+    return is(
       AuthHealthState.NEEDS_REAUTH,
       `the token endpoint refused the refresh token (${refresh.lastErrorCode || "permanent failure"}); set the profile again with new tokens`,
     );
   if (!present(oauth.refreshTokenVaultRef))
-    return state(
+    return is(
       AuthHealthState.MISSING,
       "the OAuth refresh token is missing from the vault",
     );
   if (!present(oauth.accessTokenVaultRef))
-    return state(
+    return is(
       AuthHealthState.MISSING,
       "the OAuth access token is missing from the vault; a refresh will fetch one",
     );
+  const expiresAt = Number(oauth.expiresAtUnixMs);
   if (expiresAt === 0)
-    return state(
+    return is(
       AuthHealthState.OK,
       "OAuth access token present; its expiry is unknown",
     );
   const left = expiresAt - now;
   if (left <= 0)
-    return state(AuthHealthState.EXPIRED, "the OAuth access token has expired");
+    return is(AuthHealthState.EXPIRED, "the OAuth access token has expired");
   if (left <= EXPIRING_WINDOW_MS)
-    return state(
+    return is(
       AuthHealthState.EXPIRING,
       `the OAuth access token expires in ${Math.ceil(left / MINUTE)} min`,
     );
-  return state(AuthHealthState.OK, "OAuth access token present and valid");
+  return is(AuthHealthState.OK, "OAuth access token present and valid");
+}
+
+/** evaluateProfile is one profile's report row: its classification plus the facts an operator needs next to it. */
+export function evaluateProfile(
+  profile: AuthProfile,
+  present: (ref: string) => boolean,
+  now: number,
+  classified: Classification = classifyProfile(profile, present, now),
+): AuthProfileHealth {
+  const cred = profile.credential?.kind;
+  const oauth = cred?.case === "oauth" ? cred.value : undefined;
+  const refresh = oauth?.refreshState;
+  return create(AuthProfileHealthSchema, {
+    profileId: profile.profileId,
+    provider: providerLabel(profile.provider),
+    profileName: profile.profileName,
+    scope: scopeLabel(profile.scope),
+    credentialType: oauth === undefined ? "api_key" : "oauth",
+    ...classified,
+    expiresAtUnixMs: oauth?.expiresAtUnixMs ?? 0n,
+    lastErrorCode: refresh?.lastErrorCode ?? "",
+    lastSuccessUnixMs: refresh?.lastSuccessUnixMs ?? 0n,
+    failureCount: refresh?.failureCount ?? 0,
+    nextAllowedRefreshUnixMs: refresh?.nextAllowedRefreshUnixMs ?? 0n,
+  });
 }
 
 /** HealthReporterDeps are the reporter's collaborators. */
 export interface HealthReporterDeps {
   registry: AuthProfileRegistry;
-  vault: Vault;
   clock: Clock;
   metrics: RefreshMetrics;
 }
@@ -113,14 +120,22 @@ export interface HealthQuery {
 export class HealthReporter {
   constructor(private readonly deps: HealthReporterDeps) {}
 
-  /** report evaluates every selected profile now; per-profile rows are kept only when asked for. */
+  /** report evaluates every selected profile now; per-profile rows are built only when asked for. */
   async report(query: HealthQuery): Promise<AuthHealthReport> {
+    return (await this.evaluate(query)).report;
+  }
+
+  /** evaluate is report plus every selected profile's state, which watchers compare between reports. */
+  async evaluate(query: HealthQuery): Promise<{
+    report: AuthHealthReport;
+    states: Map<string, AuthHealthState>;
+  }> {
     const { registry } = this.deps;
-    const profiles: AuthProfile[] = [];
-    if (query.agentId === undefined)
-      for await (const p of registry.all()) profiles.push(p);
-    else profiles.push(...(await registry.visibleTo(query.agentId)));
-    return await this.reportFor(profiles, query.includeProfiles);
+    const profiles =
+      query.agentId === undefined
+        ? await registry.all()
+        : await registry.visibleTo(query.agentId);
+    return await this.evaluateProfiles(profiles, query.includeProfiles);
   }
 
   /** reportFor evaluates the given profiles (already selected) now. */
@@ -128,47 +143,45 @@ export class HealthReporter {
     profiles: readonly AuthProfile[],
     includeProfiles = true,
   ): Promise<AuthHealthReport> {
+    return (await this.evaluateProfiles(profiles, includeProfiles)).report;
+  }
+
+  private async evaluateProfiles(
+    profiles: readonly AuthProfile[],
+    includeProfiles: boolean,
+  ): Promise<{
+    report: AuthHealthReport;
+    states: Map<string, AuthHealthState>;
+  }> {
     const { clock, metrics } = this.deps;
-    const present = await this.presence(profiles);
+    const present = await this.presence();
     const now = clock.now();
-    const rows = profiles.map((p) => evaluateProfile(p, present, now));
     const summary = create(AuthHealthSummarySchema);
     const distribution = create(AuthExpiryDistributionSchema);
-    for (const row of rows) {
-      count(summary, row.state);
-      bucket(distribution, row, now);
+    const states = new Map<string, AuthHealthState>();
+    const rows: AuthProfileHealth[] = [];
+    for (const profile of profiles) {
+      const classified = classifyProfile(profile, present, now);
+      states.set(profile.profileId, classified.state);
+      count(summary, classified.state);
+      bucket(distribution, classified.state, profile, now);
+      if (includeProfiles)
+        rows.push(evaluateProfile(profile, present, now, classified));
     }
-    return create(AuthHealthReportSchema, {
+    const report = create(AuthHealthReportSchema, {
       summary,
       expiryDistribution: distribution,
-      profiles: includeProfiles ? rows : [],
+      profiles: rows,
       refreshMetrics: metrics.toProto(),
       generatedAtUnixMs: BigInt(now),
     });
+    return { report, states };
   }
 
-  // Which of the profiles' refs hold a secret, looked up without decrypting anything.
-  private async presence(
-    profiles: readonly AuthProfile[],
-  ): Promise<(ref: string) => boolean> {
-    const { vault } = this.deps;
-    const refs = profiles.flatMap((p) => refsOf(p));
-    const found = new Set<string>();
-    if (refs.length > SCAN_THRESHOLD) {
-      let after: string | undefined;
-      for (;;) {
-        const page = await vault.listRefs({
-          ...(after === undefined ? {} : { after }),
-          limit: MAX_LIST_LIMIT,
-        });
-        for (const ref of page) found.add(ref);
-        after = page.at(-1);
-        if (page.length < MAX_LIST_LIMIT || after === undefined) break;
-      }
-    } else {
-      for (const ref of refs) if (await vault.has(ref)) found.add(ref);
-    }
-    return (ref) => ref !== "" && found.has(ref);
+  // Which refs hold a secret, as the registry's cache last checked.
+  private async presence(): Promise<(ref: string) => boolean> {
+    const { present } = await this.deps.registry.snapshot();
+    return (ref) => ref !== "" && present.has(ref);
   }
 }
 
@@ -202,10 +215,11 @@ function count(summary: AuthHealthSummary, state: AuthHealthState): void {
 // they are, by time left for the rest.
 function bucket(
   d: AuthExpiryDistribution,
-  row: AuthProfileHealth,
+  state: AuthHealthState,
+  profile: AuthProfile,
   now: number,
 ): void {
-  switch (row.state) {
+  switch (state) {
     case AuthHealthState.MISSING:
       d.missing++;
       return;
@@ -221,7 +235,9 @@ function bucket(
     default:
       break;
   }
-  const expiresAt = Number(row.expiresAtUnixMs);
+  const cred = profile.credential?.kind;
+  const expiresAt =
+    cred?.case === "oauth" ? Number(cred.value.expiresAtUnixMs) : 0;
   if (expiresAt === 0) {
     d.unknown++;
     return;

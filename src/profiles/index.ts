@@ -12,11 +12,16 @@ export {
 export {
   AuthProfileRegistry,
   MAX_PROFILES,
-  refsOf,
   type ListQuery,
   type ProfilePage,
   type RegistryDeps,
 } from "./registry.js";
+export {
+  ProfileCache,
+  PROFILE_CHANNEL,
+  refsOf,
+  type ProfileSnapshot,
+} from "./profile-cache.js";
 export { parseSetProfileRequest, type ProfileInput } from "./profile-input.js";
 export { ProfileEvents, type ProfileEvent } from "./events.js";
 export {

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Clock } from "../core/index.js";
+import type { Clock, InvalidationBus } from "../core/index.js";
 import type { Store } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import { AuthServiceImpl } from "./auth-service.js";
@@ -19,6 +19,8 @@ export interface ProfilesDeps {
   clock: Clock;
   fetch: FetchLike;
   log?: Logger | undefined;
+  /** Where profile changes are announced to caches; this process only by default. */
+  bus?: InvalidationBus | undefined;
   /** model_provider.auth_profile_id. */
   defaultProfileId?: string | undefined;
   /** Per-request timeout of token endpoint calls (default 10 s). */
@@ -48,9 +50,10 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     vault,
     clock,
     events: new ProfileEvents(),
+    ...(deps.bus === undefined ? {} : { bus: deps.bus }),
   });
   const metrics = new RefreshMetrics();
-  const health = new HealthReporter({ registry, vault, clock, metrics });
+  const health = new HealthReporter({ registry, clock, metrics });
   const refresher = new ProfileRefresher({
     registry,
     vault,
@@ -66,7 +69,6 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
   });
   const scheduler = new RefreshScheduler({
     registry,
-    vault,
     refresher,
     clock,
     log,
@@ -98,6 +100,7 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     async close() {
       service.endWatches();
       await scheduler.stop();
+      registry.close();
     },
   };
 }

@@ -15,7 +15,8 @@ import type {
   RefreshAdapters,
 } from "./oauth-refresh-adapter.js";
 import type { RefreshMetrics } from "./refresh-metrics.js";
-import type { AuthProfileRegistry, SecretWrite } from "./registry.js";
+import type { SecretWrite } from "./credentials.js";
+import type { AuthProfileRegistry } from "./registry.js";
 
 /** RefreshReport is how one refresh of one profile ended, without any secret. */
 export interface RefreshReport {

@@ -1,37 +1,39 @@
 import { clone, create } from "@bufbuild/protobuf";
-import { EmptySchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { ulid } from "ulid";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
-  AuthCredentialSchema,
   AuthProfileSchema,
   AuthScopeKind,
-  OAuthRefreshStateSchema,
-  type AuthCredential,
   type AuthProfile,
   type AuthProviderKind,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
-import { PalyraError, type Clock } from "../core/index.js";
-import type { Store, Table, WriteOp } from "../store/index.js";
-import { formatVaultRef, parseVaultRef, type Vault } from "../vault/index.js";
-import { ProfileEvents } from "./events.js";
 import {
-  GLOBAL_INDEX_PREFIX,
-  PROFILE_PREFIX,
-  SCOPE_INDEX_PREFIX,
-  agentIndexPrefix,
-  idFromKey,
-  profileKey,
-  scopeIndexKey,
-} from "./keys.js";
+  KeyedMutex,
+  LocalInvalidationBus,
+  PalyraError,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
+import type { Store, Table, WriteOp } from "../store/index.js";
+import type { Vault } from "../vault/index.js";
+import {
+  SecretPlan,
+  buildCredential,
+  type SecretWrite,
+} from "./credentials.js";
+import { ProfileEvents } from "./events.js";
+import { profileKey } from "./keys.js";
 import { agentOf } from "./labels.js";
-import { KeyedMutex } from "./mutex.js";
-import type { CredentialInput, ProfileInput } from "./profile-input.js";
+import {
+  PROFILE_CHANNEL,
+  ProfileCache,
+  lowerBound,
+  refsOf,
+  type ProfileSnapshot,
+} from "./profile-cache.js";
+import type { ProfileInput } from "./profile-input.js";
 
 /** MAX_PROFILES is the most auth profiles a daemon keeps (REFERENCE.md). */
 export const MAX_PROFILES = 2048;
-
-// Listings read the store in chunks of this many records while filtering.
-const SCAN_CHUNK = 256;
 
 /** ListQuery selects one page of profiles; ids are already normalized. */
 export interface ListQuery {
@@ -51,33 +53,31 @@ export interface ProfilePage {
   next: string | undefined;
 }
 
-/** SecretWrite is a secret to seal into the vault in a profile's write batch. */
-export interface SecretWrite {
-  ref: string;
-  secret: string | Uint8Array;
-}
-
 /** RegistryDeps are the registry's collaborators. */
 export interface RegistryDeps {
   store: Store;
   vault: Vault;
   clock: Clock;
   events?: ProfileEvents;
+  /** Where committed changes are announced to caches (default: this process only). */
+  bus?: InvalidationBus;
 }
 
 /**
  * AuthProfileRegistry keeps auth profiles in the store's `profiles`
  * namespace and their secrets in the vault, always in one atomic batch: a
  * profile never refers to a secret that was not written, and deleting one
- * removes its secrets too.
+ * removes its secrets too. Reads are served from a ProfileCache kept in step
+ * through the invalidation bus. Profiles it returns are shared: read-only.
  */
 export class AuthProfileRegistry {
   readonly events: ProfileEvents;
   private readonly records: Table<typeof AuthProfileSchema>;
-  private readonly index: Table<typeof EmptySchema>;
+  private readonly cache: ProfileCache;
+  private readonly bus: InvalidationBus;
   private readonly locks = new KeyedMutex();
   // Number of stored profiles, counted once and then kept in step, so
-  // creating the 2048th profile does not rescan the other 2047. Creates in
+  // creating the 2048th profile does not recount the other 2047. Creates in
   // flight hold a reserved slot, so concurrent creates cannot overshoot.
   private counted: Promise<void> | undefined;
   private count = 0;
@@ -85,34 +85,28 @@ export class AuthProfileRegistry {
 
   constructor(private readonly deps: RegistryDeps) {
     this.records = deps.store.table("profiles", AuthProfileSchema);
-    this.index = deps.store.table("profiles", EmptySchema);
+    this.bus = deps.bus ?? new LocalInvalidationBus();
+    this.cache = new ProfileCache(this.records, deps.vault, this.bus);
     this.events = deps.events ?? new ProfileEvents();
   }
 
-  /** get reads one profile by its normalized id. */
+  /** get returns one profile by its normalized id. */
   async get(profileId: string): Promise<AuthProfile | undefined> {
-    return await this.records.get(profileKey(profileId));
+    return (await this.cache.current()).byId.get(profileId);
   }
 
-  /** all iterates every profile in id order, for sweeps and reports. */
-  async *all(): AsyncIterable<AuthProfile> {
-    for await (const [, profile] of this.records.entries(PROFILE_PREFIX))
-      yield profile;
+  /** all returns every profile in id order, for sweeps and reports. */
+  async all(): Promise<AuthProfile[]> {
+    const { byId, ids } = await this.cache.current();
+    return ids.flatMap((id) => byId.get(id) ?? []);
   }
 
   /** visibleTo lists the profiles an agent may use (global ones and its own), in id order. */
   async visibleTo(agentId: string): Promise<AuthProfile[]> {
-    const ids: string[] = [];
-    for (const prefix of [GLOBAL_INDEX_PREFIX, agentIndexPrefix(agentId)])
-      for await (const [key] of this.index.entries(prefix))
-        ids.push(idFromKey(key));
-    ids.sort();
-    const out: AuthProfile[] = [];
-    for (const id of ids) {
-      const profile = await this.get(id);
-      if (profile !== undefined) out.push(profile);
-    }
-    return out;
+    return (await this.all()).filter((p) => {
+      const agent = agentOf(p);
+      return agent === undefined || agent === agentId;
+    });
   }
 
   /**
@@ -121,71 +115,42 @@ export class AuthProfileRegistry {
    * not an empty page, so a client cannot silently skip the rest.
    */
   async list(query: ListQuery): Promise<ProfilePage> {
+    const { byId, ids } = await this.cache.current();
     const matches = (p: AuthProfile): boolean => matchesQuery(p, query);
+    let start = 0;
     if (query.after !== undefined) {
-      const cursor = await this.get(query.after);
+      const cursor = byId.get(query.after);
       if (cursor === undefined || !matches(cursor)) {
         throw new PalyraError(
           "invalid_argument",
           `after_profile_id: "${query.after}" is not a profile in this listing; start again without a cursor`,
         );
       }
+      start = lowerBound(ids, query.after) + 1;
     }
-    // One agent's profiles come from its index; everything else from the records.
-    const indexed =
-      query.scopeKind === AuthScopeKind.AGENT && query.agentId !== undefined
-        ? agentIndexPrefix(query.agentId)
-        : query.scopeKind === AuthScopeKind.GLOBAL
-          ? GLOBAL_INDEX_PREFIX
-          : undefined;
     const profiles: AuthProfile[] = [];
-    const want = query.limit + 1;
-    if (indexed === undefined) {
-      let after =
-        query.after === undefined ? undefined : profileKey(query.after);
-      for (;;) {
-        const chunk = await this.records.page({
-          prefix: PROFILE_PREFIX,
-          ...(after === undefined ? {} : { after }),
-          limit: SCAN_CHUNK,
-        });
-        for (const [, p] of chunk)
-          if (matches(p) && profiles.length < want) profiles.push(p);
-        const last = chunk.at(-1);
-        if (
-          profiles.length >= want ||
-          chunk.length < SCAN_CHUNK ||
-          last === undefined
-        )
-          break;
-        after = last[0];
-      }
-    } else {
-      let after = query.after === undefined ? undefined : indexed + query.after;
-      for (;;) {
-        const chunk = await this.index.page({
-          prefix: indexed,
-          ...(after === undefined ? {} : { after }),
-          limit: SCAN_CHUNK,
-        });
-        for (const [key] of chunk) {
-          if (profiles.length >= want) break;
-          const p = await this.get(idFromKey(key));
-          if (p !== undefined && matches(p)) profiles.push(p);
-        }
-        const last = chunk.at(-1);
-        if (
-          profiles.length >= want ||
-          chunk.length < SCAN_CHUNK ||
-          last === undefined
-        )
-          break;
-        after = last[0];
-      }
+    for (let i = start; i < ids.length && profiles.length <= query.limit; i++) {
+      const p = byId.get(ids[i] ?? "");
+      if (p !== undefined && matches(p)) profiles.push(p);
     }
     const more = profiles.length > query.limit;
     if (more) profiles.length = query.limit;
     return { profiles, next: more ? profiles.at(-1)?.profileId : undefined };
+  }
+
+  /** snapshot is every profile and which of their vault refs hold a secret, as of now; for reports. */
+  async snapshot(): Promise<ProfileSnapshot> {
+    return await this.cache.current();
+  }
+
+  /** revalidate makes the next read reload every profile and re-check the vault, catching changes made behind the registry's back. */
+  revalidate(): void {
+    this.cache.reloadAll();
+  }
+
+  /** close stops the registry's cache from listening for invalidations. */
+  close(): void {
+    this.cache.close();
   }
 
   /**
@@ -238,20 +203,8 @@ export class AuthProfileRegistry {
     const unused = refsOf(existing).filter(
       (ref) => !refsOf(profile).includes(ref),
     );
-    const indexOps: WriteOp[] = [];
-    if (existing !== undefined)
-      indexOps.push(
-        this.index.delOp(scopeIndexKey(existing.profileId, agentOf(existing))),
-      );
-    indexOps.push(
-      this.index.putOp(
-        scopeIndexKey(profile.profileId, agentId),
-        create(EmptySchema),
-      ),
-    );
-    await this.commit(plan.writes, unused, [
+    await this.commit(profile.profileId, plan.writes, unused, [
       this.records.putOp(profileKey(profile.profileId), profile),
-      ...indexOps,
     ]);
     this.events.emit({ kind: "set", profile });
     return { profile, created: existing === undefined };
@@ -263,9 +216,8 @@ export class AuthProfileRegistry {
       const existing = await this.get(profileId);
       if (existing === undefined) return false;
       await this.countProfiles();
-      await this.commit([], refsOf(existing), [
+      await this.commit(profileId, [], refsOf(existing), [
         this.records.delOp(profileKey(profileId)),
-        this.index.delOp(scopeIndexKey(profileId, agentOf(existing))),
       ]);
       this.count--;
       this.events.emit({ kind: "deleted", profileId });
@@ -293,6 +245,7 @@ export class AuthProfileRegistry {
       draft.revision = current.revision + 1n;
       draft.updatedAt = timestampFromMs(this.deps.clock.now());
       await this.commit(
+        profileId,
         secrets,
         [],
         [this.records.putOp(profileKey(profileId), draft)],
@@ -303,6 +256,7 @@ export class AuthProfileRegistry {
   }
 
   private async commit(
+    profileId: string,
     secrets: readonly SecretWrite[],
     deleteRefs: readonly string[],
     recordOps: readonly WriteOp[],
@@ -318,6 +272,7 @@ export class AuthProfileRegistry {
       ops.push(...recordOps);
       await store.write(ops);
     });
+    this.bus.publish(PROFILE_CHANNEL, profileId);
   }
 
   // Takes one of the MAX_PROFILES slots for a create, or refuses.
@@ -333,11 +288,9 @@ export class AuthProfileRegistry {
   }
 
   private async countProfiles(): Promise<void> {
-    this.counted ??= (async () => {
-      let n = 0;
-      for await (const _ of this.index.entries(SCOPE_INDEX_PREFIX)) n++;
-      this.count = n;
-    })();
+    this.counted ??= this.cache.current().then(({ byId }) => {
+      this.count = byId.size;
+    });
     await this.counted;
   }
 }
@@ -355,150 +308,4 @@ function matchesQuery(p: AuthProfile, q: ListQuery): boolean {
     if (q.agentId !== undefined && p.scope?.agentId !== q.agentId) return false;
   }
   return true;
-}
-
-/** refsOf lists every vault ref a profile holds. */
-export function refsOf(profile: AuthProfile | undefined): string[] {
-  const cred = profile?.credential?.kind;
-  if (cred?.case === "apiKey")
-    return [cred.value.apiKeyVaultRef].filter(Boolean);
-  if (cred?.case === "oauth")
-    return [
-      cred.value.accessTokenVaultRef,
-      cred.value.refreshTokenVaultRef,
-      cred.value.clientSecretVaultRef,
-    ].filter(Boolean);
-  return [];
-}
-
-/**
- * SecretPlan collects the vault writes of one SetProfile: fresh refs for new
- * secrets, and copies of kept secrets whose vault scope changed.
- */
-class SecretPlan {
-  readonly writes: SecretWrite[] = [];
-
-  constructor(
-    private readonly vault: Vault,
-    private readonly scope: string,
-  ) {}
-
-  /** fresh allocates a new ref and, when given, the secret to seal there. */
-  fresh(field: string, secret?: string | Uint8Array): string {
-    // Refs are random rather than derived from the profile id: ids may be 128
-    // characters, as long as a whole vault key, and a new ref per secret means
-    // a replaced secret is simply deleted.
-    const ref = formatVaultRef(
-      this.scope,
-      `profile.${field}.${ulid().toLowerCase()}`,
-    );
-    if (secret !== undefined) this.writes.push({ ref, secret });
-    return ref;
-  }
-
-  /** keep reuses a ref in the same vault scope, or copies its secret to a fresh ref in the new one. */
-  async keep(field: string, ref: string): Promise<string> {
-    if (parseVaultRef(ref).scope === this.scope) return ref;
-    return this.fresh(field, await this.vault.get(ref));
-  }
-}
-
-async function buildCredential(
-  input: CredentialInput | undefined,
-  existing: AuthProfile | undefined,
-  plan: SecretPlan,
-): Promise<AuthCredential> {
-  const prev = existing?.credential?.kind;
-  if (input === undefined) {
-    if (prev === undefined || prev.case === undefined) {
-      throw new PalyraError(
-        "invalid_argument",
-        "credential: an api_key or oauth credential is required to create a profile",
-      );
-    }
-    input =
-      prev.case === "apiKey"
-        ? { kind: "api_key" }
-        : {
-            kind: "oauth",
-            tokenEndpoint: prev.value.tokenEndpoint,
-            clientId: prev.value.clientId,
-            scopes: prev.value.scopes,
-            expiresAtUnixMs: Number(prev.value.expiresAtUnixMs),
-          };
-  }
-  if (input.kind === "api_key") {
-    let ref: string;
-    if (input.apiKey !== undefined) ref = plan.fresh("api_key", input.apiKey);
-    else if (prev?.case === "apiKey")
-      ref = await plan.keep("api_key", prev.value.apiKeyVaultRef);
-    else
-      throw new PalyraError(
-        "invalid_argument",
-        "api_key.api_key: required when the profile is created or switches to an API key",
-      );
-    return create(AuthCredentialSchema, {
-      kind: { case: "apiKey", value: { apiKeyVaultRef: ref } },
-    });
-  }
-  const old = prev?.case === "oauth" ? prev.value : undefined;
-  const secretRef = async (
-    field: string,
-    given: string | undefined,
-    previous: string | undefined,
-  ): Promise<string | undefined> => {
-    if (given !== undefined) return plan.fresh(field, given);
-    if (previous !== undefined && previous !== "")
-      return await plan.keep(field, previous);
-    return undefined;
-  };
-  const refreshRef = await secretRef(
-    "refresh_token",
-    input.refreshToken,
-    old?.refreshTokenVaultRef,
-  );
-  if (refreshRef === undefined) {
-    throw new PalyraError(
-      "invalid_argument",
-      "oauth.refresh_token: required when the profile is created or switches to OAuth",
-    );
-  }
-  // An access token may come later: the refresher fetches one (health says MISSING meanwhile).
-  const accessRef =
-    (await secretRef(
-      "access_token",
-      input.accessToken,
-      old?.accessTokenVaultRef,
-    )) ?? plan.fresh("access_token");
-  const clientSecretRef =
-    (await secretRef(
-      "client_secret",
-      input.clientSecret,
-      old?.clientSecretVaultRef,
-    )) ?? "";
-  // A new access token comes with its own expiry (0: unknown); otherwise an
-  // unset expiry keeps the one already known.
-  const expiresAt =
-    input.accessToken !== undefined || input.expiresAtUnixMs !== 0
-      ? input.expiresAtUnixMs
-      : Number(old?.expiresAtUnixMs ?? 0n);
-  return create(AuthCredentialSchema, {
-    kind: {
-      case: "oauth",
-      value: {
-        accessTokenVaultRef: accessRef,
-        refreshTokenVaultRef: refreshRef,
-        tokenEndpoint: input.tokenEndpoint,
-        clientId: input.clientId,
-        clientSecretVaultRef: clientSecretRef,
-        scopes: [...input.scopes],
-        expiresAtUnixMs: BigInt(expiresAt),
-        // Setting a profile is an operator action that may have fixed what
-        // made refreshes fail, so failures, backoff and NEEDS_REAUTH start over.
-        refreshState: create(OAuthRefreshStateSchema, {
-          lastSuccessUnixMs: old?.refreshState?.lastSuccessUnixMs ?? 0n,
-        }),
-      },
-    },
-  });
 }

@@ -54,7 +54,7 @@ export class ProfileResolver {
     const label = providerLabel(provider);
     const candidates: AuthProfile[] = [];
     if (agentId === undefined) {
-      for await (const p of registry.all())
+      for (const p of await registry.all())
         if (agentOf(p) === undefined) candidates.push(p);
     } else {
       candidates.push(...(await registry.visibleTo(agentId)));

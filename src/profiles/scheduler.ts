@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
 import type { AuthProfile } from "../../gen/palyra/auth/v1/profile_pb.js";
 import type { Clock } from "../core/index.js";
-import type { Vault } from "../vault/index.js";
 import type { ProfileEvent } from "./events.js";
 import { EXPIRING_WINDOW_MS } from "./health.js";
 import type { AuthProfileRegistry } from "./registry.js";
@@ -22,7 +21,6 @@ const DEFAULT_CONCURRENCY = 4;
 /** SchedulerDeps are the scheduler's collaborators and tuning. */
 export interface SchedulerDeps {
   registry: AuthProfileRegistry;
-  vault: Vault;
   refresher: ProfileRefresher;
   clock: Clock;
   log?: Logger | undefined;
@@ -95,12 +93,18 @@ export class RefreshScheduler {
   private async runSweep(): Promise<RefreshReport[]> {
     const { registry, refresher, clock, log } = this.deps;
     this.clearPlan();
+    // Each sweep also re-checks the vault, so a secret lost behind the
+    // registry's back shows as MISSING within one sweep interval.
+    registry.revalidate();
     const now = clock.now();
     const due: string[] = [];
     let next = Number.POSITIVE_INFINITY;
-    for await (const profile of registry.all()) {
-      const plan = await this.examine(profile, now);
-      if (plan.due) due.push(profile.profileId);
+    const { byId, ids, present } = await registry.snapshot();
+    for (const id of ids) {
+      const profile = byId.get(id);
+      if (profile === undefined) continue;
+      const plan = examine(profile, now, present);
+      if (plan.due) due.push(id);
       next = Math.min(next, plan.next);
     }
     const reports: RefreshReport[] = [];
@@ -124,38 +128,6 @@ export class RefreshScheduler {
     registry.events.emit({ kind: "tick" });
     this.planAt(next);
     return reports;
-  }
-
-  // Whether a profile is due now, and the next moment its state changes by time alone.
-  private async examine(
-    profile: AuthProfile,
-    now: number,
-  ): Promise<{ due: boolean; next: number }> {
-    const idle = { due: false, next: Number.POSITIVE_INFINITY };
-    const cred = profile.credential?.kind;
-    if (cred?.case !== "oauth") return idle;
-    const oauth = cred.value;
-    const state = oauth.refreshState;
-    if (state?.needsReauth === true) return idle;
-    const expiresAt = Number(oauth.expiresAtUnixMs);
-    const nextAllowed = Number(state?.nextAllowedRefreshUnixMs ?? 0n);
-    const quietUntil =
-      Number(state?.lastSuccessUnixMs ?? 0n) + MIN_INTERVAL_AFTER_SUCCESS_MS;
-    const times =
-      expiresAt > 0
-        ? [
-            expiresAt - EXPIRING_WINDOW_MS,
-            expiresAt - REFRESH_WINDOW_MS,
-            expiresAt,
-          ]
-        : [];
-    times.push(nextAllowed, quietUntil);
-    const next = Math.min(...times.filter((t) => t > now));
-    if (now < nextAllowed || now < quietUntil) return { due: false, next };
-    const inWindow = expiresAt > 0 && expiresAt - now <= REFRESH_WINDOW_MS;
-    const due =
-      inWindow || !(await this.deps.vault.has(oauth.accessTokenVaultRef));
-    return { due, next };
   }
 
   private onEvent(event: ProfileEvent): void {
@@ -204,4 +176,36 @@ export class RefreshScheduler {
     // Background work must not keep a process alive that is otherwise done.
     this.timer.unref();
   }
+}
+
+// Whether a profile is due now, and the next moment its state changes by time alone.
+function examine(
+  profile: AuthProfile,
+  now: number,
+  present: ReadonlySet<string>,
+): { due: boolean; next: number } {
+  const idle = { due: false, next: Number.POSITIVE_INFINITY };
+  const cred = profile.credential?.kind;
+  if (cred?.case !== "oauth") return idle;
+  const oauth = cred.value;
+  const state = oauth.refreshState;
+  if (state?.needsReauth === true) return idle;
+  const expiresAt = Number(oauth.expiresAtUnixMs);
+  const nextAllowed = Number(state?.nextAllowedRefreshUnixMs ?? 0n);
+  const quietUntil =
+    Number(state?.lastSuccessUnixMs ?? 0n) + MIN_INTERVAL_AFTER_SUCCESS_MS;
+  const times =
+    expiresAt > 0
+      ? [
+          expiresAt - EXPIRING_WINDOW_MS,
+          expiresAt - REFRESH_WINDOW_MS,
+          expiresAt,
+        ]
+      : [];
+  times.push(nextAllowed, quietUntil);
+  const next = Math.min(...times.filter((t) => t > now));
+  if (now < nextAllowed || now < quietUntil) return { due: false, next };
+  const inWindow = expiresAt > 0 && expiresAt - now <= REFRESH_WINDOW_MS;
+  const due = inWindow || !present.has(oauth.accessTokenVaultRef);
+  return { due, next };
 }

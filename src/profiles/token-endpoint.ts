@@ -48,7 +48,11 @@ function ipv4Mapped(ipv6: string): string | undefined {
 }
 
 function classify(hostname: string): "loopback" | "private" | "public" {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  // A trailing dot names the same host ("localhost." is localhost).
+  const host = hostname
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.$/, "")
+    .toLowerCase();
   if (host === "localhost" || host.endsWith(".localhost")) return "loopback";
   let family = isIP(host);
   let address = host;

@@ -31,18 +31,19 @@ export class FakeTokenEndpoint {
 
   /** start listens on a free loopback port. */
   static async start(): Promise<FakeTokenEndpoint> {
-    let self: FakeTokenEndpoint | undefined;
+    // The handler needs the instance, which needs the server's port.
+    const holder: { endpoint?: FakeTokenEndpoint } = {};
     const server = createServer((req, res) => {
-      void self?.handle(req, res);
+      void holder.endpoint?.handle(req, res);
     });
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
     const { port } = server.address() as AddressInfo;
-    self = new FakeTokenEndpoint(
+    holder.endpoint = new FakeTokenEndpoint(
       server,
       `http://127.0.0.1:${port}/oauth/token`,
     );
-    return self;
+    return holder.endpoint;
   }
 
   /** reply queues answers, used in order; when the script is empty the endpoint answers 500. */

@@ -115,7 +115,17 @@ describe("AuthService profiles over gRPC (grpc-js) and Connect JSON", () => {
       },
     });
     assert.equal(created.status, 200, created.text);
-    const profile = created.json.profile as Record<string, any>;
+    const profile = created.json.profile as {
+      profileId: string;
+      scope: { agentId: string };
+      credential: {
+        oauth: {
+          accessTokenVaultRef: string;
+          tokenEndpoint: string;
+          scopes: string[];
+        };
+      };
+    };
     assert.equal(created.json.created, true);
     assert.equal(profile.profileId, "anthropic-ops");
     assert.equal(profile.scope.agentId, "ops");
@@ -351,7 +361,7 @@ describe("validation rules and their codes (gRPC and Connect JSON)", () => {
     assert.match(String(res.json.message), /oauth.token_endpoint/);
   });
 
-  const listCases: Array<[string, object, number, RegExp]> = [
+  const listCases: Array<[string, object, grpc.status, RegExp]> = [
     [
       "an unknown cursor",
       { afterProfileId: "nobody" },

@@ -302,7 +302,7 @@ describe("secrets", () => {
       await m.set(apiKeyProfile("k", "sk-PLANTED"));
       const refs = await allRefs(m);
       assert.equal(refs.length, 4);
-      for await (const p of m.registry.all()) {
+      for (const p of await m.registry.all()) {
         const text = JSON.stringify(p, (_k, v: unknown) =>
           typeof v === "bigint" ? String(v) : v,
         );

@@ -13,7 +13,6 @@ import {
   validateTokenEndpoint,
 } from "../../src/profiles/index.js";
 import { palyraError } from "../helpers/fixtures.js";
-import type { SetProfileInit } from "../helpers/profiles.js";
 
 const base = {
   profileId: "openai-main",
@@ -27,7 +26,7 @@ function parse(overrides: Record<string, unknown>) {
     create(SetProfileRequestSchema, {
       ...base,
       ...overrides,
-    } as SetProfileInit),
+    }),
   );
 }
 
@@ -181,6 +180,10 @@ describe("token endpoint rule", () => {
   it("refuses non-public https hosts, non-loopback http, userinfo, query, fragment and other schemes", () => {
     const cases: Array<[string, RegExp]> = [
       ["https://localhost/token", /public host/],
+      ["https://localhost./token", /public host/],
+      ["https://api.localhost/token", /public host/],
+      ["https://127.1/token", /public host/],
+      ["https://0x7f000001/token", /public host/],
       ["https://127.0.0.1/token", /public host/],
       ["https://10.1.2.3/token", /public host/],
       ["https://192.168.1.1/token", /public host/],

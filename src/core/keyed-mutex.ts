@@ -1,8 +1,7 @@
 /**
- * KeyedMutex serializes read-modify-write sections per key (one profile id)
- * inside this process, while sections for different keys run at the same
- * time, so that concurrent writes to different profiles share LevelDB's
- * group commit instead of queueing for one fsync each.
+ * KeyedMutex serialises read-check-write sections per key inside this
+ * process (one profile, one workspace, one handoff), while sections for
+ * different keys run at the same time.
  */
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();
@@ -18,7 +17,7 @@ export class KeyedMutex {
       return await fn();
     } finally {
       release();
-      // Forget idle keys so the map does not grow with every id ever written.
+      // Forget idle keys so the map does not grow with every key ever used.
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
