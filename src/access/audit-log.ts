@@ -44,7 +44,9 @@ export function auditHash(event: AuditEvent): string {
     event.target,
     event.outcome,
     event.clientIp,
-    Object.entries(event.details).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    Object.entries(event.details).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    ),
     event.prevHash,
   ]);
   return createHash("sha256").update(canonical, "utf8").digest("hex");
@@ -72,7 +74,9 @@ export class AuditLog implements AuditTrail {
   constructor(
     store: Store,
     private readonly clock: Clock,
-    private readonly writeOps: (ops: readonly WriteOp[]) => Promise<void> = (ops) => store.write(ops),
+    private readonly writeOps: (ops: readonly WriteOp[]) => Promise<void> = (
+      ops,
+    ) => store.write(ops),
   ) {
     this.events = store.table("audit", AuditEventSchema);
     this.heads = store.table("meta", AuditHeadSchema);
@@ -81,13 +85,20 @@ export class AuditLog implements AuditTrail {
   private async currentHead(): Promise<{ index: bigint; hash: string }> {
     if (this.head === undefined) {
       const stored = await this.heads.get(HEAD_KEY);
-      this.head = stored === undefined ? { index: 0n, hash: GENESIS } : { index: stored.index, hash: stored.hash };
+      this.head =
+        stored === undefined
+          ? { index: 0n, hash: GENESIS }
+          : { index: stored.index, hash: stored.hash };
     }
     return this.head;
   }
 
   /** record appends an event whose ops `commit` writes together with its own change. */
-  record<T>(actor: Actor, entry: AuditEntry, commit: (auditOps: readonly WriteOp[]) => Promise<T>): Promise<T> {
+  record<T>(
+    actor: Actor,
+    entry: AuditEntry,
+    commit: (auditOps: readonly WriteOp[]) => Promise<T>,
+  ): Promise<T> {
     const run = async (): Promise<T> => {
       const head = await this.currentHead();
       const event = create(AuditEventSchema, {
@@ -104,9 +115,21 @@ export class AuditLog implements AuditTrail {
       event.hash = auditHash(event);
       const ops = [
         this.events.putOp(auditKey(event.index), event),
-        this.heads.putOp(HEAD_KEY, create(AuditHeadSchema, { index: event.index, hash: event.hash })),
+        this.heads.putOp(
+          HEAD_KEY,
+          create(AuditHeadSchema, { index: event.index, hash: event.hash }),
+        ),
       ];
-      const result = await commit(ops);
+      let result: T;
+      try {
+        result = await commit(ops);
+      } catch (e) {
+        // `commit` may fail after its batch landed (e.g. a file rename after
+        // the write): forget the cached head so the next append re-reads it
+        // instead of reusing, and overwriting, this index.
+        this.head = undefined;
+        throw e;
+      }
       this.head = { index: event.index, hash: event.hash };
       return result;
     };
@@ -116,8 +139,14 @@ export class AuditLog implements AuditTrail {
   }
 
   /** commit writes `ops` and the audit record in one batch. */
-  async commit(actor: Actor, entry: AuditEntry, ops: readonly WriteOp[]): Promise<void> {
-    await this.record(actor, entry, (auditOps) => this.writeOps([...ops, ...auditOps]));
+  async commit(
+    actor: Actor,
+    entry: AuditEntry,
+    ops: readonly WriteOp[],
+  ): Promise<void> {
+    await this.record(actor, entry, (auditOps) =>
+      this.writeOps([...ops, ...auditOps]),
+    );
   }
 
   /** page lists events after an index, optionally filtered. */
@@ -131,12 +160,20 @@ export class AuditLog implements AuditTrail {
     let after = options.afterIndex;
     // Filters skip records, so read in pages until the page is full or the log ends.
     for (;;) {
-      const batch = await this.events.page({ after: auditKey(after), limit: 500 });
+      const batch = await this.events.page({
+        after: auditKey(after),
+        limit: 500,
+      });
       if (batch.length === 0) return out;
       for (const [, event] of batch) {
         after = event.index;
-        if (options.actionPrefix && !event.action.startsWith(options.actionPrefix)) continue;
-        if (options.principal && event.principal !== options.principal) continue;
+        if (
+          options.actionPrefix &&
+          !event.action.startsWith(options.actionPrefix)
+        )
+          continue;
+        if (options.principal && event.principal !== options.principal)
+          continue;
         out.push(event);
         if (out.length === options.limit) return out;
       }
@@ -155,16 +192,25 @@ export class AuditLog implements AuditTrail {
         reason,
       });
       if (key !== auditKey(event.index) || event.index !== expectedIndex) {
-        return broken(`expected event ${expectedIndex}, found ${event.index} (a record is missing or moved)`);
+        return broken(
+          `expected event ${expectedIndex}, found ${event.index} (a record is missing or moved)`,
+        );
       }
-      if (event.prevHash !== prev) return broken(`event ${event.index} does not follow the previous event`);
-      if (auditHash(event) !== event.hash) return broken(`event ${event.index} was modified`);
+      if (event.prevHash !== prev)
+        return broken(
+          `event ${event.index} does not follow the previous event`,
+        );
+      if (auditHash(event) !== event.hash)
+        return broken(`event ${event.index} was modified`);
       prev = event.hash;
       expectedIndex++;
     }
     const head = await this.heads.get(HEAD_KEY);
     const last = expectedIndex - 1n;
-    if ((head?.index ?? 0n) !== last || (head !== undefined && head.hash !== prev)) {
+    if (
+      (head?.index ?? 0n) !== last ||
+      (head !== undefined && head.hash !== prev)
+    ) {
       return {
         ok: false,
         eventsChecked: last,

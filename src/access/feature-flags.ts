@@ -7,19 +7,35 @@ import {
   type FeatureFlag,
 } from "../../gen/palyra/access/v1/access_pb.js";
 import { actorOf, clientKey } from "../auth/index.js";
-import { PalyraError, type Clock, type InvalidationBus } from "../core/index.js";
+import {
+  PalyraError,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
 import type { Actor, AuditTrail, Store } from "../store/index.js";
 import type { FlagHandlers } from "./handlers.js";
 import { callerOf } from "./identity.js";
 
 /** FLAG_DEFINITIONS are the known flags with their defaults; unknown names are refused. */
-export const FLAG_DEFINITIONS: Readonly<Record<string, { enabled: boolean; description: string }>> = {
-  compat_api: { enabled: true, description: "the OpenAI-compatible /v1 API (arrives with the runs issue)" },
-  console: { enabled: true, description: "console sign-in (Login and the /console/v1/auth REST paths)" },
-  browser_handoff: { enabled: true, description: "one-time links that hand a session from the CLI to a browser" },
+export const FLAG_DEFINITIONS: Readonly<
+  Record<string, { enabled: boolean; description: string }>
+> = {
+  compat_api: {
+    enabled: true,
+    description: "the OpenAI-compatible /v1 API (arrives with the runs issue)",
+  },
+  console: {
+    enabled: true,
+    description: "console sign-in (Login and the /console/v1/auth REST paths)",
+  },
+  browser_handoff: {
+    enabled: true,
+    description: "one-time links that hand a session from the CLI to a browser",
+  },
   api_token_rotation_grace: {
     enabled: true,
-    description: "RotateApiToken may keep the previous secret working for a grace period",
+    description:
+      "RotateApiToken may keep the previous secret working for a grace period",
   },
 };
 
@@ -58,8 +74,17 @@ export class FeatureFlags implements FlagReader {
       flags.set(
         name,
         stored === undefined
-          ? create(FeatureFlagSchema, { name, enabled: def.enabled, description: def.description, isDefault: true })
-          : create(FeatureFlagSchema, { ...stored, description: def.description, isDefault: false }),
+          ? create(FeatureFlagSchema, {
+              name,
+              enabled: def.enabled,
+              description: def.description,
+              isDefault: true,
+            })
+          : create(FeatureFlagSchema, {
+              ...stored,
+              description: def.description,
+              isDefault: false,
+            }),
       );
     }
     this.cache = flags;
@@ -68,18 +93,25 @@ export class FeatureFlags implements FlagReader {
 
   /** list returns every known flag in name order. */
   async list(): Promise<FeatureFlag[]> {
-    return [...(await this.load()).values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+    return [...(await this.load()).values()].sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    );
   }
 
   /** isEnabled reads a flag from memory. */
   async isEnabled(name: string): Promise<boolean> {
     const flag = (await this.load()).get(name);
-    if (flag === undefined) throw new PalyraError("internal", `unknown feature flag ${name}`);
+    if (flag === undefined)
+      throw new PalyraError("internal", `unknown feature flag ${name}`);
     return flag.enabled;
   }
 
   /** set turns a known flag on or off and records who did it. */
-  async set(name: string, enabled: boolean, actor: Actor): Promise<FeatureFlag> {
+  async set(
+    name: string,
+    enabled: boolean,
+    actor: Actor,
+  ): Promise<FeatureFlag> {
     const def = FLAG_DEFINITIONS[name];
     if (def === undefined) {
       throw new PalyraError(
@@ -97,7 +129,12 @@ export class FeatureFlags implements FlagReader {
     });
     await this.audit.commit(
       actor,
-      { action: "feature_flag.set", target: `feature_flag:${name}`, outcome: "success", details: { enabled: String(enabled) } },
+      {
+        action: "feature_flag.set",
+        target: `feature_flag:${name}`,
+        outcome: "success",
+        details: { enabled: String(enabled) },
+      },
       [this.table.putOp(key(name), flag)],
     );
     this.bus.publish(FLAG_CHANNEL, name);
@@ -109,10 +146,16 @@ export class FeatureFlags implements FlagReader {
 export function createFlagHandlers(flags: FeatureFlags): FlagHandlers {
   return {
     async listFeatureFlags() {
-      return create(ListFeatureFlagsResponseSchema, { flags: await flags.list() });
+      return create(ListFeatureFlagsResponseSchema, {
+        flags: await flags.list(),
+      });
     },
     async setFeatureFlag(req, ctx) {
-      const flag = await flags.set(req.name, req.enabled, actorOf(callerOf(ctx), ctx.values.get(clientKey)));
+      const flag = await flags.set(
+        req.name,
+        req.enabled,
+        actorOf(callerOf(ctx), ctx.values.get(clientKey)),
+      );
       return create(SetFeatureFlagResponseSchema, { flag });
     },
   };

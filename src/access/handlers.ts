@@ -5,13 +5,23 @@ import type { AccessService } from "../../gen/palyra/access/v1/access_pb.js";
 export type AccessHandlers = ServiceImpl<typeof AccessService>;
 
 /** IdentityHandlers answer who the caller is and what it may do. */
-export type IdentityHandlers = Pick<AccessHandlers, "whoAmI" | "checkPermissions" | "listRoles">;
+export type IdentityHandlers = Pick<
+  AccessHandlers,
+  "whoAmI" | "checkPermissions" | "listRoles"
+>;
 /** FlagHandlers read and change feature flags. */
-export type FlagHandlers = Pick<AccessHandlers, "listFeatureFlags" | "setFeatureFlag">;
+export type FlagHandlers = Pick<
+  AccessHandlers,
+  "listFeatureFlags" | "setFeatureFlag"
+>;
 /** TokenHandlers manage API tokens. */
 export type TokenHandlers = Pick<
   AccessHandlers,
-  "createApiToken" | "listApiTokens" | "revokeApiToken" | "rotateApiToken" | "updateApiToken"
+  | "createApiToken"
+  | "listApiTokens"
+  | "revokeApiToken"
+  | "rotateApiToken"
+  | "updateApiToken"
 >;
 /** WorkspaceHandlers manage workspaces, memberships and invitations. */
 export type WorkspaceHandlers = Pick<
@@ -27,7 +37,10 @@ export type WorkspaceHandlers = Pick<
   | "acceptInvitation"
 >;
 /** AuditHandlers read and verify the audit chain. */
-export type AuditHandlers = Pick<AccessHandlers, "listAuditEvents" | "verifyAuditChain">;
+export type AuditHandlers = Pick<
+  AccessHandlers,
+  "listAuditEvents" | "verifyAuditChain"
+>;
 
 /** AccessParts are the areas the service is assembled from. */
 export interface AccessParts {
@@ -39,6 +52,14 @@ export interface AccessParts {
 }
 
 /** createAccessService assembles palyra.access.v1.AccessService from its areas. */
-export function createAccessService(parts: Partial<AccessParts>): Partial<AccessHandlers> {
-  return { ...parts.identity, ...parts.flags, ...parts.tokens, ...parts.workspaces, ...parts.audit };
+export function createAccessService(
+  parts: Partial<AccessParts>,
+): Partial<AccessHandlers> {
+  return {
+    ...parts.identity,
+    ...parts.flags,
+    ...parts.tokens,
+    ...parts.workspaces,
+    ...parts.audit,
+  };
 }

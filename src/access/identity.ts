@@ -8,20 +8,31 @@ import {
   RoleDefinitionSchema,
   WhoAmIResponseSchema,
 } from "../../gen/palyra/access/v1/access_pb.js";
-import { PERMISSIONS, ROLE_TABLE, can, principalKey, type Principal } from "../auth/index.js";
+import {
+  PERMISSIONS,
+  ROLE_TABLE,
+  can,
+  principalKey,
+  type Principal,
+} from "../auth/index.js";
 import { PalyraError } from "../core/index.js";
 import type { IdentityHandlers } from "./handlers.js";
 
 /** callerOf returns the principal the interceptor resolved; its absence is a wiring bug, not a client error. */
 export function callerOf(ctx: HandlerContext): Principal {
   const principal = ctx.values.get(principalKey);
-  if (principal === undefined) throw new PalyraError("internal", "no principal on an authenticated RPC");
+  if (principal === undefined)
+    throw new PalyraError("internal", "no principal on an authenticated RPC");
   return principal;
 }
 
 /** effectivePermissions lists what a principal holds, sorted; admin principals hold the whole catalog. */
 export function effectivePermissions(principal: Principal): string[] {
-  return (principal.permissions === "all" ? [...PERMISSIONS.keys()] : [...principal.permissions]).sort();
+  return (
+    principal.permissions === "all"
+      ? [...PERMISSIONS.keys()]
+      : [...principal.permissions]
+  ).sort();
 }
 
 /** createIdentityHandlers implements WhoAmI, CheckPermissions and ListRoles. */
@@ -43,16 +54,25 @@ export function createIdentityHandlers(): IdentityHandlers {
     },
     checkPermissions(req, ctx) {
       if (req.permissions.length === 0 || req.permissions.length > 100) {
-        throw new PalyraError("invalid_argument", "ask about 1..100 permissions at a time");
+        throw new PalyraError(
+          "invalid_argument",
+          "ask about 1..100 permissions at a time",
+        );
       }
       const principal = callerOf(ctx);
       const unknown = req.permissions.filter((p) => !PERMISSIONS.has(p));
       if (unknown.length > 0) {
-        throw new PalyraError("invalid_argument", `unknown permission(s): ${unknown.join(", ")}`);
+        throw new PalyraError(
+          "invalid_argument",
+          `unknown permission(s): ${unknown.join(", ")}`,
+        );
       }
       return create(CheckPermissionsResponseSchema, {
         results: req.permissions.map((permission) =>
-          create(PermissionCheckSchema, { permission, allowed: can(principal, permission) }),
+          create(PermissionCheckSchema, {
+            permission,
+            allowed: can(principal, permission),
+          }),
         ),
       });
     },

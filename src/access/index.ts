@@ -8,6 +8,37 @@ export {
   type WorkspaceHandlers,
   type AuditHandlers,
 } from "./handlers.js";
-export { createIdentityHandlers, callerOf, effectivePermissions } from "./identity.js";
-export { FeatureFlags, createFlagHandlers, FLAG_DEFINITIONS, type FlagReader } from "./feature-flags.js";
-export { AuditLog, auditHash, auditKey, type VerifyResult } from "./audit-log.js";
+export {
+  createIdentityHandlers,
+  callerOf,
+  effectivePermissions,
+} from "./identity.js";
+export {
+  FeatureFlags,
+  createFlagHandlers,
+  FLAG_DEFINITIONS,
+  type FlagReader,
+} from "./feature-flags.js";
+export {
+  AuditLog,
+  auditHash,
+  auditKey,
+  type VerifyResult,
+} from "./audit-log.js";
+export { createAuditHandlers } from "./audit-handlers.js";
+export {
+  Workspaces,
+  createWorkspaceHandlers,
+  workspaceKey,
+  type WorkspacesDeps,
+} from "./workspaces/index.js";
+export {
+  createApiTokens,
+  createTokenHandlers,
+  createApiTokenResolver,
+  ApiTokens,
+  ApiTokenStore,
+  ApiTokenVerifier,
+  ROTATION_GRACE_FLAG,
+  type ApiTokenArea,
+} from "./tokens/index.js";

@@ -75,6 +75,9 @@ export function adminPrincipal(
 }
 
 /** actorOf names the caller of an RPC for the audit log ("anonymous" on public RPCs). */
-export function actorOf(principal: Principal | undefined, client: ClientInfo): { principal: string; clientIp: string } {
+export function actorOf(
+  principal: Principal | undefined,
+  client: ClientInfo,
+): { principal: string; clientIp: string } {
   return { principal: principal?.id ?? "anonymous", clientIp: client.ip };
 }

@@ -5,6 +5,7 @@ import {
 } from "rate-limiter-flexible";
 import { isLoopbackHost } from "../config/index.js";
 import { PalyraError } from "../core/index.js";
+import type { AuditTrail } from "../store/index.js";
 
 /** RateLimitSettings are the per-IP limits from palyra.toml `[limits]`. */
 export interface RateLimitSettings {
@@ -40,6 +41,8 @@ export class RateLimits {
   constructor(
     private readonly settings: RateLimitSettings,
     limiters?: RateLimiters,
+    /** Told once when an address becomes blocked ("auth.blocked"), not on every refused attempt. */
+    private readonly audit?: AuditTrail,
   ) {
     this.limiters = limiters ?? {
       remote: new RateLimiterMemory({
@@ -94,13 +97,34 @@ export class RateLimits {
     }
   }
 
-  /** recordFailure counts one bad credential for an IP. */
+  /** recordFailure counts one bad credential for an IP and audits the moment the address becomes blocked. */
   async recordFailure(ip: string): Promise<void> {
+    const failures = this.limiters.failures;
     try {
-      await this.limiters.failures.consume(ip || "unknown");
+      await failures.consume(ip || "unknown");
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
       // Over the limit: the address is now blocked; assertNotBlocked reports it.
+      // The limiter starts the block on the first point over the limit only,
+      // so that is the one failure that records it.
+      if (
+        this.audit !== undefined &&
+        e.consumedPoints === failures.points + 1
+      ) {
+        await this.audit.commit(
+          { principal: "anonymous", clientIp: ip },
+          {
+            action: "auth.blocked",
+            target: ip === "" ? "" : `client_ip:${ip}`,
+            outcome: "denied",
+            details: {
+              failures: String(e.consumedPoints),
+              block_seconds: String(failures.blockDuration),
+            },
+          },
+          [],
+        );
+      }
     }
   }
 }

@@ -19,7 +19,8 @@ export const PERMISSIONS: ReadonlyMap<string, Permission> = new Map(
 /** permissionName returns the string a catalog value stands for. */
 export function permissionName(permission: Permission): string {
   const value = PermissionSchema.value[permission];
-  if (value === undefined) throw new RangeError(`unknown permission ${permission}`);
+  if (value === undefined)
+    throw new RangeError(`unknown permission ${permission}`);
   return getOption(value, permission_name);
 }
 
@@ -31,7 +32,8 @@ export interface RoleDefinition {
   readonly permissions: ReadonlySet<string>;
 }
 
-const names = (list: readonly Permission[]): string[] => list.map(permissionName);
+const names = (list: readonly Permission[]): string[] =>
+  list.map(permissionName);
 
 const OPERATOR = [
   Permission.COMPAT_CHAT_CREATE,
@@ -70,7 +72,8 @@ export const ROLE_TABLE: ReadonlyMap<Role, RoleDefinition> = new Map([
     {
       role: Role.ADMIN,
       name: "admin",
-      description: "operator, plus API tokens, memberships, provider profiles and the audit log",
+      description:
+        "operator, plus API tokens, memberships, provider profiles and the audit log",
       permissions: new Set(names(ADMIN)),
     },
   ],
@@ -79,7 +82,8 @@ export const ROLE_TABLE: ReadonlyMap<Role, RoleDefinition> = new Map([
     {
       role: Role.OWNER,
       name: "owner",
-      description: "everything, including workspaces, trust decisions, the vault and the admin token",
+      description:
+        "everything, including workspaces, trust decisions, the vault and the admin token",
       permissions: new Set(PERMISSIONS.keys()),
     },
   ],

@@ -23,6 +23,7 @@ import {
   type RefreshProfileResponse,
   type ResolveProfileRequest,
   type ResolveProfileResponse,
+  type RotateVaultKeyRequest,
   type RotateVaultKeyResponse,
   type SetProfileRequest,
   type SetProfileResponse,
@@ -33,7 +34,9 @@ import {
   AuthProviderKind,
   AuthScopeKind,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
+import { actorOf, clientKey, principalKey } from "../auth/index.js";
 import { PalyraError } from "../core/index.js";
+import type { Actor, AuditTrail, WriteOp } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import type { HealthReporter } from "./health.js";
 import { watchHealth } from "./health-watch.js";
@@ -60,6 +63,13 @@ export interface AuthServiceDeps {
   resolver: ProfileResolver;
   vault: Vault;
   log?: Logger | undefined;
+  /** Records profile changes and vault key rotations, each in the batch of its change. */
+  audit?: AuditTrail | undefined;
+}
+
+/** actorOfCall names the caller of an RPC for the audit log. */
+function actorOfCall(ctx: HandlerContext): Actor {
+  return actorOf(ctx.values.get(principalKey), ctx.values.get(clientKey));
 }
 
 /**
@@ -97,9 +107,15 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
   }
 
   /** setProfile creates or replaces a profile; the secrets go to the vault, the response carries refs only. */
-  async setProfile(req: SetProfileRequest): Promise<SetProfileResponse> {
+  async setProfile(
+    req: SetProfileRequest,
+    ctx: HandlerContext,
+  ): Promise<SetProfileResponse> {
     const input = parseSetProfileRequest(req);
-    const { profile, created } = await this.deps.registry.set(input);
+    const { profile, created } = await this.deps.registry.set(
+      input,
+      actorOfCall(ctx),
+    );
     this.deps.log?.info(
       {
         profileId: profile.profileId,
@@ -116,9 +132,10 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
   /** deleteProfile removes a profile and its secrets; deleted=false when there was none. */
   async deleteProfile(
     req: DeleteProfileRequest,
+    ctx: HandlerContext,
   ): Promise<DeleteProfileResponse> {
     const id = normalizeProfileId(req.profileId);
-    const deleted = await this.deps.registry.delete(id);
+    const deleted = await this.deps.registry.delete(id, actorOfCall(ctx));
     if (deleted) this.deps.log?.info({ profileId: id }, "auth profile deleted");
     return create(DeleteProfileResponseSchema, { deleted });
   }
@@ -179,8 +196,24 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
   }
 
   /** rotateVaultKey re-wraps every vault data key under a new key-encryption key. */
-  async rotateVaultKey(): Promise<RotateVaultKeyResponse> {
-    const { rewrapped, kekId } = await this.deps.vault.rotateKey();
+  async rotateVaultKey(
+    _req: RotateVaultKeyRequest,
+    ctx: HandlerContext,
+  ): Promise<RotateVaultKeyResponse> {
+    const { vault, audit } = this.deps;
+    const rotate = (auditOps: readonly WriteOp[]) => vault.rotateKey(auditOps);
+    const { rewrapped, kekId } =
+      audit === undefined
+        ? await rotate([])
+        : await audit.record(
+            actorOfCall(ctx),
+            {
+              action: "vault.rotate_key",
+              target: "vault",
+              outcome: "success",
+            },
+            rotate,
+          );
     this.deps.log?.info({ rewrapped, kekId }, "vault key rotated");
     return create(RotateVaultKeyResponseSchema, { rewrapped, kekId });
   }

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Clock, InvalidationBus } from "../core/index.js";
-import type { Store } from "../store/index.js";
+import type { AuditTrail, Store } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import { AuthServiceImpl } from "./auth-service.js";
 import { ProfileEvents } from "./events.js";
@@ -21,6 +21,8 @@ export interface ProfilesDeps {
   log?: Logger | undefined;
   /** Where profile changes are announced to caches; this process only by default. */
   bus?: InvalidationBus | undefined;
+  /** Records profile create/update/delete and vault key rotation made through the service. */
+  audit?: AuditTrail | undefined;
   /** model_provider.auth_profile_id. */
   defaultProfileId?: string | undefined;
   /** Per-request timeout of token endpoint calls (default 10 s). */
@@ -51,6 +53,7 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     clock,
     events: new ProfileEvents(),
     ...(deps.bus === undefined ? {} : { bus: deps.bus }),
+    ...(deps.audit === undefined ? {} : { audit: deps.audit }),
   });
   const metrics = new RefreshMetrics();
   const health = new HealthReporter({ registry, clock, metrics });
@@ -88,6 +91,7 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     resolver,
     vault,
     log,
+    audit: deps.audit,
   });
   return {
     registry,

@@ -13,7 +13,14 @@ import {
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import type { Store, Table, WriteOp } from "../store/index.js";
+import type {
+  Actor,
+  AuditEntry,
+  AuditTrail,
+  Store,
+  Table,
+  WriteOp,
+} from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import {
   SecretPlan,
@@ -22,7 +29,7 @@ import {
 } from "./credentials.js";
 import { ProfileEvents } from "./events.js";
 import { profileKey } from "./keys.js";
-import { agentOf } from "./labels.js";
+import { agentOf, providerLabel, scopeLabel } from "./labels.js";
 import {
   PROFILE_CHANNEL,
   ProfileCache,
@@ -61,6 +68,8 @@ export interface RegistryDeps {
   events?: ProfileEvents;
   /** Where committed changes are announced to caches (default: this process only). */
   bus?: InvalidationBus;
+  /** Records create/update/delete made on behalf of an actor, in the same batch. */
+  audit?: AuditTrail;
 }
 
 /**
@@ -160,13 +169,15 @@ export class AuthProfileRegistry {
    */
   async set(
     input: ProfileInput,
+    actor?: Actor,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
     return await this.locks.run(input.profileId, async () => {
       const existing = await this.get(input.profileId);
-      if (existing !== undefined) return await this.write(input, existing);
+      if (existing !== undefined)
+        return await this.write(input, existing, actor);
       await this.reserveSlot();
       try {
-        const result = await this.write(input, undefined);
+        const result = await this.write(input, undefined, actor);
         this.count++;
         return result;
       } finally {
@@ -179,6 +190,7 @@ export class AuthProfileRegistry {
   private async write(
     input: ProfileInput,
     existing: AuthProfile | undefined,
+    actor: Actor | undefined,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
     const agentId =
       input.scope.kind === AuthScopeKind.AGENT
@@ -203,22 +215,53 @@ export class AuthProfileRegistry {
     const unused = refsOf(existing).filter(
       (ref) => !refsOf(profile).includes(ref),
     );
-    await this.commit(profile.profileId, plan.writes, unused, [
-      this.records.putOp(profileKey(profile.profileId), profile),
-    ]);
+    await this.commit(
+      profile.profileId,
+      plan.writes,
+      unused,
+      [this.records.putOp(profileKey(profile.profileId), profile)],
+      actor && {
+        actor,
+        entry: {
+          action:
+            existing === undefined
+              ? "auth_profile.create"
+              : "auth_profile.update",
+          target: `auth_profile:${profile.profileId}`,
+          outcome: "success",
+          details: {
+            provider: providerLabel(profile.provider),
+            scope: scopeLabel(profile.scope),
+            credential: profile.credential?.kind.case ?? "none",
+          },
+        },
+      },
+    );
     this.events.emit({ kind: "set", profile });
     return { profile, created: existing === undefined };
   }
 
   /** delete removes a profile, its index entry and its vault secrets in one batch; false when it did not exist. */
-  async delete(profileId: string): Promise<boolean> {
+  async delete(profileId: string, actor?: Actor): Promise<boolean> {
     return await this.locks.run(profileId, async () => {
       const existing = await this.get(profileId);
       if (existing === undefined) return false;
       await this.countProfiles();
-      await this.commit(profileId, [], refsOf(existing), [
-        this.records.delOp(profileKey(profileId)),
-      ]);
+      await this.commit(
+        profileId,
+        [],
+        refsOf(existing),
+        [this.records.delOp(profileKey(profileId))],
+        actor && {
+          actor,
+          entry: {
+            action: "auth_profile.delete",
+            target: `auth_profile:${profileId}`,
+            outcome: "success",
+            details: { provider: providerLabel(existing.provider) },
+          },
+        },
+      );
       this.count--;
       this.events.emit({ kind: "deleted", profileId });
       return true;
@@ -260,18 +303,25 @@ export class AuthProfileRegistry {
     secrets: readonly SecretWrite[],
     deleteRefs: readonly string[],
     recordOps: readonly WriteOp[],
+    audited?: { actor: Actor; entry: AuditEntry },
   ): Promise<void> {
-    const { vault, store } = this.deps;
+    const { vault, store, audit } = this.deps;
     // Sealing and committing inside guardWrite keeps a key rotation from
     // slipping in between and leaving secrets wrapped by a retired key.
-    await vault.guardWrite(async () => {
-      const ops: WriteOp[] = [];
-      for (const { ref, secret } of secrets)
-        ops.push(...(await vault.sealOps(ref, secret)));
-      for (const ref of deleteRefs) ops.push(...vault.deleteOps(ref));
-      ops.push(...recordOps);
-      await store.write(ops);
-    });
+    const write = (auditOps: readonly WriteOp[]): Promise<void> =>
+      vault.guardWrite(async () => {
+        const ops: WriteOp[] = [];
+        for (const { ref, secret } of secrets)
+          ops.push(...(await vault.sealOps(ref, secret)));
+        for (const ref of deleteRefs) ops.push(...vault.deleteOps(ref));
+        ops.push(...recordOps, ...auditOps);
+        await store.write(ops);
+      });
+    // The audit trail is taken before the vault guard, as key rotation does,
+    // so the two never wait on each other in opposite orders.
+    if (audited !== undefined && audit !== undefined)
+      await audit.record(audited.actor, audited.entry, write);
+    else await write([]);
     this.bus.publish(PROFILE_CHANNEL, profileId);
   }
 

@@ -15,7 +15,8 @@ import {
   type RotateAdminTokenResponse,
 } from "../../gen/palyra/session/v1/session_pb.js";
 import type { SessionRecord } from "../../gen/palyra/store/v1/sessions_pb.js";
-import type { ClientInfo, Principal } from "../auth/index.js";
+import { actorOf, type ClientInfo, type Principal } from "../auth/index.js";
+import type { Actor } from "../store/index.js";
 
 /** FlagReader answers whether a feature flag is on (implemented by access/FeatureFlags). */
 export interface FlagReader {
@@ -73,6 +74,11 @@ function sessionOf(side: RequestSide): NonNullable<Principal["session"]> {
     );
   }
   return session;
+}
+
+/** actorOfSide names the caller of a session operation for the audit log. */
+function actorOfSide(side: RequestSide): Actor {
+  return actorOf(side.principal, side.client);
 }
 
 /**
@@ -143,7 +149,7 @@ export class SessionApi {
 
   /** logout ends the caller's session and clears the cookie. */
   async logout(side: RequestSide): Promise<void> {
-    await this.manager.logout(sessionOf(side).hash);
+    await this.manager.logout(sessionOf(side).hash, actorOfSide(side));
     side.responseHeaders.append(
       "set-cookie",
       clearedSessionCookie(side.client.tls),
@@ -186,15 +192,19 @@ export class SessionApi {
   }
 
   /** revokeSession ends one session by id. */
-  async revokeSession(sessionId: string): Promise<void> {
+  async revokeSession(sessionId: string, side: RequestSide): Promise<void> {
     if (sessionId === "")
       throw new PalyraError("invalid_argument", "session_id is required");
-    await this.manager.revoke(sessionId);
+    await this.manager.revoke(sessionId, actorOfSide(side));
   }
 
   /** revokeAllSessions ends every session and handoff. */
-  async revokeAllSessions(): Promise<RevokeAllSessionsResponse> {
-    const { sessions, handoffs } = await this.manager.revokeAll();
+  async revokeAllSessions(
+    side: RequestSide,
+  ): Promise<RevokeAllSessionsResponse> {
+    const { sessions, handoffs } = await this.manager.revokeAll(
+      actorOfSide(side),
+    );
     return create(RevokeAllSessionsResponseSchema, {
       revokedSessions: sessions,
       revokedHandoffs: handoffs,
@@ -230,6 +240,7 @@ export class SessionApi {
     const { token, expiresAtMs } = await this.manager.createHandoff(
       identity,
       path,
+      actorOfSide(side),
     );
     return create(CreateBrowserHandoffResponseSchema, {
       handoffUrl: `${side.origin}/console/v1/auth/browser-handoff/consume?token=${token}`,
@@ -259,7 +270,9 @@ export class SessionApi {
 
   /** rotateAdminToken replaces the admin token and revokes everything derived from the old one. */
   async rotateAdminToken(side: RequestSide): Promise<RotateAdminTokenResponse> {
-    const { token, sessions, handoffs } = await this.manager.rotateAdminToken();
+    const { token, sessions, handoffs } = await this.manager.rotateAdminToken(
+      actorOfSide(side),
+    );
     if (side.principal?.session !== undefined) {
       side.responseHeaders.append(
         "set-cookie",

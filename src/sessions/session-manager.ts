@@ -18,14 +18,23 @@ import {
   type FailureRecorder,
 } from "../auth/index.js";
 import {
+  InvalidatingCache,
   PalyraError,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import type { Store, WriteOp } from "../store/index.js";
-import { SESSION_CHANNEL, SessionCache } from "./session-cache.js";
-import { SessionStore } from "./session-store.js";
+import type {
+  Actor,
+  AuditEntry,
+  AuditTrail,
+  Store,
+  WriteOp,
+} from "../store/index.js";
+import { SessionStore, withActivity } from "./session-store.js";
 import { newToken, tokenHash, type RandomBytes } from "./tokens.js";
+
+/** SESSION_CHANNEL is the invalidation channel for sessions; keys are token hashes, "*" means all. */
+export const SESSION_CHANNEL = "sessions";
 
 /** DEFAULT_DEVICE_ID is the device a login without one is bound to (REFERENCE.md). */
 export const DEFAULT_DEVICE_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
@@ -50,6 +59,8 @@ export interface SessionManagerDeps {
   store: Store;
   admin: AdminTokenVerifier;
   failures: FailureRecorder;
+  /** Every sign-in, sign-out, revocation, handoff and admin-token rotation is recorded here, in the same batch. */
+  audit: AuditTrail;
   bus: InvalidationBus;
   clock: Clock;
   settings: SessionSettings;
@@ -72,6 +83,9 @@ export interface IssuedSession {
 
 const ms = (t: Timestamp | undefined): number =>
   t === undefined ? 0 : timestampDate(t).getTime();
+
+const sessionTarget = (sessionId: string): string =>
+  `console_session:${sessionId}`;
 
 /** normalizeIdentity validates principal, device and channel as the console receives them. */
 export function normalizeIdentity(
@@ -110,13 +124,13 @@ export function normalizeIdentity(
  */
 export class SessionManager {
   private readonly sessions: SessionStore;
-  private readonly cache: SessionCache;
+  private readonly cache: InvalidatingCache<SessionRecord>;
   private readonly random: RandomBytes;
   private readonly redeeming = new Set<string>();
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.sessions = new SessionStore(deps.store);
-    this.cache = new SessionCache(deps.bus);
+    this.cache = new InvalidatingCache(deps.bus, SESSION_CHANNEL);
     this.random = deps.random ?? randomBytes;
   }
 
@@ -124,9 +138,15 @@ export class SessionManager {
     this.deps.bus.publish(SESSION_CHANNEL, hash);
   }
 
+  /**
+   * issue creates a session and writes it with `alsoWrite` and its audit
+   * record (`action`, e.g. "console.login") in one batch.
+   */
   private async issue(
     identity: Identity,
     clientIp: string,
+    action: string,
+    alsoWrite: readonly WriteOp[] = [],
   ): Promise<IssuedSession> {
     const now = this.deps.clock.now();
     const { idleMs, absoluteMs } = this.deps.settings;
@@ -144,8 +164,17 @@ export class SessionManager {
       lastSeenAt: timestampFromMs(now),
       clientIp,
     });
-    await this.sessions.write(this.sessions.putOps(hash, record));
-    this.cache.set(hash, record);
+    await this.deps.audit.commit(
+      { principal: identity.principal, clientIp },
+      {
+        action,
+        target: sessionTarget(record.sessionId),
+        outcome: "success",
+        details: { device_id: identity.deviceId, channel: identity.channel },
+      },
+      [...this.sessions.putOps(hash, record), ...alsoWrite],
+    );
+    this.cache.setIfCurrent(hash, record, this.cache.epoch());
     return { token, hash, record };
   }
 
@@ -157,10 +186,24 @@ export class SessionManager {
   ): Promise<IssuedSession> {
     await this.deps.failures.assertNotBlocked(clientIp);
     if (!(await this.deps.admin.verify(adminToken))) {
+      // The claimed principal is unproven: the actor stays anonymous.
+      await this.deps.audit.commit(
+        { principal: "anonymous", clientIp },
+        {
+          action: "console.login",
+          target: "",
+          outcome: "failure",
+          details: {
+            claimed_principal: identity.principal,
+            reason: "invalid admin token",
+          },
+        },
+        [],
+      );
       await this.deps.failures.recordFailure(clientIp);
       throw new PalyraError("unauthenticated", "the admin token is not valid");
     }
-    return await this.issue(identity, clientIp);
+    return await this.issue(identity, clientIp, "console.login");
   }
 
   /**
@@ -175,25 +218,25 @@ export class SessionManager {
     { hash: string; record: SessionRecord; touched: boolean } | undefined
   > {
     const hash = tokenHash(token);
-    const record = this.cache.get(hash) ?? (await this.sessions.get(hash));
+    const { idleMs, touchIntervalMs } = this.deps.settings;
+    const epoch = this.cache.epoch();
+    const record =
+      this.cache.get(hash) ?? (await this.sessions.getLive(hash, idleMs));
     if (record === undefined) return undefined;
     const now = this.deps.clock.now();
     if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
       await this.remove(hash, record.sessionId);
       return undefined;
     }
-    this.cache.set(hash, record);
-    if (now - ms(record.lastSeenAt) < this.deps.settings.touchIntervalMs)
+    if (now - ms(record.lastSeenAt) < touchIntervalMs) {
+      this.cache.setIfCurrent(hash, record, epoch);
       return { hash, record, touched: false };
-    const touched = create(SessionRecordSchema, {
-      ...record,
-      lastSeenAt: timestampFromMs(now),
-      expiresAt: timestampFromMs(
-        Math.min(now + this.deps.settings.idleMs, ms(record.absoluteExpiresAt)),
-      ),
-    });
-    await this.sessions.write(this.sessions.putOps(hash, touched));
-    this.cache.set(hash, touched);
+    }
+    // Only the activity key is written: a revocation racing this touch still
+    // wins, because the session record itself is never rewritten.
+    await this.sessions.write([this.sessions.touchOp(hash, now)]);
+    const touched = withActivity(record, now, idleMs);
+    this.cache.setIfCurrent(hash, touched, epoch);
     return { hash, record: touched, touched: true };
   }
 
@@ -203,15 +246,25 @@ export class SessionManager {
   }
 
   /** logout deletes the caller's session. */
-  async logout(hash: string): Promise<void> {
+  async logout(hash: string, actor: Actor): Promise<void> {
     const record = await this.sessions.get(hash);
-    if (record !== undefined) await this.remove(hash, record.sessionId);
-    else this.invalidate(hash);
+    if (record !== undefined) {
+      await this.deps.audit.commit(
+        actor,
+        {
+          action: "console.logout",
+          target: sessionTarget(record.sessionId),
+          outcome: "success",
+        },
+        this.sessions.deleteOps(hash, record.sessionId),
+      );
+    }
+    this.invalidate(hash);
   }
 
   /** get reads a session record by token hash (store, not cache: the caller wants the latest). */
   get(hash: string): Promise<SessionRecord | undefined> {
-    return this.sessions.get(hash);
+    return this.sessions.getLive(hash, this.deps.settings.idleMs);
   }
 
   /** exists tells whether a session id is known (for validating list cursors). */
@@ -225,7 +278,11 @@ export class SessionManager {
     limit: number,
   ): Promise<Array<{ hash: string; record: SessionRecord }>> {
     const now = this.deps.clock.now();
-    const page = await this.sessions.page(after, limit);
+    const page = await this.sessions.page(
+      after,
+      limit,
+      this.deps.settings.idleMs,
+    );
     return page.filter(
       ({ record }) =>
         now < ms(record.expiresAt) && now < ms(record.absoluteExpiresAt),
@@ -233,11 +290,24 @@ export class SessionManager {
   }
 
   /** revoke ends one session by its public id. */
-  async revoke(sessionId: string): Promise<void> {
+  async revoke(sessionId: string, actor: Actor): Promise<void> {
     const hash = await this.sessions.hashOf(sessionId);
     if (hash === undefined)
       throw new PalyraError("not_found", `no console session ${sessionId}`);
-    await this.remove(hash, sessionId);
+    const record = await this.sessions.get(hash);
+    await this.deps.audit.commit(
+      actor,
+      {
+        action: "console_session.revoke",
+        target: sessionTarget(sessionId),
+        outcome: "success",
+        ...(record === undefined
+          ? {}
+          : { details: { session_principal: record.principal } }),
+      },
+      this.sessions.deleteOps(hash, sessionId),
+    );
+    this.invalidate(hash);
   }
 
   private async revokeAllOps(): Promise<{
@@ -248,7 +318,9 @@ export class SessionManager {
     const ops: WriteOp[] = [];
     let sessions = 0;
     let handoffs = 0;
-    for await (const { hash, record } of this.sessions.allSessions()) {
+    for await (const { hash, record } of this.sessions.allSessions(
+      this.deps.settings.idleMs,
+    )) {
       ops.push(...this.sessions.deleteOps(hash, record.sessionId));
       sessions++;
     }
@@ -260,9 +332,20 @@ export class SessionManager {
   }
 
   /** revokeAll ends every session and pending handoff in one batch (incident response). */
-  async revokeAll(): Promise<{ sessions: number; handoffs: number }> {
+  async revokeAll(
+    actor: Actor,
+  ): Promise<{ sessions: number; handoffs: number }> {
     const { ops, sessions, handoffs } = await this.revokeAllOps();
-    await this.sessions.write(ops);
+    await this.deps.audit.commit(
+      actor,
+      {
+        action: "console_session.revoke_all",
+        target: "",
+        outcome: "success",
+        details: { sessions: String(sessions), handoffs: String(handoffs) },
+      },
+      ops,
+    );
     this.deps.bus.publish(SESSION_CHANNEL, "*");
     return { sessions, handoffs };
   }
@@ -271,13 +354,25 @@ export class SessionManager {
    * rotateAdminToken replaces the admin token and, in the same batch, revokes
    * every session and handoff: all of them derive from the old token.
    */
-  async rotateAdminToken(): Promise<{
+  async rotateAdminToken(actor: Actor): Promise<{
     token: string;
     sessions: number;
     handoffs: number;
   }> {
     const { ops, sessions, handoffs } = await this.revokeAllOps();
-    const token = await this.deps.admin.rotate(ops);
+    const entry: AuditEntry = {
+      action: "admin_token.rotate",
+      target: "admin_token",
+      outcome: "success",
+      details: {
+        revoked_sessions: String(sessions),
+        revoked_handoffs: String(handoffs),
+      },
+    };
+    // The record lands in the same batch as the new credential hash.
+    const token = await this.deps.audit.record(actor, entry, (auditOps) =>
+      this.deps.admin.rotate([...ops, ...auditOps]),
+    );
     this.deps.bus.publish(SESSION_CHANNEL, "*");
     return { token, sessions, handoffs };
   }
@@ -286,6 +381,7 @@ export class SessionManager {
   async createHandoff(
     identity: Identity,
     redirectPath: string,
+    actor: Actor,
   ): Promise<{ token: string; expiresAtMs: number }> {
     const token = newToken(this.random);
     const expiresAtMs = this.deps.clock.now() + this.deps.settings.handoffTtlMs;
@@ -294,9 +390,19 @@ export class SessionManager {
       redirectPath,
       expiresAt: timestampFromMs(expiresAtMs),
     });
-    await this.sessions.write([
-      this.sessions.putHandoffOp(tokenHash(token), record),
-    ]);
+    await this.deps.audit.commit(
+      actor,
+      {
+        action: "browser_handoff.create",
+        target: "",
+        outcome: "success",
+        details: {
+          for_principal: identity.principal,
+          redirect_path: redirectPath,
+        },
+      },
+      [this.sessions.putHandoffOp(tokenHash(token), record)],
+    );
     return { token, expiresAtMs };
   }
 
@@ -311,7 +417,20 @@ export class SessionManager {
   ): Promise<{ session: IssuedSession; redirectPath: string }> {
     await this.deps.failures.assertNotBlocked(clientIp);
     const hash = tokenHash(token);
-    const refuse = async (): Promise<never> => {
+    const refuse = async (
+      reason: string,
+      ops: readonly WriteOp[] = [],
+    ): Promise<never> => {
+      await this.deps.audit.commit(
+        { principal: "anonymous", clientIp },
+        {
+          action: "browser_handoff.redeem",
+          target: "",
+          outcome: "failure",
+          details: { reason },
+        },
+        ops,
+      );
       await this.deps.failures.recordFailure(clientIp);
       throw new PalyraError(
         "unauthenticated",
@@ -320,13 +439,15 @@ export class SessionManager {
     };
     // One redemption per handoff in this process; the store delete below makes
     // it one overall on a single node.
-    if (this.redeeming.has(hash)) return await refuse();
+    if (this.redeeming.has(hash)) return await refuse("already being redeemed");
     this.redeeming.add(hash);
     try {
       const record = await this.sessions.getHandoff(hash);
-      if (record === undefined) return await refuse();
-      await this.sessions.write([this.sessions.deleteHandoffOp(hash)]);
-      if (this.deps.clock.now() >= ms(record.expiresAt)) return await refuse();
+      if (record === undefined) return await refuse("unknown or already used");
+      const used = this.sessions.deleteHandoffOp(hash);
+      if (this.deps.clock.now() >= ms(record.expiresAt))
+        return await refuse("expired", [used]);
+      // The handoff's deletion, the new session and the record: one batch.
       const session = await this.issue(
         {
           principal: record.principal,
@@ -334,6 +455,8 @@ export class SessionManager {
           channel: record.channel,
         },
         clientIp,
+        "browser_handoff.redeem",
+        [used],
       );
       return { session, redirectPath: record.redirectPath };
     } finally {
@@ -346,7 +469,9 @@ export class SessionManager {
     const now = this.deps.clock.now();
     const ops: WriteOp[] = [];
     const hashes: string[] = [];
-    for await (const { hash, record } of this.sessions.allSessions()) {
+    for await (const { hash, record } of this.sessions.allSessions(
+      this.deps.settings.idleMs,
+    )) {
       if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
         ops.push(...this.sessions.deleteOps(hash, record.sessionId));
         hashes.push(hash);
@@ -359,6 +484,7 @@ export class SessionManager {
         handoffs++;
       }
     }
+    ops.push(...(await this.sessions.orphanTouches()));
     await this.sessions.write(ops);
     for (const hash of hashes) this.invalidate(hash);
     return { sessions: hashes.length, handoffs };

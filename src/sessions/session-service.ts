@@ -47,12 +47,12 @@ export function createSessionService(
     async listSessions(req, ctx) {
       return await api.listSessions(req, sideOf(ctx));
     },
-    async revokeSession(req) {
-      await api.revokeSession(req.sessionId);
+    async revokeSession(req, ctx) {
+      await api.revokeSession(req.sessionId, sideOf(ctx));
       return create(RevokeSessionResponseSchema);
     },
-    async revokeAllSessions() {
-      return await api.revokeAllSessions();
+    async revokeAllSessions(_req, ctx) {
+      return await api.revokeAllSessions(sideOf(ctx));
     },
     async createBrowserHandoff(req, ctx) {
       return await api.createBrowserHandoff(req.redirectPath, sideOf(ctx));

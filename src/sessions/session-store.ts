@@ -6,10 +6,16 @@ import {
   type SessionRecord,
 } from "../../gen/palyra/store/v1/sessions_pb.js";
 import { create } from "@bufbuild/protobuf";
+import {
+  TimestampSchema,
+  timestampFromMs,
+  timestampMs,
+} from "@bufbuild/protobuf/wkt";
 import type { Store, WriteOp } from "../store/index.js";
 
 const TOKEN_PREFIX = "tok/";
 const ID_PREFIX = "id/";
+const SEEN_PREFIX = "seen/";
 
 /**
  * SessionStore persists sessions and handoffs: records keyed by the SHA-256
@@ -20,11 +26,46 @@ export class SessionStore {
   private readonly records;
   private readonly ids;
   private readonly handoffs;
+  private readonly seen;
 
   constructor(private readonly store: Store) {
     this.records = store.table("sessions", SessionRecordSchema);
     this.ids = store.table("sessions", SessionIdIndexSchema);
     this.handoffs = store.table("handoffs", HandoffRecordSchema);
+    this.seen = store.table("sessions", TimestampSchema);
+  }
+
+  /**
+   * getLive reads a session with its latest activity applied: the record is
+   * written once at sign-in, and use is recorded separately under
+   * seen/<hash>, so sliding the expiry never rewrites (and can never
+   * resurrect) a session that was revoked meanwhile.
+   */
+  async getLive(
+    hash: string,
+    idleMs: number,
+  ): Promise<SessionRecord | undefined> {
+    const record = await this.get(hash);
+    if (record === undefined) return undefined;
+    const seen = await this.seen.get(SEEN_PREFIX + hash);
+    return seen === undefined
+      ? record
+      : withActivity(record, timestampMs(seen), idleMs);
+  }
+
+  /** touchOp records use of a session at `atMs`. */
+  touchOp(hash: string, atMs: number): WriteOp {
+    return this.seen.putOp(SEEN_PREFIX + hash, timestampFromMs(atMs));
+  }
+
+  /** orphanTouches lists activity keys whose session is gone, for the sweep. */
+  async orphanTouches(): Promise<WriteOp[]> {
+    const ops: WriteOp[] = [];
+    for await (const [key] of this.seen.entries(SEEN_PREFIX)) {
+      const hash = key.slice(SEEN_PREFIX.length);
+      if ((await this.get(hash)) === undefined) ops.push(this.seen.delOp(key));
+    }
+    return ops;
   }
 
   /** get reads a session by token hash: one store read. */
@@ -53,6 +94,7 @@ export class SessionStore {
     return [
       this.records.delOp(TOKEN_PREFIX + hash),
       this.ids.delOp(ID_PREFIX + sessionId),
+      this.seen.delOp(SEEN_PREFIX + hash),
     ];
   }
 
@@ -60,6 +102,7 @@ export class SessionStore {
   async page(
     after: string | undefined,
     limit: number,
+    idleMs: number,
   ): Promise<Array<{ hash: string; record: SessionRecord }>> {
     const index = await this.ids.page({
       prefix: ID_PREFIX,
@@ -68,16 +111,27 @@ export class SessionStore {
     });
     const out: Array<{ hash: string; record: SessionRecord }> = [];
     for (const [, entry] of index) {
-      const record = await this.get(entry.tokenSha256);
+      const record = await this.getLive(entry.tokenSha256, idleMs);
       if (record !== undefined) out.push({ hash: entry.tokenSha256, record });
     }
     return out;
   }
 
-  /** allSessions iterates every stored session, for sweeps and revoke-all. */
-  async *allSessions(): AsyncIterable<{ hash: string; record: SessionRecord }> {
+  /** allSessions iterates every stored session with its activity applied, for sweeps and revoke-all. */
+  async *allSessions(
+    idleMs: number,
+  ): AsyncIterable<{ hash: string; record: SessionRecord }> {
+    const seen = new Map<string, number>();
+    for await (const [key, at] of this.seen.entries(SEEN_PREFIX)) {
+      seen.set(key.slice(SEEN_PREFIX.length), timestampMs(at));
+    }
     for await (const [key, record] of this.records.entries(TOKEN_PREFIX)) {
-      yield { hash: key.slice(TOKEN_PREFIX.length), record };
+      const hash = key.slice(TOKEN_PREFIX.length);
+      const at = seen.get(hash);
+      yield {
+        hash,
+        record: at === undefined ? record : withActivity(record, at, idleMs),
+      };
     }
   }
 
@@ -106,4 +160,24 @@ export class SessionStore {
   write(ops: readonly WriteOp[]): Promise<void> {
     return this.store.write(ops);
   }
+}
+
+/** withActivity applies a use at `seenMs` to a session: last seen, and the idle expiry capped by the absolute one. */
+export function withActivity(
+  record: SessionRecord,
+  seenMs: number,
+  idleMs: number,
+): SessionRecord {
+  const absolute =
+    record.absoluteExpiresAt === undefined
+      ? Infinity
+      : timestampMs(record.absoluteExpiresAt);
+  const previous =
+    record.lastSeenAt === undefined ? 0 : timestampMs(record.lastSeenAt);
+  if (seenMs <= previous) return record;
+  return create(SessionRecordSchema, {
+    ...record,
+    lastSeenAt: timestampFromMs(seenMs),
+    expiresAt: timestampFromMs(Math.min(seenMs + idleMs, absolute)),
+  });
 }

@@ -32,7 +32,15 @@ export interface AuditTrail {
    * include in its own atomic batch. The chain is held until `commit` settles
    * and advances only if it succeeds.
    */
-  record<T>(actor: Actor, entry: AuditEntry, commit: (auditOps: readonly WriteOp[]) => Promise<T>): Promise<T>;
+  record<T>(
+    actor: Actor,
+    entry: AuditEntry,
+    commit: (auditOps: readonly WriteOp[]) => Promise<T>,
+  ): Promise<T>;
   /** commit writes `ops` plus the audit record as one batch (ops may be empty for failures). */
-  commit(actor: Actor, entry: AuditEntry, ops: readonly WriteOp[]): Promise<void>;
+  commit(
+    actor: Actor,
+    entry: AuditEntry,
+    ops: readonly WriteOp[],
+  ): Promise<void>;
 }

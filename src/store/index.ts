@@ -9,4 +9,9 @@ export {
   type RangeOptions,
 } from "./kv.js";
 export { LevelBackend } from "./level-backend.js";
-export type { AuditTrail, AuditEntry, AuditOutcomeName, Actor } from "./audit-trail.js";
+export type {
+  AuditTrail,
+  AuditEntry,
+  AuditOutcomeName,
+  Actor,
+} from "./audit-trail.js";

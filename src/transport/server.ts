@@ -22,9 +22,13 @@ import type { DestinationStream, Logger } from "pino";
 import {
   AuditLog,
   FeatureFlags,
+  Workspaces,
   createAccessService,
+  createApiTokens,
+  createAuditHandlers,
   createFlagHandlers,
   createIdentityHandlers,
+  createWorkspaceHandlers,
 } from "../access/index.js";
 import {
   AccessGate,
@@ -136,19 +140,25 @@ export async function buildServer(
       configured: config.admin.token,
       clock,
     });
-    const limits = new RateLimits({
-      sessionRpsRemote: config.limits.session_rps_remote,
-      sessionRpsLoopback: config.limits.session_rps_loopback,
-      failuresPerMinute: config.limits.failed_auth_per_minute,
-      failureBlockSeconds: config.limits.failed_auth_block_seconds,
-    });
-    const bus = new LocalInvalidationBus();
     const audit = new AuditLog(store, clock);
+    const limits = new RateLimits(
+      {
+        sessionRpsRemote: config.limits.session_rps_remote,
+        sessionRpsLoopback: config.limits.session_rps_loopback,
+        failuresPerMinute: config.limits.failed_auth_per_minute,
+        failureBlockSeconds: config.limits.failed_auth_block_seconds,
+      },
+      undefined,
+      audit,
+    );
+    const bus = new LocalInvalidationBus();
     const flags = new FeatureFlags(store, audit, clock, bus);
+    const apiTokens = createApiTokens({ store, audit, flags, clock, bus, log });
     const sessions = new SessionManager({
       store,
       admin: admin.verifier,
       failures: limits,
+      audit,
       bus,
       clock,
       settings: {
@@ -160,6 +170,10 @@ export async function buildServer(
     });
     const authenticator = new Authenticator(
       [
+        // API tokens first: only `palyra_<id>_<secret>` strings enter it (never
+        // `palyra_admin_…`), and the first rejection is what the caller reads,
+        // so a revoked or expired API token is reported as such.
+        apiTokens.resolver,
         createAdminTokenResolver(admin.verifier),
         createSessionResolver(
           sessions,
@@ -188,6 +202,8 @@ export async function buildServer(
       clock,
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
       log,
+      bus,
+      audit,
       defaultProfileId: config.model_provider.auth_profile_id,
     });
     const health = new HealthStatusBoard(
@@ -211,6 +227,11 @@ export async function buildServer(
       access: createAccessService({
         identity: createIdentityHandlers(),
         flags: createFlagHandlers(flags),
+        tokens: apiTokens.handlers,
+        workspaces: createWorkspaceHandlers(
+          new Workspaces({ store, audit, clock }),
+        ),
+        audit: createAuditHandlers(audit),
       }),
       auth: profiles.service,
       health,
@@ -240,7 +261,7 @@ export async function buildServer(
       admin.generated,
       admin.tokenFile,
       profiles,
-      [createSessionSweeper(sessions, 5 * 60_000, log)],
+      [createSessionSweeper(sessions, 5 * 60_000, log), apiTokens.task],
     );
   } catch (e) {
     await store.close();

@@ -205,8 +205,11 @@ export class Vault {
    * atomic batch, together with the new key description; secrets themselves
    * are never decrypted. Afterwards the old KEK opens nothing. A crash at any
    * point leaves a vault that opens with exactly one of the two keys.
+   * `alsoWrite` (e.g. the audit record) commits in the same batch.
    */
-  async rotateKey(): Promise<{ rewrapped: number; kekId: string }> {
+  async rotateKey(
+    alsoWrite: readonly WriteOp[] = [],
+  ): Promise<{ rewrapped: number; kekId: string }> {
     return await this.lock.runExclusive(async () => {
       const old = this.current;
       const pending = await this.keyManager.prepareRotation();
@@ -215,7 +218,7 @@ export class Vault {
       let rewrapped: number;
       try {
         const ops = await this.rewrapAll(old, next);
-        await this.store.write([...ops, pending.infoOp]);
+        await this.store.write([...ops, pending.infoOp, ...alsoWrite]);
         rewrapped = ops.length;
       } catch (e) {
         this.keks.delete(next.id);

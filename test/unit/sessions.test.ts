@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MemoryLevel } from "memory-level";
+import { AuditLog } from "../../src/access/index.js";
 import { AdminTokenVerifier, RateLimits } from "../../src/auth/index.js";
 import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
 import {
@@ -10,6 +11,7 @@ import {
   sessionCookie,
   sessionCookieValue,
 } from "../../src/sessions/index.js";
+import { tokenHash } from "../../src/sessions/tokens.js";
 import { LevelBackend, Store } from "../../src/store/index.js";
 import { tempStateDir } from "../helpers/fixtures.js";
 
@@ -40,6 +42,7 @@ async function manager(
     store,
     admin: verifier,
     failures: limits,
+    audit: new AuditLog(store, clock),
     bus: new LocalInvalidationBus(),
     clock,
     settings: {
@@ -53,6 +56,7 @@ async function manager(
 }
 
 const identity = normalizeIdentity("admin:test", "", "", "web");
+const actor = { principal: "admin:test", clientIp: "127.0.0.1" };
 
 describe("session cookies and redirect paths", () => {
   it("reads only a well-formed session cookie among others", () => {
@@ -123,29 +127,58 @@ describe("session manager", () => {
     const { sessions, token } = await manager(clock);
     const a = await sessions.login(token, identity, "127.0.0.1");
     const b = await sessions.login(token, identity, "127.0.0.1");
-    await sessions.revoke(a.record.sessionId);
+    await sessions.revoke(a.record.sessionId, actor);
     assert.equal(await sessions.verify(a.token), undefined);
     assert.ok(await sessions.verify(b.token));
     await assert.rejects(
-      sessions.revoke(a.record.sessionId),
+      sessions.revoke(a.record.sessionId, actor),
       /no console session/,
     );
-    await sessions.createHandoff(identity, "/");
-    const all = await sessions.revokeAll();
+    await sessions.createHandoff(identity, "/", actor);
+    const all = await sessions.revokeAll(actor);
     assert.deepEqual(all, { sessions: 1, handoffs: 1 });
     assert.equal(await sessions.verify(b.token), undefined);
 
     await sessions.login(token, identity, "127.0.0.1");
-    await sessions.createHandoff(identity, "/");
+    await sessions.createHandoff(identity, "/", actor);
     clock.advance(31 * 60_000);
     assert.deepEqual(await sessions.sweep(), { sessions: 1, handoffs: 1 });
     assert.deepEqual(await sessions.sweep(), { sessions: 0, handoffs: 0 });
   });
 
+  it("never brings back a session revoked while its expiry was sliding", async () => {
+    const clock = new ManualClock();
+    const { sessions, token } = await manager(clock);
+    for (let i = 0; i < 20; i++) {
+      const issued = await sessions.login(token, identity, "127.0.0.1");
+      clock.advance(2 * 60_000); // a touch is due on the next use
+      const sliding = sessions.verify(issued.token);
+      await sessions.revoke(issued.record.sessionId, actor);
+      await sliding;
+      assert.equal(
+        await sessions.verify(issued.token),
+        undefined,
+        `round ${i}`,
+      );
+      assert.equal(await sessions.get(tokenHash(issued.token)), undefined);
+    }
+  });
+
+  it("keeps an active session through the sweep and drops stray activity keys", async () => {
+    const clock = new ManualClock();
+    const { sessions, token } = await manager(clock);
+    const issued = await sessions.login(token, identity, "127.0.0.1");
+    clock.advance(25 * 60_000);
+    assert.ok(await sessions.verify(issued.token));
+    clock.advance(25 * 60_000); // 50 minutes after sign-in, 25 after last use
+    assert.deepEqual(await sessions.sweep(), { sessions: 0, handoffs: 0 });
+    assert.ok(await sessions.verify(issued.token));
+  });
+
   it("redeems a handoff exactly once even when two redemptions race", async () => {
     const clock = new ManualClock();
     const { sessions } = await manager(clock);
-    const { token } = await sessions.createHandoff(identity, "/x");
+    const { token } = await sessions.createHandoff(identity, "/x", actor);
     const results = await Promise.allSettled([
       sessions.redeemHandoff(token, "10.0.0.1"),
       sessions.redeemHandoff(token, "10.0.0.2"),

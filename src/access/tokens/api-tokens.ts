@@ -1,0 +1,525 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  timestampDate,
+  timestampFromMs,
+  timestampMs,
+  type Timestamp,
+} from "@bufbuild/protobuf/wkt";
+import { randomBytes } from "node:crypto";
+import {
+  ApiTokenSchema,
+  type ApiToken,
+} from "../../../gen/palyra/access/v1/tokens_pb.js";
+import type { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
+import {
+  ApiTokenRecordSchema,
+  type ApiTokenRecord,
+} from "../../../gen/palyra/store/v1/tokens_pb.js";
+import { roleDefinition, type Principal } from "../../auth/index.js";
+import {
+  PalyraError,
+  type Clock,
+  type InvalidationBus,
+} from "../../core/index.js";
+import type {
+  Actor,
+  AuditEntry,
+  AuditTrail,
+  WriteOp,
+} from "../../store/index.js";
+import type { FlagReader } from "../feature-flags.js";
+import { LastUsedTracker } from "./last-used.js";
+import { API_TOKEN_CHANNEL } from "./token-cache.js";
+import {
+  TOKEN_ID_PATTERN,
+  formatToken,
+  newTokenId,
+  newTokenSecret,
+  tokenDigest,
+  type RandomBytes,
+} from "./token-format.js";
+import {
+  assertCallerHolds,
+  tokenPermissions,
+  validateGrace,
+  validateLabel,
+  validatePageSize,
+  validateRateLimit,
+  validateRole,
+  validateScopes,
+  validateTokenPrincipal,
+  validateWorkspaceId,
+} from "./token-rules.js";
+import type { ApiTokenStore } from "./token-store.js";
+
+/** ROTATION_GRACE_FLAG must be on for RotateApiToken to keep the previous secret working. */
+export const ROTATION_GRACE_FLAG = "api_token_rotation_grace";
+
+/** WorkspaceExists tells whether a workspace id is known; injected so tokens do not depend on the workspaces code. */
+export type WorkspaceExists = (workspaceId: string) => Promise<boolean>;
+
+/** ApiTokensDeps are the manager's collaborators, injected. */
+export interface ApiTokensDeps {
+  tokens: ApiTokenStore;
+  audit: AuditTrail;
+  flags: FlagReader;
+  clock: Clock;
+  bus: InvalidationBus;
+  workspaceExists: WorkspaceExists;
+  lastUsed?: LastUsedTracker;
+  random?: RandomBytes;
+}
+
+/** CreateTokenInput is a CreateApiToken request as the manager takes it. */
+export interface CreateTokenInput {
+  label: string;
+  principal: string;
+  role: Role;
+  scopes: readonly string[];
+  workspaceId: string;
+  expiresAt?: Timestamp | undefined;
+  rateLimitPerMinute?: number | undefined;
+}
+
+/** UpdateTokenInput is an UpdateApiToken request as the manager takes it. */
+export interface UpdateTokenInput {
+  tokenId: string;
+  label?: string | undefined;
+  scopes: readonly string[];
+  replaceScopes: boolean;
+  rateLimitPerMinute?: number | undefined;
+}
+
+/** IssuedToken is a token's public view plus the token string, which is shown once. */
+export interface IssuedToken {
+  apiToken: ApiToken;
+  token: string;
+}
+
+/** Caller is who asks for a change: the principal for permission checks, the actor for the audit log. */
+export interface Caller {
+  principal: Principal;
+  actor: Actor;
+}
+
+const target = (tokenId: string): string => `api_token:${tokenId}`;
+const iso = (t: Timestamp | undefined): string =>
+  t === undefined ? "" : timestampDate(t).toISOString();
+
+/**
+ * ApiTokens manages API tokens: create, list, revoke, rotate and update.
+ * Each change is written in one batch with its audit record; changes to
+ * one daemon's tokens are serialised, so read-modify-write never loses an
+ * update (the last-used flush included).
+ */
+export class ApiTokens {
+  readonly lastUsed: LastUsedTracker;
+  private readonly random: RandomBytes;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly deps: ApiTokensDeps) {
+    this.lastUsed = deps.lastUsed ?? new LastUsedTracker();
+    this.random = deps.random ?? randomBytes;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** view is a record's public face: no hashes, and the latest use even before it is flushed. */
+  view(record: ApiTokenRecord): ApiToken {
+    const token = record.token ?? create(ApiTokenSchema);
+    const pending = this.lastUsed.peek(token.tokenId);
+    const stored =
+      token.lastUsedAt === undefined ? 0 : timestampMs(token.lastUsedAt);
+    return pending !== undefined && pending > stored
+      ? create(ApiTokenSchema, {
+          ...token,
+          lastUsedAt: timestampFromMs(pending),
+        })
+      : create(ApiTokenSchema, token);
+  }
+
+  /** create validates a request, mints the token and stores only its hash. */
+  async create(input: CreateTokenInput, caller: Caller): Promise<IssuedToken> {
+    const label = validateLabel(input.label);
+    const principal = validateTokenPrincipal(input.principal);
+    const role = validateRole(input.role);
+    const scopes = validateScopes(input.scopes, role);
+    const rate = validateRateLimit(input.rateLimitPerMinute);
+    const now = this.deps.clock.now();
+    if (input.expiresAt !== undefined && timestampMs(input.expiresAt) <= now)
+      throw new PalyraError(
+        "invalid_argument",
+        "expires_at must be in the future",
+      );
+    const workspaceId =
+      input.workspaceId.trim() === ""
+        ? ""
+        : validateWorkspaceId(input.workspaceId);
+    const bound = caller.principal.workspaceId;
+    if (bound !== undefined && workspaceId !== bound) {
+      throw new PalyraError(
+        "permission_denied",
+        `a caller bound to workspace ${bound} may only create tokens bound to it`,
+      );
+    }
+    await this.assertGrantable(caller, tokenPermissions(role, scopes), {
+      action: "api_token.create",
+      target: "",
+      outcome: "denied",
+    });
+    if (workspaceId !== "" && !(await this.deps.workspaceExists(workspaceId)))
+      throw new PalyraError(
+        "not_found",
+        `workspace ${workspaceId} does not exist`,
+      );
+
+    return await this.exclusive(async () => {
+      let tokenId = newTokenId(this.random);
+      while ((await this.deps.tokens.get(tokenId)) !== undefined)
+        tokenId = newTokenId(this.random);
+      const token = formatToken(tokenId, newTokenSecret(this.random));
+      const record = create(ApiTokenRecordSchema, {
+        token: {
+          tokenId,
+          label,
+          principal,
+          role: role.role,
+          scopes,
+          workspaceId,
+          createdAt: timestampFromMs(now),
+          rateLimitPerMinute: rate,
+          createdBy: caller.actor.principal,
+          ...(input.expiresAt === undefined
+            ? {}
+            : { expiresAt: input.expiresAt }),
+        },
+        secretSha256: tokenDigest(token),
+      });
+      await this.deps.audit.commit(
+        caller.actor,
+        {
+          action: "api_token.create",
+          target: target(tokenId),
+          outcome: "success",
+          details: {
+            label,
+            principal,
+            role: role.name,
+            scopes: scopes.join(","),
+            workspace_id: workspaceId,
+            expires_at: iso(input.expiresAt),
+            rate_limit_per_minute: String(rate),
+          },
+        },
+        [this.deps.tokens.putOp(record)],
+      );
+      return { apiToken: this.view(record), token };
+    });
+  }
+
+  /** list pages through tokens in id order; a workspace-bound caller sees only its workspace's tokens. */
+  async list(
+    options: { afterTokenId: string; limit: number; includeRevoked: boolean },
+    caller: Caller,
+  ): Promise<{ apiTokens: ApiToken[]; nextAfterTokenId: string }> {
+    const limit = validatePageSize(options.limit);
+    const after = options.afterTokenId.trim();
+    if (after !== "" && !(await this.visible(after, caller.principal))) {
+      throw new PalyraError(
+        "invalid_argument",
+        `after_token_id ${JSON.stringify(after)} is not a token id from a previous page`,
+      );
+    }
+    const bound = caller.principal.workspaceId;
+    const out: ApiTokenRecord[] = [];
+    let cursor = after;
+    // Filters skip records, so read pages until one more than the page is found or the end.
+    for (;;) {
+      const batch = await this.deps.tokens.page(
+        cursor,
+        Math.max(limit + 1, 100),
+      );
+      for (const record of batch) {
+        const token = record.token;
+        cursor = token?.tokenId ?? cursor;
+        if (token === undefined) continue;
+        if (!options.includeRevoked && token.revokedAt !== undefined) continue;
+        if (bound !== undefined && token.workspaceId !== bound) continue;
+        out.push(record);
+        if (out.length > limit) break;
+      }
+      if (out.length > limit || batch.length < Math.max(limit + 1, 100)) break;
+    }
+    const page = out.slice(0, limit);
+    return {
+      apiTokens: page.map((r) => this.view(r)),
+      nextAfterTokenId:
+        out.length > limit ? (page[page.length - 1]?.token?.tokenId ?? "") : "",
+    };
+  }
+
+  private async visible(tokenId: string, caller: Principal): Promise<boolean> {
+    if (!TOKEN_ID_PATTERN.test(tokenId)) return false;
+    const record = await this.deps.tokens.get(tokenId);
+    return (
+      record?.token !== undefined &&
+      (caller.workspaceId === undefined ||
+        record.token.workspaceId === caller.workspaceId)
+    );
+  }
+
+  // A workspace-bound caller cannot see tokens of other workspaces: they are NOT_FOUND to it.
+  private async mustGet(
+    tokenId: string,
+    caller: Principal,
+  ): Promise<ApiTokenRecord> {
+    const id = tokenId.trim();
+    const record = TOKEN_ID_PATTERN.test(id)
+      ? await this.deps.tokens.get(id)
+      : undefined;
+    if (
+      record?.token === undefined ||
+      (caller.workspaceId !== undefined &&
+        record.token.workspaceId !== caller.workspaceId)
+    ) {
+      throw new PalyraError("not_found", `no API token ${JSON.stringify(id)}`);
+    }
+    return record;
+  }
+
+  private async assertGrantable(
+    caller: Caller,
+    permissions: ReadonlySet<string>,
+    denied: AuditEntry,
+  ): Promise<void> {
+    try {
+      assertCallerHolds(caller.principal, permissions);
+    } catch (e) {
+      // An attempt to climb above one's own permissions is worth a record.
+      await this.deps.audit.commit(caller.actor, denied, []);
+      throw e;
+    }
+  }
+
+  private async commitChange(
+    caller: Caller,
+    entry: AuditEntry,
+    record: ApiTokenRecord,
+  ): Promise<void> {
+    await this.deps.audit.commit(caller.actor, entry, [
+      this.deps.tokens.putOp(record),
+    ]);
+    this.deps.bus.publish(API_TOKEN_CHANNEL, record.token?.tokenId ?? "*");
+  }
+
+  /** revoke stops a token at once (on every replica, through the bus); revoking twice changes nothing. */
+  async revoke(tokenId: string, caller: Caller): Promise<ApiToken> {
+    return await this.exclusive(async () => {
+      const record = await this.mustGet(tokenId, caller.principal);
+      const token = record.token!;
+      if (token.revokedAt !== undefined) return this.view(record);
+      const revoked = create(ApiTokenRecordSchema, {
+        ...record,
+        token: { ...token, revokedAt: timestampFromMs(this.deps.clock.now()) },
+      });
+      await this.commitChange(
+        caller,
+        {
+          action: "api_token.revoke",
+          target: target(token.tokenId),
+          outcome: "success",
+          details: { principal: token.principal },
+        },
+        revoked,
+      );
+      return this.view(revoked);
+    });
+  }
+
+  /**
+   * rotate issues a new secret. With a grace period the previous secret keeps
+   * working until it ends (feature flag api_token_rotation_grace); a second
+   * rotation within the grace drops the secret before it.
+   */
+  async rotate(
+    tokenId: string,
+    graceSeconds: number,
+    caller: Caller,
+  ): Promise<IssuedToken> {
+    const grace = validateGrace(graceSeconds);
+    return await this.exclusive(async () => {
+      const record = await this.mustGet(tokenId, caller.principal);
+      const token = record.token!;
+      if (
+        grace > 0 &&
+        !(await this.deps.flags.isEnabled(ROTATION_GRACE_FLAG))
+      ) {
+        throw new PalyraError(
+          "failed_precondition",
+          `a rotation grace period needs the ${ROTATION_GRACE_FLAG} feature flag; rotate with grace_seconds 0 or turn the flag on`,
+        );
+      }
+      this.assertLive(token);
+      const def = roleDefinition(token.role);
+      if (def === undefined)
+        throw new PalyraError(
+          "failed_precondition",
+          "the token's role is unknown",
+        );
+      // A rotation hands out a working secret: only to callers who could mint it.
+      await this.assertGrantable(caller, tokenPermissions(def, token.scopes), {
+        action: "api_token.rotate",
+        target: target(token.tokenId),
+        outcome: "denied",
+      });
+      const now = this.deps.clock.now();
+      const fresh = formatToken(token.tokenId, newTokenSecret(this.random));
+      const rotated = create(ApiTokenRecordSchema, {
+        token: {
+          ...token,
+          rotatedAt: timestampFromMs(now),
+          ...(grace > 0
+            ? { previousSecretExpiresAt: timestampFromMs(now + grace * 1000) }
+            : { previousSecretExpiresAt: undefined }),
+        },
+        secretSha256: tokenDigest(fresh),
+        previousSecretSha256:
+          grace > 0 ? record.secretSha256 : new Uint8Array(0),
+      });
+      await this.commitChange(
+        caller,
+        {
+          action: "api_token.rotate",
+          target: target(token.tokenId),
+          outcome: "success",
+          details: { grace_seconds: String(grace) },
+        },
+        rotated,
+      );
+      return { apiToken: this.view(rotated), token: fresh };
+    });
+  }
+
+  /** update changes the label, the scopes (replace_scopes) or the rate limit of a live token. */
+  async update(input: UpdateTokenInput, caller: Caller): Promise<ApiToken> {
+    if (!input.replaceScopes && input.scopes.length > 0) {
+      throw new PalyraError(
+        "invalid_argument",
+        "scopes are only changed with replace_scopes: true",
+      );
+    }
+    if (
+      input.label === undefined &&
+      !input.replaceScopes &&
+      input.rateLimitPerMinute === undefined
+    ) {
+      throw new PalyraError(
+        "invalid_argument",
+        "nothing to update: set label, replace_scopes with scopes, or rate_limit_per_minute",
+      );
+    }
+    const label =
+      input.label === undefined ? undefined : validateLabel(input.label);
+    const rate =
+      input.rateLimitPerMinute === undefined
+        ? undefined
+        : validateRateLimit(input.rateLimitPerMinute);
+    return await this.exclusive(async () => {
+      const record = await this.mustGet(input.tokenId, caller.principal);
+      const token = record.token!;
+      this.assertLive(token);
+      const def = roleDefinition(token.role);
+      if (def === undefined)
+        throw new PalyraError(
+          "failed_precondition",
+          "the token's role is unknown",
+        );
+      const scopes = input.replaceScopes
+        ? validateScopes(input.scopes, def)
+        : token.scopes;
+      if (input.replaceScopes) {
+        await this.assertGrantable(caller, tokenPermissions(def, scopes), {
+          action: "api_token.update",
+          target: target(token.tokenId),
+          outcome: "denied",
+        });
+      }
+      const updated = create(ApiTokenRecordSchema, {
+        ...record,
+        token: {
+          ...token,
+          label: label ?? token.label,
+          scopes,
+          rateLimitPerMinute: rate ?? token.rateLimitPerMinute,
+        },
+      });
+      const details: Record<string, string> = {};
+      if (label !== undefined) details.label = label;
+      if (input.replaceScopes) details.scopes = scopes.join(",");
+      if (rate !== undefined) details.rate_limit_per_minute = String(rate);
+      await this.commitChange(
+        caller,
+        {
+          action: "api_token.update",
+          target: target(token.tokenId),
+          outcome: "success",
+          details,
+        },
+        updated,
+      );
+      return this.view(updated);
+    });
+  }
+
+  private assertLive(token: ApiToken): void {
+    if (token.revokedAt !== undefined)
+      throw new PalyraError("failed_precondition", "the API token was revoked");
+    if (
+      token.expiresAt !== undefined &&
+      timestampMs(token.expiresAt) <= this.deps.clock.now()
+    )
+      throw new PalyraError("failed_precondition", "the API token has expired");
+  }
+
+  /**
+   * flushLastUsed writes the noted last-use times, one batch for all tokens.
+   * It runs between changes, never during one, so it cannot undo a revoke.
+   * Returns how many records it wrote.
+   */
+  async flushLastUsed(): Promise<number> {
+    return await this.exclusive(async () => {
+      const batch = this.lastUsed.take();
+      if (batch.size === 0) return 0;
+      try {
+        const ops: WriteOp[] = [];
+        for (const [tokenId, at] of batch) {
+          const record = await this.deps.tokens.get(tokenId);
+          const token = record?.token;
+          if (record === undefined || token === undefined) continue;
+          if (
+            token.lastUsedAt !== undefined &&
+            timestampMs(token.lastUsedAt) >= at
+          )
+            continue;
+          ops.push(
+            this.deps.tokens.putOp(
+              create(ApiTokenRecordSchema, {
+                ...record,
+                token: { ...token, lastUsedAt: timestampFromMs(at) },
+              }),
+            ),
+          );
+        }
+        await this.deps.tokens.write(ops);
+        return ops.length;
+      } catch (e) {
+        this.lastUsed.restore(batch);
+        throw e;
+      }
+    });
+  }
+}

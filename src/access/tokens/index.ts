@@ -1,0 +1,36 @@
+export {
+  createApiTokens,
+  type ApiTokenArea,
+  type ApiTokenAreaDeps,
+} from "./create-api-tokens.js";
+export {
+  ApiTokens,
+  ROTATION_GRACE_FLAG,
+  type ApiTokensDeps,
+  type Caller,
+  type CreateTokenInput,
+  type UpdateTokenInput,
+  type IssuedToken,
+  type WorkspaceExists,
+} from "./api-tokens.js";
+export {
+  ApiTokenVerifier,
+  verifiedToken,
+  type VerifiedToken,
+} from "./token-verifier.js";
+export { ApiTokenStore } from "./token-store.js";
+export { TokenCache, API_TOKEN_CHANNEL } from "./token-cache.js";
+export { TokenRateLimiter, type LimiterFactory } from "./token-rate-limiter.js";
+export { LastUsedTracker, createLastUsedFlusher } from "./last-used.js";
+export { createApiTokenResolver } from "./token-resolver.js";
+export { createTokenHandlers } from "./token-handlers.js";
+export { workspaceExistsIn } from "./workspace-lookup.js";
+export {
+  formatToken,
+  parseToken,
+  newTokenId,
+  newTokenSecret,
+  tokenDigest,
+  TOKEN_ID_LENGTH,
+} from "./token-format.js";
+export { TOKEN_LIMITS } from "./token-rules.js";

@@ -1,0 +1,173 @@
+import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
+import {
+  ADMIN_PREFIX,
+  PERMISSIONS,
+  can,
+  roleDefinition,
+  type Principal,
+  type RoleDefinition,
+} from "../../auth/index.js";
+import { PalyraError } from "../../core/index.js";
+
+/** Limits and defaults of API tokens (REFERENCE.md "Rate limits and exposure", issue 6). */
+export const TOKEN_LIMITS = {
+  labelMaxChars: 128,
+  /** Requests per minute when CreateApiToken does not say. */
+  defaultRatePerMinute: 120,
+  minRatePerMinute: 10,
+  maxRatePerMinute: 10_000,
+  /** RotateApiToken grace: at most 7 days. */
+  maxGraceSeconds: 7 * 24 * 3600,
+  defaultPageSize: 100,
+  maxPageSize: 500,
+} as const;
+
+// A principal id: `kind:name`, lowercase (REFERENCE.md "Identifiers").
+const PRINCIPAL_PATTERN = /^[a-z][a-z0-9_-]{0,31}:[a-z0-9._-]{1,128}$/;
+const WORKSPACE_ID_PATTERN = /^[a-z0-9._-]{1,128}$/;
+
+/** validateLabel trims a label and requires 1..128 characters. */
+export function validateLabel(raw: string): string {
+  const label = raw.trim();
+  if (label.length === 0 || [...label].length > TOKEN_LIMITS.labelMaxChars) {
+    throw new PalyraError(
+      "invalid_argument",
+      `label must be 1..${TOKEN_LIMITS.labelMaxChars} characters`,
+    );
+  }
+  return label;
+}
+
+/**
+ * validateTokenPrincipal normalises who a token acts as. Admin principals are
+ * refused: they act as Owner and sign in with the admin token or the console,
+ * so a token must not be able to pose as one.
+ */
+export function validateTokenPrincipal(raw: string): string {
+  const principal = raw.trim().toLowerCase();
+  if (!PRINCIPAL_PATTERN.test(principal)) {
+    throw new PalyraError(
+      "invalid_argument",
+      `principal must look like "kind:name", e.g. "user:alice" ([a-z0-9._-], name 1..128)`,
+    );
+  }
+  if (principal.startsWith(ADMIN_PREFIX)) {
+    throw new PalyraError(
+      "invalid_argument",
+      `an API token cannot act as an admin: principal; admin principals use the admin token or the console`,
+    );
+  }
+  return principal;
+}
+
+/** validateRole returns the role's row; UNSPECIFIED or unknown roles are refused. */
+export function validateRole(role: Role): RoleDefinition {
+  const def = role === Role.UNSPECIFIED ? undefined : roleDefinition(role);
+  if (def === undefined) {
+    throw new PalyraError(
+      "invalid_argument",
+      "role must be ROLE_OPERATOR, ROLE_ADMIN or ROLE_OWNER",
+    );
+  }
+  return def;
+}
+
+/** validateScopes requires known permissions the role holds; it returns them de-duplicated and sorted. */
+export function validateScopes(
+  scopes: readonly string[],
+  role: RoleDefinition,
+): string[] {
+  const unique = [...new Set(scopes.map((s) => s.trim()))].sort();
+  const unknown = unique.filter((s) => !PERMISSIONS.has(s));
+  if (unknown.length > 0) {
+    throw new PalyraError(
+      "invalid_argument",
+      `unknown permission(s) in scopes: ${unknown.join(", ")}`,
+    );
+  }
+  const outside = unique.filter((s) => !role.permissions.has(s));
+  if (outside.length > 0) {
+    throw new PalyraError(
+      "invalid_argument",
+      `scopes outside the ${role.name} role: ${outside.join(", ")}`,
+    );
+  }
+  return unique;
+}
+
+/** validateRateLimit applies the default of 120 and the allowed range 10..10000. */
+export function validateRateLimit(perMinute: number | undefined): number {
+  if (perMinute === undefined) return TOKEN_LIMITS.defaultRatePerMinute;
+  if (
+    perMinute < TOKEN_LIMITS.minRatePerMinute ||
+    perMinute > TOKEN_LIMITS.maxRatePerMinute
+  ) {
+    throw new PalyraError(
+      "invalid_argument",
+      `rate_limit_per_minute must be ${TOKEN_LIMITS.minRatePerMinute}..${TOKEN_LIMITS.maxRatePerMinute}`,
+    );
+  }
+  return perMinute;
+}
+
+/** validateWorkspaceId checks the syntax of a workspace id before it is looked up. */
+export function validateWorkspaceId(raw: string): string {
+  const id = raw.trim();
+  if (!WORKSPACE_ID_PATTERN.test(id)) {
+    throw new PalyraError(
+      "invalid_argument",
+      "workspace_id must be 1..128 characters of [a-z0-9._-]",
+    );
+  }
+  return id;
+}
+
+/** validateGrace requires 0..604800 seconds (7 days). */
+export function validateGrace(seconds: number): number {
+  if (seconds > TOKEN_LIMITS.maxGraceSeconds) {
+    throw new PalyraError(
+      "invalid_argument",
+      `grace_seconds must be 0..${TOKEN_LIMITS.maxGraceSeconds} (7 days)`,
+    );
+  }
+  return seconds;
+}
+
+/** validatePageSize applies the default of 100 and the maximum of 500. */
+export function validatePageSize(limit: number): number {
+  if (limit === 0) return TOKEN_LIMITS.defaultPageSize;
+  if (limit > TOKEN_LIMITS.maxPageSize) {
+    throw new PalyraError(
+      "invalid_argument",
+      `limit must be at most ${TOKEN_LIMITS.maxPageSize}`,
+    );
+  }
+  return limit;
+}
+
+/** tokenPermissions is what a token may do: its role's permissions, narrowed to its scopes when it has any. */
+export function tokenPermissions(
+  role: RoleDefinition,
+  scopes: readonly string[],
+): ReadonlySet<string> {
+  if (scopes.length === 0) return role.permissions;
+  return new Set(scopes.filter((s) => role.permissions.has(s)));
+}
+
+/**
+ * assertCallerHolds refuses to hand out (mint, widen, or re-issue a secret
+ * for) permissions the caller does not hold itself, so a token can never be
+ * used to climb above its own role.
+ */
+export function assertCallerHolds(
+  caller: Principal,
+  permissions: ReadonlySet<string>,
+): void {
+  const missing = [...permissions].filter((p) => !can(caller, p)).sort();
+  if (missing.length > 0) {
+    throw new PalyraError(
+      "permission_denied",
+      `${caller.id} cannot grant permissions it does not hold: ${missing.join(", ")}`,
+    );
+  }
+}

@@ -1,0 +1,485 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  timestampDate,
+  timestampFromMs,
+  type Timestamp,
+} from "@bufbuild/protobuf/wkt";
+import { ulid } from "ulid";
+import {
+  InvitationSchema,
+  MembershipSchema,
+  WorkspaceSchema,
+  type Invitation,
+  type Membership,
+  type Workspace,
+} from "../../../gen/palyra/access/v1/workspaces_pb.js";
+import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
+import { KeyedMutex, PalyraError, type Clock } from "../../core/index.js";
+import type {
+  Actor,
+  AuditEntry,
+  AuditTrail,
+  Store,
+} from "../../store/index.js";
+import {
+  invitationCodeHash,
+  isInvitationCode,
+  newInvitationCode,
+  type RandomBytes,
+} from "./invitation-code.js";
+import { isOwner, roleName } from "./workspace-input.js";
+import { WorkspaceStore } from "./workspace-store.js";
+
+const DAY_MS = 24 * 3600_000;
+/** INVITATION_DEFAULT_TTL_MS and INVITATION_MAX_TTL_MS bound how long a code works (7 and 30 days). */
+export const INVITATION_DEFAULT_TTL_MS = 7 * DAY_MS;
+export const INVITATION_MAX_TTL_MS = 30 * DAY_MS;
+
+/** WorkspacesDeps are injected: the store, the audit trail every write goes through, time and randomness. */
+export interface WorkspacesDeps {
+  store: Store;
+  audit: AuditTrail;
+  clock: Clock;
+  random?: RandomBytes;
+}
+
+/** Inputs arrive normalised and validated (workspace-input.ts); Workspaces checks state, not syntax. */
+export interface MembershipChange {
+  workspaceId: string;
+  principal: string;
+  role: Role;
+}
+
+const ms = (t: Timestamp | undefined): number =>
+  t === undefined ? 0 : timestampDate(t).getTime();
+
+/**
+ * Workspaces owns workspaces, their memberships and one-time invitations.
+ * Every change is written with its audit record in one batch, and changes to
+ * one workspace run one at a time (KeyedMutex), so the last-Owner rule and the
+ * one-time use of invitations hold under concurrent calls on this node.
+ */
+export class Workspaces {
+  private readonly rows: WorkspaceStore;
+  private readonly lock = new KeyedMutex();
+  private readonly audit: AuditTrail;
+  private readonly clock: Clock;
+  private readonly random: RandomBytes | undefined;
+
+  constructor(deps: WorkspacesDeps) {
+    this.rows = new WorkspaceStore(deps.store);
+    this.audit = deps.audit;
+    this.clock = deps.clock;
+    this.random = deps.random;
+  }
+
+  /** create makes a workspace and, in the same batch, makes `actor` its Owner. */
+  async create(
+    input: { workspaceId: string; displayName: string },
+    actor: Actor,
+  ): Promise<{ workspace: Workspace; owner: Membership }> {
+    return await this.lock.run(input.workspaceId, async () => {
+      if ((await this.rows.get(input.workspaceId)) !== undefined) {
+        throw new PalyraError(
+          "already_exists",
+          `workspace "${input.workspaceId}" already exists`,
+        );
+      }
+      const now = timestampFromMs(this.clock.now());
+      const workspace = create(WorkspaceSchema, {
+        ...input,
+        createdAt: now,
+        createdBy: actor.principal,
+      });
+      const owner = create(MembershipSchema, {
+        workspaceId: input.workspaceId,
+        principal: actor.principal,
+        role: Role.OWNER,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await this.audit.commit(
+        actor,
+        {
+          action: "workspace.create",
+          target: target(input.workspaceId),
+          outcome: "success",
+          details: { owner: actor.principal },
+        },
+        [this.rows.putWorkspaceOp(workspace), this.rows.putMembershipOp(owner)],
+      );
+      return { workspace, owner };
+    });
+  }
+
+  /** get returns a workspace or NOT_FOUND. */
+  async get(workspaceId: string): Promise<Workspace> {
+    const workspace = await this.rows.get(workspaceId);
+    if (workspace === undefined) throw notFound(workspaceId);
+    return workspace;
+  }
+
+  /** find returns a workspace or undefined. */
+  find(workspaceId: string): Promise<Workspace | undefined> {
+    return this.rows.get(workspaceId);
+  }
+
+  /** list pages through workspaces by id; an unknown cursor is an error, not an empty page (REFERENCE.md). */
+  async list(
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ workspaces: Workspace[]; next: string }> {
+    if (after !== undefined && (await this.rows.get(after)) === undefined) {
+      throw new PalyraError(
+        "invalid_argument",
+        `after_workspace_id "${after}" is not a known workspace`,
+      );
+    }
+    const page = await this.rows.page(after, limit + 1);
+    const shown = page.slice(0, limit);
+    return {
+      workspaces: shown,
+      next: page.length > limit ? (shown.at(-1)?.workspaceId ?? "") : "",
+    };
+  }
+
+  /** delete removes a workspace with all its memberships and invitations in one batch. */
+  async delete(workspaceId: string, actor: Actor): Promise<void> {
+    await this.lock.run(workspaceId, async () => {
+      await this.get(workspaceId);
+      const { ops, memberships, invitations } =
+        await this.rows.deleteWorkspaceOps(workspaceId);
+      await this.audit.commit(
+        actor,
+        {
+          action: "workspace.delete",
+          target: target(workspaceId),
+          outcome: "success",
+          details: {
+            memberships: String(memberships),
+            invitations: String(invitations),
+          },
+        },
+        ops,
+      );
+    });
+  }
+
+  /** memberships lists a workspace's members. */
+  async memberships(workspaceId: string): Promise<Membership[]> {
+    await this.get(workspaceId);
+    return await this.rows.members(workspaceId);
+  }
+
+  /**
+   * setMembership adds a member or changes its role; the last Owner cannot be
+   * demoted. Granting or taking away Owner needs `ownerRights` (the caller
+   * holds workspace.manage), so an Admin cannot promote itself past Admin.
+   */
+  async setMembership(
+    change: MembershipChange,
+    actor: Actor,
+    ownerRights: boolean,
+  ): Promise<Membership> {
+    return await this.lock.run(change.workspaceId, async () => {
+      await this.get(change.workspaceId);
+      const existing = await this.rows.membership(
+        change.workspaceId,
+        change.principal,
+      );
+      if (
+        !ownerRights &&
+        (isOwner(change.role) ||
+          (existing !== undefined && isOwner(existing.role)))
+      ) {
+        throw ownerRightsNeeded();
+      }
+      if (
+        existing !== undefined &&
+        isOwner(existing.role) &&
+        !isOwner(change.role)
+      ) {
+        await this.assertAnotherOwner(
+          change.workspaceId,
+          change.principal,
+          "demote",
+        );
+      }
+      const now = timestampFromMs(this.clock.now());
+      const membership = create(MembershipSchema, {
+        workspaceId: change.workspaceId,
+        principal: change.principal,
+        role: change.role,
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      });
+      await this.audit.commit(
+        actor,
+        {
+          action: "membership.set",
+          target: memberTarget(change.workspaceId, change.principal),
+          outcome: "success",
+          details: {
+            role: roleName(change.role),
+            ...(existing === undefined
+              ? {}
+              : { previous_role: roleName(existing.role) }),
+          },
+        },
+        [this.rows.putMembershipOp(membership)],
+      );
+      return membership;
+    });
+  }
+
+  /** removeMembership removes a member; the last Owner cannot be removed, and removing an Owner needs `ownerRights`. */
+  async removeMembership(
+    workspaceId: string,
+    principal: string,
+    actor: Actor,
+    ownerRights: boolean,
+  ): Promise<void> {
+    await this.lock.run(workspaceId, async () => {
+      await this.get(workspaceId);
+      const existing = await this.rows.membership(workspaceId, principal);
+      if (existing === undefined) {
+        throw new PalyraError(
+          "not_found",
+          `"${principal}" is not a member of workspace "${workspaceId}"`,
+        );
+      }
+      if (!ownerRights && isOwner(existing.role)) throw ownerRightsNeeded();
+      if (isOwner(existing.role))
+        await this.assertAnotherOwner(workspaceId, principal, "remove");
+      await this.audit.commit(
+        actor,
+        {
+          action: "membership.remove",
+          target: memberTarget(workspaceId, principal),
+          outcome: "success",
+          details: { role: roleName(existing.role) },
+        },
+        [this.rows.delMembershipOp(workspaceId, principal)],
+      );
+    });
+  }
+
+  /**
+   * createInvitation mints a one-time code that joins the workspace with
+   * `role`. Only the code's SHA-256 is stored; the code is returned once.
+   */
+  async createInvitation(
+    input: { workspaceId: string; role: Role; expiresAtMs: number | undefined },
+    actor: Actor,
+    ownerRights: boolean,
+  ): Promise<{ invitation: Invitation; code: string }> {
+    if (!ownerRights && isOwner(input.role)) throw ownerRightsNeeded();
+    const now = this.clock.now();
+    const expiresAtMs = input.expiresAtMs ?? now + INVITATION_DEFAULT_TTL_MS;
+    if (expiresAtMs <= now)
+      throw new PalyraError(
+        "invalid_argument",
+        "expires_at must be in the future",
+      );
+    if (expiresAtMs > now + INVITATION_MAX_TTL_MS) {
+      throw new PalyraError(
+        "invalid_argument",
+        "expires_at must be at most 30 days from now",
+      );
+    }
+    return await this.lock.run(input.workspaceId, async () => {
+      await this.get(input.workspaceId);
+      const code = newInvitationCode(this.random);
+      const invitation = create(InvitationSchema, {
+        invitationId: ulid(now),
+        workspaceId: input.workspaceId,
+        role: input.role,
+        expiresAt: timestampFromMs(expiresAtMs),
+        createdBy: actor.principal,
+      });
+      await this.audit.commit(
+        actor,
+        {
+          action: "invitation.create",
+          target: invitationTarget(invitation.invitationId),
+          outcome: "success",
+          details: {
+            workspace_id: input.workspaceId,
+            role: roleName(input.role),
+            expires_at: new Date(expiresAtMs).toISOString(),
+          },
+        },
+        this.rows.putInvitationOps(invitationCodeHash(code), invitation),
+      );
+      return { invitation, code };
+    });
+  }
+
+  /**
+   * acceptInvitation joins `actor.principal` to the invitation's workspace
+   * with its role, once: the invitation is marked used in the same batch as
+   * the membership, under the workspace's lock, so of two concurrent accepts
+   * exactly one succeeds. `onlyWorkspace` is the caller's workspace binding.
+   */
+  async acceptInvitation(
+    code: string,
+    actor: Actor,
+    onlyWorkspace?: string,
+  ): Promise<Membership> {
+    if (!isInvitationCode(code)) {
+      throw new PalyraError(
+        "invalid_argument",
+        "code must be the 43-character invitation code",
+      );
+    }
+    const hash = invitationCodeHash(code);
+    const found = await this.rows.invitation(hash);
+    if (found === undefined) {
+      await this.refuseAccept(actor, "", { reason: "unknown code" });
+      throw new PalyraError(
+        "not_found",
+        "no invitation matches this code (it may have been deleted with its workspace)",
+      );
+    }
+    if (onlyWorkspace !== undefined && found.workspaceId !== onlyWorkspace) {
+      await this.refuseAccept(
+        actor,
+        found.invitationId,
+        {
+          workspace_id: found.workspaceId,
+          reason: "workspace-bound credential",
+        },
+        "denied",
+      );
+      throw new PalyraError(
+        "permission_denied",
+        `this credential is bound to workspace "${onlyWorkspace}" and cannot join "${found.workspaceId}"`,
+      );
+    }
+    return await this.lock.run(found.workspaceId, async () => {
+      // Read again under the lock: a concurrent accept may have used it meanwhile.
+      const invitation = await this.rows.invitation(hash);
+      const refusal = { workspace_id: found.workspaceId };
+      if (invitation === undefined) {
+        await this.refuseAccept(actor, found.invitationId, {
+          ...refusal,
+          reason: "deleted",
+        });
+        throw new PalyraError(
+          "not_found",
+          "no invitation matches this code (it may have been deleted with its workspace)",
+        );
+      }
+      if (invitation.acceptedAt !== undefined) {
+        await this.refuseAccept(actor, invitation.invitationId, {
+          ...refusal,
+          reason: "already used",
+        });
+        throw new PalyraError(
+          "failed_precondition",
+          "this invitation has already been used; ask for a new one",
+        );
+      }
+      const now = this.clock.now();
+      if (now >= ms(invitation.expiresAt)) {
+        await this.refuseAccept(actor, invitation.invitationId, {
+          ...refusal,
+          reason: "expired",
+        });
+        throw new PalyraError(
+          "failed_precondition",
+          `this invitation expired at ${new Date(ms(invitation.expiresAt)).toISOString()}; ask for a new one`,
+        );
+      }
+      const existing = await this.rows.membership(
+        invitation.workspaceId,
+        actor.principal,
+      );
+      if (existing !== undefined) {
+        throw new PalyraError(
+          "already_exists",
+          `"${actor.principal}" is already a member of workspace "${invitation.workspaceId}" (role ${roleName(existing.role)}); the invitation was not used`,
+        );
+      }
+      const at = timestampFromMs(now);
+      const membership = create(MembershipSchema, {
+        workspaceId: invitation.workspaceId,
+        principal: actor.principal,
+        role: invitation.role,
+        createdAt: at,
+        updatedAt: at,
+      });
+      const used = create(InvitationSchema, {
+        ...invitation,
+        acceptedAt: at,
+        acceptedBy: actor.principal,
+      });
+      await this.audit.commit(
+        actor,
+        {
+          action: "invitation.accept",
+          target: invitationTarget(invitation.invitationId),
+          outcome: "success",
+          details: {
+            workspace_id: invitation.workspaceId,
+            role: roleName(invitation.role),
+          },
+        },
+        [
+          this.rows.updateInvitationOp(hash, used),
+          this.rows.putMembershipOp(membership),
+        ],
+      );
+      return membership;
+    });
+  }
+
+  // A refused accept changes nothing but is still a security event: recorded with no ops.
+  private async refuseAccept(
+    actor: Actor,
+    invitationId: string,
+    details: Record<string, string>,
+    outcome: AuditEntry["outcome"] = "failure",
+  ): Promise<void> {
+    const entry: AuditEntry = {
+      action: "invitation.accept",
+      target: invitationId === "" ? "" : invitationTarget(invitationId),
+      outcome,
+      details,
+    };
+    await this.audit.commit(actor, entry, []);
+  }
+
+  private async assertAnotherOwner(
+    workspaceId: string,
+    principal: string,
+    verb: "remove" | "demote",
+  ): Promise<void> {
+    const owners = (await this.rows.members(workspaceId)).filter(
+      (m) => isOwner(m.role) && m.principal !== principal,
+    );
+    if (owners.length === 0) {
+      throw new PalyraError(
+        "failed_precondition",
+        `cannot ${verb} "${principal}": it is the last Owner of workspace "${workspaceId}"; make another member Owner first`,
+      );
+    }
+  }
+}
+
+function ownerRightsNeeded(): PalyraError {
+  return new PalyraError(
+    "permission_denied",
+    "granting, changing or removing the Owner role needs workspace.manage (an Owner); ask an Owner",
+  );
+}
+
+function notFound(workspaceId: string): PalyraError {
+  return new PalyraError("not_found", `no workspace "${workspaceId}"`);
+}
+
+const target = (workspaceId: string): string => `workspace:${workspaceId}`;
+const memberTarget = (workspaceId: string, principal: string): string =>
+  `membership:${workspaceId}/${principal}`;
+const invitationTarget = (invitationId: string): string =>
+  `invitation:${invitationId}`;
