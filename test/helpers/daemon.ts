@@ -62,3 +62,29 @@ export async function startDaemon(
 }
 
 export { LogCapture, tempStateDir, palyraError } from "./fixtures.js";
+
+/** JsonReply is a decoded JSON answer with its status and headers. */
+export interface JsonReply {
+  status: number;
+  json: Record<string, unknown>;
+  headers: Headers;
+}
+
+/** postJson sends Connect JSON (or a REST body) with plain fetch, as a browser would. */
+export async function postJson(
+  d: TestDaemon,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<JsonReply> {
+  const res = await fetch(`${d.address.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    json: (await res.json()) as Record<string, unknown>,
+    headers: res.headers,
+  };
+}

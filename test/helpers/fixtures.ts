@@ -2,7 +2,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { isPalyraError, type ErrorCode } from "../../src/core/index.js";
+import { MemoryLevel } from "memory-level";
+import {
+  isPalyraError,
+  type Clock,
+  type ErrorCode,
+} from "../../src/core/index.js";
+import { LevelBackend, Store } from "../../src/store/index.js";
 
 /** LogCapture collects every log line a test daemon writes, to search for planted secrets. */
 export class LogCapture extends Writable {
@@ -47,4 +53,13 @@ export function palyraError(
       );
     return true;
   };
+}
+
+/** memoryStore is a Store on memory-level: unit tests only (integration tests use real LevelDB). */
+export async function memoryStore(clock?: Clock): Promise<Store> {
+  const db = new MemoryLevel<string, Uint8Array>({
+    keyEncoding: "utf8",
+    valueEncoding: "view",
+  });
+  return await Store.fromBackend(new LevelBackend(db), clock);
 }

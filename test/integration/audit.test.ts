@@ -21,33 +21,13 @@ import {
   startDaemon,
   tempStateDir,
   type TestDaemon,
+  postJson,
 } from "../helpers/daemon.js";
 import { apiKeyProfile } from "../helpers/profiles.js";
 
 const COOKIE = /^palyra_console_session=([A-Za-z0-9_-]{43});/;
 
-/** post sends Connect JSON (or a REST body) with plain fetch, as a browser would. */
-async function post(
-  d: TestDaemon,
-  path: string,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Promise<{
-  status: number;
-  json: Record<string, unknown>;
-  headers: Headers;
-}> {
-  const res = await fetch(`${d.address.url}${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-  return {
-    status: res.status,
-    json: (await res.json()) as Record<string, unknown>,
-    headers: res.headers,
-  };
-}
+const post = postJson;
 
 const session = (method: string): string =>
   `/palyra.session.v1.SessionService/${method}`;

@@ -15,6 +15,8 @@ import {
   startDaemon,
   tempStateDir,
   type TestDaemon,
+  postJson,
+  type JsonReply,
 } from "../helpers/daemon.js";
 import { grpcJsClient, unary } from "../helpers/grpc-js.js";
 
@@ -27,30 +29,19 @@ interface Signed {
   setCookie: string;
 }
 
-/** rpc posts Connect JSON with plain fetch, as a browser would. */
-async function rpc(
+/** rpc posts Connect JSON to SessionService with plain fetch, as a browser would. */
+function rpc(
   d: TestDaemon,
   method: string,
   body: unknown,
   headers: Record<string, string> = {},
-): Promise<{
-  status: number;
-  json: Record<string, unknown>;
-  headers: Headers;
-}> {
-  const res = await fetch(
-    `${d.address.url}/palyra.session.v1.SessionService/${method}`,
-    {
-      method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body: JSON.stringify(body),
-    },
+): Promise<JsonReply> {
+  return postJson(
+    d,
+    `/palyra.session.v1.SessionService/${method}`,
+    body,
+    headers,
   );
-  return {
-    status: res.status,
-    json: (await res.json()) as Record<string, unknown>,
-    headers: res.headers,
-  };
 }
 
 async function login(

@@ -12,30 +12,29 @@ import { after, before, describe, it } from "node:test";
 import { AccessService } from "../../gen/palyra/access/v1/access_pb.js";
 import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import { ManualClock } from "../../src/core/index.js";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import {
+  startDaemon,
+  type TestDaemon,
+  postJson,
+  type JsonReply,
+} from "../helpers/daemon.js";
 import { grpcJsClient, unary } from "../helpers/grpc-js.js";
 
 const DAY = 24 * 3600_000;
 
 /** rpc posts Connect JSON to an AccessService method with plain fetch. */
-async function rpc(
+function rpc(
   d: TestDaemon,
   method: string,
   body: unknown,
   headers: Record<string, string>,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(
-    `${d.address.url}/palyra.access.v1.AccessService/${method}`,
-    {
-      method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body: JSON.stringify(body),
-    },
+): Promise<JsonReply> {
+  return postJson(
+    d,
+    `/palyra.access.v1.AccessService/${method}`,
+    body,
+    headers,
   );
-  return {
-    status: res.status,
-    json: (await res.json()) as Record<string, unknown>,
-  };
 }
 
 const connectCode = (expected: Code) => (e: unknown) => {

@@ -2,22 +2,9 @@ import assert from "node:assert/strict";
 import { readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { MemoryLevel } from "memory-level";
 import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import { AdminTokenVerifier, bearerToken } from "../../src/auth/index.js";
-import { LevelBackend, Store } from "../../src/store/index.js";
-import { tempStateDir } from "../helpers/fixtures.js";
-
-async function memoryStore(): Promise<Store> {
-  return await Store.fromBackend(
-    new LevelBackend(
-      new MemoryLevel<string, Uint8Array>({
-        keyEncoding: "utf8",
-        valueEncoding: "view",
-      }),
-    ),
-  );
-}
+import { tempStateDir, memoryStore } from "../helpers/fixtures.js";
 
 describe("admin token", () => {
   it("generates once, stores only an argon2id hash, and verifies from the cached digest", async () => {

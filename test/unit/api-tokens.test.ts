@@ -2,7 +2,6 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MemoryLevel } from "memory-level";
 import { pino } from "pino";
 import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
 import { WorkspaceSchema } from "../../gen/palyra/access/v1/workspaces_pb.js";
@@ -27,8 +26,8 @@ import {
   type Principal,
 } from "../../src/auth/index.js";
 import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
-import { LevelBackend, Store } from "../../src/store/index.js";
-import { palyraError } from "../helpers/fixtures.js";
+import { Store } from "../../src/store/index.js";
+import { palyraError, memoryStore } from "../helpers/fixtures.js";
 
 interface Harness extends ApiTokenArea {
   store: Store;
@@ -39,15 +38,7 @@ interface Harness extends ApiTokenArea {
 
 async function harness(): Promise<Harness> {
   const clock = new ManualClock();
-  const store = await Store.fromBackend(
-    new LevelBackend(
-      new MemoryLevel<string, Uint8Array>({
-        keyEncoding: "utf8",
-        valueEncoding: "view",
-      }),
-    ),
-    clock,
-  );
+  const store = await memoryStore(clock);
   const audit = new AuditLog(store, clock);
   const flags = { on: true };
   const area = createApiTokens({

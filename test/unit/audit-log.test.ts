@@ -1,20 +1,8 @@
+import { memoryStore } from "../helpers/fixtures.js";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MemoryLevel } from "memory-level";
 import { AuditLog } from "../../src/access/index.js";
 import { ManualClock } from "../../src/core/index.js";
-import { LevelBackend, Store } from "../../src/store/index.js";
-
-async function memoryStore(): Promise<Store> {
-  return await Store.fromBackend(
-    new LevelBackend(
-      new MemoryLevel<string, Uint8Array>({
-        keyEncoding: "utf8",
-        valueEncoding: "view",
-      }),
-    ),
-  );
-}
 
 const actor = { principal: "admin:local", clientIp: "127.0.0.1" };
 

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MemoryLevel } from "memory-level";
 import { AuditLog } from "../../src/access/index.js";
 import { AdminTokenVerifier, RateLimits } from "../../src/auth/index.js";
 import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
@@ -12,20 +11,13 @@ import {
   sessionCookieValue,
 } from "../../src/sessions/index.js";
 import { tokenHash } from "../../src/sessions/tokens.js";
-import { LevelBackend, Store } from "../../src/store/index.js";
-import { tempStateDir } from "../helpers/fixtures.js";
+import { Store } from "../../src/store/index.js";
+import { tempStateDir, memoryStore } from "../helpers/fixtures.js";
 
 async function manager(
   clock: ManualClock,
 ): Promise<{ sessions: SessionManager; token: string; store: Store }> {
-  const store = await Store.fromBackend(
-    new LevelBackend(
-      new MemoryLevel<string, Uint8Array>({
-        keyEncoding: "utf8",
-        valueEncoding: "view",
-      }),
-    ),
-  );
+  const store = await memoryStore();
   const { dir } = await tempStateDir();
   const { verifier } = await AdminTokenVerifier.initialize({
     store,

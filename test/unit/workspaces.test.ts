@@ -1,3 +1,4 @@
+import { memoryStore } from "../helpers/fixtures.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -7,7 +8,6 @@ import {
 } from "@connectrpc/connect";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MemoryLevel } from "memory-level";
 import {
   AccessService,
   AuthMethod,
@@ -41,7 +41,7 @@ import {
   isPalyraError,
   type ErrorCode,
 } from "../../src/core/index.js";
-import { LevelBackend, Store } from "../../src/store/index.js";
+import { Store } from "../../src/store/index.js";
 
 async function setup(): Promise<{
   store: Store;
@@ -51,15 +51,7 @@ async function setup(): Promise<{
   handlers: ReturnType<typeof createWorkspaceHandlers>;
 }> {
   const clock = new ManualClock();
-  const store = await Store.fromBackend(
-    new LevelBackend(
-      new MemoryLevel<string, Uint8Array>({
-        keyEncoding: "utf8",
-        valueEncoding: "view",
-      }),
-    ),
-    clock,
-  );
+  const store = await memoryStore(clock);
   const audit = new AuditLog(store, clock);
   const workspaces = new Workspaces({ store, audit, clock });
   return {

@@ -7,7 +7,7 @@ import type { FlagReader } from "../feature-flags.js";
 import type { TokenHandlers } from "../handlers.js";
 import { ApiTokens, type WorkspaceExists } from "./api-tokens.js";
 import { LastUsedTracker, createLastUsedFlusher } from "./last-used.js";
-import { TokenCache } from "./token-cache.js";
+import { createTokenCache } from "./token-cache.js";
 import type { RandomBytes } from "./token-format.js";
 import { TokenRateLimiter, type LimiterFactory } from "./token-rate-limiter.js";
 import { createTokenHandlers } from "./token-handlers.js";
@@ -47,7 +47,7 @@ export interface ApiTokenArea {
 export function createApiTokens(deps: ApiTokenAreaDeps): ApiTokenArea {
   const tokens = new ApiTokenStore(deps.store);
   const lastUsed = new LastUsedTracker();
-  const cache = new TokenCache<VerifiedToken>(deps.bus);
+  const cache = createTokenCache<VerifiedToken>(deps.bus);
   const manager = new ApiTokens({
     tokens,
     audit: deps.audit,

@@ -19,7 +19,11 @@ export {
   type VerifiedToken,
 } from "./token-verifier.js";
 export { ApiTokenStore } from "./token-store.js";
-export { TokenCache, API_TOKEN_CHANNEL } from "./token-cache.js";
+export {
+  createTokenCache,
+  API_TOKEN_CHANNEL,
+  type TokenCache,
+} from "./token-cache.js";
 export { TokenRateLimiter, type LimiterFactory } from "./token-rate-limiter.js";
 export { LastUsedTracker, createLastUsedFlusher } from "./last-used.js";
 export { createApiTokenResolver } from "./token-resolver.js";
