@@ -79,12 +79,4 @@ export class AccessRules {
   get(method: DescMethod): Rule | undefined {
     return this.rules.get(method);
   }
-
-  /** permissions lists every permission some RPC requires, sorted. */
-  permissions(): string[] {
-    const all = new Set<string>();
-    for (const rule of this.rules.values())
-      if (rule.kind === "permission") all.add(rule.permission);
-    return [...all].sort();
-  }
 }

@@ -229,7 +229,7 @@ export async function buildServer(
         flags: createFlagHandlers(flags),
         tokens: apiTokens.handlers,
         workspaces: createWorkspaceHandlers(
-          new Workspaces({ store, audit, clock }),
+          new Workspaces({ store, audit, clock, bus }),
         ),
         audit: createAuditHandlers(audit),
       }),

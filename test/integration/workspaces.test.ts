@@ -726,4 +726,21 @@ describe("a workspace-bound API token", () => {
       "ws-b still exists",
     );
   });
+
+  // Runs last in this block: it deletes the token's workspace.
+  it("stops working when its workspace is deleted, even if the id is created again", async () => {
+    await access.deleteWorkspace({ workspaceId: "ws-a" }, admin);
+    await assert.rejects(
+      access.whoAmI({}, bound),
+      connectCode(Code.Unauthenticated),
+    );
+    await access.createWorkspace(
+      { workspaceId: "ws-a", displayName: "ws-a again" },
+      admin,
+    );
+    await assert.rejects(
+      access.whoAmI({}, bound),
+      connectCode(Code.Unauthenticated),
+    );
+  });
 });

@@ -14,7 +14,7 @@ import { createTokenHandlers } from "./token-handlers.js";
 import { createApiTokenResolver } from "./token-resolver.js";
 import { ApiTokenStore } from "./token-store.js";
 import { ApiTokenVerifier, type VerifiedToken } from "./token-verifier.js";
-import { workspaceExistsIn } from "./workspace-lookup.js";
+import { workspaceCreatedIn, workspaceExistsIn } from "./workspace-lookup.js";
 
 /** ApiTokenAreaDeps are what the API-token area needs from the daemon. */
 export interface ApiTokenAreaDeps {
@@ -64,6 +64,7 @@ export function createApiTokens(deps: ApiTokenAreaDeps): ApiTokenArea {
     limiter: new TokenRateLimiter(deps.limiterFactory),
     lastUsed,
     clock: deps.clock,
+    workspaceCreatedAt: workspaceCreatedIn(deps.store),
   });
   return {
     manager,

@@ -11,6 +11,7 @@ import type { LastUsedTracker } from "./last-used.js";
 import type { TokenCache } from "./token-cache.js";
 import { parseToken, sameDigest, tokenDigest } from "./token-format.js";
 import type { TokenRateLimiter } from "./token-rate-limiter.js";
+import type { WorkspaceCreatedAt } from "./workspace-lookup.js";
 import { tokenPermissions } from "./token-rules.js";
 import type { ApiTokenStore } from "./token-store.js";
 
@@ -26,6 +27,10 @@ export interface VerifiedToken {
   readonly ratePerMinute: number;
   /** The principal the token acts as, or undefined when its role is unknown to this build. */
   readonly principal: Principal | undefined;
+  readonly workspaceId: string;
+  readonly createdAtMs: number;
+  /** Set on load: the bound workspace was deleted after the token was made. */
+  readonly workspaceGone?: boolean;
 }
 
 const msOf = (t: Timestamp | undefined): number | undefined =>
@@ -59,6 +64,8 @@ export function verifiedToken(record: ApiTokenRecord): VerifiedToken {
     revoked: token?.revokedAt !== undefined,
     ratePerMinute: token?.rateLimitPerMinute ?? 0,
     principal,
+    workspaceId: token?.workspaceId ?? "",
+    createdAtMs: msOf(token?.createdAt) ?? 0,
   };
 }
 
@@ -69,6 +76,7 @@ export interface ApiTokenVerifierDeps {
   limiter: TokenRateLimiter;
   lastUsed: LastUsedTracker;
   clock: Clock;
+  workspaceCreatedAt: WorkspaceCreatedAt;
 }
 
 const NOT_VALID = "the API token is not valid";
@@ -89,7 +97,13 @@ export class ApiTokenVerifier {
     const epoch = cache.epoch();
     const record = await tokens.get(tokenId);
     if (record === undefined) return undefined;
-    const entry = verifiedToken(record);
+    let entry = verifiedToken(record);
+    if (entry.workspaceId !== "") {
+      // A workspace created after the token is a new one of the same name.
+      const created = await this.deps.workspaceCreatedAt(entry.workspaceId);
+      const gone = created === undefined || created > entry.createdAtMs;
+      entry = { ...entry, workspaceGone: gone };
+    }
     cache.setIfCurrent(tokenId, entry, epoch);
     return entry;
   }
@@ -124,6 +138,8 @@ export class ApiTokenVerifier {
       }
     }
     if (entry.revoked) return { rejected: "the API token was revoked" };
+    if (entry.workspaceGone === true)
+      return { rejected: "the API token's workspace was deleted" };
     if (entry.expiresAtMs !== undefined && now >= entry.expiresAtMs)
       return { rejected: "the API token has expired" };
     if (principal === undefined)

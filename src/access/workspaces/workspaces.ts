@@ -14,7 +14,13 @@ import {
   type Workspace,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
-import { KeyedMutex, PalyraError, type Clock } from "../../core/index.js";
+import {
+  KeyedMutex,
+  PalyraError,
+  type Clock,
+  type InvalidationBus,
+} from "../../core/index.js";
+import { API_TOKEN_CHANNEL } from "../tokens/token-cache.js";
 import type {
   Actor,
   AuditEntry,
@@ -41,6 +47,8 @@ export interface WorkspacesDeps {
   audit: AuditTrail;
   clock: Clock;
   random?: RandomBytes;
+  /** Told when a workspace is deleted, so caches of tokens bound to it re-check. */
+  bus?: InvalidationBus;
 }
 
 /** Inputs arrive normalised and validated (workspace-input.ts); Workspaces checks state, not syntax. */
@@ -65,8 +73,10 @@ export class Workspaces {
   private readonly audit: AuditTrail;
   private readonly clock: Clock;
   private readonly random: RandomBytes | undefined;
+  private readonly bus: InvalidationBus | undefined;
 
   constructor(deps: WorkspacesDeps) {
+    this.bus = deps.bus;
     this.rows = new WorkspaceStore(deps.store);
     this.audit = deps.audit;
     this.clock = deps.clock;
@@ -163,6 +173,7 @@ export class Workspaces {
         ops,
       );
     });
+    this.bus?.publish(API_TOKEN_CHANNEL, "*");
   }
 
   /** memberships lists a workspace's members. */
