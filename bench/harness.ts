@@ -7,6 +7,8 @@ export interface ChildDaemon {
   url: string;
   token: string;
   process: ChildProcess;
+  /** cpuMicros is the daemon process's CPU time so far (user + system). */
+  cpuMicros(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -19,7 +21,7 @@ export async function startChildDaemon(
     ["--import", "tsx", new URL("./daemon-child.ts", import.meta.url).pathname],
     {
       env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...env },
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["pipe", "pipe", "inherit"],
     },
   );
   const lines = createInterface({ input: child.stdout });
@@ -30,10 +32,18 @@ export async function startChildDaemon(
     );
   });
   const { url, token } = JSON.parse(first) as { url: string; token: string };
+  const cpuMicros = (): Promise<number> =>
+    new Promise((resolve) => {
+      lines.once("line", (line) =>
+        resolve((JSON.parse(line) as { cpuMicros: number }).cpuMicros),
+      );
+      child.stdin?.write("cpu\n");
+    });
   return {
     url,
     token,
     process: child,
+    cpuMicros,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once("exit", () => resolve());
@@ -49,6 +59,8 @@ export interface LoadResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /** Daemon CPU time per request during the run, when measured. */
+  serverCpuUsPerRequest?: number;
 }
 
 /** runClosedLoop keeps `concurrency` calls in flight for `durationMs` and measures throughput and latency. */

@@ -13,6 +13,7 @@ import {
   runClosedLoop,
   startChildDaemon,
   writeResult,
+  type ChildDaemon,
   type LoadResult,
 } from "./harness.js";
 
@@ -36,7 +37,12 @@ async function consoleLogin(
 }
 
 type Side = "off" | "bearer" | "session";
-type Target = { side: Side; url: string; headers: Record<string, string> };
+type Target = {
+  side: Side;
+  daemon: ChildDaemon;
+  url: string;
+  headers: Record<string, string>;
+};
 
 async function grpcRun(t: Target): Promise<LoadResult> {
   const client = grpcJsClient(AccessService, new URL(t.url).host);
@@ -68,14 +74,16 @@ async function connectJsonRun(t: Target): Promise<LoadResult> {
 const off = await startChildDaemon({ PALYRA_ADMIN_REQUIRE_AUTH: "false" });
 const on = await startChildDaemon();
 const targets: Target[] = [
-  { side: "off", url: off.url, headers: {} },
+  { side: "off", daemon: off, url: off.url, headers: {} },
   {
     side: "bearer",
+    daemon: on,
     url: on.url,
     headers: { authorization: `Bearer ${on.token}` },
   },
   {
     side: "session",
+    daemon: on,
     url: on.url,
     headers: await consoleLogin(on.url, on.token),
   },
@@ -89,7 +97,18 @@ try {
     for (const t of order) {
       for (const [protocol, run] of Object.entries(protocols)) {
         const key = `${protocol}/${t.side}`;
-        samples.set(key, [...(samples.get(key) ?? []), await run(t)]);
+        // Server CPU per request isolates the daemon's cost from the load
+        // generator's, which shares the machine and is often the bottleneck.
+        const cpuBefore = await t.daemon.cpuMicros();
+        const result = await run(t);
+        const cpuUs = (await t.daemon.cpuMicros()) - cpuBefore;
+        const measured = {
+          ...result,
+          serverCpuUsPerRequest: Math.round(
+            cpuUs / Math.max(1, result.requests),
+          ),
+        };
+        samples.set(key, [...(samples.get(key) ?? []), measured]);
       }
     }
   }
@@ -97,6 +116,13 @@ try {
   await Promise.all([off.stop(), on.stop()]);
 }
 
+/** cpu is the median server CPU per request across rounds. */
+const cpu = (key: string): number => {
+  const values = (samples.get(key) ?? [])
+    .map((r) => r.serverCpuUsPerRequest ?? 0)
+    .sort((a, b) => a - b);
+  return values[Math.floor(values.length / 2)] ?? 0;
+};
 const best = (key: string): LoadResult =>
   (samples.get(key) ?? []).reduce((a, b) => (b.rps > a.rps ? b : a));
 const summary = Object.fromEntries(
@@ -112,6 +138,11 @@ const summary = Object.fromEntries(
         sessionCookie: session,
         ratioBearerToOff: ratio(bearer.rps, authOff.rps),
         ratioSessionToOff: ratio(session.rps, authOff.rps),
+        serverCpuUsPerRequest: {
+          off: cpu(`${protocol}/off`),
+          bearer: cpu(`${protocol}/bearer`),
+          session: cpu(`${protocol}/session`),
+        },
       },
     ];
   }),
