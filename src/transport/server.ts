@@ -311,21 +311,10 @@ class Server implements PalyraServer {
 
   private handle = (req: AnyRequest, res: AnyResponse): void => {
     this.inFlight++;
-    let done = false;
-    const finished = (): void => {
-      if (done) return;
-      done = true;
+    res.once("close", () => {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
-    };
-    // A call counts as done once its answer is sent, even if the client never
-    // finishes sending (e.g. a gRPC message over the size limit leaves the
-    // request half of its HTTP/2 stream open), so a drain does not wait on it.
-    res.once("close", finished);
-    // The HTTP/2 compat response only reports "finish" once the whole stream
-    // closes; the stream itself says when our half is done.
-    if ("stream" in res) res.stream.once("finish", finished);
-    else res.once("finish", finished);
+    });
     // While draining, HTTP/1.1 clients are told not to reuse the connection.
     if (this.closing !== undefined && req.httpVersionMajor === 1)
       res.setHeader("connection", "close");
