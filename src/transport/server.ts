@@ -16,7 +16,6 @@ import {
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
-  type ServerHttp2Stream,
 } from "node:http2";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import type { DestinationStream, Logger } from "pino";
@@ -292,7 +291,6 @@ class Server implements PalyraServer {
   private listener: NetServer | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<Http2Session>();
-  private readonly streams = new Set<ServerHttp2Stream>();
   private inFlight = 0;
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
@@ -317,11 +315,6 @@ class Server implements PalyraServer {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
     });
-    if ("stream" in res) {
-      const stream = res.stream;
-      this.streams.add(stream);
-      stream.once("close", () => this.streams.delete(stream));
-    }
     // While draining, HTTP/1.1 clients are told not to reuse the connection.
     if (this.closing !== undefined && req.httpVersionMajor === 1)
       res.setHeader("connection", "close");
@@ -406,22 +399,16 @@ class Server implements PalyraServer {
     // grace period) and stops the refresh scheduler before the store closes.
     const profilesClosed = this.profiles.close();
     for (const session of this.sessions) session.close();
-    // A call answered long ago whose client never finished sending (a gRPC
-    // message refused for its size) would hold the drain for the whole grace
-    // period; its answer is out, so end the stream (RST_STREAM NO_ERROR).
-    for (const stream of this.streams) {
-      if (stream.writableFinished && stream.state.remoteClose === 0) {
-        stream.close();
-      }
-    }
-    // Idle keep-alive HTTP/1.1 sockets have nothing in flight: close them now.
     const grace = this.config.server.shutdown_grace_ms;
     if (this.inFlight > 0) {
-      const finished = new Promise<boolean>((resolve) => {
+      // Not unref'd: the grace period must hold the process until it ends.
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await new Promise<boolean>((resolve) => {
         this.drained = () => resolve(true);
-        setTimeout(() => resolve(false), grace).unref();
+        timer = setTimeout(() => resolve(false), grace);
       });
-      if (!(await finished)) {
+      clearTimeout(timer);
+      if (!finished) {
         this.log.warn(
           { inFlight: this.inFlight },
           "shutdown grace period over; aborting in-flight calls",
@@ -429,7 +416,7 @@ class Server implements PalyraServer {
         this.shutdown.abort(
           new PalyraError("unavailable", "the daemon is shutting down"),
         );
-        await new Promise((r) => setTimeout(r, 100).unref());
+        await new Promise((r) => setTimeout(r, 100));
       }
     }
     for (const socket of this.sockets) socket.destroy();
