@@ -1,3 +1,4 @@
+import { pageSize } from "../core/index.js";
 import { create } from "@bufbuild/protobuf";
 import {
   ListAuditEventsResponseSchema,
@@ -6,19 +7,11 @@ import {
 import type { AuditLog } from "./audit-log.js";
 import type { AuditHandlers } from "./handlers.js";
 
-/** DEFAULT_AUDIT_PAGE and MAX_AUDIT_PAGE bound ListAuditEvents pages (100, at most 500). */
-export const DEFAULT_AUDIT_PAGE = 100;
-export const MAX_AUDIT_PAGE = 500;
-
 /** createAuditHandlers implements ListAuditEvents and VerifyAuditChain over the hash-chained log. */
 export function createAuditHandlers(auditLog: AuditLog): AuditHandlers {
   return {
     async listAuditEvents(req) {
-      // Above the maximum is served as the maximum, like the other lists.
-      const limit =
-        req.limit === 0
-          ? DEFAULT_AUDIT_PAGE
-          : Math.min(req.limit, MAX_AUDIT_PAGE);
+      const limit = pageSize(req.limit);
       // One extra event tells whether another page follows, so the last page says 0.
       const events = await auditLog.page({
         afterIndex: req.afterIndex,

@@ -3,3 +3,4 @@ export { systemClock, ManualClock, type Clock } from "./clock.js";
 export { LocalInvalidationBus, type InvalidationBus } from "./invalidation.js";
 export { InvalidatingCache } from "./invalidating-cache.js";
 export { KeyedMutex } from "./keyed-mutex.js";
+export { pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./paging.js";

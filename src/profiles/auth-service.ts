@@ -35,7 +35,7 @@ import {
   AuthScopeKind,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
 import { actorOf, clientKey, principalKey } from "../auth/index.js";
-import { PalyraError } from "../core/index.js";
+import { PalyraError, pageSize } from "../core/index.js";
 import type { Actor, AuditTrail, WriteOp } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import type { HealthReporter } from "./health.js";
@@ -51,9 +51,7 @@ import {
   normalizeProfileId,
 } from "./validation.js";
 
-/** DEFAULT_PAGE_SIZE and MAX_PAGE_SIZE bound ListProfiles pages (REFERENCE.md). */
-export const DEFAULT_PAGE_SIZE = 100;
-export const MAX_PAGE_SIZE = 500;
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../core/index.js";
 
 /** AuthServiceDeps are the pieces AuthService delegates to. */
 export interface AuthServiceDeps {
@@ -226,9 +224,7 @@ function optionalAgent(raw: string): string | undefined {
 /** parseListQuery validates ListProfiles' cursor, page size and filters. */
 export function parseListQuery(req: ListProfilesRequest): ListQuery {
   const query: ListQuery = {
-    // Above the maximum is served as the maximum, as the original did.
-    limit:
-      req.limit === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.limit, MAX_PAGE_SIZE),
+    limit: pageSize(req.limit),
   };
   if (req.afterProfileId !== "")
     query.after = normalizeProfileId(req.afterProfileId, "after_profile_id");

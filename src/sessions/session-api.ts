@@ -22,7 +22,7 @@ import type { Actor } from "../store/index.js";
 export interface FlagReader {
   isEnabled(name: string): Promise<boolean>;
 }
-import { PalyraError } from "../core/index.js";
+import { PalyraError, pageSize } from "../core/index.js";
 import { clearedSessionCookie, sessionCookie } from "./cookie.js";
 import { checkRedirectPath } from "./redirect-path.js";
 import {
@@ -40,9 +40,6 @@ export interface RequestSide {
   responseHeaders: Headers;
   principal: Principal | undefined;
 }
-
-const DEFAULT_LIMIT = 100;
-const MAX_LIMIT = 500;
 
 function view(
   record: SessionRecord,
@@ -161,12 +158,7 @@ export class SessionApi {
     input: { afterSessionId: string; limit: number },
     side: RequestSide,
   ): Promise<ListSessionsResponse> {
-    if (input.limit > MAX_LIMIT)
-      throw new PalyraError(
-        "invalid_argument",
-        `limit must be at most ${MAX_LIMIT}`,
-      );
-    const limit = input.limit === 0 ? DEFAULT_LIMIT : input.limit;
+    const limit = pageSize(input.limit);
     if (
       input.afterSessionId !== "" &&
       !(await this.manager.exists(input.afterSessionId))

@@ -360,10 +360,13 @@ for (const [name, transport] of transports) {
         ),
         failsWith(Code.InvalidArgument, /after_token_id/),
       );
-      await assert.rejects(
-        api.call(m.listApiTokens, { limit: 501 }, d.adminToken),
-        failsWith(Code.InvalidArgument),
+      // Like every list, a limit over 500 is served as 500.
+      const capped = await api.call(
+        m.listApiTokens,
+        { limit: 501 },
+        d.adminToken,
       );
+      assert.ok(capped.apiTokens.length <= 500);
       const { tokenId } = await mint();
       await assert.rejects(
         api.call(

@@ -18,6 +18,7 @@ import {
 import { roleDefinition, type Principal } from "../../auth/index.js";
 import {
   PalyraError,
+  pageSize,
   type Clock,
   type InvalidationBus,
 } from "../../core/index.js";
@@ -43,7 +44,6 @@ import {
   tokenPermissions,
   validateGrace,
   validateLabel,
-  validatePageSize,
   validateRateLimit,
   validateRole,
   validateScopes,
@@ -226,7 +226,7 @@ export class ApiTokens {
     options: { afterTokenId: string; limit: number; includeRevoked: boolean },
     caller: Caller,
   ): Promise<{ apiTokens: ApiToken[]; nextAfterTokenId: string }> {
-    const limit = validatePageSize(options.limit);
+    const limit = pageSize(options.limit);
     const after = options.afterTokenId.trim();
     if (after !== "" && !(await this.visible(after, caller.principal))) {
       throw new PalyraError(

@@ -18,8 +18,6 @@ export const TOKEN_LIMITS = {
   maxRatePerMinute: 10_000,
   /** RotateApiToken grace: at most 7 days. */
   maxGraceSeconds: 7 * 24 * 3600,
-  defaultPageSize: 100,
-  maxPageSize: 500,
 } as const;
 
 // A principal id: `kind:name`, lowercase (REFERENCE.md "Identifiers").
@@ -131,18 +129,6 @@ export function validateGrace(seconds: number): number {
     );
   }
   return seconds;
-}
-
-/** validatePageSize applies the default of 100 and the maximum of 500. */
-export function validatePageSize(limit: number): number {
-  if (limit === 0) return TOKEN_LIMITS.defaultPageSize;
-  if (limit > TOKEN_LIMITS.maxPageSize) {
-    throw new PalyraError(
-      "invalid_argument",
-      `limit must be at most ${TOKEN_LIMITS.maxPageSize}`,
-    );
-  }
-  return limit;
 }
 
 /** tokenPermissions is what a token may do: its role's permissions, narrowed to its scopes when it has any. */

@@ -1,3 +1,4 @@
+import { pageSize } from "../../core/index.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
@@ -28,10 +29,6 @@ import {
   requireRole,
 } from "./workspace-input.js";
 import type { Workspaces } from "./workspaces.js";
-
-/** DEFAULT_PAGE_SIZE and MAX_PAGE_SIZE bound ListWorkspaces pages (REFERENCE.md: 100, at most 500). */
-export const DEFAULT_PAGE_SIZE = 100;
-export const MAX_PAGE_SIZE = 500;
 
 // Owner-level rights: needed to grant, change or remove the Owner role.
 const OWNER_RIGHTS = "workspace.manage";
@@ -79,10 +76,7 @@ export function createWorkspaceHandlers(
 
     async listWorkspaces(req, ctx) {
       // Above the maximum is served as the maximum, as the original daemon's lists do.
-      const limit =
-        req.limit === 0
-          ? DEFAULT_PAGE_SIZE
-          : Math.min(req.limit, MAX_PAGE_SIZE);
+      const limit = pageSize(req.limit);
       const after =
         req.afterWorkspaceId === ""
           ? undefined
