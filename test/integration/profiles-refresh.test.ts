@@ -28,7 +28,7 @@ import {
   connectJson,
   startProfilesDaemon,
   type ProfilesDaemon,
-} from "./profiles-daemon.js";
+} from "../helpers/profiles-daemon.js";
 
 const HOUR = 3600_000;
 

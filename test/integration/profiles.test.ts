@@ -17,7 +17,7 @@ import {
   connectJson,
   startProfilesDaemon,
   type ProfilesDaemon,
-} from "./profiles-daemon.js";
+} from "../helpers/profiles-daemon.js";
 
 // connect-es percent-encodes grpc-message with encodeURIComponent while
 // grpc-js decodes it with decodeURI, which leaves ":" and "," escaped.

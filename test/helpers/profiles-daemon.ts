@@ -7,7 +7,7 @@ import {
   type ListeningAddress,
   type PalyraServer,
 } from "../../src/transport/index.js";
-import { LogCapture, tempStateDir } from "../helpers/fixtures.js";
+import { LogCapture, tempStateDir } from "./fixtures.js";
 
 /** ADMIN_TOKEN is configured rather than generated, which spares an argon2 hash per daemon start. */
 export const ADMIN_TOKEN = "palyra-profiles-test-admin-token-0123456789";
