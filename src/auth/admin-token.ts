@@ -19,6 +19,11 @@ const PENDING_SUFFIX = ".rotating";
 // token is this long, and it bounds the work an attacker can ask for.
 const MAX_TOKEN_LENGTH = 512;
 
+// The shape generateAdminToken produces. Without a cached digest only strings
+// of this shape are worth an argon2 run: anything else cannot be the token.
+const GENERATED_TOKEN_SHAPE =
+  /^palyra_admin_[0-9A-HJKMNP-TV-Z]{26}_[0-9A-HJKMNP-TV-Z]{26}$/;
+
 /** AdminTokenOptions configure where the admin token comes from. */
 export interface AdminTokenOptions {
   store: Store;
@@ -47,6 +52,7 @@ export class AdminTokenVerifier {
   private digest: Buffer | undefined;
   private argonHash: string | undefined;
   private pending: Promise<boolean> | undefined;
+  private argonRuns = 0;
 
   private constructor(
     argonHash: string | undefined,
@@ -169,19 +175,35 @@ export class AdminTokenVerifier {
     };
   }
 
-  /** verify tells whether `presented` is the admin token, in constant time once the digest is cached. */
-  async verify(presented: string): Promise<boolean> {
+  /** slowVerifications counts argon2 runs spent on presented tokens, so tests can prove when none ran. */
+  get slowVerifications(): number {
+    return this.argonRuns;
+  }
+
+  /**
+   * verify tells whether `presented` is the admin token, in constant time once
+   * the digest is cached. Until then (the token file was missing at start) a
+   * token-shaped string costs one argon2 run, one at a time, and only when
+   * `slowAllowed` agrees (the caller's address is not blocked).
+   */
+  async verify(
+    presented: string,
+    slowAllowed: () => Promise<boolean> = () => Promise.resolve(true),
+  ): Promise<boolean> {
     if (presented.length === 0 || presented.length > MAX_TOKEN_LENGTH)
       return false;
     const candidate = sha256(presented);
     if (this.digest !== undefined)
       return timingSafeEqual(candidate, this.digest);
     if (this.argonHash === undefined) return false;
+    if (!GENERATED_TOKEN_SHAPE.test(presented) || !(await slowAllowed()))
+      return false;
     // One argon2 run at a time: concurrent guesses wait rather than pile up CPU work.
     while (this.pending !== undefined) await this.pending.catch(() => false);
     if (this.digest !== undefined)
       return timingSafeEqual(candidate, this.digest);
     const hash = this.argonHash;
+    this.argonRuns += 1;
     this.pending = argon2.verify(hash, presented);
     try {
       const ok = await this.pending;

@@ -36,9 +36,17 @@ export interface CallInfo {
 export type Resolution =
   { principal: Principal } | { rejected: string } | undefined;
 
+/**
+ * SlowCheckPolicy tells a resolver whether it may spend slow work (argon2) on
+ * this call: not for an address that is blocked for bad credentials.
+ */
+export interface SlowCheckPolicy {
+  slowAllowed(): Promise<boolean>;
+}
+
 /** CredentialResolver turns one kind of credential into a principal. */
 export interface CredentialResolver {
-  resolve(call: CallInfo): Promise<Resolution>;
+  resolve(call: CallInfo, policy: SlowCheckPolicy): Promise<Resolution>;
 }
 
 /** bearerToken extracts the token of an `Authorization: Bearer <token>` header. */
@@ -73,10 +81,10 @@ export function createAdminTokenResolver(
   verifier: AdminTokenVerifier,
 ): CredentialResolver {
   return {
-    async resolve(call) {
+    async resolve(call, policy) {
       const token = bearerToken(call.headers);
       if (token === undefined) return undefined;
-      if (!(await verifier.verify(token)))
+      if (!(await verifier.verify(token, () => policy.slowAllowed())))
         return { rejected: "the admin token is not valid" };
       return {
         principal: adminPrincipal(
@@ -90,14 +98,19 @@ export function createAdminTokenResolver(
 
 /** FailureRecorder is told about every rejected credential (the rate limiter). */
 export interface FailureRecorder {
+  /** isBlocked tells whether the address sent too many bad credentials lately. */
+  isBlocked(ip: string): Promise<boolean>;
+  /** assertNotBlocked throws RESOURCE_EXHAUSTED (with retry-after) for a blocked address. */
   assertNotBlocked(ip: string): Promise<void>;
   recordFailure(ip: string): Promise<void>;
 }
 
 /**
- * Authenticator tries each credential resolver in turn: admin token, console
- * session, and (with the access issue) API tokens. Rejected credentials are
- * counted per client IP.
+ * Authenticator tries each credential resolver in turn: API tokens, admin
+ * token, console session. Rejected credentials are counted per client IP.
+ * A blocked address is refused only for failures: every secret we accept is
+ * high-entropy, so the block exists to shed load and argon2 work, and a
+ * correct credential from a shared address (a reverse proxy) must still work.
  */
 export class Authenticator {
   constructor(
@@ -114,16 +127,22 @@ export class Authenticator {
         AuthMethod.NONE,
       );
     }
-    await this.failures.assertNotBlocked(call.client.ip);
+    const ip = call.client.ip;
+    let blocked: Promise<boolean> | undefined;
+    const policy: SlowCheckPolicy = {
+      slowAllowed: async () =>
+        !(await (blocked ??= this.failures.isBlocked(ip))),
+    };
     let rejected: string | undefined;
     for (const resolver of this.resolvers) {
-      const resolution = await resolver.resolve(call);
+      const resolution = await resolver.resolve(call, policy);
       if (resolution === undefined) continue;
       if ("principal" in resolution) return resolution.principal;
       rejected ??= resolution.rejected;
     }
     if (rejected !== undefined) {
-      await this.failures.recordFailure(call.client.ip);
+      await this.failures.assertNotBlocked(ip);
+      await this.failures.recordFailure(ip);
       throw new PalyraError("unauthenticated", rejected);
     }
     throw new PalyraError(

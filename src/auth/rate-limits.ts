@@ -83,7 +83,13 @@ export class RateLimits {
     }
   }
 
-  /** assertNotBlocked refuses an address that recently sent too many bad credentials. */
+  /** isBlocked tells whether an address recently sent too many bad credentials. */
+  async isBlocked(ip: string): Promise<boolean> {
+    const res = await this.limiters.failures.get(ip || "unknown");
+    return res !== null && res.consumedPoints > this.settings.failuresPerMinute;
+  }
+
+  /** assertNotBlocked refuses a failed attempt from an address that recently sent too many bad credentials. */
   async assertNotBlocked(ip: string): Promise<void> {
     const res = await this.limiters.failures.get(ip || "unknown");
     if (res !== null && res.consumedPoints > this.settings.failuresPerMinute) {

@@ -17,6 +17,10 @@ export function checkExposure(config: PalyraConfig): void {
     missing.push("admin auth (admin.require_auth must be true)");
   if (!config.deployment.dangerous_remote_bind_ack)
     missing.push("deployment.dangerous_remote_bind_ack = true in palyra.toml");
+  if (config.server.allowed_hosts.length === 0)
+    missing.push(
+      "server.allowed_hosts listing the host names clients use to reach it",
+    );
   if (!config.envRemoteBindAck)
     missing.push(
       "PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK=true in the environment",

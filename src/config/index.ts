@@ -12,3 +12,4 @@ export {
   formatListenAddress,
   type ListenAddress,
 } from "./listen-address.js";
+export { allowedHosts, normalizeHost, LOOPBACK_HOSTS } from "./hosts.js";

@@ -5,6 +5,7 @@ import { parse as parseToml } from "smol-toml";
 import type { z } from "zod";
 import { PalyraError } from "../core/index.js";
 import { envBindings, fileSchema, type FileConfig } from "./schema.js";
+import { allowedHosts } from "./hosts.js";
 import { parseListenAddress, type ListenAddress } from "./listen-address.js";
 
 /** Flags are the command-line overrides palyrad accepts; they win over env and file. */
@@ -23,6 +24,8 @@ export interface PalyraConfig extends FileConfig {
   listen: ListenAddress;
   /** PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK=true: the second acknowledgement for a remote bind. */
   envRemoteBindAck: boolean;
+  /** Hostnames accepted in Host / :authority (normalized: lowercase, IPv6 bracketed). */
+  allowedHosts: ReadonlySet<string>;
 }
 
 type Env = Record<string, string | undefined>;
@@ -109,6 +112,7 @@ export async function loadConfig(
     configFileFound,
     listen,
     envRemoteBindAck: env.PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK === "true",
+    allowedHosts: allowedHosts(listen, file.server.allowed_hosts),
   };
 }
 

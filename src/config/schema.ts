@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isHostName, isTrustedProxyEntry } from "./hosts.js";
 import { parseListenAddress } from "./listen-address.js";
 
 /**
@@ -26,6 +27,47 @@ export const fileSchema = z
           .min(1024)
           .max(16 * 1024 * 1024)
           .default(64 * 1024),
+        /**
+         * Host names accepted in `Host` / `:authority` besides localhost, 127.0.0.1,
+         * [::1] and the listen host; anything else is refused (DNS rebinding).
+         * A non-loopback bind must list the names clients use.
+         */
+        allowed_hosts: z
+          .array(
+            z.string().refine(isHostName, {
+              message:
+                'expected a host name or IP address without scheme or port, e.g. "palyra.example.com" or "[2001:db8::1]"',
+            }),
+          )
+          .default([]),
+        /**
+         * Peers (addresses or CIDRs, or "loopback"/"linklocal"/"uniquelocal") whose
+         * X-Forwarded-For / X-Forwarded-Host are believed; empty means they are ignored.
+         */
+        trusted_proxies: z
+          .array(
+            z.string().refine(isTrustedProxyEntry, {
+              message:
+                'expected an IP address or CIDR, e.g. "10.0.0.1" or "10.0.0.0/8", or one of loopback, linklocal, uniquelocal',
+            }),
+          )
+          .default([]),
+        /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+        max_concurrent_streams: z
+          .number()
+          .int()
+          .min(1)
+          .max(65_535)
+          .default(100),
+        /** A connection that has not sent a complete request head by then is closed. */
+        headers_timeout_ms: z
+          .number()
+          .int()
+          .min(100)
+          .max(600_000)
+          .default(10_000),
+        /** Open connections accepted at once; further ones are closed on accept. */
+        max_connections: z.number().int().min(1).max(1_000_000).default(1024),
       })
       .strict()
       .prefault({}),
@@ -46,7 +88,13 @@ export const fileSchema = z
     admin: z
       .object({
         /** Admin bearer token. Prefer PALYRA_ADMIN_TOKEN or the generated <state-dir>/admin.token. */
-        token: z.string().min(32, "expected at least 32 characters").optional(),
+        token: z
+          .string()
+          .min(
+            32,
+            "expected at least 32 characters: a short admin token can be guessed; leave it unset to have one generated, or use e.g. `openssl rand -base64 32`",
+          )
+          .optional(),
         /** Turning admin auth off is allowed on loopback only; the posture then warns loudly. */
         require_auth: z.boolean().default(true),
       })
@@ -95,6 +143,8 @@ export const fileSchema = z
           .min(1)
           .max(86_400)
           .default(300),
+        /** Server streams (WatchHealth, later runs) one principal may hold open at once. */
+        streams_per_principal: z.number().int().min(1).max(10_000).default(32),
       })
       .strict()
       .prefault({}),

@@ -184,8 +184,13 @@ export class SessionManager {
     identity: Identity,
     clientIp: string,
   ): Promise<IssuedSession> {
-    await this.deps.failures.assertNotBlocked(clientIp);
-    if (!(await this.deps.admin.verify(adminToken))) {
+    const { failures } = this.deps;
+    const slowAllowed = async (): Promise<boolean> =>
+      !(await failures.isBlocked(clientIp));
+    if (!(await this.deps.admin.verify(adminToken, slowAllowed))) {
+      // A blocked address is refused without an audit entry per attempt; a
+      // correct token from it still signs in (see Authenticator).
+      await failures.assertNotBlocked(clientIp);
       // The claimed principal is unproven: the actor stays anonymous.
       await this.deps.audit.commit(
         { principal: "anonymous", clientIp },
@@ -415,12 +420,12 @@ export class SessionManager {
     token: string,
     clientIp: string,
   ): Promise<{ session: IssuedSession; redirectPath: string }> {
-    await this.deps.failures.assertNotBlocked(clientIp);
     const hash = tokenHash(token);
     const refuse = async (
       reason: string,
       ops: readonly WriteOp[] = [],
     ): Promise<never> => {
+      await this.deps.failures.assertNotBlocked(clientIp);
       await this.deps.audit.commit(
         { principal: "anonymous", clientIp },
         {

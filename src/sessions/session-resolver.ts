@@ -13,6 +13,8 @@ export const CSRF_HEADER = "x-palyra-csrf-token";
 /** OriginPolicy lists the origins, besides the daemon's own, that may use the cookie. */
 export interface OriginPolicy {
   allowedOrigins: ReadonlySet<string>;
+  /** The daemon's own host names (server.allowed_hosts and loopback); its own origin must use one. */
+  allowedHosts: ReadonlySet<string>;
 }
 
 /**
@@ -27,11 +29,11 @@ export function checkOrigin(
 ): void {
   const origin = headers.get("origin");
   if (origin === null) return;
-  if (
-    origin === new URL(requestUrl).origin ||
-    policy.allowedOrigins.has(origin)
-  )
-    return;
+  if (policy.allowedOrigins.has(origin)) return;
+  // The daemon's own origin counts only under one of its configured names, not
+  // under whatever Host the request carried.
+  const own = new URL(requestUrl);
+  if (origin === own.origin && policy.allowedHosts.has(own.hostname)) return;
   throw new PalyraError(
     "permission_denied",
     `cross-origin request from ${origin} refused`,

@@ -5,9 +5,6 @@ import { createServer, type Server, type Socket } from "node:net";
 /** The client connection preface every HTTP/2 prior-knowledge connection starts with (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
-// A connection that has not sent enough bytes to pick a protocol by then is dropped.
-const SNIFF_TIMEOUT_MS = 10_000;
-
 /**
  * createSniffingServer accepts TCP connections on the one cleartext port and
  * hands each to the HTTP/2 server when it opens with the HTTP/2 preface (gRPC
@@ -18,11 +15,13 @@ export function createSniffingServer(
   h1: Http1Server,
   h2: Http2Server,
   onSocket: (s: Socket) => void,
+  /** A connection that has not sent enough bytes to pick a protocol by then is dropped. */
+  sniffTimeoutMs: number,
 ): Server {
   return createServer((socket) => {
     onSocket(socket);
     let seen: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
+    const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
     const onData = (chunk: Buffer): void => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, H2_PREFACE.length);

@@ -35,6 +35,7 @@ import {
   file_palyra_session_v1_session,
 } from "../../gen/palyra/session/v1/session_pb.js";
 import type { AccessHandlers } from "../access/index.js";
+import { createHostCheck } from "./host-check.js";
 import { clientKey } from "../auth/index.js";
 import {
   createHealthService,
@@ -100,6 +101,8 @@ export interface RouteDeps {
   health: HealthStatusBoard;
   interceptors: Interceptor[];
   readMaxBytes: number;
+  /** Hostnames the daemon answers to (DNS rebinding guard). */
+  allowedHosts: ReadonlySet<string>;
   shutdownSignal: AbortSignal;
   tls: boolean;
 }
@@ -112,8 +115,12 @@ export async function registerRoutes(
   app: FastifyInstance,
   deps: RouteDeps,
 ): Promise<void> {
-  app.addHook("onRequest", async (req, reply) => {
+  app.addHook("onRequest", async (_req, reply) => {
     void reply.headers(SECURITY_HEADERS);
+  });
+  // Before any handler, auth on or off: a foreign Host is a rebinding attempt.
+  app.addHook("onRequest", createHostCheck(deps.allowedHosts));
+  app.addHook("onRequest", async (req, reply) => {
     // Refuse an oversized body before reading it. gRPC keeps its own framing
     // (readMaxBytes answers RESOURCE_EXHAUSTED in the trailer).
     const length = Number(req.headers["content-length"] ?? 0);

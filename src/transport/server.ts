@@ -69,6 +69,7 @@ import { Vault } from "../vault/index.js";
 import { createErrorInterceptor } from "./errors.js";
 import { createLogger } from "./logger.js";
 import { createSniffingServer } from "./protocol-sniffer.js";
+import { createStreamLimitInterceptor } from "./stream-limit.js";
 import { registerRoutes, servedServices } from "./routes.js";
 
 /** BuildServerOptions are the daemon's inputs; everything else is derived or defaulted. */
@@ -177,7 +178,10 @@ export async function buildServer(
         createAdminTokenResolver(admin.verifier),
         createSessionResolver(
           sessions,
-          { allowedOrigins: new Set(config.console.allowed_origins) },
+          {
+            allowedOrigins: new Set(config.console.allowed_origins),
+            allowedHosts: config.allowedHosts,
+          },
           clock,
         ),
       ],
@@ -222,6 +226,11 @@ export async function buildServer(
     >({
       loggerInstance: log,
       bodyLimit: config.server.max_request_bytes,
+      // Only listed proxies may speak for the client (X-Forwarded-For, rightmost
+      // untrusted hop); without them the header is ignored.
+      ...(config.server.trusted_proxies.length > 0
+        ? { trustProxy: config.server.trusted_proxies }
+        : {}),
     });
     await registerRoutes(app, {
       access: createAccessService({
@@ -235,7 +244,11 @@ export async function buildServer(
       }),
       auth: profiles.service,
       health,
-      interceptors: [createErrorInterceptor(log), createAuthInterceptor(gate)],
+      interceptors: [
+        createErrorInterceptor(log),
+        createAuthInterceptor(gate),
+        createStreamLimitInterceptor(config.limits.streams_per_principal),
+      ],
       sessions: {
         api: new SessionApi(
           sessions,
@@ -246,6 +259,7 @@ export async function buildServer(
         config,
       },
       readMaxBytes: config.server.max_request_bytes,
+      allowedHosts: config.allowedHosts,
       shutdownSignal: shutdown.signal,
       tls: tlsFiles !== undefined,
     });
@@ -338,12 +352,16 @@ class Server implements PalyraServer {
     if (this.listener !== undefined)
       throw new PalyraError("failed_precondition", "already listening");
     let listener: NetServer;
+    const { server: limits } = this.config;
+    const settings = { maxConcurrentStreams: limits.max_concurrent_streams };
     if (this.tlsFiles !== undefined) {
       const secure = createSecureServer(
         {
           ...this.tlsFiles,
           allowHTTP1: true,
           ALPNProtocols: ["h2", "http/1.1"],
+          settings,
+          handshakeTimeout: limits.headers_timeout_ms,
         },
         this.handle,
       );
@@ -351,11 +369,27 @@ class Server implements PalyraServer {
       secure.on("connection", this.track);
       listener = secure;
     } else {
-      const h1 = createHttp1Server(this.handle);
-      const h2 = createHttp2Server({}, this.handle);
+      const h1 = createHttp1Server(
+        {
+          headersTimeout: limits.headers_timeout_ms,
+          // Node checks the headers timeout on this interval (30 s by default).
+          connectionsCheckingInterval: Math.min(
+            1000,
+            limits.headers_timeout_ms,
+          ),
+        },
+        this.handle,
+      );
+      const h2 = createHttp2Server({ settings }, this.handle);
       h2.on("session", this.trackSession);
-      listener = createSniffingServer(h1, h2, this.track);
+      listener = createSniffingServer(
+        h1,
+        h2,
+        this.track,
+        limits.headers_timeout_ms,
+      );
     }
+    listener.maxConnections = limits.max_connections;
     this.listener = listener;
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {

@@ -8,6 +8,7 @@ import {
   defaultStateDir,
   isLoopbackHost,
   loadConfig,
+  normalizeHost,
   parseListenAddress,
 } from "../../src/config/index.js";
 import { palyraError, tempStateDir } from "../helpers/fixtures.js";
@@ -140,7 +141,7 @@ describe("config", () => {
       );
       assert.throws(
         () => checkExposure(oneAck),
-        /missing PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK=true/,
+        /missing .*PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK=true/,
       );
       const noAuth = await loadConfig(
         { stateDir: dir, listen: "0.0.0.0:7142" },
@@ -150,13 +151,121 @@ describe("config", () => {
         },
       );
       assert.throws(() => checkExposure(noAuth), /missing admin auth/);
+      const noHosts = await loadConfig(
+        { stateDir: dir, listen: "0.0.0.0:7142" },
+        { PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK: "true" },
+      );
+      assert.throws(
+        () => checkExposure(noHosts),
+        /missing server\.allowed_hosts/,
+      );
+      await writeFile(
+        join(dir, "palyra.toml"),
+        '[server]\nallowed_hosts = ["palyra.example.com"]\n[tls]\ncert_path = "/c.pem"\nkey_path = "/k.pem"\n[deployment]\ndangerous_remote_bind_ack = true\n',
+      );
       const ok = await loadConfig(
         { stateDir: dir, listen: "0.0.0.0:7142" },
         { PALYRA_GATEWAY_DANGEROUS_REMOTE_BIND_ACK: "true" },
       );
       checkExposure(ok);
+      assert.deepEqual([...ok.allowedHosts].sort(), [
+        "127.0.0.1",
+        "[::1]",
+        "localhost",
+        "palyra.example.com",
+      ]);
     } finally {
       await cleanup();
     }
+  });
+});
+
+describe("config: security review keys", () => {
+  it("refuses a configured admin token shorter than 32 characters, from env or file, saying why", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, { PALYRA_ADMIN_TOKEN: "short-token" }),
+        palyraError(
+          "invalid_argument",
+          /admin\.token.*PALYRA_ADMIN_TOKEN.*at least 32 characters: a short admin token can be guessed/s,
+        ),
+      );
+      await writeFile(
+        join(dir, "palyra.toml"),
+        '[admin]\ntoken = "0123456789"\n',
+      );
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, {}),
+        /admin\.token.*at least 32 characters/s,
+      );
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("validates server.allowed_hosts and server.trusted_proxies entries", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      for (const bad of ['"https://x.example"', '"x.example:443"', '"a b"']) {
+        await writeFile(
+          join(dir, "palyra.toml"),
+          `[server]\nallowed_hosts = [${bad}]\n`,
+        );
+        await assert.rejects(
+          loadConfig({ stateDir: dir }, {}),
+          /server\.allowed_hosts/,
+          bad,
+        );
+      }
+      for (const bad of [
+        '"10.0.0.0/33"',
+        '"proxy.example"',
+        '"10.0.0.1/8/2"',
+      ]) {
+        await writeFile(
+          join(dir, "palyra.toml"),
+          `[server]\ntrusted_proxies = [${bad}]\n`,
+        );
+        await assert.rejects(
+          loadConfig({ stateDir: dir }, {}),
+          /server\.trusted_proxies/,
+          bad,
+        );
+      }
+      await writeFile(
+        join(dir, "palyra.toml"),
+        '[server]\nallowed_hosts = ["Palyra.Example.com", "::1", "[2001:db8::1]"]\ntrusted_proxies = ["10.0.0.0/8", "::1", "loopback"]\n',
+      );
+      const config = await loadConfig(
+        { stateDir: dir, listen: "127.0.0.2:7142" },
+        {},
+      );
+      assert.deepEqual([...config.allowedHosts].sort(), [
+        "127.0.0.1",
+        "127.0.0.2",
+        "[2001:db8::1]",
+        "[::1]",
+        "localhost",
+        "palyra.example.com",
+      ]);
+      assert.deepEqual(config.server.trusted_proxies, [
+        "10.0.0.0/8",
+        "::1",
+        "loopback",
+      ]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("normalizes Host header values the way URLs do", () => {
+    assert.equal(normalizeHost("LOCALHOST:7142"), "localhost");
+    assert.equal(normalizeHost("[::1]:7142"), "[::1]");
+    assert.equal(normalizeHost("::1"), "[::1]");
+    assert.equal(normalizeHost("evil.example:80"), "evil.example");
+    assert.equal(normalizeHost(""), undefined);
+    assert.equal(normalizeHost("a@b"), undefined);
+    assert.equal(normalizeHost("a/b"), undefined);
   });
 });

@@ -1,0 +1,42 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { normalizeHost } from "../config/index.js";
+
+/** MISDIRECTED is the HTTP status for a request whose Host this daemon does not serve (RFC 9110 §15.5.20). */
+const MISDIRECTED = 421;
+
+/**
+ * createHostCheck returns an onRequest hook that refuses any request whose
+ * Host (or :authority, or a trusted proxy's X-Forwarded-Host) is not one of
+ * the daemon's names. Without it a web page can reach a loopback daemon
+ * through DNS rebinding: the browser sends the attacker's host name, and the
+ * same-origin policy no longer protects us.
+ */
+export function createHostCheck(allowed: ReadonlySet<string>) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const presented = req.host;
+    const host = normalizeHost(presented);
+    if (host !== undefined && allowed.has(host)) return;
+    const message =
+      presented === ""
+        ? "the request names no host; send a Host header this daemon serves"
+        : `this daemon does not serve the host "${presented.slice(0, 256)}"; add it to server.allowed_hosts if it is one of its names`;
+    const contentType = String(req.headers["content-type"] ?? "");
+    if (contentType.startsWith("application/grpc")) {
+      // gRPC and gRPC-Web read the status from headers ("trailers-only").
+      await reply
+        .code(200)
+        .header("content-type", contentType.split(";")[0] ?? contentType)
+        .header("grpc-status", "7")
+        .header("grpc-message", encodeURIComponent(message))
+        .send();
+      return;
+    }
+    await reply.code(MISDIRECTED).send({
+      code: "permission_denied",
+      message,
+      error: message,
+      category: "policy",
+      retryable: false,
+    });
+  };
+}
