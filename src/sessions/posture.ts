@@ -14,6 +14,9 @@ export function computePosture(config: PalyraConfig): DeploymentPosture {
     warnings.push(
       `ADMIN AUTH IS OFF: every process that can reach ${config.server.listen} acts as the admin. Set admin.require_auth = true (or unset PALYRA_ADMIN_REQUIRE_AUTH) outside local development.`,
     );
+    warnings.push(
+      `With admin auth off, any web page you visit can try to reach this daemon through DNS rebinding (its own host name resolved to ${config.listen.host}). Requests whose Host is not one of ${[...config.allowedHosts].join(", ")} are refused, so keep server.allowed_hosts to names you control.`,
+    );
   }
   if (!loopback) {
     warnings.push(

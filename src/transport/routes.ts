@@ -36,6 +36,7 @@ import {
 } from "../../gen/palyra/session/v1/session_pb.js";
 import type { AccessHandlers } from "../access/index.js";
 import { createHostCheck } from "./host-check.js";
+import { SECURITY_HEADERS } from "./security-headers.js";
 import { clientKey } from "../auth/index.js";
 import {
   createHealthService,
@@ -83,15 +84,6 @@ export const descriptorRegistry = fileRegistryFrom(
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
 );
-
-/** SECURITY_HEADERS go on every response (REFERENCE.md "Admin and console"). */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "cache-control": "no-store",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "content-security-policy": "frame-ancestors 'none'",
-  "referrer-policy": "no-referrer",
-};
 
 /** RouteDeps are the service implementations and cross-cutting pieces the routes need. */
 export interface RouteDeps {

@@ -380,6 +380,10 @@ class Server implements PalyraServer {
         },
         this.handle,
       );
+      // Node arms the headers timeout (and its checking interval) when a server
+      // starts listening; this one never listens itself, it is handed sockets
+      // by the sniffer, so it is told it is listening.
+      h1.emit("listening");
       const h2 = createHttp2Server({ settings }, this.handle);
       h2.on("session", this.trackSession);
       listener = createSniffingServer(
