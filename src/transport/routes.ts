@@ -1,9 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import {
-  createContextValues,
-  type ConnectRouter,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { FastifyInstance } from "fastify";
 import {
@@ -35,7 +31,11 @@ import {
   file_palyra_session_v1_session,
 } from "../../gen/palyra/session/v1/session_pb.js";
 import type { AccessHandlers } from "../access/index.js";
-import { clientKey } from "../auth/index.js";
+import {
+  callContextOf,
+  clientKey,
+  decorateCallContext,
+} from "../auth/index.js";
 import {
   createHealthService,
   createReflectionServices,
@@ -112,6 +112,7 @@ export async function registerRoutes(
   app: FastifyInstance,
   deps: RouteDeps,
 ): Promise<void> {
+  decorateCallContext(app);
   app.addHook("onRequest", async (req, reply) => {
     void reply.headers(SECURITY_HEADERS);
     // Refuse an oversized body before reading it. gRPC keeps its own framing
@@ -157,7 +158,7 @@ export async function registerRoutes(
     grpcWeb: true,
     connect: true,
     contextValues: (req) =>
-      createContextValues().set(clientKey, { ip: req.ip, tls: deps.tls }),
+      callContextOf(req).set(clientKey, { ip: req.ip, tls: deps.tls }),
     routes(router: ConnectRouter) {
       router.service(AccessService, deps.access);
       router.service(AuthService, deps.auth);

@@ -66,6 +66,11 @@ import {
 } from "../profiles/index.js";
 import { Store } from "../store/index.js";
 import { Vault } from "../vault/index.js";
+import {
+  AccessLogController,
+  createRpcOutcomeInterceptor,
+  registerAccessLog,
+} from "./access-log.js";
 import { createErrorInterceptor } from "./errors.js";
 import { createLogger } from "./logger.js";
 import { createSniffingServer } from "./protocol-sniffer.js";
@@ -221,8 +226,10 @@ export async function buildServer(
       FastifyBaseLogger
     >({
       loggerInstance: log,
+      logController: new AccessLogController(),
       bodyLimit: config.server.max_request_bytes,
     });
+    registerAccessLog(app, config.log.access);
     await registerRoutes(app, {
       access: createAccessService({
         identity: createIdentityHandlers(),
@@ -235,7 +242,11 @@ export async function buildServer(
       }),
       auth: profiles.service,
       health,
-      interceptors: [createErrorInterceptor(log), createAuthInterceptor(gate)],
+      interceptors: [
+        createRpcOutcomeInterceptor(),
+        createErrorInterceptor(log),
+        createAuthInterceptor(gate),
+      ],
       sessions: {
         api: new SessionApi(
           sessions,
