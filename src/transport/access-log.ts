@@ -89,6 +89,12 @@ export function registerAccessLog(
   mode: AccessLogMode,
 ): void {
   if (mode === "off") return;
+  // Read when the request arrives: by the time an HTTP/2 stream has ended,
+  // its socket (and so req.ip) is gone.
+  const clients = new WeakMap<FastifyRequest, string | undefined>();
+  app.addHook("onRequest", async (req) => {
+    clients.set(req, req.ip);
+  });
   app.addHook("onResponse", async (req, reply) => {
     const code = req.callContext?.get(rpcCodeKey);
     if (mode === "errors" && reply.statusCode < 400 && code === undefined)
@@ -101,7 +107,7 @@ export function registerAccessLog(
         ...(code === undefined ? {} : { rpcCode: codeToString(code) }),
         durationMs: Math.round(reply.elapsedTime * 10) / 10,
         principal: callerOf(req)?.id ?? null,
-        client: req.ip,
+        client: clients.get(req) ?? req.ip,
       },
       "request",
     );
