@@ -92,13 +92,16 @@ export function registerAccessLog(
   // Read when the request arrives: by the time an HTTP/2 stream has ended,
   // its socket (and so req.ip) is gone.
   const clients = new WeakMap<FastifyRequest, string | undefined>();
-  app.addHook("onRequest", async (req) => {
+  app.addHook("onRequest", (req, _reply, done) => {
     clients.set(req, req.ip);
+    done();
   });
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     const code = req.callContext?.get(rpcCodeKey);
-    if (mode === "errors" && reply.statusCode < 400 && code === undefined)
+    if (mode === "errors" && reply.statusCode < 400 && code === undefined) {
+      done();
       return;
+    }
     req.log.info(
       {
         method: req.method,
@@ -111,5 +114,6 @@ export function registerAccessLog(
       },
       "request",
     );
+    done();
   });
 }

@@ -229,7 +229,9 @@ describe("access log, log.access = all (default)", () => {
 
   it("logs a token in the path once at most, redacted", () => {
     const mentions = logged.lines.filter((l) =>
-      String(l.path ?? "").startsWith("/console/v1/auth/[Redacted]"),
+      (typeof l.path === "string" ? l.path : "").startsWith(
+        "/console/v1/auth/[Redacted]",
+      ),
     );
     assert.equal(mentions.length, 1);
   });
