@@ -80,40 +80,38 @@ export function createRpcOutcomeInterceptor(): Interceptor {
 }
 
 /**
- * registerAccessLog writes one line per request when its response is done:
- * method, path (never the query string, which may hold a Connect GET's
- * whole request), status, duration, caller and client address.
+ * registerAccessLog writes one line per request once its response is over:
+ * method, path (never the query string, which may hold a Connect GET's whole
+ * request), status, duration, caller and client address. It listens for the
+ * response's "close" rather than fastify's onResponse, which never runs for a
+ * response the client abandoned (a cancelled stream), so those get a line too.
  */
 export function registerAccessLog(
   app: FastifyInstance,
   mode: AccessLogMode,
 ): void {
   if (mode === "off") return;
-  // Read when the request arrives: by the time an HTTP/2 stream has ended,
-  // its socket (and so req.ip) is gone.
-  const clients = new WeakMap<FastifyRequest, string | undefined>();
-  app.addHook("onRequest", (req, _reply, done) => {
-    clients.set(req, req.ip);
-    done();
-  });
-  app.addHook("onResponse", (req, reply, done) => {
-    const code = req.callContext?.get(rpcCodeKey);
-    if (mode === "errors" && reply.statusCode < 400 && code === undefined) {
-      done();
-      return;
-    }
-    req.log.info(
-      {
-        method: req.method,
-        path: requestPath(req),
-        status: reply.statusCode,
-        ...(code === undefined ? {} : { rpcCode: codeToString(code) }),
-        durationMs: Math.round(reply.elapsedTime * 10) / 10,
-        principal: callerOf(req)?.id ?? null,
-        client: clients.get(req) ?? req.ip,
-      },
-      "request",
-    );
+  app.addHook("onRequest", (req, reply, done) => {
+    // Read now: once an HTTP/2 stream has ended its socket, and so req.ip, is gone.
+    const client = req.ip;
+    reply.raw.once("close", () => {
+      const code = req.callContext?.get(rpcCodeKey);
+      const status = reply.statusCode;
+      if (mode === "errors" && status < 400 && code === undefined) return;
+      req.log.info(
+        {
+          method: req.method,
+          path: requestPath(req),
+          status,
+          ...(code === undefined ? {} : { rpcCode: codeToString(code) }),
+          ...(reply.raw.writableFinished ? {} : { aborted: true }),
+          durationMs: Math.round(reply.elapsedTime * 10) / 10,
+          principal: callerOf(req)?.id ?? null,
+          client,
+        },
+        "request",
+      );
+    });
     done();
   });
 }

@@ -262,3 +262,46 @@ describe("access log, log.access = off", () => {
     );
   });
 });
+
+describe("access log of an abandoned stream", () => {
+  it("still writes the one line when the client goes away mid-stream", async () => {
+    const d = await startDaemon();
+    try {
+      const aborter = new AbortController();
+      // One Connect streaming envelope holding `{}`.
+      const body = Buffer.concat([
+        Buffer.from([0, 0, 0, 0, 2]),
+        Buffer.from("{}"),
+      ]);
+      const res = await fetch(
+        `${d.address.url}/palyra.auth.v1.AuthService/WatchHealth`,
+        {
+          method: "POST",
+          headers: {
+            "content-type": "application/connect+json",
+            authorization: `Bearer ${d.adminToken}`,
+          },
+          body,
+          signal: aborter.signal,
+        },
+      );
+      assert.equal(res.status, 200);
+      const first = await res.body!.getReader().read();
+      assert.equal(first.done, false);
+      aborter.abort();
+      // The daemon learns of the abort asynchronously; wait for its line
+      // (stopping the daemon first would end the stream itself).
+      const isAccess = (l: string): boolean => l.includes('"msg":"request"');
+      for (let i = 0; i < 500 && !d.logs.lines.some(isAccess); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const lines = d.logs.lines.filter(isAccess);
+      assert.equal(lines.length, 1, d.logs.text);
+      const line = JSON.parse(lines[0]!) as AccessLine & { aborted?: boolean };
+      assert.equal(line.path, "/palyra.auth.v1.AuthService/WatchHealth");
+      assert.equal(line.aborted, true);
+      assert.equal(line.principal, "admin:local");
+    } finally {
+      await d.stop();
+    }
+  });
+});
