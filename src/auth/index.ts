@@ -26,6 +26,11 @@ export {
   type RateLimiters,
 } from "./rate-limits.js";
 export { createAuthInterceptor } from "./interceptor.js";
+export {
+  callContextOf,
+  callerOf,
+  decorateCallContext,
+} from "./call-context.js";
 export { AccessGate, type AccessGateOptions } from "./gate.js";
 export {
   principalKey,

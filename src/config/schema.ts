@@ -155,6 +155,8 @@ export const fileSchema = z
           .default("info"),
         /** auto = pretty on a TTY, JSON otherwise. */
         format: z.enum(["auto", "json", "pretty"]).default("auto"),
+        /** One access-log line per request (method, path, status, duration, principal, client), for "all" requests, only "errors" (HTTP >= 400 or a failed RPC), or "off". */
+        access: z.enum(["all", "errors", "off"]).default("all"),
       })
       .strict()
       .prefault({}),
@@ -191,6 +193,7 @@ export const envBindings = [
   },
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },
   { env: "PALYRA_LOG_FORMAT", key: "log.format", type: "string" },
+  { env: "PALYRA_LOG_ACCESS", key: "log.access", type: "string" },
   {
     env: "PALYRA_VAULT_PASSPHRASE",
     key: "vault.passphrase",

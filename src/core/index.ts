@@ -4,3 +4,11 @@ export { LocalInvalidationBus, type InvalidationBus } from "./invalidation.js";
 export { InvalidatingCache } from "./invalidating-cache.js";
 export { KeyedMutex } from "./keyed-mutex.js";
 export { pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./paging.js";
+export {
+  REDACTED,
+  isSensitive,
+  redact,
+  scrubError,
+  scrubText,
+  sensitiveValues,
+} from "./redact.js";

@@ -5,7 +5,7 @@ import {
   ConsoleSessionSchema,
   SessionService,
 } from "../../gen/palyra/session/v1/session_pb.js";
-import type { AccessGate } from "../auth/index.js";
+import { callContextOf, principalKey, type AccessGate } from "../auth/index.js";
 import { PalyraError, isPalyraError, type ErrorCode } from "../core/index.js";
 import type { RequestSide, SessionApi } from "./session-api.js";
 
@@ -95,6 +95,9 @@ export function registerSessionRestRoutes(
           client,
           responseHeaders,
         });
+        // For the access log, as the Connect interceptor does for RPCs.
+        if (principal !== undefined)
+          callContextOf(req).set(principalKey, principal);
         const body = await run(req, {
           client,
           origin,

@@ -11,4 +11,4 @@ export {
   descriptorRegistry,
 } from "./routes.js";
 export { toConnectError } from "./errors.js";
-export { createLogger, redactUrl } from "./logger.js";
+export { createLogger, redactUrl, requestPath } from "./logger.js";

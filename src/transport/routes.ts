@@ -1,9 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import {
-  createContextValues,
-  type ConnectRouter,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { FastifyInstance } from "fastify";
 import {
@@ -35,9 +31,13 @@ import {
   file_palyra_session_v1_session,
 } from "../../gen/palyra/session/v1/session_pb.js";
 import type { AccessHandlers } from "../access/index.js";
+import {
+  callContextOf,
+  clientKey,
+  decorateCallContext,
+} from "../auth/index.js";
 import { createHostCheck } from "./host-check.js";
 import { SECURITY_HEADERS } from "./security-headers.js";
-import { clientKey } from "../auth/index.js";
 import {
   createHealthService,
   createReflectionServices,
@@ -107,6 +107,7 @@ export async function registerRoutes(
   app: FastifyInstance,
   deps: RouteDeps,
 ): Promise<void> {
+  decorateCallContext(app);
   app.addHook("onRequest", async (_req, reply) => {
     void reply.headers(SECURITY_HEADERS);
   });
@@ -156,7 +157,7 @@ export async function registerRoutes(
     grpcWeb: true,
     connect: true,
     contextValues: (req) =>
-      createContextValues().set(clientKey, { ip: req.ip, tls: deps.tls }),
+      callContextOf(req).set(clientKey, { ip: req.ip, tls: deps.tls }),
     routes(router: ConnectRouter) {
       router.service(AccessService, deps.access);
       router.service(AuthService, deps.auth);

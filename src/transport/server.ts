@@ -66,6 +66,11 @@ import {
 } from "../profiles/index.js";
 import { Store } from "../store/index.js";
 import { Vault } from "../vault/index.js";
+import {
+  AccessLogController,
+  createRpcOutcomeInterceptor,
+  registerAccessLog,
+} from "./access-log.js";
 import { createErrorInterceptor } from "./errors.js";
 import { createLogger } from "./logger.js";
 import { createSniffingServer } from "./protocol-sniffer.js";
@@ -225,6 +230,7 @@ export async function buildServer(
       FastifyBaseLogger
     >({
       loggerInstance: log,
+      logController: new AccessLogController(),
       bodyLimit: config.server.max_request_bytes,
       // Only listed proxies may speak for the client (X-Forwarded-For, rightmost
       // untrusted hop); without them the header is ignored.
@@ -232,6 +238,7 @@ export async function buildServer(
         ? { trustProxy: config.server.trusted_proxies }
         : {}),
     });
+    registerAccessLog(app, config.log.access);
     await registerRoutes(app, {
       access: createAccessService({
         identity: createIdentityHandlers(),
@@ -245,6 +252,7 @@ export async function buildServer(
       auth: profiles.service,
       health,
       interceptors: [
+        createRpcOutcomeInterceptor(),
         createErrorInterceptor(log),
         createAuthInterceptor(gate),
         createStreamLimitInterceptor(config.limits.streams_per_principal),

@@ -37,6 +37,7 @@ const accessFileWithDeps = [
   "palyra/access/v1/workspaces.proto",
   "palyra/common/v1/access.proto",
   "palyra/common/v1/permissions.proto",
+  "palyra/common/v1/sensitive.proto",
   "google/protobuf/descriptor.proto",
 ];
 

@@ -6,13 +6,14 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_palyra_common_v1_sensitive } from "../../common/v1/sensitive_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file palyra/store/v1/meta.proto.
  */
 export const file_palyra_store_v1_meta: GenFile = /*@__PURE__*/
-  fileDesc("ChpwYWx5cmEvc3RvcmUvdjEvbWV0YS5wcm90bxIPcGFseXJhLnN0b3JlLnYxIk0KClNjaGVtYUluZm8SDwoHdmVyc2lvbhgBIAEoDRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsCg9BZG1pbkNyZWRlbnRpYWwSFQoNYXJnb24yaWRfaGFzaBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAMgASgNYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChpwYWx5cmEvc3RvcmUvdjEvbWV0YS5wcm90bxIPcGFseXJhLnN0b3JlLnYxIk0KClNjaGVtYUluZm8SDwoHdmVyc2lvbhgBIAEoDRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJyCg9BZG1pbkNyZWRlbnRpYWwSGwoNYXJnb24yaWRfaGFzaBgBIAEoCUIE6I0ZARIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAMgASgNYgZwcm90bzM", [file_google_protobuf_timestamp, file_palyra_common_v1_sensitive]);
 
 /**
  * SchemaInfo is stored under meta/schema: the layout version of the store, so
@@ -48,7 +49,8 @@ export const SchemaInfoSchema: GenMessage<SchemaInfo> = /*@__PURE__*/
  */
 export type AdminCredential = Message<"palyra.store.v1.AdminCredential"> & {
   /**
-   * PHC string, e.g. "$argon2id$v=19$m=65536,t=3,p=4$...".
+   * PHC string, e.g. "$argon2id$v=19$m=65536,t=3,p=4$...". Sensitive: a
+   * configured (human-chosen) admin token could be guessed offline from it.
    *
    * @generated from field: string argon2id_hash = 1;
    */
