@@ -14,6 +14,7 @@ import {
   type Workspace,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
+import { ceilingDenied, roleAtMost, withArticle } from "../../auth/index.js";
 import {
   KeyedMutex,
   PalyraError,
@@ -21,6 +22,10 @@ import {
   type InvalidationBus,
 } from "../../core/index.js";
 import { API_TOKEN_CHANNEL } from "../tokens/token-cache.js";
+import {
+  MEMBERSHIP_CHANNEL,
+  membershipCacheKey,
+} from "../tokens/workspace-lookup.js";
 import type {
   Actor,
   AuditEntry,
@@ -47,9 +52,25 @@ export interface WorkspacesDeps {
   audit: AuditTrail;
   clock: Clock;
   random?: RandomBytes;
-  /** Told when a workspace is deleted, so caches of tokens bound to it re-check. */
+  /** Told when a workspace or a membership changes, so caches of tokens bound to it re-check. */
   bus?: InvalidationBus;
 }
+
+/**
+ * Authority is what a caller may do to memberships: act on roles up to
+ * `role` (its own, for a workspace-bound token the effective one), and touch
+ * the Owner role only with `ownerRights` (workspace.manage).
+ */
+export interface Authority {
+  role: Role;
+  ownerRights: boolean;
+}
+
+/** OWNER_AUTHORITY is an Owner's authority: every role. */
+export const OWNER_AUTHORITY: Authority = {
+  role: Role.OWNER,
+  ownerRights: true,
+};
 
 /** Inputs arrive normalised and validated (workspace-input.ts); Workspaces checks state, not syntax. */
 export interface MembershipChange {
@@ -174,6 +195,7 @@ export class Workspaces {
       );
     });
     this.bus?.publish(API_TOKEN_CHANNEL, "*");
+    this.bus?.publish(MEMBERSHIP_CHANNEL, "*");
   }
 
   /** memberships lists a workspace's members. */
@@ -184,22 +206,35 @@ export class Workspaces {
 
   /**
    * setMembership adds a member or changes its role; the last Owner cannot be
-   * demoted. Granting or taking away Owner needs `ownerRights` (the caller
-   * holds workspace.manage), so an Admin cannot promote itself past Admin.
+   * demoted. The caller may grant only roles up to its own and change only
+   * members at most its own role; granting or taking away Owner also needs
+   * `ownerRights` (workspace.manage), so an Admin cannot promote itself past
+   * Admin. The member's workspace-bound tokens follow on their next call.
    */
   async setMembership(
     change: MembershipChange,
     actor: Actor,
-    ownerRights: boolean,
+    authority: Authority,
   ): Promise<Membership> {
-    return await this.lock.run(change.workspaceId, async () => {
+    assertCeiling(
+      authority,
+      change.role,
+      `grant the ${roleName(change.role)} role`,
+    );
+    const membership = await this.lock.run(change.workspaceId, async () => {
       await this.get(change.workspaceId);
       const existing = await this.rows.membership(
         change.workspaceId,
         change.principal,
       );
+      if (existing !== undefined)
+        assertCeiling(
+          authority,
+          existing.role,
+          `change ${withArticle(roleName(existing.role))}'s membership`,
+        );
       if (
-        !ownerRights &&
+        !authority.ownerRights &&
         (isOwner(change.role) ||
           (existing !== undefined && isOwner(existing.role)))
       ) {
@@ -234,21 +269,39 @@ export class Workspaces {
             role: roleName(change.role),
             ...(existing === undefined
               ? {}
-              : { previous_role: roleName(existing.role) }),
+              : {
+                  previous_role: roleName(existing.role),
+                  // Tokens bound to the workspace act as at most the member's role.
+                  bound_tokens: `at most ${roleName(change.role)}`,
+                }),
           },
         },
         [this.rows.putMembershipOp(membership)],
       );
       return membership;
     });
+    this.membershipChanged(change.workspaceId, change.principal);
+    return membership;
   }
 
-  /** removeMembership removes a member; the last Owner cannot be removed, and removing an Owner needs `ownerRights`. */
+  // After the commit, so a verifier that reads in between cannot cache the old role over it.
+  private membershipChanged(workspaceId: string, principal: string): void {
+    this.bus?.publish(
+      MEMBERSHIP_CHANNEL,
+      membershipCacheKey(workspaceId, principal),
+    );
+  }
+
+  /**
+   * removeMembership removes a member; the last Owner cannot be removed, a
+   * member above the caller's role cannot be removed, and removing an Owner
+   * needs `ownerRights`. The member's workspace-bound tokens stop at once.
+   */
   async removeMembership(
     workspaceId: string,
     principal: string,
     actor: Actor,
-    ownerRights: boolean,
+    authority: Authority,
   ): Promise<void> {
     await this.lock.run(workspaceId, async () => {
       await this.get(workspaceId);
@@ -259,7 +312,13 @@ export class Workspaces {
           `"${principal}" is not a member of workspace "${workspaceId}"`,
         );
       }
-      if (!ownerRights && isOwner(existing.role)) throw ownerRightsNeeded();
+      assertCeiling(
+        authority,
+        existing.role,
+        `remove ${withArticle(roleName(existing.role))}`,
+      );
+      if (!authority.ownerRights && isOwner(existing.role))
+        throw ownerRightsNeeded();
       if (isOwner(existing.role))
         await this.assertAnotherOwner(workspaceId, principal, "remove");
       await this.audit.commit(
@@ -268,11 +327,12 @@ export class Workspaces {
           action: "membership.remove",
           target: memberTarget(workspaceId, principal),
           outcome: "success",
-          details: { role: roleName(existing.role) },
+          details: { role: roleName(existing.role), bound_tokens: "stopped" },
         },
         [this.rows.delMembershipOp(workspaceId, principal)],
       );
     });
+    this.membershipChanged(workspaceId, principal);
   }
 
   /**
@@ -282,9 +342,15 @@ export class Workspaces {
   async createInvitation(
     input: { workspaceId: string; role: Role; expiresAtMs: number | undefined },
     actor: Actor,
-    ownerRights: boolean,
+    authority: Authority,
   ): Promise<{ invitation: Invitation; code: string }> {
-    if (!ownerRights && isOwner(input.role)) throw ownerRightsNeeded();
+    assertCeiling(
+      authority,
+      input.role,
+      `invite ${withArticle(roleName(input.role))}`,
+    );
+    if (!authority.ownerRights && isOwner(input.role))
+      throw ownerRightsNeeded();
     const now = this.clock.now();
     const expiresAtMs = input.expiresAtMs ?? now + INVITATION_DEFAULT_TTL_MS;
     if (expiresAtMs <= now)
@@ -367,7 +433,7 @@ export class Workspaces {
         `this credential is bound to workspace "${onlyWorkspace}" and cannot join "${found.workspaceId}"`,
       );
     }
-    return await this.lock.run(found.workspaceId, async () => {
+    const joined = await this.lock.run(found.workspaceId, async () => {
       // Read again under the lock: a concurrent accept may have used it meanwhile.
       const invitation = await this.rows.invitation(hash);
       const refusal = { workspace_id: found.workspaceId };
@@ -443,6 +509,8 @@ export class Workspaces {
       );
       return membership;
     });
+    this.membershipChanged(joined.workspaceId, joined.principal);
+    return joined;
   }
 
   // A refused accept changes nothing but is still a security event: recorded with no ops.
@@ -476,6 +544,12 @@ export class Workspaces {
       );
     }
   }
+}
+
+/** assertCeiling refuses acting on a role above the caller's own (e.g. an Admin on an Owner). */
+function assertCeiling(authority: Authority, role: Role, action: string): void {
+  if (!roleAtMost(role, authority.role))
+    throw ceilingDenied(authority.role, action);
 }
 
 function ownerRightsNeeded(): PalyraError {
