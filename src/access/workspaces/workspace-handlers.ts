@@ -34,7 +34,8 @@ import {
   normalizeWorkspaceId,
   requireRole,
 } from "./workspace-input.js";
-import type { Authority, Workspaces } from "./workspaces.js";
+import type { Authority } from "./membership-rules.js";
+import type { Workspaces } from "./workspaces.js";
 
 // Owner-level rights: needed to grant, change or remove the Owner role.
 const OWNER_RIGHTS = "workspace.manage";

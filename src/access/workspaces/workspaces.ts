@@ -1,12 +1,6 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
-  timestampDate,
-  timestampFromMs,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
-import { ulid } from "ulid";
-import {
-  InvitationSchema,
   MembershipSchema,
   WorkspaceSchema,
   type Invitation,
@@ -14,7 +8,7 @@ import {
   type Workspace,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
-import { ceilingDenied, roleAtMost, withArticle } from "../../auth/index.js";
+import { withArticle } from "../../auth/index.js";
 import {
   KeyedMutex,
   PalyraError,
@@ -26,25 +20,18 @@ import {
   MEMBERSHIP_CHANNEL,
   membershipCacheKey,
 } from "../tokens/workspace-lookup.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditTrail,
-  Store,
-} from "../../store/index.js";
+import type { Actor, AuditTrail, Store } from "../../store/index.js";
+import type { RandomBytes } from "./invitation-code.js";
+import { Invitations } from "./invitations.js";
 import {
-  invitationCodeHash,
-  isInvitationCode,
-  newInvitationCode,
-  type RandomBytes,
-} from "./invitation-code.js";
+  assertCeiling,
+  memberTarget,
+  ownerRightsNeeded,
+  workspaceTarget,
+  type Authority,
+} from "./membership-rules.js";
 import { isOwner, roleName } from "./workspace-input.js";
 import { WorkspaceStore } from "./workspace-store.js";
-
-const DAY_MS = 24 * 3600_000;
-/** INVITATION_DEFAULT_TTL_MS and INVITATION_MAX_TTL_MS bound how long a code works (7 and 30 days). */
-export const INVITATION_DEFAULT_TTL_MS = 7 * DAY_MS;
-export const INVITATION_MAX_TTL_MS = 30 * DAY_MS;
 
 /** WorkspacesDeps are injected: the store, the audit trail every write goes through, time and randomness. */
 export interface WorkspacesDeps {
@@ -56,31 +43,12 @@ export interface WorkspacesDeps {
   bus?: InvalidationBus;
 }
 
-/**
- * Authority is what a caller may do to memberships: act on roles up to
- * `role` (its own, for a workspace-bound token the effective one), and touch
- * the Owner role only with `ownerRights` (workspace.manage).
- */
-export interface Authority {
-  role: Role;
-  ownerRights: boolean;
-}
-
-/** OWNER_AUTHORITY is an Owner's authority: every role. */
-export const OWNER_AUTHORITY: Authority = {
-  role: Role.OWNER,
-  ownerRights: true,
-};
-
 /** Inputs arrive normalised and validated (workspace-input.ts); Workspaces checks state, not syntax. */
 export interface MembershipChange {
   workspaceId: string;
   principal: string;
   role: Role;
 }
-
-const ms = (t: Timestamp | undefined): number =>
-  t === undefined ? 0 : timestampDate(t).getTime();
 
 /**
  * Workspaces owns workspaces, their memberships and one-time invitations.
@@ -93,15 +61,24 @@ export class Workspaces {
   private readonly lock = new KeyedMutex();
   private readonly audit: AuditTrail;
   private readonly clock: Clock;
-  private readonly random: RandomBytes | undefined;
   private readonly bus: InvalidationBus | undefined;
+  private readonly invitations: Invitations;
 
   constructor(deps: WorkspacesDeps) {
     this.bus = deps.bus;
     this.rows = new WorkspaceStore(deps.store);
     this.audit = deps.audit;
     this.clock = deps.clock;
-    this.random = deps.random;
+    this.invitations = new Invitations({
+      rows: this.rows,
+      lock: this.lock,
+      audit: deps.audit,
+      clock: deps.clock,
+      random: deps.random,
+      mustExist: (workspaceId) => this.get(workspaceId),
+      membershipChanged: (workspaceId, principal) =>
+        this.membershipChanged(workspaceId, principal),
+    });
   }
 
   /** create makes a workspace and, in the same batch, makes `actor` its Owner. */
@@ -133,7 +110,7 @@ export class Workspaces {
         actor,
         {
           action: "workspace.create",
-          target: target(input.workspaceId),
+          target: workspaceTarget(input.workspaceId),
           outcome: "success",
           details: { owner: actor.principal },
         },
@@ -184,7 +161,7 @@ export class Workspaces {
         actor,
         {
           action: "workspace.delete",
-          target: target(workspaceId),
+          target: workspaceTarget(workspaceId),
           outcome: "success",
           details: {
             memberships: String(memberships),
@@ -335,198 +312,22 @@ export class Workspaces {
     this.membershipChanged(workspaceId, principal);
   }
 
-  /**
-   * createInvitation mints a one-time code that joins the workspace with
-   * `role`. Only the code's SHA-256 is stored; the code is returned once.
-   */
-  async createInvitation(
+  /** createInvitation mints a one-time code that joins the workspace with `role` (see Invitations.create). */
+  createInvitation(
     input: { workspaceId: string; role: Role; expiresAtMs: number | undefined },
     actor: Actor,
     authority: Authority,
   ): Promise<{ invitation: Invitation; code: string }> {
-    assertCeiling(
-      authority,
-      input.role,
-      `invite ${withArticle(roleName(input.role))}`,
-    );
-    if (!authority.ownerRights && isOwner(input.role))
-      throw ownerRightsNeeded();
-    const now = this.clock.now();
-    const expiresAtMs = input.expiresAtMs ?? now + INVITATION_DEFAULT_TTL_MS;
-    if (expiresAtMs <= now)
-      throw new PalyraError(
-        "invalid_argument",
-        "expires_at must be in the future",
-      );
-    if (expiresAtMs > now + INVITATION_MAX_TTL_MS) {
-      throw new PalyraError(
-        "invalid_argument",
-        "expires_at must be at most 30 days from now",
-      );
-    }
-    return await this.lock.run(input.workspaceId, async () => {
-      await this.get(input.workspaceId);
-      const code = newInvitationCode(this.random);
-      const invitation = create(InvitationSchema, {
-        invitationId: ulid(now),
-        workspaceId: input.workspaceId,
-        role: input.role,
-        expiresAt: timestampFromMs(expiresAtMs),
-        createdBy: actor.principal,
-      });
-      await this.audit.commit(
-        actor,
-        {
-          action: "invitation.create",
-          target: invitationTarget(invitation.invitationId),
-          outcome: "success",
-          details: {
-            workspace_id: input.workspaceId,
-            role: roleName(input.role),
-            expires_at: new Date(expiresAtMs).toISOString(),
-          },
-        },
-        this.rows.putInvitationOps(invitationCodeHash(code), invitation),
-      );
-      return { invitation, code };
-    });
+    return this.invitations.create(input, actor, authority);
   }
 
-  /**
-   * acceptInvitation joins `actor.principal` to the invitation's workspace
-   * with its role, once: the invitation is marked used in the same batch as
-   * the membership, under the workspace's lock, so of two concurrent accepts
-   * exactly one succeeds. `onlyWorkspace` is the caller's workspace binding.
-   */
-  async acceptInvitation(
+  /** acceptInvitation joins `actor.principal` to the invitation's workspace, once (see Invitations.accept). */
+  acceptInvitation(
     code: string,
     actor: Actor,
     onlyWorkspace?: string,
   ): Promise<Membership> {
-    if (!isInvitationCode(code)) {
-      throw new PalyraError(
-        "invalid_argument",
-        "code must be the 43-character invitation code",
-      );
-    }
-    const hash = invitationCodeHash(code);
-    const found = await this.rows.invitation(hash);
-    if (found === undefined) {
-      await this.refuseAccept(actor, "", { reason: "unknown code" });
-      throw new PalyraError(
-        "not_found",
-        "no invitation matches this code (it may have been deleted with its workspace)",
-      );
-    }
-    if (onlyWorkspace !== undefined && found.workspaceId !== onlyWorkspace) {
-      await this.refuseAccept(
-        actor,
-        found.invitationId,
-        {
-          workspace_id: found.workspaceId,
-          reason: "workspace-bound credential",
-        },
-        "denied",
-      );
-      throw new PalyraError(
-        "permission_denied",
-        `this credential is bound to workspace "${onlyWorkspace}" and cannot join "${found.workspaceId}"`,
-      );
-    }
-    const joined = await this.lock.run(found.workspaceId, async () => {
-      // Read again under the lock: a concurrent accept may have used it meanwhile.
-      const invitation = await this.rows.invitation(hash);
-      const refusal = { workspace_id: found.workspaceId };
-      if (invitation === undefined) {
-        await this.refuseAccept(actor, found.invitationId, {
-          ...refusal,
-          reason: "deleted",
-        });
-        throw new PalyraError(
-          "not_found",
-          "no invitation matches this code (it may have been deleted with its workspace)",
-        );
-      }
-      if (invitation.acceptedAt !== undefined) {
-        await this.refuseAccept(actor, invitation.invitationId, {
-          ...refusal,
-          reason: "already used",
-        });
-        throw new PalyraError(
-          "failed_precondition",
-          "this invitation has already been used; ask for a new one",
-        );
-      }
-      const now = this.clock.now();
-      if (now >= ms(invitation.expiresAt)) {
-        await this.refuseAccept(actor, invitation.invitationId, {
-          ...refusal,
-          reason: "expired",
-        });
-        throw new PalyraError(
-          "failed_precondition",
-          `this invitation expired at ${new Date(ms(invitation.expiresAt)).toISOString()}; ask for a new one`,
-        );
-      }
-      const existing = await this.rows.membership(
-        invitation.workspaceId,
-        actor.principal,
-      );
-      if (existing !== undefined) {
-        throw new PalyraError(
-          "already_exists",
-          `"${actor.principal}" is already a member of workspace "${invitation.workspaceId}" (role ${roleName(existing.role)}); the invitation was not used`,
-        );
-      }
-      const at = timestampFromMs(now);
-      const membership = create(MembershipSchema, {
-        workspaceId: invitation.workspaceId,
-        principal: actor.principal,
-        role: invitation.role,
-        createdAt: at,
-        updatedAt: at,
-      });
-      const used = create(InvitationSchema, {
-        ...invitation,
-        acceptedAt: at,
-        acceptedBy: actor.principal,
-      });
-      await this.audit.commit(
-        actor,
-        {
-          action: "invitation.accept",
-          target: invitationTarget(invitation.invitationId),
-          outcome: "success",
-          details: {
-            workspace_id: invitation.workspaceId,
-            role: roleName(invitation.role),
-          },
-        },
-        [
-          this.rows.updateInvitationOp(hash, used),
-          this.rows.putMembershipOp(membership),
-        ],
-      );
-      return membership;
-    });
-    this.membershipChanged(joined.workspaceId, joined.principal);
-    return joined;
-  }
-
-  // A refused accept changes nothing but is still a security event: recorded with no ops.
-  private async refuseAccept(
-    actor: Actor,
-    invitationId: string,
-    details: Record<string, string>,
-    outcome: AuditEntry["outcome"] = "failure",
-  ): Promise<void> {
-    const entry: AuditEntry = {
-      action: "invitation.accept",
-      target: invitationId === "" ? "" : invitationTarget(invitationId),
-      outcome,
-      details,
-    };
-    await this.audit.commit(actor, entry, []);
+    return this.invitations.accept(code, actor, onlyWorkspace);
   }
 
   private async assertAnotherOwner(
@@ -546,25 +347,6 @@ export class Workspaces {
   }
 }
 
-/** assertCeiling refuses acting on a role above the caller's own (e.g. an Admin on an Owner). */
-function assertCeiling(authority: Authority, role: Role, action: string): void {
-  if (!roleAtMost(role, authority.role))
-    throw ceilingDenied(authority.role, action);
-}
-
-function ownerRightsNeeded(): PalyraError {
-  return new PalyraError(
-    "permission_denied",
-    "granting, changing or removing the Owner role needs workspace.manage (an Owner); ask an Owner",
-  );
-}
-
 function notFound(workspaceId: string): PalyraError {
   return new PalyraError("not_found", `no workspace "${workspaceId}"`);
 }
-
-const target = (workspaceId: string): string => `workspace:${workspaceId}`;
-const memberTarget = (workspaceId: string, principal: string): string =>
-  `membership:${workspaceId}/${principal}`;
-const invitationTarget = (invitationId: string): string =>
-  `invitation:${invitationId}`;
