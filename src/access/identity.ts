@@ -13,6 +13,7 @@ import {
   ROLE_TABLE,
   can,
   principalKey,
+  roleOfPrincipal,
   type Principal,
 } from "../auth/index.js";
 import { PalyraError } from "../core/index.js";
@@ -47,6 +48,14 @@ export function createIdentityHandlers(): IdentityHandlers {
         permissions: effectivePermissions(principal),
         workspaceId: principal.workspaceId ?? "",
         apiTokenId: principal.apiTokenId ?? "",
+        effectiveRole: roleOfPrincipal(principal),
+        // Both as resolved for this call, so the caller sees why its role is what it is.
+        ...(principal.tokenRole === undefined
+          ? {}
+          : { tokenRole: principal.tokenRole }),
+        ...(principal.workspaceRole === undefined
+          ? {}
+          : { workspaceRole: principal.workspaceRole }),
         ...(principal.expiresAtMs === undefined
           ? {}
           : { credentialExpiresAt: timestampFromMs(principal.expiresAtMs) }),

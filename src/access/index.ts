@@ -28,6 +28,7 @@ export {
 export { createAuditHandlers } from "./audit-handlers.js";
 export {
   Workspaces,
+  OWNER_AUTHORITY,
   createWorkspaceHandlers,
   workspaceKey,
   type WorkspacesDeps,

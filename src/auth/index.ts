@@ -50,5 +50,12 @@ export {
   permissionName,
   roleDefinition,
   roleFromName,
+  roleRank,
+  roleAtMost,
+  lowerRole,
+  roleOfPrincipal,
+  roleName,
+  ceilingDenied,
+  withArticle,
   type RoleDefinition,
 } from "./roles.js";

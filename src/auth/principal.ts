@@ -1,5 +1,6 @@
 import { createContextKey } from "@connectrpc/connect";
 import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
+import type { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 
 /** Principal is the authenticated caller of one request, resolved once by the interceptor. */
 export interface Principal {
@@ -18,6 +19,10 @@ export interface Principal {
   readonly workspaceId?: string;
   /** Set when the caller authenticated with an API token: the token's id (prefix). */
   readonly apiTokenId?: string;
+  /** The role the API token was issued with; `role` may be lower (workspace-bound tokens). */
+  readonly tokenRole?: Role;
+  /** The principal's membership role in `workspaceId`, read on this call; it caps `role`. */
+  readonly workspaceRole?: Role;
 }
 
 /** SessionRef identifies the console session behind a call. */

@@ -1,4 +1,5 @@
 import { getOption } from "@bufbuild/protobuf";
+import { PalyraError } from "../core/index.js";
 import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import {
   Permission,
@@ -98,4 +99,48 @@ export function roleDefinition(role: Role): RoleDefinition | undefined {
 export function roleFromName(name: string): Role | undefined {
   for (const def of ROLE_TABLE.values()) if (def.name === name) return def.role;
   return undefined;
+}
+
+// Least to most: each role holds every permission of the roles before it.
+const ROLE_ORDER: readonly Role[] = [Role.OPERATOR, Role.ADMIN, Role.OWNER];
+
+/** roleRank orders roles for ceilings; unknown roles rank below Operator, so they may manage nothing. */
+export function roleRank(role: Role): number {
+  return ROLE_ORDER.indexOf(role);
+}
+
+/** roleAtMost tells whether `role` is within `ceiling`, the rule for who may manage whom. */
+export function roleAtMost(role: Role, ceiling: Role): boolean {
+  return roleRank(role) !== -1 && roleRank(role) <= roleRank(ceiling);
+}
+
+/** lowerRole picks the weaker of two roles: a workspace-bound token acts as the lower of its role and its member's. */
+export function lowerRole(a: Role, b: Role): Role {
+  return roleRank(a) <= roleRank(b) ? a : b;
+}
+
+/** roleOfPrincipal is a caller's role as an enum (UNSPECIFIED when unknown), for ceiling checks. */
+export function roleOfPrincipal(principal: { readonly role: string }): Role {
+  return roleFromName(principal.role) ?? Role.UNSPECIFIED;
+}
+
+/**
+ * ceilingDenied is the refusal when a caller acts on a role above its own,
+ * worded for the person reading it, e.g. "an admin may not revoke an owner token".
+ */
+export function ceilingDenied(callerRole: Role, action: string): PalyraError {
+  return new PalyraError(
+    "permission_denied",
+    `${withArticle(roleName(callerRole))} may not ${action}`,
+  );
+}
+
+/** roleName is the role's table name ("owner", …), or "role_<n>" for a value this build does not know. */
+export function roleName(role: Role): string {
+  return roleDefinition(role)?.name ?? `role_${role}`;
+}
+
+/** withArticle puts "a" or "an" before a role name. */
+export function withArticle(name: string): string {
+  return `${/^[aeiou]/.test(name) ? "an" : "a"} ${name}`;
 }

@@ -301,13 +301,29 @@ for (const [name, transport] of transports) {
         api.call(m.listApiTokens, {}, narrow),
         failsWith(Code.PermissionDenied),
       );
-      // Narrowing does not widen: the admin-role token cannot mint an Owner.
+      // The admin-role token cannot mint above its role.
       const { token: adminToken } = await mint({ role: Role.ADMIN });
       await assert.rejects(
         api.call(
           m.createApiToken,
           { label: "x", principal: "user:x", role: Role.OWNER },
           adminToken,
+        ),
+        failsWith(
+          Code.PermissionDenied,
+          /an admin may not create an owner token/,
+        ),
+      );
+      // Narrowing does not widen: within its role, only what its scopes hold.
+      const { token: narrowAdmin } = await mint({
+        role: Role.ADMIN,
+        scopes: ["api_tokens.manage"],
+      });
+      await assert.rejects(
+        api.call(
+          m.createApiToken,
+          { label: "x", principal: "user:x", role: Role.OPERATOR },
+          narrowAdmin,
         ),
         failsWith(Code.PermissionDenied, /cannot grant/),
       );

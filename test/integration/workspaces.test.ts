@@ -593,6 +593,11 @@ describe("a workspace-bound API token", () => {
     admin = { headers: { authorization: `Bearer ${d.adminToken}` } };
     for (const id of ["ws-a", "ws-b"])
       await access.createWorkspace({ workspaceId: id, displayName: id }, admin);
+    // A bound token needs its principal to be a member, at least at its role.
+    await access.setMembership(
+      { workspaceId: "ws-a", principal: "user:alice", role: Role.OWNER },
+      admin,
+    );
     // Owner role: every permission, so only the binding can refuse.
     const minted = await access.createApiToken(
       {
@@ -634,9 +639,21 @@ describe("a workspace-bound API token", () => {
       { workspaceId: "ws-a", role: Role.OPERATOR },
       bound,
     );
+    // The binding lets it accept in its own workspace; alice is a member already.
+    await assert.rejects(
+      access.acceptInvitation({ code }, bound),
+      connectCode(Code.AlreadyExists),
+    );
     assert.equal(
-      (await access.acceptInvitation({ code }, bound)).membership?.principal,
-      "user:alice",
+      (
+        await access.acceptInvitation(
+          { code },
+          {
+            headers: { ...admin.headers, "x-palyra-principal": "admin:zed" },
+          },
+        )
+      ).membership?.principal,
+      "admin:zed",
     );
     await access.removeMembership(
       { workspaceId: "ws-a", principal: "user:eve" },

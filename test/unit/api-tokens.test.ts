@@ -4,7 +4,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
-import { WorkspaceSchema } from "../../gen/palyra/access/v1/workspaces_pb.js";
+import {
+  MembershipSchema,
+  WorkspaceSchema,
+} from "../../gen/palyra/access/v1/workspaces_pb.js";
 import { AuditOutcome } from "../../gen/palyra/access/v1/audit_pb.js";
 import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import { ApiTokenRecordSchema } from "../../gen/palyra/store/v1/tokens_pb.js";
@@ -57,13 +60,20 @@ const admin: Caller = {
   actor: { principal: "admin:test", clientIp: "127.0.0.1" },
 };
 
-/** tokenCaller is a caller authenticated by an API token of `role`, optionally bound to a workspace. */
-function tokenCaller(role: Role, workspaceId?: string): Caller {
+/** tokenCaller is a caller authenticated by an API token of `role`, optionally bound to a workspace or narrowed to scopes. */
+function tokenCaller(
+  role: Role,
+  workspaceId?: string,
+  scopes?: readonly string[],
+): Caller {
   const principal: Principal = {
     id: "user:caller",
     authMethod: AuthMethod.API_TOKEN,
     role: roleDefinition(role)!.name,
-    permissions: roleDefinition(role)!.permissions,
+    permissions:
+      scopes === undefined
+        ? roleDefinition(role)!.permissions
+        : new Set(scopes),
     ...(workspaceId === undefined ? {} : { workspaceId }),
   };
   return {
@@ -307,31 +317,51 @@ describe("API tokens (manager and verifier on a memory store)", () => {
     );
   });
 
-  it("never grants more than the caller holds, and audits the attempt", async () => {
+  it("never grants more than the caller holds nor acts above its role, and audits the attempt", async () => {
     const h = await harness();
     const adminRole = tokenCaller(Role.ADMIN);
     await assert.rejects(
       h.manager.create(input({ role: Role.OWNER }), adminRole),
-      palyraError("permission_denied", /workspace\.manage/),
+      palyraError(
+        "permission_denied",
+        /an admin may not create an owner token/,
+      ),
     );
-    // The same role narrowed to what the caller holds is fine.
-    await h.manager.create(
-      input({ role: Role.OWNER, scopes: ["access.read"] }),
-      adminRole,
+    // Narrowing an Owner token to what the caller holds leaves it an Owner token.
+    await assert.rejects(
+      h.manager.create(
+        input({ role: Role.OWNER, scopes: ["access.read"] }),
+        adminRole,
+      ),
+      palyraError(
+        "permission_denied",
+        /an admin may not create an owner token/,
+      ),
     );
     const owner = await h.manager.create(input({ role: Role.OWNER }), admin);
     await assert.rejects(
       h.manager.rotate(owner.apiToken.tokenId, 0, adminRole),
-      palyraError("permission_denied", /cannot grant/),
+      palyraError(
+        "permission_denied",
+        /an admin may not rotate an owner token/,
+      ),
     );
-    const narrowed = await h.manager.create(
-      input({ role: Role.OWNER, scopes: ["access.read"] }),
+    // Within its role, a caller narrowed by scopes still cannot hand out more.
+    const narrowAdmin = tokenCaller(Role.ADMIN, undefined, [
+      "api_tokens.manage",
+    ]);
+    const operator = await h.manager.create(
+      input({ scopes: ["access.read"] }),
       admin,
     );
     await assert.rejects(
+      h.manager.create(input(), narrowAdmin),
+      palyraError("permission_denied", /cannot grant/),
+    );
+    await assert.rejects(
       h.manager.update(
-        { tokenId: narrowed.apiToken.tokenId, scopes: [], replaceScopes: true },
-        adminRole,
+        { tokenId: operator.apiToken.tokenId, scopes: [], replaceScopes: true },
+        narrowAdmin,
       ),
       palyraError("permission_denied", /cannot grant/),
     );
@@ -340,13 +370,15 @@ describe("API tokens (manager and verifier on a memory store)", () => {
       events.map((e) => `${e.action}:${AuditOutcome[e.outcome]}`),
       [
         "api_token.create:DENIED",
-        "api_token.create:SUCCESS",
+        "api_token.create:DENIED",
         "api_token.create:SUCCESS",
         "api_token.rotate:DENIED",
         "api_token.create:SUCCESS",
+        "api_token.create:DENIED",
         "api_token.update:DENIED",
       ],
     );
+    assert.equal(events[0]?.details.reason, "role ceiling");
     assert.ok((await h.audit.verify()).ok);
   });
 
@@ -365,6 +397,20 @@ describe("API tokens (manager and verifier on a memory store)", () => {
       "ws/team-b",
       create(WorkspaceSchema, { workspaceId: "team-b" }),
     );
+    await assert.rejects(
+      h.manager.create(input({ workspaceId: "team-a" }), admin),
+      palyraError("failed_precondition", /not a member of workspace team-a/),
+    );
+    const members = h.store.table("access", MembershipSchema);
+    for (const id of ["team-a", "team-b"])
+      await members.put(
+        `wsm/${id}/user:alice`,
+        create(MembershipSchema, {
+          workspaceId: id,
+          principal: "user:alice",
+          role: Role.OPERATOR,
+        }),
+      );
     const a = await h.manager.create(input({ workspaceId: "team-a" }), admin);
     const b = await h.manager.create(input({ workspaceId: "team-b" }), admin);
     const verified = await h.verifier.verify(a.token);

@@ -26,6 +26,7 @@ import {
 import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import {
   AuditLog,
+  OWNER_AUTHORITY,
   Workspaces,
   createWorkspaceHandlers,
 } from "../../src/access/index.js";
@@ -355,11 +356,11 @@ describe("workspaces under concurrency", () => {
     await workspaces.setMembership(
       { workspaceId: "ws", principal: "user:bob", role: Role.OWNER },
       actor,
-      true,
+      OWNER_AUTHORITY,
     );
     const results = await Promise.allSettled([
-      workspaces.removeMembership("ws", "admin:local", actor, true),
-      workspaces.removeMembership("ws", "user:bob", actor, true),
+      workspaces.removeMembership("ws", "admin:local", actor, OWNER_AUTHORITY),
+      workspaces.removeMembership("ws", "user:bob", actor, OWNER_AUTHORITY),
     ]);
     assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
     const refused = results.find((r) => r.status === "rejected");
@@ -377,7 +378,7 @@ describe("workspaces under concurrency", () => {
     const { code: invite } = await workspaces.createInvitation(
       { workspaceId: "ws", role: Role.OPERATOR, expiresAtMs: undefined },
       actor,
-      true,
+      OWNER_AUTHORITY,
     );
     const results = await Promise.allSettled(
       Array.from({ length: 10 }, (_, i) =>
@@ -414,12 +415,13 @@ describe("workspace writes and the audit trail", () => {
           workspaces.setMembership(
             { workspaceId: "ws", principal: "user:x", role: Role.ADMIN },
             actor,
-            true,
+            OWNER_AUTHORITY,
           ),
       ],
       [
         "membership.remove",
-        () => workspaces.removeMembership("ws", "user:x", actor, true),
+        () =>
+          workspaces.removeMembership("ws", "user:x", actor, OWNER_AUTHORITY),
       ],
       [
         "invitation.create",
@@ -431,7 +433,7 @@ describe("workspace writes and the audit trail", () => {
               expiresAtMs: clock.now() + 60_000,
             },
             actor,
-            true,
+            OWNER_AUTHORITY,
           ),
       ],
       ["workspace.delete", () => workspaces.delete("ws", actor)],
@@ -463,7 +465,7 @@ describe("workspace writes and the audit trail", () => {
     const { code: invite, invitation } = await workspaces.createInvitation(
       { workspaceId: "ws", role: Role.OPERATOR, expiresAtMs: undefined },
       actor,
-      true,
+      OWNER_AUTHORITY,
     );
     assert.deepEqual(
       invitation.expiresAt,
@@ -491,7 +493,7 @@ describe("workspace writes and the audit trail", () => {
         workspaces.createInvitation(
           { workspaceId: "ws", role: Role.OPERATOR, expiresAtMs },
           actor,
-          true,
+          OWNER_AUTHORITY,
         ),
         (e: unknown) => isPalyraError(e, "invalid_argument"),
       );

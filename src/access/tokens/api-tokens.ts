@@ -18,7 +18,6 @@ import {
 import { roleDefinition, type Principal } from "../../auth/index.js";
 import {
   PalyraError,
-  pageSize,
   type Clock,
   type InvalidationBus,
 } from "../../core/index.js";
@@ -32,15 +31,15 @@ import type { FlagReader } from "../feature-flags.js";
 import { LastUsedTracker } from "./last-used.js";
 import { API_TOKEN_CHANNEL } from "./token-cache.js";
 import {
-  TOKEN_ID_PATTERN,
   formatToken,
   newTokenId,
   newTokenSecret,
   tokenDigest,
   type RandomBytes,
 } from "./token-format.js";
+import { TokenAuthority } from "./token-authority.js";
+import { findVisible, listRecords, type ListOptions } from "./token-listing.js";
 import {
-  assertCallerHolds,
   tokenPermissions,
   validateGrace,
   validateLabel,
@@ -48,9 +47,11 @@ import {
   validateRole,
   validateScopes,
   validateTokenPrincipal,
+  validateUpdate,
   validateWorkspaceId,
 } from "./token-rules.js";
 import type { ApiTokenStore } from "./token-store.js";
+import type { MembershipOf } from "./workspace-lookup.js";
 
 /** ROTATION_GRACE_FLAG must be on for RotateApiToken to keep the previous secret working. */
 export const ROTATION_GRACE_FLAG = "api_token_rotation_grace";
@@ -66,6 +67,8 @@ export interface ApiTokensDeps {
   clock: Clock;
   bus: InvalidationBus;
   workspaceExists: WorkspaceExists;
+  /** Read fresh from the store: binding a token checks the principal's current membership. */
+  membershipOf: MembershipOf;
   lastUsed?: LastUsedTracker;
   random?: RandomBytes;
 }
@@ -115,11 +118,13 @@ const iso = (t: Timestamp | undefined): string =>
 export class ApiTokens {
   readonly lastUsed: LastUsedTracker;
   private readonly random: RandomBytes;
+  private readonly authority: TokenAuthority;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ApiTokensDeps) {
     this.lastUsed = deps.lastUsed ?? new LastUsedTracker();
     this.random = deps.random ?? randomBytes;
+    this.authority = new TokenAuthority(deps);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -166,16 +171,14 @@ export class ApiTokens {
         `a caller bound to workspace ${bound} may only create tokens bound to it`,
       );
     }
-    await this.assertGrantable(caller, tokenPermissions(role, scopes), {
-      action: "api_token.create",
-      target: "",
-      outcome: "denied",
-    });
-    if (workspaceId !== "" && !(await this.deps.workspaceExists(workspaceId)))
-      throw new PalyraError(
-        "not_found",
-        `workspace ${workspaceId} does not exist`,
-      );
+    await this.authority.assertWithinCeiling(caller, role.role, "create", "");
+    await this.authority.assertGrantable(
+      caller,
+      tokenPermissions(role, scopes),
+      { action: "api_token.create", target: "", outcome: "denied" },
+    );
+    if (workspaceId !== "")
+      await this.authority.assertBindable(principal, role.role, workspaceId);
 
     return await this.exclusive(async () => {
       let tokenId = newTokenId(this.random);
@@ -223,53 +226,14 @@ export class ApiTokens {
 
   /** list pages through tokens in id order; a workspace-bound caller sees only its workspace's tokens. */
   async list(
-    options: { afterTokenId: string; limit: number; includeRevoked: boolean },
+    options: ListOptions,
     caller: Caller,
   ): Promise<{ apiTokens: ApiToken[]; nextAfterTokenId: string }> {
-    const limit = pageSize(options.limit);
-    const after = options.afterTokenId.trim();
-    if (after !== "" && !(await this.visible(after, caller.principal))) {
-      throw new PalyraError(
-        "invalid_argument",
-        `after_token_id ${JSON.stringify(after)} is not a token id from a previous page`,
-      );
-    }
-    const bound = caller.principal.workspaceId;
-    const out: ApiTokenRecord[] = [];
-    let cursor = after;
-    // Filters skip records, so read pages until one more than the page is found or the end.
-    for (;;) {
-      const batch = await this.deps.tokens.page(
-        cursor,
-        Math.max(limit + 1, 100),
-      );
-      for (const record of batch) {
-        const token = record.token;
-        cursor = token?.tokenId ?? cursor;
-        if (token === undefined) continue;
-        if (!options.includeRevoked && token.revokedAt !== undefined) continue;
-        if (bound !== undefined && token.workspaceId !== bound) continue;
-        out.push(record);
-        if (out.length > limit) break;
-      }
-      if (out.length > limit || batch.length < Math.max(limit + 1, 100)) break;
-    }
-    const page = out.slice(0, limit);
+    const page = await listRecords(this.deps.tokens, options, caller.principal);
     return {
-      apiTokens: page.map((r) => this.view(r)),
-      nextAfterTokenId:
-        out.length > limit ? (page[page.length - 1]?.token?.tokenId ?? "") : "",
+      apiTokens: page.records.map((r) => this.view(r)),
+      nextAfterTokenId: page.nextAfterTokenId,
     };
-  }
-
-  private async visible(tokenId: string, caller: Principal): Promise<boolean> {
-    if (!TOKEN_ID_PATTERN.test(tokenId)) return false;
-    const record = await this.deps.tokens.get(tokenId);
-    return (
-      record?.token !== undefined &&
-      (caller.workspaceId === undefined ||
-        record.token.workspaceId === caller.workspaceId)
-    );
   }
 
   // A workspace-bound caller cannot see tokens of other workspaces: they are NOT_FOUND to it.
@@ -278,31 +242,10 @@ export class ApiTokens {
     caller: Principal,
   ): Promise<ApiTokenRecord> {
     const id = tokenId.trim();
-    const record = TOKEN_ID_PATTERN.test(id)
-      ? await this.deps.tokens.get(id)
-      : undefined;
-    if (
-      record?.token === undefined ||
-      (caller.workspaceId !== undefined &&
-        record.token.workspaceId !== caller.workspaceId)
-    ) {
+    const record = await findVisible(this.deps.tokens, id, caller);
+    if (record === undefined)
       throw new PalyraError("not_found", `no API token ${JSON.stringify(id)}`);
-    }
     return record;
-  }
-
-  private async assertGrantable(
-    caller: Caller,
-    permissions: ReadonlySet<string>,
-    denied: AuditEntry,
-  ): Promise<void> {
-    try {
-      assertCallerHolds(caller.principal, permissions);
-    } catch (e) {
-      // An attempt to climb above one's own permissions is worth a record.
-      await this.deps.audit.commit(caller.actor, denied, []);
-      throw e;
-    }
   }
 
   private async commitChange(
@@ -321,6 +264,12 @@ export class ApiTokens {
     return await this.exclusive(async () => {
       const record = await this.mustGet(tokenId, caller.principal);
       const token = record.token!;
+      await this.authority.assertWithinCeiling(
+        caller,
+        token.role,
+        "revoke",
+        target(token.tokenId),
+      );
       if (token.revokedAt !== undefined) return this.view(record);
       const revoked = create(ApiTokenRecordSchema, {
         ...record,
@@ -354,6 +303,12 @@ export class ApiTokens {
     return await this.exclusive(async () => {
       const record = await this.mustGet(tokenId, caller.principal);
       const token = record.token!;
+      await this.authority.assertWithinCeiling(
+        caller,
+        token.role,
+        "rotate",
+        target(token.tokenId),
+      );
       if (
         grace > 0 &&
         !(await this.deps.flags.isEnabled(ROTATION_GRACE_FLAG))
@@ -371,11 +326,15 @@ export class ApiTokens {
           "the token's role is unknown",
         );
       // A rotation hands out a working secret: only to callers who could mint it.
-      await this.assertGrantable(caller, tokenPermissions(def, token.scopes), {
-        action: "api_token.rotate",
-        target: target(token.tokenId),
-        outcome: "denied",
-      });
+      await this.authority.assertGrantable(
+        caller,
+        tokenPermissions(def, token.scopes),
+        {
+          action: "api_token.rotate",
+          target: target(token.tokenId),
+          outcome: "denied",
+        },
+      );
       const now = this.deps.clock.now();
       const fresh = formatToken(token.tokenId, newTokenSecret(this.random));
       const rotated = create(ApiTokenRecordSchema, {
@@ -406,31 +365,16 @@ export class ApiTokens {
 
   /** update changes the label, the scopes (replace_scopes) or the rate limit of a live token. */
   async update(input: UpdateTokenInput, caller: Caller): Promise<ApiToken> {
-    if (!input.replaceScopes && input.scopes.length > 0) {
-      throw new PalyraError(
-        "invalid_argument",
-        "scopes are only changed with replace_scopes: true",
-      );
-    }
-    if (
-      input.label === undefined &&
-      !input.replaceScopes &&
-      input.rateLimitPerMinute === undefined
-    ) {
-      throw new PalyraError(
-        "invalid_argument",
-        "nothing to update: set label, replace_scopes with scopes, or rate_limit_per_minute",
-      );
-    }
-    const label =
-      input.label === undefined ? undefined : validateLabel(input.label);
-    const rate =
-      input.rateLimitPerMinute === undefined
-        ? undefined
-        : validateRateLimit(input.rateLimitPerMinute);
+    const { label, rate } = validateUpdate(input);
     return await this.exclusive(async () => {
       const record = await this.mustGet(input.tokenId, caller.principal);
       const token = record.token!;
+      await this.authority.assertWithinCeiling(
+        caller,
+        token.role,
+        "update",
+        target(token.tokenId),
+      );
       this.assertLive(token);
       const def = roleDefinition(token.role);
       if (def === undefined)
@@ -442,11 +386,15 @@ export class ApiTokens {
         ? validateScopes(input.scopes, def)
         : token.scopes;
       if (input.replaceScopes) {
-        await this.assertGrantable(caller, tokenPermissions(def, scopes), {
-          action: "api_token.update",
-          target: target(token.tokenId),
-          outcome: "denied",
-        });
+        await this.authority.assertGrantable(
+          caller,
+          tokenPermissions(def, scopes),
+          {
+            action: "api_token.update",
+            target: target(token.tokenId),
+            outcome: "denied",
+          },
+        );
       }
       const updated = create(ApiTokenRecordSchema, {
         ...record,

@@ -14,7 +14,12 @@ import { createTokenHandlers } from "./token-handlers.js";
 import { createApiTokenResolver } from "./token-resolver.js";
 import { ApiTokenStore } from "./token-store.js";
 import { ApiTokenVerifier, type VerifiedToken } from "./token-verifier.js";
-import { workspaceCreatedIn, workspaceExistsIn } from "./workspace-lookup.js";
+import {
+  cachedMemberships,
+  membershipIn,
+  workspaceCreatedIn,
+  workspaceExistsIn,
+} from "./workspace-lookup.js";
 
 /** ApiTokenAreaDeps are what the API-token area needs from the daemon. */
 export interface ApiTokenAreaDeps {
@@ -48,6 +53,7 @@ export function createApiTokens(deps: ApiTokenAreaDeps): ApiTokenArea {
   const tokens = new ApiTokenStore(deps.store);
   const lastUsed = new LastUsedTracker();
   const cache = createTokenCache<VerifiedToken>(deps.bus);
+  const memberships = cachedMemberships(deps.store, deps.bus);
   const manager = new ApiTokens({
     tokens,
     audit: deps.audit,
@@ -55,6 +61,7 @@ export function createApiTokens(deps: ApiTokenAreaDeps): ApiTokenArea {
     clock: deps.clock,
     bus: deps.bus,
     workspaceExists: deps.workspaceExists ?? workspaceExistsIn(deps.store),
+    membershipOf: membershipIn(deps.store),
     lastUsed,
     ...(deps.random === undefined ? {} : { random: deps.random }),
   });
@@ -65,6 +72,7 @@ export function createApiTokens(deps: ApiTokenAreaDeps): ApiTokenArea {
     lastUsed,
     clock: deps.clock,
     workspaceCreatedAt: workspaceCreatedIn(deps.store),
+    membershipOf: memberships.lookup,
   });
   return {
     manager,
@@ -75,7 +83,10 @@ export function createApiTokens(deps: ApiTokenAreaDeps): ApiTokenArea {
       () => manager.flushLastUsed(),
       deps.lastUsedFlushMs ?? 60_000,
       deps.log,
-      () => cache.close(),
+      () => {
+        cache.close();
+        memberships.close();
+      },
     ),
   };
 }

@@ -157,3 +157,38 @@ export function assertCallerHolds(
     );
   }
 }
+
+/**
+ * validateUpdate checks an UpdateApiToken request before any read: scopes
+ * change only with replace_scopes, and something must change.
+ */
+export function validateUpdate(input: {
+  label?: string | undefined;
+  scopes: readonly string[];
+  replaceScopes: boolean;
+  rateLimitPerMinute?: number | undefined;
+}): { label: string | undefined; rate: number | undefined } {
+  if (!input.replaceScopes && input.scopes.length > 0) {
+    throw new PalyraError(
+      "invalid_argument",
+      "scopes are only changed with replace_scopes: true",
+    );
+  }
+  if (
+    input.label === undefined &&
+    !input.replaceScopes &&
+    input.rateLimitPerMinute === undefined
+  ) {
+    throw new PalyraError(
+      "invalid_argument",
+      "nothing to update: set label, replace_scopes with scopes, or rate_limit_per_minute",
+    );
+  }
+  return {
+    label: input.label === undefined ? undefined : validateLabel(input.label),
+    rate:
+      input.rateLimitPerMinute === undefined
+        ? undefined
+        : validateRateLimit(input.rateLimitPerMinute),
+  };
+}

@@ -1,8 +1,11 @@
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuthMethod } from "../../../gen/palyra/access/v1/access_pb.js";
 import type { ApiTokenRecord } from "../../../gen/palyra/store/v1/tokens_pb.js";
+import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
 import {
+  lowerRole,
   roleDefinition,
+  roleName,
   type Principal,
   type Resolution,
 } from "../../auth/index.js";
@@ -11,7 +14,7 @@ import type { LastUsedTracker } from "./last-used.js";
 import type { TokenCache } from "./token-cache.js";
 import { parseToken, sameDigest, tokenDigest } from "./token-format.js";
 import type { TokenRateLimiter } from "./token-rate-limiter.js";
-import type { WorkspaceCreatedAt } from "./workspace-lookup.js";
+import type { MembershipOf, WorkspaceCreatedAt } from "./workspace-lookup.js";
 import { tokenPermissions } from "./token-rules.js";
 import type { ApiTokenStore } from "./token-store.js";
 
@@ -29,6 +32,9 @@ export interface VerifiedToken {
   readonly principal: Principal | undefined;
   readonly workspaceId: string;
   readonly createdAtMs: number;
+  /** The role the token was issued with, and its scopes: a membership may lower the role. */
+  readonly role: Role;
+  readonly scopes: readonly string[];
   /** Set on load: the bound workspace was deleted after the token was made. */
   readonly workspaceGone?: boolean;
 }
@@ -50,6 +56,7 @@ export function verifiedToken(record: ApiTokenRecord): VerifiedToken {
           role: def.name,
           permissions: tokenPermissions(def, token.scopes),
           apiTokenId: token.tokenId,
+          tokenRole: token.role,
           ...(expiresAtMs === undefined ? {} : { expiresAtMs }),
           ...(token.workspaceId === ""
             ? {}
@@ -66,6 +73,8 @@ export function verifiedToken(record: ApiTokenRecord): VerifiedToken {
     principal,
     workspaceId: token?.workspaceId ?? "",
     createdAtMs: msOf(token?.createdAt) ?? 0,
+    role: token?.role ?? Role.UNSPECIFIED,
+    scopes: token?.scopes ?? [],
   };
 }
 
@@ -77,6 +86,8 @@ export interface ApiTokenVerifierDeps {
   lastUsed: LastUsedTracker;
   clock: Clock;
   workspaceCreatedAt: WorkspaceCreatedAt;
+  /** Cached per-request membership reads (cachedMemberships), invalidated through the bus. */
+  membershipOf: MembershipOf;
 }
 
 const NOT_VALID = "the API token is not valid";
@@ -144,8 +155,57 @@ export class ApiTokenVerifier {
       return { rejected: "the API token has expired" };
     if (principal === undefined)
       return { rejected: "the API token's role is unknown to this daemon" };
+    if (entry.workspaceId !== "") {
+      const governed = await this.governed(entry, principal);
+      if ("rejected" in governed) return governed;
+      principal = governed.principal;
+    }
     await this.deps.limiter.consume(entry.tokenId, entry.ratePerMinute);
     this.deps.lastUsed.note(entry.tokenId, now);
     return { principal };
+  }
+
+  /**
+   * governed applies the principal's current membership of the token's
+   * workspace: a workspace-bound token acts as the lower of its own role and
+   * the member's role, read on every call (through the cache the workspaces
+   * area invalidates), so removing a member or lowering its role takes effect
+   * on the next call. A membership newer than the token is a new one: the
+   * tokens of an earlier membership stay stopped.
+   */
+  private async governed(
+    entry: VerifiedToken,
+    principal: Principal,
+  ): Promise<{ principal: Principal } | { rejected: string }> {
+    const member = await this.deps.membershipOf(
+      entry.workspaceId,
+      principal.id,
+    );
+    if (member === undefined)
+      return {
+        rejected: `${principal.id} is not a member of workspace ${entry.workspaceId}, which the API token is bound to`,
+      };
+    if (member.createdAtMs > entry.createdAtMs)
+      return {
+        rejected: `${principal.id}'s membership of workspace ${entry.workspaceId} is newer than the API token (the member was removed and added again); create a new token`,
+      };
+    const effective = lowerRole(entry.role, member.role);
+    const def = roleDefinition(effective);
+    if (def === undefined)
+      return {
+        rejected: `the membership role ${roleName(member.role)} is unknown to this daemon`,
+      };
+    return {
+      principal: {
+        ...principal,
+        workspaceRole: member.role,
+        ...(effective === entry.role
+          ? {}
+          : {
+              role: def.name,
+              permissions: tokenPermissions(def, entry.scopes),
+            }),
+      },
+    };
   }
 }

@@ -13,7 +13,13 @@ import {
   RemoveMembershipResponseSchema,
   SetMembershipResponseSchema,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
-import { actorOf, can, clientKey, type Principal } from "../../auth/index.js";
+import {
+  actorOf,
+  can,
+  clientKey,
+  roleOfPrincipal,
+  type Principal,
+} from "../../auth/index.js";
 import type { Actor } from "../../store/index.js";
 import type { WorkspaceHandlers } from "../handlers.js";
 import { callerOf } from "../identity.js";
@@ -28,10 +34,19 @@ import {
   normalizeWorkspaceId,
   requireRole,
 } from "./workspace-input.js";
+import type { Authority } from "./membership-rules.js";
 import type { Workspaces } from "./workspaces.js";
 
 // Owner-level rights: needed to grant, change or remove the Owner role.
 const OWNER_RIGHTS = "workspace.manage";
+
+/** authorityOf is what the caller may do to memberships: its (effective) role, and Owner rights. */
+function authorityOf(principal: Principal): Authority {
+  return {
+    role: roleOfPrincipal(principal),
+    ownerRights: can(principal, OWNER_RIGHTS),
+  };
+}
 
 function caller(ctx: HandlerContext): { principal: Principal; actor: Actor } {
   const principal = callerOf(ctx);
@@ -121,7 +136,7 @@ export function createWorkspaceHandlers(
           role: requireRole(req.role),
         },
         actor,
-        can(principal, OWNER_RIGHTS),
+        authorityOf(principal),
       );
       return create(SetMembershipResponseSchema, { membership });
     },
@@ -132,7 +147,7 @@ export function createWorkspaceHandlers(
         scoped(principal, req.workspaceId),
         normalizeMemberPrincipal(req.principal),
         actor,
-        can(principal, OWNER_RIGHTS),
+        authorityOf(principal),
       );
       return create(RemoveMembershipResponseSchema);
     },
@@ -149,7 +164,7 @@ export function createWorkspaceHandlers(
               : timestampDate(req.expiresAt).getTime(),
         },
         actor,
-        can(principal, OWNER_RIGHTS),
+        authorityOf(principal),
       );
       return create(CreateInvitationResponseSchema, { invitation, code });
     },

@@ -60,9 +60,7 @@ export function requireRole(role: Role): Role {
 }
 
 /** roleName is the role's table name ("owner", …) for messages and audit details. */
-export function roleName(role: Role): string {
-  return roleDefinition(role)?.name ?? `role_${role}`;
-}
+export { roleName } from "../../auth/index.js";
 
 /** isOwner tells whether a role is Owner. */
 export function isOwner(role: Role): boolean {

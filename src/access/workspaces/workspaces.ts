@@ -1,12 +1,6 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
-  timestampDate,
-  timestampFromMs,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
-import { ulid } from "ulid";
-import {
-  InvitationSchema,
   MembershipSchema,
   WorkspaceSchema,
   type Invitation,
@@ -14,6 +8,7 @@ import {
   type Workspace,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
+import { withArticle } from "../../auth/index.js";
 import {
   KeyedMutex,
   PalyraError,
@@ -21,25 +16,22 @@ import {
   type InvalidationBus,
 } from "../../core/index.js";
 import { API_TOKEN_CHANNEL } from "../tokens/token-cache.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditTrail,
-  Store,
-} from "../../store/index.js";
 import {
-  invitationCodeHash,
-  isInvitationCode,
-  newInvitationCode,
-  type RandomBytes,
-} from "./invitation-code.js";
+  MEMBERSHIP_CHANNEL,
+  membershipCacheKey,
+} from "../tokens/workspace-lookup.js";
+import type { Actor, AuditTrail, Store } from "../../store/index.js";
+import type { RandomBytes } from "./invitation-code.js";
+import { Invitations } from "./invitations.js";
+import {
+  assertCeiling,
+  memberTarget,
+  ownerRightsNeeded,
+  workspaceTarget,
+  type Authority,
+} from "./membership-rules.js";
 import { isOwner, roleName } from "./workspace-input.js";
 import { WorkspaceStore } from "./workspace-store.js";
-
-const DAY_MS = 24 * 3600_000;
-/** INVITATION_DEFAULT_TTL_MS and INVITATION_MAX_TTL_MS bound how long a code works (7 and 30 days). */
-export const INVITATION_DEFAULT_TTL_MS = 7 * DAY_MS;
-export const INVITATION_MAX_TTL_MS = 30 * DAY_MS;
 
 /** WorkspacesDeps are injected: the store, the audit trail every write goes through, time and randomness. */
 export interface WorkspacesDeps {
@@ -47,7 +39,7 @@ export interface WorkspacesDeps {
   audit: AuditTrail;
   clock: Clock;
   random?: RandomBytes;
-  /** Told when a workspace is deleted, so caches of tokens bound to it re-check. */
+  /** Told when a workspace or a membership changes, so caches of tokens bound to it re-check. */
   bus?: InvalidationBus;
 }
 
@@ -57,9 +49,6 @@ export interface MembershipChange {
   principal: string;
   role: Role;
 }
-
-const ms = (t: Timestamp | undefined): number =>
-  t === undefined ? 0 : timestampDate(t).getTime();
 
 /**
  * Workspaces owns workspaces, their memberships and one-time invitations.
@@ -72,15 +61,24 @@ export class Workspaces {
   private readonly lock = new KeyedMutex();
   private readonly audit: AuditTrail;
   private readonly clock: Clock;
-  private readonly random: RandomBytes | undefined;
   private readonly bus: InvalidationBus | undefined;
+  private readonly invitations: Invitations;
 
   constructor(deps: WorkspacesDeps) {
     this.bus = deps.bus;
     this.rows = new WorkspaceStore(deps.store);
     this.audit = deps.audit;
     this.clock = deps.clock;
-    this.random = deps.random;
+    this.invitations = new Invitations({
+      rows: this.rows,
+      lock: this.lock,
+      audit: deps.audit,
+      clock: deps.clock,
+      random: deps.random,
+      mustExist: (workspaceId) => this.get(workspaceId),
+      membershipChanged: (workspaceId, principal) =>
+        this.membershipChanged(workspaceId, principal),
+    });
   }
 
   /** create makes a workspace and, in the same batch, makes `actor` its Owner. */
@@ -112,7 +110,7 @@ export class Workspaces {
         actor,
         {
           action: "workspace.create",
-          target: target(input.workspaceId),
+          target: workspaceTarget(input.workspaceId),
           outcome: "success",
           details: { owner: actor.principal },
         },
@@ -163,7 +161,7 @@ export class Workspaces {
         actor,
         {
           action: "workspace.delete",
-          target: target(workspaceId),
+          target: workspaceTarget(workspaceId),
           outcome: "success",
           details: {
             memberships: String(memberships),
@@ -174,6 +172,7 @@ export class Workspaces {
       );
     });
     this.bus?.publish(API_TOKEN_CHANNEL, "*");
+    this.bus?.publish(MEMBERSHIP_CHANNEL, "*");
   }
 
   /** memberships lists a workspace's members. */
@@ -184,22 +183,35 @@ export class Workspaces {
 
   /**
    * setMembership adds a member or changes its role; the last Owner cannot be
-   * demoted. Granting or taking away Owner needs `ownerRights` (the caller
-   * holds workspace.manage), so an Admin cannot promote itself past Admin.
+   * demoted. The caller may grant only roles up to its own and change only
+   * members at most its own role; granting or taking away Owner also needs
+   * `ownerRights` (workspace.manage), so an Admin cannot promote itself past
+   * Admin. The member's workspace-bound tokens follow on their next call.
    */
   async setMembership(
     change: MembershipChange,
     actor: Actor,
-    ownerRights: boolean,
+    authority: Authority,
   ): Promise<Membership> {
-    return await this.lock.run(change.workspaceId, async () => {
+    assertCeiling(
+      authority,
+      change.role,
+      `grant the ${roleName(change.role)} role`,
+    );
+    const membership = await this.lock.run(change.workspaceId, async () => {
       await this.get(change.workspaceId);
       const existing = await this.rows.membership(
         change.workspaceId,
         change.principal,
       );
+      if (existing !== undefined)
+        assertCeiling(
+          authority,
+          existing.role,
+          `change ${withArticle(roleName(existing.role))}'s membership`,
+        );
       if (
-        !ownerRights &&
+        !authority.ownerRights &&
         (isOwner(change.role) ||
           (existing !== undefined && isOwner(existing.role)))
       ) {
@@ -234,21 +246,39 @@ export class Workspaces {
             role: roleName(change.role),
             ...(existing === undefined
               ? {}
-              : { previous_role: roleName(existing.role) }),
+              : {
+                  previous_role: roleName(existing.role),
+                  // Tokens bound to the workspace act as at most the member's role.
+                  bound_tokens: `at most ${roleName(change.role)}`,
+                }),
           },
         },
         [this.rows.putMembershipOp(membership)],
       );
       return membership;
     });
+    this.membershipChanged(change.workspaceId, change.principal);
+    return membership;
   }
 
-  /** removeMembership removes a member; the last Owner cannot be removed, and removing an Owner needs `ownerRights`. */
+  // After the commit, so a verifier that reads in between cannot cache the old role over it.
+  private membershipChanged(workspaceId: string, principal: string): void {
+    this.bus?.publish(
+      MEMBERSHIP_CHANNEL,
+      membershipCacheKey(workspaceId, principal),
+    );
+  }
+
+  /**
+   * removeMembership removes a member; the last Owner cannot be removed, a
+   * member above the caller's role cannot be removed, and removing an Owner
+   * needs `ownerRights`. The member's workspace-bound tokens stop at once.
+   */
   async removeMembership(
     workspaceId: string,
     principal: string,
     actor: Actor,
-    ownerRights: boolean,
+    authority: Authority,
   ): Promise<void> {
     await this.lock.run(workspaceId, async () => {
       await this.get(workspaceId);
@@ -259,7 +289,13 @@ export class Workspaces {
           `"${principal}" is not a member of workspace "${workspaceId}"`,
         );
       }
-      if (!ownerRights && isOwner(existing.role)) throw ownerRightsNeeded();
+      assertCeiling(
+        authority,
+        existing.role,
+        `remove ${withArticle(roleName(existing.role))}`,
+      );
+      if (!authority.ownerRights && isOwner(existing.role))
+        throw ownerRightsNeeded();
       if (isOwner(existing.role))
         await this.assertAnotherOwner(workspaceId, principal, "remove");
       await this.audit.commit(
@@ -268,197 +304,30 @@ export class Workspaces {
           action: "membership.remove",
           target: memberTarget(workspaceId, principal),
           outcome: "success",
-          details: { role: roleName(existing.role) },
+          details: { role: roleName(existing.role), bound_tokens: "stopped" },
         },
         [this.rows.delMembershipOp(workspaceId, principal)],
       );
     });
+    this.membershipChanged(workspaceId, principal);
   }
 
-  /**
-   * createInvitation mints a one-time code that joins the workspace with
-   * `role`. Only the code's SHA-256 is stored; the code is returned once.
-   */
-  async createInvitation(
+  /** createInvitation mints a one-time code that joins the workspace with `role` (see Invitations.create). */
+  createInvitation(
     input: { workspaceId: string; role: Role; expiresAtMs: number | undefined },
     actor: Actor,
-    ownerRights: boolean,
+    authority: Authority,
   ): Promise<{ invitation: Invitation; code: string }> {
-    if (!ownerRights && isOwner(input.role)) throw ownerRightsNeeded();
-    const now = this.clock.now();
-    const expiresAtMs = input.expiresAtMs ?? now + INVITATION_DEFAULT_TTL_MS;
-    if (expiresAtMs <= now)
-      throw new PalyraError(
-        "invalid_argument",
-        "expires_at must be in the future",
-      );
-    if (expiresAtMs > now + INVITATION_MAX_TTL_MS) {
-      throw new PalyraError(
-        "invalid_argument",
-        "expires_at must be at most 30 days from now",
-      );
-    }
-    return await this.lock.run(input.workspaceId, async () => {
-      await this.get(input.workspaceId);
-      const code = newInvitationCode(this.random);
-      const invitation = create(InvitationSchema, {
-        invitationId: ulid(now),
-        workspaceId: input.workspaceId,
-        role: input.role,
-        expiresAt: timestampFromMs(expiresAtMs),
-        createdBy: actor.principal,
-      });
-      await this.audit.commit(
-        actor,
-        {
-          action: "invitation.create",
-          target: invitationTarget(invitation.invitationId),
-          outcome: "success",
-          details: {
-            workspace_id: input.workspaceId,
-            role: roleName(input.role),
-            expires_at: new Date(expiresAtMs).toISOString(),
-          },
-        },
-        this.rows.putInvitationOps(invitationCodeHash(code), invitation),
-      );
-      return { invitation, code };
-    });
+    return this.invitations.create(input, actor, authority);
   }
 
-  /**
-   * acceptInvitation joins `actor.principal` to the invitation's workspace
-   * with its role, once: the invitation is marked used in the same batch as
-   * the membership, under the workspace's lock, so of two concurrent accepts
-   * exactly one succeeds. `onlyWorkspace` is the caller's workspace binding.
-   */
-  async acceptInvitation(
+  /** acceptInvitation joins `actor.principal` to the invitation's workspace, once (see Invitations.accept). */
+  acceptInvitation(
     code: string,
     actor: Actor,
     onlyWorkspace?: string,
   ): Promise<Membership> {
-    if (!isInvitationCode(code)) {
-      throw new PalyraError(
-        "invalid_argument",
-        "code must be the 43-character invitation code",
-      );
-    }
-    const hash = invitationCodeHash(code);
-    const found = await this.rows.invitation(hash);
-    if (found === undefined) {
-      await this.refuseAccept(actor, "", { reason: "unknown code" });
-      throw new PalyraError(
-        "not_found",
-        "no invitation matches this code (it may have been deleted with its workspace)",
-      );
-    }
-    if (onlyWorkspace !== undefined && found.workspaceId !== onlyWorkspace) {
-      await this.refuseAccept(
-        actor,
-        found.invitationId,
-        {
-          workspace_id: found.workspaceId,
-          reason: "workspace-bound credential",
-        },
-        "denied",
-      );
-      throw new PalyraError(
-        "permission_denied",
-        `this credential is bound to workspace "${onlyWorkspace}" and cannot join "${found.workspaceId}"`,
-      );
-    }
-    return await this.lock.run(found.workspaceId, async () => {
-      // Read again under the lock: a concurrent accept may have used it meanwhile.
-      const invitation = await this.rows.invitation(hash);
-      const refusal = { workspace_id: found.workspaceId };
-      if (invitation === undefined) {
-        await this.refuseAccept(actor, found.invitationId, {
-          ...refusal,
-          reason: "deleted",
-        });
-        throw new PalyraError(
-          "not_found",
-          "no invitation matches this code (it may have been deleted with its workspace)",
-        );
-      }
-      if (invitation.acceptedAt !== undefined) {
-        await this.refuseAccept(actor, invitation.invitationId, {
-          ...refusal,
-          reason: "already used",
-        });
-        throw new PalyraError(
-          "failed_precondition",
-          "this invitation has already been used; ask for a new one",
-        );
-      }
-      const now = this.clock.now();
-      if (now >= ms(invitation.expiresAt)) {
-        await this.refuseAccept(actor, invitation.invitationId, {
-          ...refusal,
-          reason: "expired",
-        });
-        throw new PalyraError(
-          "failed_precondition",
-          `this invitation expired at ${new Date(ms(invitation.expiresAt)).toISOString()}; ask for a new one`,
-        );
-      }
-      const existing = await this.rows.membership(
-        invitation.workspaceId,
-        actor.principal,
-      );
-      if (existing !== undefined) {
-        throw new PalyraError(
-          "already_exists",
-          `"${actor.principal}" is already a member of workspace "${invitation.workspaceId}" (role ${roleName(existing.role)}); the invitation was not used`,
-        );
-      }
-      const at = timestampFromMs(now);
-      const membership = create(MembershipSchema, {
-        workspaceId: invitation.workspaceId,
-        principal: actor.principal,
-        role: invitation.role,
-        createdAt: at,
-        updatedAt: at,
-      });
-      const used = create(InvitationSchema, {
-        ...invitation,
-        acceptedAt: at,
-        acceptedBy: actor.principal,
-      });
-      await this.audit.commit(
-        actor,
-        {
-          action: "invitation.accept",
-          target: invitationTarget(invitation.invitationId),
-          outcome: "success",
-          details: {
-            workspace_id: invitation.workspaceId,
-            role: roleName(invitation.role),
-          },
-        },
-        [
-          this.rows.updateInvitationOp(hash, used),
-          this.rows.putMembershipOp(membership),
-        ],
-      );
-      return membership;
-    });
-  }
-
-  // A refused accept changes nothing but is still a security event: recorded with no ops.
-  private async refuseAccept(
-    actor: Actor,
-    invitationId: string,
-    details: Record<string, string>,
-    outcome: AuditEntry["outcome"] = "failure",
-  ): Promise<void> {
-    const entry: AuditEntry = {
-      action: "invitation.accept",
-      target: invitationId === "" ? "" : invitationTarget(invitationId),
-      outcome,
-      details,
-    };
-    await this.audit.commit(actor, entry, []);
+    return this.invitations.accept(code, actor, onlyWorkspace);
   }
 
   private async assertAnotherOwner(
@@ -478,19 +347,6 @@ export class Workspaces {
   }
 }
 
-function ownerRightsNeeded(): PalyraError {
-  return new PalyraError(
-    "permission_denied",
-    "granting, changing or removing the Owner role needs workspace.manage (an Owner); ask an Owner",
-  );
-}
-
 function notFound(workspaceId: string): PalyraError {
   return new PalyraError("not_found", `no workspace "${workspaceId}"`);
 }
-
-const target = (workspaceId: string): string => `workspace:${workspaceId}`;
-const memberTarget = (workspaceId: string, principal: string): string =>
-  `membership:${workspaceId}/${principal}`;
-const invitationTarget = (invitationId: string): string =>
-  `invitation:${invitationId}`;

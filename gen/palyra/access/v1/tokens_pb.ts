@@ -132,6 +132,8 @@ export type CreateApiTokenRequest = Message<"palyra.access.v1.CreateApiTokenRequ
   principal: string;
 
   /**
+   * At most the caller's own role.
+   *
    * @generated from field: palyra.common.v1.Role role = 3;
    */
   role: Role;
@@ -142,6 +144,9 @@ export type CreateApiTokenRequest = Message<"palyra.access.v1.CreateApiTokenRequ
   scopes: string[];
 
   /**
+   * Binds the token to a workspace: the principal must be a member, at a role
+   * at least `role`; the token then acts as the lower of the two on each call.
+   *
    * @generated from field: string workspace_id = 5;
    */
   workspaceId: string;

@@ -1,0 +1,72 @@
+import type { ApiTokenRecord } from "../../../gen/palyra/store/v1/tokens_pb.js";
+import type { Principal } from "../../auth/index.js";
+import { PalyraError, pageSize } from "../../core/index.js";
+import { TOKEN_ID_PATTERN } from "./token-format.js";
+import type { ApiTokenStore } from "./token-store.js";
+
+/** ListOptions are a ListApiTokens request as the manager takes it. */
+export interface ListOptions {
+  afterTokenId: string;
+  limit: number;
+  includeRevoked: boolean;
+}
+
+/**
+ * findVisible reads a token the caller may see: a workspace-bound caller
+ * cannot see tokens of other workspaces, so to it they do not exist.
+ */
+export async function findVisible(
+  tokens: ApiTokenStore,
+  tokenId: string,
+  caller: Principal,
+): Promise<ApiTokenRecord | undefined> {
+  if (!TOKEN_ID_PATTERN.test(tokenId)) return undefined;
+  const record = await tokens.get(tokenId);
+  if (record?.token === undefined) return undefined;
+  return caller.workspaceId === undefined ||
+    record.token.workspaceId === caller.workspaceId
+    ? record
+    : undefined;
+}
+
+/** listRecords pages through tokens in id order; a workspace-bound caller sees only its workspace's tokens. */
+export async function listRecords(
+  tokens: ApiTokenStore,
+  options: ListOptions,
+  caller: Principal,
+): Promise<{ records: ApiTokenRecord[]; nextAfterTokenId: string }> {
+  const limit = pageSize(options.limit);
+  const after = options.afterTokenId.trim();
+  if (
+    after !== "" &&
+    (await findVisible(tokens, after, caller)) === undefined
+  ) {
+    throw new PalyraError(
+      "invalid_argument",
+      `after_token_id ${JSON.stringify(after)} is not a token id from a previous page`,
+    );
+  }
+  const bound = caller.workspaceId;
+  const out: ApiTokenRecord[] = [];
+  let cursor = after;
+  // Filters skip records, so read pages until one more than the page is found or the end.
+  for (;;) {
+    const batch = await tokens.page(cursor, Math.max(limit + 1, 100));
+    for (const record of batch) {
+      const token = record.token;
+      cursor = token?.tokenId ?? cursor;
+      if (token === undefined) continue;
+      if (!options.includeRevoked && token.revokedAt !== undefined) continue;
+      if (bound !== undefined && token.workspaceId !== bound) continue;
+      out.push(record);
+      if (out.length > limit) break;
+    }
+    if (out.length > limit || batch.length < Math.max(limit + 1, 100)) break;
+  }
+  const page = out.slice(0, limit);
+  return {
+    records: page,
+    nextAfterTokenId:
+      out.length > limit ? (page[page.length - 1]?.token?.tokenId ?? "") : "",
+  };
+}

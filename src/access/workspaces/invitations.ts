@@ -1,0 +1,254 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  timestampDate,
+  timestampFromMs,
+  type Timestamp,
+} from "@bufbuild/protobuf/wkt";
+import { ulid } from "ulid";
+import {
+  InvitationSchema,
+  MembershipSchema,
+  type Invitation,
+  type Membership,
+} from "../../../gen/palyra/access/v1/workspaces_pb.js";
+import type { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
+import { withArticle } from "../../auth/index.js";
+import { PalyraError, type Clock, type KeyedMutex } from "../../core/index.js";
+import type { Actor, AuditEntry, AuditTrail } from "../../store/index.js";
+import {
+  invitationCodeHash,
+  isInvitationCode,
+  newInvitationCode,
+  type RandomBytes,
+} from "./invitation-code.js";
+import {
+  assertCeiling,
+  invitationTarget,
+  ownerRightsNeeded,
+  type Authority,
+} from "./membership-rules.js";
+import { isOwner, roleName } from "./workspace-input.js";
+import type { WorkspaceStore } from "./workspace-store.js";
+
+const DAY_MS = 24 * 3600_000;
+/** INVITATION_DEFAULT_TTL_MS and INVITATION_MAX_TTL_MS bound how long a code works (7 and 30 days). */
+export const INVITATION_DEFAULT_TTL_MS = 7 * DAY_MS;
+export const INVITATION_MAX_TTL_MS = 30 * DAY_MS;
+
+const ms = (t: Timestamp | undefined): number =>
+  t === undefined ? 0 : timestampDate(t).getTime();
+
+/** InvitationDeps are what invitations share with Workspaces: its rows, its per-workspace lock, and two hooks. */
+export interface InvitationDeps {
+  rows: WorkspaceStore;
+  lock: KeyedMutex;
+  audit: AuditTrail;
+  clock: Clock;
+  random: RandomBytes | undefined;
+  /** mustExist answers NOT_FOUND for an unknown workspace. */
+  mustExist(workspaceId: string): Promise<unknown>;
+  /** membershipChanged tells token caches that a membership appeared. */
+  membershipChanged(workspaceId: string, principal: string): void;
+}
+
+/**
+ * Invitations mints and redeems one-time workspace invitation codes for
+ * Workspaces, under the same per-workspace lock as membership changes.
+ */
+export class Invitations {
+  constructor(private readonly deps: InvitationDeps) {}
+
+  /**
+   * create mints a one-time code that joins the workspace with
+   * `role`. Only the code's SHA-256 is stored; the code is returned once.
+   */
+  async create(
+    input: { workspaceId: string; role: Role; expiresAtMs: number | undefined },
+    actor: Actor,
+    authority: Authority,
+  ): Promise<{ invitation: Invitation; code: string }> {
+    assertCeiling(
+      authority,
+      input.role,
+      `invite ${withArticle(roleName(input.role))}`,
+    );
+    if (!authority.ownerRights && isOwner(input.role))
+      throw ownerRightsNeeded();
+    const now = this.deps.clock.now();
+    const expiresAtMs = input.expiresAtMs ?? now + INVITATION_DEFAULT_TTL_MS;
+    if (expiresAtMs <= now)
+      throw new PalyraError(
+        "invalid_argument",
+        "expires_at must be in the future",
+      );
+    if (expiresAtMs > now + INVITATION_MAX_TTL_MS) {
+      throw new PalyraError(
+        "invalid_argument",
+        "expires_at must be at most 30 days from now",
+      );
+    }
+    return await this.deps.lock.run(input.workspaceId, async () => {
+      await this.deps.mustExist(input.workspaceId);
+      const code = newInvitationCode(this.deps.random);
+      const invitation = create(InvitationSchema, {
+        invitationId: ulid(now),
+        workspaceId: input.workspaceId,
+        role: input.role,
+        expiresAt: timestampFromMs(expiresAtMs),
+        createdBy: actor.principal,
+      });
+      await this.deps.audit.commit(
+        actor,
+        {
+          action: "invitation.create",
+          target: invitationTarget(invitation.invitationId),
+          outcome: "success",
+          details: {
+            workspace_id: input.workspaceId,
+            role: roleName(input.role),
+            expires_at: new Date(expiresAtMs).toISOString(),
+          },
+        },
+        this.deps.rows.putInvitationOps(invitationCodeHash(code), invitation),
+      );
+      return { invitation, code };
+    });
+  }
+
+  /**
+   * accept joins `actor.principal` to the invitation's workspace
+   * with its role, once: the invitation is marked used in the same batch as
+   * the membership, under the workspace's lock, so of two concurrent accepts
+   * exactly one succeeds. `onlyWorkspace` is the caller's workspace binding.
+   */
+  async accept(
+    code: string,
+    actor: Actor,
+    onlyWorkspace?: string,
+  ): Promise<Membership> {
+    if (!isInvitationCode(code)) {
+      throw new PalyraError(
+        "invalid_argument",
+        "code must be the 43-character invitation code",
+      );
+    }
+    const hash = invitationCodeHash(code);
+    const found = await this.deps.rows.invitation(hash);
+    if (found === undefined) {
+      await this.refuseAccept(actor, "", { reason: "unknown code" });
+      throw new PalyraError(
+        "not_found",
+        "no invitation matches this code (it may have been deleted with its workspace)",
+      );
+    }
+    if (onlyWorkspace !== undefined && found.workspaceId !== onlyWorkspace) {
+      await this.refuseAccept(
+        actor,
+        found.invitationId,
+        {
+          workspace_id: found.workspaceId,
+          reason: "workspace-bound credential",
+        },
+        "denied",
+      );
+      throw new PalyraError(
+        "permission_denied",
+        `this credential is bound to workspace "${onlyWorkspace}" and cannot join "${found.workspaceId}"`,
+      );
+    }
+    const joined = await this.deps.lock.run(found.workspaceId, async () => {
+      // Read again under the lock: a concurrent accept may have used it meanwhile.
+      const invitation = await this.deps.rows.invitation(hash);
+      const refusal = { workspace_id: found.workspaceId };
+      if (invitation === undefined) {
+        await this.refuseAccept(actor, found.invitationId, {
+          ...refusal,
+          reason: "deleted",
+        });
+        throw new PalyraError(
+          "not_found",
+          "no invitation matches this code (it may have been deleted with its workspace)",
+        );
+      }
+      if (invitation.acceptedAt !== undefined) {
+        await this.refuseAccept(actor, invitation.invitationId, {
+          ...refusal,
+          reason: "already used",
+        });
+        throw new PalyraError(
+          "failed_precondition",
+          "this invitation has already been used; ask for a new one",
+        );
+      }
+      const now = this.deps.clock.now();
+      if (now >= ms(invitation.expiresAt)) {
+        await this.refuseAccept(actor, invitation.invitationId, {
+          ...refusal,
+          reason: "expired",
+        });
+        throw new PalyraError(
+          "failed_precondition",
+          `this invitation expired at ${new Date(ms(invitation.expiresAt)).toISOString()}; ask for a new one`,
+        );
+      }
+      const existing = await this.deps.rows.membership(
+        invitation.workspaceId,
+        actor.principal,
+      );
+      if (existing !== undefined) {
+        throw new PalyraError(
+          "already_exists",
+          `"${actor.principal}" is already a member of workspace "${invitation.workspaceId}" (role ${roleName(existing.role)}); the invitation was not used`,
+        );
+      }
+      const at = timestampFromMs(now);
+      const membership = create(MembershipSchema, {
+        workspaceId: invitation.workspaceId,
+        principal: actor.principal,
+        role: invitation.role,
+        createdAt: at,
+        updatedAt: at,
+      });
+      const used = create(InvitationSchema, {
+        ...invitation,
+        acceptedAt: at,
+        acceptedBy: actor.principal,
+      });
+      await this.deps.audit.commit(
+        actor,
+        {
+          action: "invitation.accept",
+          target: invitationTarget(invitation.invitationId),
+          outcome: "success",
+          details: {
+            workspace_id: invitation.workspaceId,
+            role: roleName(invitation.role),
+          },
+        },
+        [
+          this.deps.rows.updateInvitationOp(hash, used),
+          this.deps.rows.putMembershipOp(membership),
+        ],
+      );
+      return membership;
+    });
+    this.deps.membershipChanged(joined.workspaceId, joined.principal);
+    return joined;
+  }
+
+  // A refused accept changes nothing but is still a security event: recorded with no ops.
+  private async refuseAccept(
+    actor: Actor,
+    invitationId: string,
+    details: Record<string, string>,
+    outcome: AuditEntry["outcome"] = "failure",
+  ): Promise<void> {
+    const entry: AuditEntry = {
+      action: "invitation.accept",
+      target: invitationId === "" ? "" : invitationTarget(invitationId),
+      outcome,
+      details,
+    };
+    await this.deps.audit.commit(actor, entry, []);
+  }
+}
