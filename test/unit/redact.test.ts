@@ -41,6 +41,8 @@ const NOT_SECRETS: Readonly<Record<string, string>> = {
   "palyra.access.v1.RotateApiTokenRequest.token_id": "a token id",
   "palyra.access.v1.UpdateApiTokenRequest.token_id": "a token id",
   "palyra.access.v1.WhoAmIResponse.api_token_id": "a token id",
+  "palyra.access.v1.WhoAmIResponse.token_role":
+    "the role name of the API token",
   "palyra.auth.v1.OAuthInput.token_endpoint": "a URL without credentials",
   "palyra.auth.v1.RefreshProfileResponse.error_code": "an error label",
   "palyra.auth.v1.AuthProfileHealth.last_error_code": "an error label",
