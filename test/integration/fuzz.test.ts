@@ -1,0 +1,378 @@
+import { toBinary, type DescMethod } from "@bufbuild/protobuf";
+import {
+  EmptySchema,
+  MethodOptions_IdempotencyLevel,
+} from "@bufbuild/protobuf/wkt";
+import { base64Encode } from "@bufbuild/protobuf/wire";
+import assert from "node:assert/strict";
+import { connect, type ClientHttp2Session } from "node:http2";
+import { after, before, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
+import { namespaces, type Store } from "../../src/store/index.js";
+import { palyraServices } from "../../src/transport/routes.js";
+import { postJson, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import {
+  Rng,
+  binaryCases,
+  envelope,
+  envelopeCases,
+  jsonCases,
+  type EnvelopeCase,
+  type FuzzCase,
+} from "../helpers/fuzz-cases.js";
+import {
+  connectStream,
+  connectUnary,
+  grpcH2,
+  grpcWeb,
+  pool,
+  restPost,
+  type WireReply,
+} from "../helpers/fuzz-wire.js";
+
+// Override with FUZZ_SEED=<n> to replay a failure printed by an earlier run.
+const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1605);
+
+// A stack frame, a source path or a module path in a reply means an internal
+// detail crossed the wire.
+const LEAKS = [
+  /\/src\//,
+  /\.[tj]s:\d/,
+  /node_modules/,
+  /\bat \S+ \(/,
+  /\n\s+at /,
+  /file:\/\//,
+];
+
+/** snapshot reads every key and value of every namespace, to prove the fuzz wrote nothing. */
+async function snapshot(store: Store): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const ns of namespaces) {
+    // Empty keeps every field as unknown bytes, so re-encoding is byte-exact.
+    for await (const [key, value] of store.table(ns, EmptySchema).entries()) {
+      out.set(
+        `${ns}/${key}`,
+        Buffer.from(toBinary(EmptySchema, value)).toString("hex"),
+      );
+    }
+  }
+  return out;
+}
+
+type Protocol = "connect" | "grpc-web" | "grpc";
+
+interface Call {
+  protocol: Protocol;
+  method: DescMethod;
+  authed: boolean;
+  c: FuzzCase;
+  send: () => Promise<WireReply>;
+}
+
+/**
+ * expectedCodes is what a malformed request must get: unary requests are
+ * decoded before the access check, streaming requests after it; bidi
+ * streaming over HTTP/1.1 is refused by connect-es (505) before anything.
+ */
+function expectedCodes(call: Call): string[] {
+  const kind = call.method.methodKind;
+  if (kind === "bidi_streaming" && call.protocol !== "grpc")
+    return ["http_505"];
+  const malformed =
+    call.c.oversized === true ? "resource_exhausted" : "invalid_argument";
+  if (kind === "unary") return [malformed];
+  if (!call.authed)
+    // The body-size check runs before the access check on Connect.
+    return call.c.oversized === true
+      ? ["unauthenticated", "resource_exhausted"]
+      : ["unauthenticated"];
+  // RunService is not built yet: it answers before reading the request.
+  return kind === "bidi_streaming" ? ["unimplemented"] : [malformed];
+}
+
+/** callsFor builds every fuzzed request for one method and one credential. */
+function callsFor(
+  rng: Rng,
+  d: TestDaemon,
+  h2: ClientHttp2Session,
+  method: DescMethod,
+  auth: Record<string, string>,
+): Call[] {
+  const limit = d.config.server.max_request_bytes;
+  const path = `/${method.parent.typeName}/${method.name}`;
+  const url = d.address.url + path;
+  const authed = auth.authorization !== undefined;
+  const unary = method.methodKind === "unary";
+  const bin = binaryCases(rng, method.input, limit);
+  const json = jsonCases(rng, method.input, limit);
+  const calls: Call[] = [];
+  const add = (protocol: Protocol, c: FuzzCase, send: Call["send"]): void => {
+    calls.push({ protocol, method, authed, c, send });
+  };
+
+  // Connect: unary bodies are bare messages; streams are enveloped.
+  const connectCases: Array<[FuzzCase, string, Record<string, string>]> = [
+    ...bin.map((c): [FuzzCase, string, Record<string, string>] => [
+      c,
+      "proto",
+      {},
+    ]),
+    ...json.map((c): [FuzzCase, string, Record<string, string>] => [
+      c,
+      "json",
+      {},
+    ]),
+  ];
+  for (const [c, enc, extra] of connectCases) {
+    const headers = { ...auth, ...extra };
+    if (unary)
+      add("connect", c, () =>
+        connectUnary(
+          url,
+          { ...headers, "content-type": `application/${enc}` },
+          c.body,
+        ),
+      );
+    else
+      add("connect", c, () =>
+        connectStream(
+          url,
+          { ...headers, "content-type": `application/connect+${enc}` },
+          envelope(0, c.body),
+        ),
+      );
+  }
+  if (unary) {
+    const gz = gzipSync(new Uint8Array([0x0a, 0x01, 0x61]));
+    for (const c of [
+      { name: "gzip garbage", body: rng.bytes(16) },
+      { name: "truncated gzip", body: gz.subarray(0, gz.byteLength - 6) },
+    ])
+      add("connect", c, () =>
+        connectUnary(
+          url,
+          {
+            ...auth,
+            "content-type": "application/proto",
+            "content-encoding": "gzip",
+          },
+          c.body,
+        ),
+      );
+    if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
+      for (const c of bin.filter((c) => c.oversized !== true).slice(0, 3)) {
+        const query = `?connect=v1&encoding=proto&base64=1&message=${base64Encode(c.body, "url")}`;
+        add("connect", { ...c, name: `GET ${c.name}` }, () =>
+          connectUnary(url + query, auth, undefined, true),
+        );
+      }
+  } else {
+    for (const c of envelopeCases(rng, "connect-content-encoding", 0x02))
+      add("connect", c, () =>
+        connectStream(
+          url,
+          {
+            ...auth,
+            ...c.headers,
+            "content-type": "application/connect+proto",
+          },
+          c.body,
+        ),
+      );
+  }
+
+  // gRPC-Web and gRPC: every body is enveloped, unary ones too.
+  const framed: EnvelopeCase[] = [
+    ...bin.map((c) => ({ ...c, body: envelope(0, c.body) })),
+  ];
+  for (const c of [...framed, ...envelopeCases(rng, "grpc-encoding", 0x80)]) {
+    add("grpc-web", c, () =>
+      grpcWeb(
+        url,
+        { ...auth, ...c.headers, "content-type": "application/grpc-web+proto" },
+        c.body,
+      ),
+    );
+  }
+  for (const c of [...framed, ...envelopeCases(rng, "grpc-encoding", 0x80)]) {
+    add("grpc", c, () => grpcH2(h2, path, { ...auth, ...c.headers }, c.body));
+  }
+  return calls;
+}
+
+describe("malformed requests on every RPC and protocol", () => {
+  let d: TestDaemon;
+  let h2: ClientHttp2Session;
+  let admin: Record<string, string>;
+
+  before(async () => {
+    d = await startDaemon();
+    admin = { authorization: `Bearer ${d.adminToken}` };
+    h2 = connect(d.address.url);
+    // Records of several kinds, so "nothing changed" compares something.
+    const seeds: Array<[string, unknown]> = [
+      [
+        "palyra.access.v1.AccessService/CreateWorkspace",
+        { workspaceId: "fuzz-ws", displayName: "Fuzz" },
+      ],
+      [
+        "palyra.access.v1.AccessService/CreateApiToken",
+        { label: "fuzz", principal: "user:fuzz", role: "ROLE_OPERATOR" },
+      ],
+      [
+        "palyra.session.v1.SessionService/Login",
+        { adminToken: d.adminToken, principal: "admin:fuzz" },
+      ],
+    ];
+    for (const [path, body] of seeds) {
+      const res = await postJson(d, `/${path}`, body, admin);
+      assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.json)}`);
+    }
+  });
+  after(async () => {
+    h2.close();
+    await d.stop();
+  });
+
+  it("answers INVALID_ARGUMENT, never INTERNAL or 5xx, leaks nothing, writes nothing", async (t) => {
+    const rng = new Rng(SEED);
+    const before = await snapshot(d.server.store);
+    const logStart = d.logs.lines.length;
+    const calls: Call[] = [];
+    for (const service of palyraServices)
+      for (const method of service.methods)
+        for (const auth of [{}, admin])
+          calls.push(...callsFor(rng, d, h2, method, auth));
+
+    const counts = new Map<string, number>();
+    const failures: string[] = [];
+    await pool(
+      calls.map((call) => async () => {
+        const label = `${call.protocol} ${call.method.parent.name}/${call.method.name} [${call.c.name}]${call.authed ? " admin" : ""}`;
+        let reply: WireReply;
+        try {
+          if (process.env.FUZZ_DEBUG) console.error("> " + label);
+          reply = await call.send();
+          if (process.env.FUZZ_DEBUG) console.error("< " + label + " " + reply.code);
+        } catch (e) {
+          failures.push(`${label}: request failed: ${String(e)}`);
+          return;
+        }
+        const key = `${call.protocol} ${reply.code}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+        const expected = expectedCodes(call);
+        if (!expected.includes(reply.code))
+          failures.push(
+            `${label}: ${reply.code} (HTTP ${reply.httpStatus}), expected ${expected.join("|")}`,
+          );
+        if (reply.httpStatus >= 500 && reply.code !== "http_505")
+          failures.push(`${label}: HTTP ${reply.httpStatus}`);
+        const leak = LEAKS.find((re) => re.test(reply.text));
+        if (leak !== undefined)
+          failures.push(
+            `${label}: reply matches ${leak}: ${reply.text.slice(0, 300)}`,
+          );
+      }),
+      8,
+    );
+
+    const byCode = new Map<string, number>();
+    for (const [key, n] of counts) {
+      const code = key.split(" ")[1]!;
+      byCode.set(code, (byCode.get(code) ?? 0) + n);
+    }
+    const report = [
+      `fuzz seed ${SEED}: ${calls.length} requests`,
+      `by status: ${[...byCode]
+        .sort()
+        .map(([k, n]) => `${k}=${n}`)
+        .join(" ")}`,
+      ...[...counts].sort().map(([k, n]) => `  ${k}: ${n}`),
+    ].join("\n");
+    t.diagnostic(report);
+    console.log(report);
+    assert.deepEqual(
+      failures.slice(0, 25),
+      [],
+      `${failures.length} bad replies`,
+    );
+
+    const health = await fetch(`${d.address.url}/healthz`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(
+      await snapshot(d.server.store),
+      before,
+      "the fuzz changed stored records",
+    );
+
+    const logged = d.logs.lines.slice(logStart);
+    const errors = logged.filter(
+      (l) => (JSON.parse(l) as { level: number }).level >= 50,
+    );
+    assert.deepEqual(errors.slice(0, 5), [], "error-level log entries");
+    const stacks = logged.filter((l) => /"stack"|\\n\s+at /.test(l));
+    assert.deepEqual(stacks.slice(0, 5), [], "stack traces in the logs");
+  });
+
+  it("answers 4xx in the REST error shape when a REST body does not parse", async () => {
+    const logStart = d.logs.lines.length;
+    const utf8 = new TextEncoder();
+    const bodies: Array<[string, Uint8Array, string]> = [
+      ["broken json", utf8.encode('{"admin_token":'), "application/json"],
+      ["empty json", new Uint8Array(), "application/json"],
+      [
+        "invalid utf-8",
+        new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]),
+        "application/json",
+      ],
+      [
+        "prototype poisoning",
+        utf8.encode('{"__proto__":{"x":1}}'),
+        "application/json",
+      ],
+      ["unknown media type", utf8.encode("x"), "application/x-fuzz"],
+      [
+        "oversized",
+        utf8.encode(`{"x":"${"a".repeat(70_000)}"}`),
+        "application/json",
+      ],
+    ];
+    const failures: string[] = [];
+    for (const path of [
+      "/console/v1/auth/login",
+      "/console/v1/auth/logout",
+      "/console/v1/auth/browser-handoff",
+      "/console/v1/auth/browser-handoff/session",
+    ])
+      for (const [name, body, type] of bodies) {
+        const reply = await restPost(
+          d.address.url + path,
+          { "content-type": type },
+          body,
+        );
+        const json = reply.json as Record<string, unknown> | undefined;
+        const label = `${path} [${name}]: HTTP ${reply.httpStatus} ${reply.text.slice(0, 200)}`;
+        if (reply.httpStatus < 400 || reply.httpStatus >= 500)
+          failures.push(label);
+        else if (
+          typeof json?.error !== "string" ||
+          typeof json.code !== "string" ||
+          typeof json.category !== "string" ||
+          typeof json.retryable !== "boolean"
+        )
+          failures.push(`${label}: not the REST error shape`);
+        if (LEAKS.some((re) => re.test(reply.text)))
+          failures.push(`${label}: leaks`);
+      }
+    assert.deepEqual(failures, []);
+    const logged = d.logs.lines.slice(logStart);
+    assert.deepEqual(
+      logged.filter(
+        (l) =>
+          /"stack"|\\n\s+at /.test(l) ||
+          (JSON.parse(l) as { level: number }).level >= 50,
+      ),
+      [],
+    );
+  });
+});
