@@ -4,7 +4,6 @@ import {
   type ConnectRouter,
   type Interceptor,
 } from "@connectrpc/connect";
-import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { FastifyInstance } from "fastify";
 import {
   Health,
@@ -50,6 +49,8 @@ import {
   registerSessionRestRoutes,
   type SessionApi,
 } from "../sessions/index.js";
+import { connectPlugin } from "./connect-plugin.js";
+import { handleHttpError } from "./errors.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [
@@ -112,6 +113,7 @@ export async function registerRoutes(
   app: FastifyInstance,
   deps: RouteDeps,
 ): Promise<void> {
+  app.setErrorHandler(handleHttpError);
   app.addHook("onRequest", async (req, reply) => {
     void reply.headers(SECURITY_HEADERS);
     // Refuse an oversized body before reading it. gRPC keeps its own framing
@@ -149,7 +151,7 @@ export async function registerRoutes(
   const reflection = createReflectionServices(descriptorRegistry, () =>
     servedServices.map((s) => s.typeName),
   );
-  await app.register(fastifyConnectPlugin, {
+  await app.register(connectPlugin, {
     interceptors: deps.interceptors,
     readMaxBytes: deps.readMaxBytes,
     shutdownSignal: deps.shutdownSignal,

@@ -111,9 +111,7 @@ export function binaryCases(
     },
     {
       name: "bad wire type",
-      body: build((w) =>
-        w.tag(no, (6 + rng.int(2)) as WireType).raw(rng.bytes(4)),
-      ),
+      body: build((w) => w.tag(no, 6 + rng.int(2)).raw(rng.bytes(4))),
     },
     { name: "field zero", body: new Uint8Array([0x00, 0x01]) },
     {

@@ -169,10 +169,13 @@ export function grpcH2(
       raw.headers = flat(h);
     });
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("trailers", (t) => (raw.trailers = flat(t)));
-    // Once the answer is complete the rest of the request is moot: a server
-    // that answered early (too large) never reads it, so close like grpc-js.
-    req.on("end", () => req.close());
+    req.on("trailers", (t: IncomingHttpHeaders) => (raw.trailers = flat(t)));
+    // Once the answer is complete the rest of the request is moot. A server
+    // that answered early (too large) never reads it, and close() would wait
+    // for the unsent rest, so reset the stream.
+    req.on("end", () => {
+      if (!req.writableFinished) req.destroy();
+    });
     // A reset stream is recorded by its code; "close" always follows.
     req.on("error", () => undefined);
     req.on("close", () => {

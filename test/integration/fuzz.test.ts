@@ -9,7 +9,7 @@ import { connect, type ClientHttp2Session } from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { namespaces, type Store } from "../../src/store/index.js";
-import { palyraServices } from "../../src/transport/routes.js";
+import { palyraServices } from "../../src/transport/index.js";
 import { postJson, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import {
   Rng,
@@ -76,16 +76,14 @@ interface Call {
  */
 function expectedCodes(call: Call): string[] {
   const kind = call.method.methodKind;
+  const oversized = call.c.oversized === true;
+  // Connect bodies over the limit are refused from Content-Length first.
+  if (call.protocol === "connect" && oversized) return ["resource_exhausted"];
   if (kind === "bidi_streaming" && call.protocol !== "grpc")
     return ["http_505"];
-  const malformed =
-    call.c.oversized === true ? "resource_exhausted" : "invalid_argument";
+  const malformed = oversized ? "resource_exhausted" : "invalid_argument";
   if (kind === "unary") return [malformed];
-  if (!call.authed)
-    // The body-size check runs before the access check on Connect.
-    return call.c.oversized === true
-      ? ["unauthenticated", "resource_exhausted"]
-      : ["unauthenticated"];
+  if (!call.authed) return ["unauthenticated"];
   // RunService is not built yet: it answers before reading the request.
   return kind === "bidi_streaming" ? ["unimplemented"] : [malformed];
 }
@@ -230,7 +228,10 @@ describe("malformed requests on every RPC and protocol", () => {
     }
   });
   after(async () => {
-    h2.close();
+    // Not close(): the server answers an oversized gRPC call from its length
+    // prefix and never reads the rest, so that stream stays open until the
+    // connection goes, and a graceful close would wait the shutdown grace.
+    h2.destroy();
     await d.stop();
   });
 
@@ -251,9 +252,7 @@ describe("malformed requests on every RPC and protocol", () => {
         const label = `${call.protocol} ${call.method.parent.name}/${call.method.name} [${call.c.name}]${call.authed ? " admin" : ""}`;
         let reply: WireReply;
         try {
-          if (process.env.FUZZ_DEBUG) console.error("> " + label);
           reply = await call.send();
-          if (process.env.FUZZ_DEBUG) console.error("< " + label + " " + reply.code);
         } catch (e) {
           failures.push(`${label}: request failed: ${String(e)}`);
           return;
