@@ -5,12 +5,19 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { base64Encode } from "@bufbuild/protobuf/wire";
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
 import { connect, type ClientHttp2Session } from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { namespaces, type Store } from "../../src/store/index.js";
 import { palyraServices } from "../../src/transport/index.js";
-import { postJson, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import {
+  postJson,
+  startDaemon,
+  tempStateDir,
+  type TestDaemon,
+} from "../helpers/daemon.js";
 import {
   Rng,
   binaryCases,
@@ -199,12 +206,22 @@ function callsFor(
 }
 
 describe("malformed requests on every RPC and protocol", () => {
+  let state: Awaited<ReturnType<typeof tempStateDir>>;
   let d: TestDaemon;
   let h2: ClientHttp2Session;
   let admin: Record<string, string>;
 
   before(async () => {
-    d = await startDaemon();
+    state = await tempStateDir();
+    // An oversized gRPC call is answered from its length prefix and its
+    // stream then stays open on the server until the process goes (the
+    // request body connect-es stopped reading is never drained): without a
+    // short grace, stopping would wait the default 10 s for it.
+    await writeFile(
+      join(state.dir, "palyra.toml"),
+      "[server]\nshutdown_grace_ms = 200\n",
+    );
+    d = await startDaemon({ stateDir: state.dir });
     admin = { authorization: `Bearer ${d.adminToken}` };
     h2 = connect(d.address.url);
     // Records of several kinds, so "nothing changed" compares something.
@@ -228,11 +245,9 @@ describe("malformed requests on every RPC and protocol", () => {
     }
   });
   after(async () => {
-    // Not close(): the server answers an oversized gRPC call from its length
-    // prefix and never reads the rest, so that stream stays open until the
-    // connection goes, and a graceful close would wait the shutdown grace.
     h2.destroy();
     await d.stop();
+    await state.cleanup();
   });
 
   it("answers INVALID_ARGUMENT, never INTERNAL or 5xx, leaks nothing, writes nothing", async (t) => {
@@ -242,8 +257,13 @@ describe("malformed requests on every RPC and protocol", () => {
     const calls: Call[] = [];
     for (const service of palyraServices)
       for (const method of service.methods)
-        for (const auth of [{}, admin])
-          calls.push(...callsFor(rng, d, h2, method, auth));
+        for (const auth of [{}, admin]) {
+          const all = callsFor(rng, d, h2, method, auth);
+          // A unary request is decoded before the access check, so the
+          // credential changes nothing for it: a seeded quarter is enough.
+          const sampled = auth === admin && method.methodKind === "unary";
+          calls.push(...all.filter(() => !sampled || rng.next() < 0.25));
+        }
 
     const counts = new Map<string, number>();
     const failures: string[] = [];
