@@ -7,6 +7,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
+  contentTypeUnaryJson,
   errorFromJsonBytes,
   errorToJsonBytes,
 } from "@connectrpc/connect/protocol-connect";
@@ -122,14 +123,22 @@ export async function answerMalformedUnary(
       log.info({ rpc, reason: malformed.rawMessage }, "malformed request");
     return malformed;
   };
+  // No body: a refusal before reading anything (415, 405, 505), not a decode.
+  if (res.body === undefined) return res;
   switch (protocolOf(requestContentType)) {
     case "connect": {
-      // A compressed error body is never a decode failure's short message.
-      if (res.status === 200 || res.header?.has("content-encoding") === true)
+      // Only a JSON error body can carry connect-es's decode error; a
+      // compressed one is never its short message.
+      if (
+        res.status === 200 ||
+        res.header?.get("content-type") !== contentTypeUnaryJson ||
+        res.header.has("content-encoding")
+      )
         return res;
       const bytes = await readAll(res.body);
-      const fallback = new ConnectError("", Code.Unknown);
-      const malformed = rewrite(errorFromJsonBytes(bytes, undefined, fallback));
+      const unreadable = new ConnectError("", Code.Unknown);
+      const error = errorFromJsonBytes(bytes, undefined, unreadable);
+      const malformed = error === unreadable ? undefined : rewrite(error);
       if (malformed === undefined)
         return { ...res, body: createAsyncIterable([bytes]) };
       const body = errorToJsonBytes(malformed, undefined);

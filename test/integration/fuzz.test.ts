@@ -74,6 +74,8 @@ interface Call {
   authed: boolean;
   c: FuzzCase;
   send: () => Promise<WireReply>;
+  /** For a request refused before decoding: the only acceptable answer. */
+  expect?: string;
 }
 
 /**
@@ -82,6 +84,7 @@ interface Call {
  * streaming over HTTP/1.1 is refused by connect-es (505) before anything.
  */
 function expectedCodes(call: Call): string[] {
+  if (call.expect !== undefined) return [call.expect];
   const kind = call.method.methodKind;
   const oversized = call.c.oversized === true;
   // Connect bodies over the limit are refused from Content-Length first.
@@ -111,8 +114,20 @@ function callsFor(
   const bin = binaryCases(rng, method.input, limit);
   const json = jsonCases(rng, method.input, limit);
   const calls: Call[] = [];
-  const add = (protocol: Protocol, c: FuzzCase, send: Call["send"]): void => {
-    calls.push({ protocol, method, authed, c, send });
+  const add = (
+    protocol: Protocol,
+    c: FuzzCase,
+    send: Call["send"],
+    expect?: string,
+  ): void => {
+    calls.push({
+      protocol,
+      method,
+      authed,
+      c,
+      send,
+      ...(expect && { expect }),
+    });
   };
 
   // Connect: unary bodies are bare messages; streams are enveloped.
@@ -164,13 +179,36 @@ function callsFor(
           c.body,
         ),
       );
+    const get = (c: FuzzCase): Promise<WireReply> =>
+      connectUnary(
+        `${url}?connect=v1&encoding=proto&base64=1&message=${base64Encode(c.body, "url")}`,
+        auth,
+        undefined,
+        true,
+      );
     if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
-      for (const c of bin.filter((c) => c.oversized !== true).slice(0, 3)) {
-        const query = `?connect=v1&encoding=proto&base64=1&message=${base64Encode(c.body, "url")}`;
-        add("connect", { ...c, name: `GET ${c.name}` }, () =>
-          connectUnary(url + query, auth, undefined, true),
-        );
-      }
+      for (const c of bin.filter((c) => c.oversized !== true).slice(0, 3))
+        add("connect", { ...c, name: `GET ${c.name}` }, () => get(c));
+    // Refused before the body is read: these keep connect-es's own answer.
+    else
+      add(
+        "connect",
+        { name: "GET", body: bin[0]!.body },
+        () => get(bin[0]!),
+        "http_405",
+      );
+    const streamType = { name: "stream content type", body: bin[0]!.body };
+    add(
+      "connect",
+      streamType,
+      () =>
+        connectUnary(
+          url,
+          { ...auth, "content-type": "application/connect+proto" },
+          streamType.body,
+        ),
+      "http_415",
+    );
   } else {
     for (const c of envelopeCases(rng, "connect-content-encoding", 0x02))
       add("connect", c, () =>
