@@ -16,7 +16,8 @@ import {
 import * as protoConnect from "@connectrpc/connect/protocol-connect";
 import * as protoGrpc from "@connectrpc/connect/protocol-grpc";
 import * as protoGrpcWeb from "@connectrpc/connect/protocol-grpc-web";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import {
   answerMalformedUnary,
   callKey,
@@ -74,21 +75,35 @@ export function connectPlugin(
     const unary = handler.method.methodKind === "unary";
     app.all(handler.requestPath, async (req, reply) => {
       const call: CallState = { log: req.log, entered: false };
+      const contentType = req.headers["content-type"] ?? "";
+      let request: UniversalServerRequest;
       try {
-        let res = await handler(
-          universalRequestFromNodeRequest(
-            req.raw,
-            reply.raw,
-            // undefined: the parsers above leave Connect bodies to connect-es.
-            req.body as JsonValue | undefined,
-            opts.contextValues(req).set(callKey, call),
+        request = universalRequestFromNodeRequest(
+          req.raw,
+          reply.raw,
+          // undefined: the parsers above leave Connect bodies to connect-es.
+          req.body as JsonValue | undefined,
+          opts.contextValues(req).set(callKey, call),
+        );
+      } catch (e) {
+        // Node accepts a Host (or :authority) that the URL parser rejects.
+        req.log.info({ rpc, reason: String(e) }, "malformed request");
+        return answerEarly(
+          reply,
+          contentType,
+          new ConnectError(
+            "malformed request: invalid Host header",
+            Code.InvalidArgument,
           ),
         );
+      }
+      try {
+        let res = await handler(request);
         if (unary && !call.entered)
           res = await answerMalformedUnary(
             res,
             handler.method,
-            req.headers["content-type"] ?? "",
+            contentType,
             call.log,
           );
         // fastify keeps the hooks' headers on the reply until reply.send,
@@ -97,12 +112,45 @@ export function connectPlugin(
           if (value !== undefined) reply.raw.setHeader(key, value);
         await universalResponseToNodeResponse(res, reply.raw);
       } catch (e) {
-        // The client went away (or the write failed) mid-answer: nothing
-        // left to tell it, and no stack to keep.
         if (ConnectError.from(e).code === Code.Aborted) return;
-        req.log.warn({ rpc, reason: String(e) }, "could not answer the call");
+        if (!reply.raw.headersSent) {
+          // connect-es answers every error itself: this is our bug.
+          req.log.error({ err: e, rpc }, "internal error");
+          return answerEarly(
+            reply,
+            contentType,
+            new ConnectError("internal error", Code.Internal),
+          );
+        }
+        // The write failed mid-answer (the client went away): nothing left
+        // to tell it, and no stack to keep.
+        req.log.warn({ rpc, reason: String(e) }, "could not finish the answer");
+        reply.raw.destroy();
       }
     });
   }
   done();
+}
+
+/**
+ * answerEarly answers a call connect-es never got to, in the caller's
+ * protocol: the status in headers for gRPC and gRPC-Web (trailers-only),
+ * a Connect error body otherwise.
+ */
+function answerEarly(
+  reply: FastifyReply,
+  contentType: string,
+  error: ConnectError,
+): FastifyReply {
+  if (contentType.startsWith("application/grpc"))
+    return reply
+      .code(200)
+      .header("content-type", contentType)
+      .header("grpc-status", String(error.code))
+      .header("grpc-message", encodeURIComponent(error.rawMessage))
+      .send();
+  return reply
+    .code(protoConnect.codeToHttpStatus(error.code))
+    .header("content-type", protoConnect.contentTypeUnaryJson)
+    .send(Buffer.from(protoConnect.errorToJsonBytes(error, undefined)));
 }

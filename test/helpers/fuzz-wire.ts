@@ -1,4 +1,5 @@
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { request } from "node:http";
 import type { ClientHttp2Session, IncomingHttpHeaders } from "node:http2";
 
 /** WireReply is what a fuzzed request got back, reduced to its status and its full text. */
@@ -128,7 +129,10 @@ export async function grpcWeb(
   headers: Record<string, string>,
   body: Uint8Array,
 ): Promise<WireReply> {
-  const raw = await post(url, headers, body);
+  return grpcWebReply(await post(url, headers, body));
+}
+
+function grpcWebReply(raw: RawReply): WireReply {
   let code = grpcCode(raw.headers["grpc-status"]);
   const trailer = envelopes(raw.body).find((e) => (e.flags & 0x80) !== 0);
   if (code === undefined && trailer !== undefined) {
@@ -220,4 +224,43 @@ export async function pool(
     while (next < tasks.length) await tasks[next++]!();
   };
   await Promise.all(Array.from({ length: width }, worker));
+}
+
+/**
+ * postWithHost posts over HTTP/1.1 with node:http, which (unlike fetch) lets
+ * a test pick the Host header; the answer is read as gRPC-Web or Connect.
+ */
+export function postWithHost(
+  url: string,
+  host: string,
+  contentType: string,
+  body: Uint8Array,
+): Promise<WireReply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: "POST", headers: { host, "content-type": contentType } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const raw: RawReply = {
+            status: res.statusCode ?? 0,
+            headers: flat(res.headers),
+            body: Buffer.concat(chunks),
+            trailers: {},
+          };
+          if (contentType.startsWith("application/grpc-web"))
+            return resolve(grpcWebReply(raw));
+          const code =
+            raw.status === 200
+              ? "ok"
+              : (jsonCode(raw.body) ?? `http_${raw.status}`);
+          resolve({ code, httpStatus: raw.status, text: textOf(raw) });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }

@@ -33,6 +33,7 @@ import {
   grpcH2,
   grpcWeb,
   pool,
+  postWithHost,
   restPost,
   type WireReply,
 } from "../helpers/fuzz-wire.js";
@@ -369,6 +370,53 @@ describe("malformed requests on every RPC and protocol", () => {
     assert.deepEqual(errors.slice(0, 5), [], "error-level log entries");
     const stacks = logged.filter((l) => /"stack"|\\n\s+at /.test(l));
     assert.deepEqual(stacks.slice(0, 5), [], "stack traces in the logs");
+  });
+
+  it("answers a Host header the URL parser rejects as INVALID_ARGUMENT", async () => {
+    const path = "/palyra.access.v1.AccessService/WhoAmI";
+    const url = d.address.url + path;
+    const utf8 = new TextEncoder();
+    const failures: string[] = [];
+    for (const host of ["a b", "[::1", "%"]) {
+      const replies: Array<[string, WireReply]> = [
+        [
+          "connect",
+          await postWithHost(url, host, "application/json", utf8.encode("{}")),
+        ],
+        [
+          "grpc-web",
+          await postWithHost(
+            url,
+            host,
+            "application/grpc-web+proto",
+            envelope(0, new Uint8Array()),
+          ),
+        ],
+        [
+          "grpc",
+          await grpcH2(
+            h2,
+            path,
+            { ":authority": host },
+            envelope(0, new Uint8Array()),
+          ),
+        ],
+      ];
+      // HTTP/2 itself refuses some (a space): the stream is reset with
+      // PROTOCOL_ERROR before any handler runs.
+      const refused = (p: string, code: string): boolean =>
+        p === "grpc" && code === "reset_1";
+      for (const [protocol, reply] of replies)
+        if (
+          (reply.code !== "invalid_argument" &&
+            !refused(protocol, reply.code)) ||
+          LEAKS.some((re) => re.test(reply.text))
+        )
+          failures.push(
+            `${protocol} Host ${JSON.stringify(host)}: ${reply.code} (HTTP ${reply.httpStatus})`,
+          );
+    }
+    assert.deepEqual(failures, []);
   });
 
   it("answers 4xx in the REST error shape when a REST body does not parse", async () => {
