@@ -33,10 +33,10 @@ export interface ConnectPluginOptions extends ConnectRouterOptions {
 
 /**
  * connectPlugin serves Connect, gRPC and gRPC-Web routes on fastify, as
- * @connectrpc/connect-fastify's plugin does, with two differences: a unary
- * request connect-es cannot decode is answered INVALID_ARGUMENT (connect-es
- * raises INTERNAL for it before any interceptor runs), and a call that cannot
- * be answered is logged with its request id instead of printed to stderr.
+ * @connectrpc/connect-fastify's plugin does, except that a request it cannot
+ * decode (connect-es says INTERNAL, before any interceptor runs) or whose
+ * Host it cannot parse is answered INVALID_ARGUMENT, and a call that fails
+ * is logged with its request id instead of printed to stderr.
  * Register it unwrapped: its content-type parsers must stay in its scope.
  */
 export function connectPlugin(
