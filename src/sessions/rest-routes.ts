@@ -35,13 +35,21 @@ const category: Record<ErrorCode, string> = {
   internal: "internal",
 };
 
-/** sendRestError writes the original daemon's error body {error, code, category, retryable}. */
-export function sendRestError(reply: FastifyReply, e: unknown): FastifyReply {
+/**
+ * sendRestError writes the original daemon's error body {error, code,
+ * category, retryable}; `status` overrides the code's HTTP status (fastify's
+ * own 413 and 415 keep theirs).
+ */
+export function sendRestError(
+  reply: FastifyReply,
+  e: unknown,
+  status?: number,
+): FastifyReply {
   const code: ErrorCode = isPalyraError(e) ? e.code : "internal";
   if (code === "internal") reply.log.error({ err: e }, "internal error");
   if (isPalyraError(e) && e.retryAfterSeconds !== undefined)
     void reply.header("retry-after", String(e.retryAfterSeconds));
-  return reply.code(httpStatus[code]).send({
+  return reply.code(status ?? httpStatus[code]).send({
     error: code === "internal" ? "internal error" : (e as Error).message,
     code,
     category: category[code],

@@ -1,5 +1,10 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { FastifyBaseLogger } from "fastify";
+import type {
+  FastifyBaseLogger,
+  FastifyError,
+  FastifyReply,
+  FastifyRequest,
+} from "fastify";
 import {
   PalyraError,
   redact,
@@ -7,12 +12,19 @@ import {
   scrubText,
   sensitiveValues,
 } from "../core/index.js";
+import { sendRestError } from "../sessions/index.js";
+import {
+  callKey,
+  guardRequestStream,
+  malformedRequest,
+} from "./decode-errors.js";
 
 /**
  * toConnectError maps any thrown value to what may cross the wire: a
  * PalyraError keeps its code and human message (never its cause); a
  * ConnectError raised by Connect itself (bad input, limits, deadlines) passes;
  * anything else becomes a bare INTERNAL so no stack trace or secret leaks.
+ * `log` should be the request's logger, so an INTERNAL is logged with its id.
  * `secrets` are the request's sensitive values: a message that echoes one
  * (a validation error quoting its input) is scrubbed on the wire and in logs.
  */
@@ -37,6 +49,12 @@ export function toConnectError(
     );
   }
   if (e instanceof ConnectError) {
+    // A streaming call that carried no message (or two for one): connect-es
+    // says UNIMPLEMENTED, but the method is there and the request is wrong.
+    if (e.code === Code.Unimplemented) {
+      const malformed = malformedRequest(e);
+      if (malformed !== undefined) return malformed;
+    }
     if (e.code === Code.Internal || e.code === Code.Unknown) {
       log.error(logged, "internal error");
       return new ConnectError("internal error", Code.Internal);
@@ -51,10 +69,23 @@ export function toConnectError(
   return new ConnectError("internal error", Code.Internal);
 }
 
-/** createErrorInterceptor is the outermost interceptor: errors are mapped once, here, for every protocol. */
-export function createErrorInterceptor(log: FastifyBaseLogger): Interceptor {
+/**
+ * createErrorInterceptor is the outermost interceptor: errors are mapped once,
+ * here, for every protocol. A streaming request is decoded while the handler
+ * reads it, so its decode failures pass here and become INVALID_ARGUMENT; a
+ * unary request is decoded before any interceptor (see connect-plugin.ts).
+ */
+export function createErrorInterceptor(
+  fallbackLog: FastifyBaseLogger,
+): Interceptor {
   return (next) => async (req) => {
     const rpc = `${req.method.parent.typeName}/${req.method.name}`;
+    const call = req.contextValues.get(callKey);
+    if (call !== undefined) call.entered = true;
+    const log = call?.log ?? fallbackLog;
+    const request: typeof req = req.stream
+      ? { ...req, message: guardRequestStream(req.message, log, rpc) }
+      : req;
     // A unary request's secrets are found by the proto's sensitive option, to
     // scrub them from error text; the request itself is logged, redacted,
     // with internal errors. Only on failure: the happy path pays nothing.
@@ -69,7 +100,7 @@ export function createErrorInterceptor(log: FastifyBaseLogger): Interceptor {
             redact(req.method.input, req.message),
           );
     try {
-      const res = await next(req);
+      const res = await next(request);
       if (!res.stream) return res;
       // Errors of a streaming response surface while its messages are read.
       const inner = res.message;
@@ -87,4 +118,23 @@ export function createErrorInterceptor(log: FastifyBaseLogger): Interceptor {
       throw fail(e);
     }
   };
+}
+
+/**
+ * handleHttpError is fastify's error handler: what fastify rejects itself (a
+ * body that does not parse, an unknown media type, a body over the limit) is
+ * the client's mistake, answered with its 4xx in the REST error shape and
+ * logged without a stack; anything else is our bug, a logged INTERNAL.
+ */
+export function handleHttpError(
+  error: FastifyError,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const status = error.statusCode ?? 500;
+  if (status < 400 || status >= 500) return sendRestError(reply, error);
+  const reason = error.message.slice(0, 160);
+  req.log.info({ code: error.code, reason }, "rejected request");
+  const code = status === 413 ? "resource_exhausted" : "invalid_argument";
+  return sendRestError(reply, new PalyraError(code, reason), status);
 }

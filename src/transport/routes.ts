@@ -1,6 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { FastifyInstance } from "fastify";
 import {
   Health,
@@ -52,6 +51,8 @@ import {
   registerSessionRestRoutes,
   type SessionApi,
 } from "../sessions/index.js";
+import { connectPlugin } from "./connect-plugin.js";
+import { handleHttpError } from "./errors.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [
@@ -108,6 +109,7 @@ export async function registerRoutes(
   deps: RouteDeps,
 ): Promise<void> {
   decorateCallContext(app);
+  app.setErrorHandler(handleHttpError);
   app.addHook("onRequest", async (_req, reply) => {
     void reply.headers(SECURITY_HEADERS);
   });
@@ -149,7 +151,7 @@ export async function registerRoutes(
   const reflection = createReflectionServices(descriptorRegistry, () =>
     servedServices.map((s) => s.typeName),
   );
-  await app.register(fastifyConnectPlugin, {
+  await app.register(connectPlugin, {
     interceptors: deps.interceptors,
     readMaxBytes: deps.readMaxBytes,
     shutdownSignal: deps.shutdownSignal,
