@@ -8,7 +8,6 @@ import {
 } from "../../gen/palyra/auth/v1/profile_pb.js";
 import {
   KeyedMutex,
-  LocalInvalidationBus,
   PalyraError,
   type Clock,
   type InvalidationBus,
@@ -65,9 +64,10 @@ export interface RegistryDeps {
   store: Store;
   vault: Vault;
   clock: Clock;
-  events?: ProfileEvents;
-  /** Where committed changes are announced to caches (default: this process only). */
-  bus?: InvalidationBus;
+  /** Where committed changes are announced to caches and watchers, on every replica. */
+  bus: InvalidationBus;
+  /** How long the profile cache is served without a full reload when a bus message is lost (default 30 s). */
+  cacheTtlMs?: number | undefined;
   /** Records create/update/delete made on behalf of an actor, in the same batch. */
   audit?: AuditTrail;
 }
@@ -94,9 +94,17 @@ export class AuthProfileRegistry {
 
   constructor(private readonly deps: RegistryDeps) {
     this.records = deps.store.table("profiles", AuthProfileSchema);
-    this.bus = deps.bus ?? new LocalInvalidationBus();
-    this.cache = new ProfileCache(this.records, deps.vault, this.bus);
-    this.events = deps.events ?? new ProfileEvents();
+    this.bus = deps.bus;
+    this.cache = new ProfileCache(
+      this.records,
+      deps.vault,
+      this.bus,
+      deps.clock,
+      deps.cacheTtlMs,
+    );
+    // After the cache, so a bus message has marked the record stale before
+    // any listener hears of it.
+    this.events = new ProfileEvents(this.bus);
   }
 
   /** get returns one profile by its normalized id. */
@@ -157,9 +165,10 @@ export class AuthProfileRegistry {
     this.cache.reloadAll();
   }
 
-  /** close stops the registry's cache from listening for invalidations. */
+  /** close stops the registry's cache and events from listening for invalidations. */
   close(): void {
     this.cache.close();
+    this.events.close();
   }
 
   /**
@@ -322,7 +331,7 @@ export class AuthProfileRegistry {
     if (audited !== undefined && audit !== undefined)
       await audit.record(audited.actor, audited.entry, write);
     else await write([]);
-    this.bus.publish(PROFILE_CHANNEL, profileId);
+    await this.bus.publish(PROFILE_CHANNEL, profileId);
   }
 
   // Takes one of the MAX_PROFILES slots for a create, or refuses.

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import { AdminTokenVerifier, bearerToken } from "../../src/auth/index.js";
+import { LocalInvalidationBus } from "../../src/core/index.js";
 import { tempStateDir, memoryStore } from "../helpers/fixtures.js";
 
 describe("admin token", () => {
@@ -12,6 +13,7 @@ describe("admin token", () => {
     try {
       const store = await memoryStore();
       const first = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -27,6 +29,7 @@ describe("admin token", () => {
       assert.equal(await first.verifier.verify(""), false);
 
       const again = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -42,12 +45,14 @@ describe("admin token", () => {
     try {
       const store = await memoryStore();
       const { generated } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
       assert.ok(generated);
       await unlink(join(dir, "admin.token"));
       const { verifier } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -73,6 +78,7 @@ describe("admin token", () => {
       );
       const store = await memoryStore();
       const { verifier, generated } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -95,6 +101,7 @@ describe("admin token", () => {
     try {
       const store = await memoryStore();
       const { verifier, generated } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
         configured: "c".repeat(40),
