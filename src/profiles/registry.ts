@@ -85,11 +85,10 @@ export class AuthProfileRegistry {
   private readonly cache: ProfileCache;
   private readonly bus: InvalidationBus;
   private readonly locks = new KeyedMutex();
-  // Number of stored profiles, counted once and then kept in step, so
-  // creating the 2048th profile does not recount the other 2047. Creates in
-  // flight hold a reserved slot, so concurrent creates cannot overshoot.
-  private counted: Promise<void> | undefined;
-  private count = 0;
+  // The number of stored profiles is the cached snapshot's size (kept in step
+  // with every replica's writes through the bus, so creating the 2048th
+  // profile does not recount the other 2047). Creates in flight here hold a
+  // reserved slot, so concurrent creates on this replica cannot overshoot.
   private reserved = 0;
 
   constructor(private readonly deps: RegistryDeps) {
@@ -186,10 +185,11 @@ export class AuthProfileRegistry {
         return await this.write(input, existing, actor);
       await this.reserveSlot();
       try {
-        const result = await this.write(input, undefined, actor);
-        this.count++;
-        return result;
+        return await this.write(input, undefined, actor);
       } finally {
+        // Released once the new record is in the cached snapshot, so a
+        // concurrent create always counts one of the slot and the record.
+        await this.cache.current().catch(() => undefined);
         this.reserved--;
       }
     });
@@ -255,7 +255,6 @@ export class AuthProfileRegistry {
     return await this.locks.run(profileId, async () => {
       const existing = await this.get(profileId);
       if (existing === undefined) return false;
-      await this.countProfiles();
       await this.commit(
         profileId,
         [],
@@ -271,7 +270,6 @@ export class AuthProfileRegistry {
           },
         },
       );
-      this.count--;
       this.events.emit({ kind: "deleted", profileId });
       return true;
     });
@@ -336,21 +334,14 @@ export class AuthProfileRegistry {
 
   // Takes one of the MAX_PROFILES slots for a create, or refuses.
   private async reserveSlot(): Promise<void> {
-    await this.countProfiles();
-    if (this.count + this.reserved >= MAX_PROFILES) {
+    const { byId } = await this.cache.current();
+    if (byId.size + this.reserved >= MAX_PROFILES) {
       throw new PalyraError(
         "resource_exhausted",
         `at most ${MAX_PROFILES} auth profiles can be stored; delete one first`,
       );
     }
     this.reserved++;
-  }
-
-  private async countProfiles(): Promise<void> {
-    this.counted ??= this.cache.current().then(({ byId }) => {
-      this.count = byId.size;
-    });
-    await this.counted;
   }
 }
 
