@@ -146,22 +146,26 @@ describe("two replicas sharing one store", () => {
 
   it("a profile set on A shows in WatchHealth on B", async () => {
     const watch = new AbortController();
-    const stream = b.auth
-      .watchHealth(
-        { includeProfiles: true },
-        { ...bearer(token), signal: watch.signal },
-      )
-      [Symbol.asyncIterator]();
+    const responses = b.auth.watchHealth(
+      { includeProfiles: true },
+      { ...bearer(token), signal: watch.signal },
+    );
+    const stream = responses[Symbol.asyncIterator]();
+    const next = async () => {
+      const r = await stream.next();
+      if (r.done === true) throw new Error("WatchHealth ended");
+      return r.value;
+    };
     try {
-      const first = await stream.next();
-      assert.equal(first.value?.report?.summary?.total, 0n);
+      const first = await next();
+      assert.equal(first.report?.summary?.total, 0n);
       await a.auth.setProfile(apiKeyProfile("from-a"), bearer(token));
-      const next = await stream.next();
-      assert.equal(next.value?.report?.summary?.total, 1n);
-      assert.deepEqual(next.value?.changedProfileIds, ["from-a"]);
+      const added = await next();
+      assert.equal(added.report?.summary?.total, 1n);
+      assert.deepEqual(added.changedProfileIds, ["from-a"]);
       await a.auth.deleteProfile({ profileId: "from-a" }, bearer(token));
-      const gone = await stream.next();
-      assert.equal(gone.value?.report?.summary?.total, 0n);
+      const gone = await next();
+      assert.equal(gone.report?.summary?.total, 0n);
     } finally {
       watch.abort();
       await stream.return?.().catch(() => undefined);
