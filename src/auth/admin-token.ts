@@ -136,8 +136,10 @@ export class AdminTokenVerifier {
       ...alsoWrite,
     ]);
     this.proven = { argonHash: hash, digest: sha256(token) };
-    await managed.bus.publish(ADMIN_CREDENTIAL_CHANNEL, CREDENTIAL_KEY);
     await rename(pendingFile, managed.tokenFile);
+    // Every replica (this one too) re-reads the credential; a lost message
+    // leaves the old token working elsewhere for at most the cache TTL.
+    await managed.bus.publish(ADMIN_CREDENTIAL_CHANNEL, CREDENTIAL_KEY);
     return token;
   }
 

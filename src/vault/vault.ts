@@ -262,8 +262,13 @@ export class Vault {
         await pending.abandon().catch(() => undefined);
         throw e;
       }
-      await this.keyring.announce();
       this.keyring.promote(next);
+      // Other replicas drop their sealing key now; if they cannot be told,
+      // the rotation still finishes here and they catch up within the TTL.
+      const unannounced = await this.keyring.announce().then(
+        () => undefined,
+        (e: unknown) => e ?? new Error("announce failed"),
+      );
       let finishError: unknown;
       try {
         await pending.finish();
@@ -282,6 +287,13 @@ export class Vault {
           { cause: finishError },
         );
       }
+      if (unannounced !== undefined) {
+        throw new PalyraError(
+          "unavailable",
+          "the key rotation committed, but the other replicas could not be told; they follow within cache.ttl_seconds",
+          { cause: unannounced },
+        );
+      }
       return { rewrapped, kekId: next.id };
     });
   }
@@ -296,7 +308,8 @@ export class Vault {
       if (isPalyraError(e, "internal")) return undefined;
       throw e;
     });
-    // Taken after the last await before sealing, so it cannot be retired in between.
+    // Seals run under the shared lock and a retired key is wiped only under
+    // the exclusive one, so this key stays whole until the seal is done.
     const kek = await this.keyring.sealing();
     const envelope = sealEnvelope(kek, parts, plaintext);
     const now = timestampFromMs(this.clock.now());
