@@ -8,6 +8,7 @@ import {
 } from "../../gen/palyra/access/v1/access_pb.js";
 import { actorOf, clientKey } from "../auth/index.js";
 import {
+  InvalidatingCache,
   PalyraError,
   type Clock,
   type InvalidationBus,
@@ -49,61 +50,78 @@ const key = (name: string): string => `flag/${name}`;
 
 /**
  * FeatureFlags stores flag overrides in the access namespace and keeps them in
- * memory (invalidated on change through the bus), so checking a flag on a
- * request path costs no store read.
+ * an InvalidatingCache (dropped on change through the bus, on every replica,
+ * and re-read after the TTL at the latest), so checking a flag on a request
+ * path costs no store read.
  */
 export class FeatureFlags implements FlagReader {
   private readonly table;
-  private cache: Map<string, FeatureFlag> | undefined;
+  private readonly cache: InvalidatingCache<FeatureFlag>;
 
   constructor(
     store: Store,
     private readonly audit: AuditTrail,
     private readonly clock: Clock,
     private readonly bus: InvalidationBus,
+    cacheTtlMs?: number,
   ) {
     this.table = store.table("access", FeatureFlagSchema);
-    bus.subscribe(FLAG_CHANNEL, () => (this.cache = undefined));
+    this.cache = new InvalidatingCache({
+      bus,
+      channel: FLAG_CHANNEL,
+      clock,
+      ttlMs: cacheTtlMs,
+    });
   }
 
-  private async load(): Promise<Map<string, FeatureFlag>> {
-    if (this.cache !== undefined) return this.cache;
-    const flags = new Map<string, FeatureFlag>();
-    for (const [name, def] of Object.entries(FLAG_DEFINITIONS)) {
-      const stored = await this.table.get(key(name));
-      flags.set(
-        name,
-        stored === undefined
-          ? create(FeatureFlagSchema, {
-              name,
-              enabled: def.enabled,
-              description: def.description,
-              isDefault: true,
-            })
-          : create(FeatureFlagSchema, {
-              ...stored,
-              description: def.description,
-              isDefault: false,
-            }),
-      );
-    }
-    this.cache = flags;
-    return flags;
+  // The epoch is taken before the read: a set that lands mid-read is not
+  // cached over by the value read before it.
+  private async load(name: string): Promise<FeatureFlag | undefined> {
+    const def = FLAG_DEFINITIONS[name];
+    if (def === undefined) return undefined;
+    const cached = this.cache.get(name);
+    if (cached !== undefined) return cached;
+    const epoch = this.cache.epoch();
+    const stored = await this.table.get(key(name));
+    const flag =
+      stored === undefined
+        ? create(FeatureFlagSchema, {
+            name,
+            enabled: def.enabled,
+            description: def.description,
+            isDefault: true,
+          })
+        : create(FeatureFlagSchema, {
+            ...stored,
+            description: def.description,
+            isDefault: false,
+          });
+    this.cache.setIfCurrent(name, flag, epoch);
+    return flag;
   }
 
   /** list returns every known flag in name order. */
   async list(): Promise<FeatureFlag[]> {
-    return [...(await this.load()).values()].sort((a, b) =>
-      a.name < b.name ? -1 : 1,
-    );
+    const names = Object.keys(FLAG_DEFINITIONS).sort();
+    const flags: FeatureFlag[] = [];
+    for (const name of names) {
+      const flag = await this.load(name);
+      if (flag !== undefined) flags.push(flag);
+    }
+    return flags;
   }
 
-  /** isEnabled reads a flag from memory. */
+  /** isEnabled reads a flag from memory (the store only on a cache miss). */
   async isEnabled(name: string): Promise<boolean> {
-    const flag = (await this.load()).get(name);
+    const flag = await this.load(name);
     if (flag === undefined)
       throw new PalyraError("internal", `unknown feature flag ${name}`);
     return flag.enabled;
+  }
+
+  /** close stops listening for invalidations. */
+  close(): void {
+    this.cache.close();
   }
 
   /** set turns a known flag on or off and records who did it. */
@@ -137,7 +155,7 @@ export class FeatureFlags implements FlagReader {
       },
       [this.table.putOp(key(name), flag)],
     );
-    this.bus.publish(FLAG_CHANNEL, name);
+    await this.bus.publish(FLAG_CHANNEL, name);
     return flag;
   }
 }

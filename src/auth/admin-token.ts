@@ -6,13 +6,22 @@ import { open, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ulid } from "ulid";
 import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
-import { PalyraError, systemClock, type Clock } from "../core/index.js";
+import {
+  InvalidatingCache,
+  PalyraError,
+  systemClock,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
 import type { Store, WriteOp } from "../store/index.js";
 
 /** ADMIN_TOKEN_FILE is the name of the token file in the state dir, read by the local CLI. */
 export const ADMIN_TOKEN_FILE = "admin.token";
 
 const CREDENTIAL_KEY = "admin_credential";
+
+/** ADMIN_CREDENTIAL_CHANNEL is where a rotation announces a new admin credential, so every replica re-reads it. */
+export const ADMIN_CREDENTIAL_CHANNEL = "admin_credential";
 const PENDING_SUFFIX = ".rotating";
 
 // Tokens longer than this are refused before hashing: no legitimate admin
@@ -31,6 +40,27 @@ export interface AdminTokenOptions {
   /** Token from PALYRA_ADMIN_TOKEN or palyra.toml; when set nothing is generated. */
   configured?: string | undefined;
   clock?: Clock;
+  /** Where a rotation is announced, so the other replicas stop accepting the old token. */
+  bus: InvalidationBus;
+  /** How long the stored credential is trusted without a re-read when a bus message is lost (default 30 s). */
+  cacheTtlMs?: number | undefined;
+}
+
+/** Credential is the stored credential as verification needs it, with the token's digest once one was proven to match. */
+interface Credential {
+  generation: number;
+  argonHash: string;
+  digest: Buffer | undefined;
+}
+
+/** ManagedCredential is what a daemon-owned (generated, rotatable) token needs at run time. */
+interface ManagedCredential {
+  store: Store;
+  tokenFile: string;
+  clock: Clock;
+  generation: number;
+  bus: InvalidationBus;
+  cache: InvalidatingCache<Credential>;
 }
 
 /** generateAdminToken mints a token in the original daemon's format: palyra_admin_<ULID>_<ULID>. */
@@ -46,26 +76,26 @@ function sha256(text: string): Buffer {
  * AdminTokenVerifier checks admin bearer tokens. The store keeps only an
  * argon2id hash; once a token has been verified (or read from the 0600 file at
  * start) its SHA-256 digest is cached so that each request costs one hash and
- * a constant-time compare instead of an argon2 run.
+ * a constant-time compare instead of an argon2 run. The stored credential is
+ * cached through an InvalidatingCache: a rotation on any replica drops it
+ * (or the TTL does, when the bus message is lost), the next request re-reads
+ * it, and the old token's digest no longer matches anything.
  */
 export class AdminTokenVerifier {
-  private digest: Buffer | undefined;
-  private argonHash: string | undefined;
   private pending: Promise<boolean> | undefined;
   private argonRuns = 0;
+  // The last token digest proven to match an argon2 hash. A digest proven for
+  // a hash stays true for that hash, so a re-read that finds the same hash
+  // keeps it (an expiry costs a store read, not an argon2 run); a rotated
+  // credential has another hash and starts without one.
+  private proven: { argonHash: string; digest: Buffer } | undefined;
 
   private constructor(
-    argonHash: string | undefined,
-    digest: Buffer | undefined,
-    private readonly managed?: {
-      store: Store;
-      tokenFile: string;
-      clock: Clock;
-      generation: number;
-    },
+    private readonly configured: Buffer | undefined,
+    private readonly managed?: ManagedCredential,
+    proven?: { argonHash: string; digest: Buffer },
   ) {
-    this.argonHash = argonHash;
-    this.digest = digest;
+    this.proven = proven;
   }
 
   /** rotatable tells whether the daemon owns the token (generated), as opposed to PALYRA_ADMIN_TOKEN/config. */
@@ -105,9 +135,11 @@ export class AdminTokenVerifier {
       ),
       ...alsoWrite,
     ]);
-    this.argonHash = hash;
-    this.digest = sha256(token);
+    this.proven = { argonHash: hash, digest: sha256(token) };
     await rename(pendingFile, managed.tokenFile);
+    // Every replica (this one too) re-reads the credential; a lost message
+    // leaves the old token working elsewhere for at most the cache TTL.
+    await managed.bus.publish(ADMIN_CREDENTIAL_CHANNEL, CREDENTIAL_KEY);
     return token;
   }
 
@@ -123,7 +155,7 @@ export class AdminTokenVerifier {
   }> {
     if (options.configured !== undefined && options.configured !== "") {
       return {
-        verifier: new AdminTokenVerifier(undefined, sha256(options.configured)),
+        verifier: new AdminTokenVerifier(sha256(options.configured)),
       };
     }
     const clock = options.clock ?? systemClock;
@@ -138,17 +170,14 @@ export class AdminTokenVerifier {
       const fileMatches =
         fileToken !== undefined &&
         (await argon2.verify(stored.argon2idHash, fileToken));
-      const managed = {
-        store: options.store,
-        tokenFile,
-        clock,
-        generation: stored.generation,
-      };
+      const managed = managedCredential(options, tokenFile, stored.generation);
       return {
         verifier: new AdminTokenVerifier(
-          stored.argon2idHash,
-          fileMatches ? sha256(fileToken) : undefined,
+          undefined,
           managed,
+          fileMatches
+            ? { argonHash: stored.argon2idHash, digest: sha256(fileToken) }
+            : undefined,
         ),
         tokenFile,
       };
@@ -167,9 +196,12 @@ export class AdminTokenVerifier {
         generation: 1,
       }),
     );
-    const managed = { store: options.store, tokenFile, clock, generation: 1 };
+    const managed = managedCredential(options, tokenFile, 1);
     return {
-      verifier: new AdminTokenVerifier(hash, sha256(token), managed),
+      verifier: new AdminTokenVerifier(undefined, managed, {
+        argonHash: hash,
+        digest: sha256(token),
+      }),
       tokenFile,
       ...(fileToken === undefined ? { generated: token } : {}),
     };
@@ -193,26 +225,88 @@ export class AdminTokenVerifier {
     if (presented.length === 0 || presented.length > MAX_TOKEN_LENGTH)
       return false;
     const candidate = sha256(presented);
-    if (this.digest !== undefined)
-      return timingSafeEqual(candidate, this.digest);
-    if (this.argonHash === undefined) return false;
+    if (this.configured !== undefined)
+      return timingSafeEqual(candidate, this.configured);
+    const cache = this.managed?.cache;
+    if (cache === undefined) return false;
+    const first = await this.credential(cache);
+    if (first === undefined) return false;
+    if (first.digest !== undefined)
+      return timingSafeEqual(candidate, first.digest);
     if (!GENERATED_TOKEN_SHAPE.test(presented) || !(await slowAllowed()))
       return false;
     // One argon2 run at a time: concurrent guesses wait rather than pile up CPU work.
     while (this.pending !== undefined) await this.pending.catch(() => false);
-    if (this.digest !== undefined)
-      return timingSafeEqual(candidate, this.digest);
-    const hash = this.argonHash;
+    // Taken before the credential is (re)read: a rotation announced during
+    // the argon2 run keeps this result from being cached over it.
+    const epoch = cache.epoch();
+    const current = await this.credential(cache);
+    if (current === undefined) return false;
+    if (current.digest !== undefined)
+      return timingSafeEqual(candidate, current.digest);
     this.argonRuns += 1;
-    this.pending = argon2.verify(hash, presented);
+    this.pending = argon2.verify(current.argonHash, presented);
     try {
       const ok = await this.pending;
-      if (ok) this.digest = candidate;
+      if (ok) {
+        this.proven = { argonHash: current.argonHash, digest: candidate };
+        cache.setIfCurrent(
+          CREDENTIAL_KEY,
+          { ...current, digest: candidate },
+          epoch,
+        );
+      }
       return ok;
     } finally {
       this.pending = undefined;
     }
   }
+
+  // The stored credential, from the cache or else one store read.
+  private async credential(
+    cache: InvalidatingCache<Credential>,
+  ): Promise<Credential | undefined> {
+    const cached = cache.get(CREDENTIAL_KEY);
+    if (cached !== undefined || this.managed === undefined) return cached;
+    const epoch = cache.epoch();
+    const stored = await this.managed.store
+      .table("meta", AdminCredentialSchema)
+      .get(CREDENTIAL_KEY);
+    if (stored === undefined) return undefined;
+    const proven = this.proven;
+    const credential: Credential = {
+      generation: stored.generation,
+      argonHash: stored.argon2idHash,
+      digest:
+        proven !== undefined && proven.argonHash === stored.argon2idHash
+          ? proven.digest
+          : undefined,
+    };
+    cache.setIfCurrent(CREDENTIAL_KEY, credential, epoch);
+    return credential;
+  }
+}
+
+function managedCredential(
+  options: AdminTokenOptions,
+  tokenFile: string,
+  generation: number,
+): ManagedCredential {
+  const clock = options.clock ?? systemClock;
+  return {
+    store: options.store,
+    tokenFile,
+    clock,
+    generation,
+    bus: options.bus,
+    cache: new InvalidatingCache<Credential>({
+      bus: options.bus,
+      channel: ADMIN_CREDENTIAL_CHANNEL,
+      clock,
+      ttlMs: options.cacheTtlMs,
+      maxEntries: 1,
+    }),
+  };
 }
 
 /**

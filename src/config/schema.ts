@@ -148,6 +148,18 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    cache: z
+      .object({
+        /**
+         * Longest time any in-memory cache (tokens, sessions, flags, profiles,
+         * the admin credential, the vault key) serves a record without
+         * re-reading it: the bound on staleness when another replica's
+         * invalidation message is lost.
+         */
+        ttl_seconds: z.number().int().min(1).max(3600).default(30),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z

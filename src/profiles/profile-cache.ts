@@ -2,13 +2,21 @@ import type {
   AuthProfile,
   AuthProfileSchema,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
-import type { InvalidationBus } from "../core/index.js";
+import {
+  InvalidatingCache,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
 import type { Table } from "../store/index.js";
 import { MAX_LIST_LIMIT, type Vault } from "../vault/index.js";
 import { PROFILE_PREFIX, profileKey } from "./keys.js";
 
 /** PROFILE_CHANNEL is the invalidation channel of auth profiles; keys are profile ids, "*" means all. */
 export const PROFILE_CHANNEL = "auth_profiles";
+
+// The full load is one entry of an InvalidatingCache: a TTL expiry, a "*",
+// or a bus reconnect drops it, and the next read reloads everything.
+const FULL_LOAD = "#full-load";
 
 /** ProfileSnapshot is the cached registry: records by id, the ids in order, and which of their vault refs hold a secret. */
 export interface ProfileSnapshot {
@@ -24,31 +32,38 @@ export interface ProfileSnapshot {
  * committed change is published on the invalidation bus; the cache re-reads
  * just that record (and checks its refs) before the next read is answered,
  * so a reader always sees writes acknowledged before it started (on every
- * replica, with the scale-out bus). A secret removed from the vault behind
- * the registry's back is noticed at the next full reload ("*", or
- * reloadAll(), which every refresh sweep does). Records it returns are
- * shared: callers must not modify them.
+ * replica, with the scale-out bus). Everything is reloaded when the load is
+ * older than the TTL (a lost message costs at most that), on "*", on a bus
+ * reconnect, and on reloadAll() (which every refresh sweep does, so a secret
+ * removed from the vault behind the registry's back is noticed). Records it
+ * returns are shared: callers must not modify them.
  */
 export class ProfileCache {
   private readonly byId = new Map<string, AuthProfile>();
   private ids: string[] = [];
   private readonly present = new Set<string>();
-  // Bumped by a "*" invalidation; the cache is loaded when loadedGeneration matches.
-  private generation = 0;
-  private loadedGeneration = -1;
+  private readonly loaded: InvalidatingCache<true>;
   private readonly stale = new Set<string>();
   // Catch-ups run one after another so that no read overtakes a pending reload.
   private work: Promise<void> = Promise.resolve();
-  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly records: Table<typeof AuthProfileSchema>,
     private readonly vault: Vault,
     bus: InvalidationBus,
+    clock: Clock,
+    ttlMs?: number,
   ) {
-    this.unsubscribe = bus.subscribe(PROFILE_CHANNEL, (key) => {
-      if (key === "*") this.generation++;
-      else this.stale.add(key);
+    this.loaded = new InvalidatingCache<true>({
+      bus,
+      channel: PROFILE_CHANNEL,
+      clock,
+      ttlMs,
+      maxEntries: 1,
+      // One profile changed: re-read just that record before the next read.
+      onInvalidate: (key) => {
+        if (key !== "*") this.stale.add(key);
+      },
     });
   }
 
@@ -61,25 +76,26 @@ export class ProfileCache {
 
   /** reloadAll makes the next read reload everything, in this process only. */
   reloadAll(): void {
-    this.generation++;
+    this.loaded.flushAll();
   }
 
   /** close stops listening for invalidations. */
   close(): void {
-    this.unsubscribe();
+    this.loaded.close();
   }
 
   private async catchUp(): Promise<void> {
-    if (this.loadedGeneration !== this.generation) {
-      const generation = this.generation;
-      // Invalidations arriving during the scan are applied afterwards.
+    if (this.loaded.get(FULL_LOAD) === undefined) {
+      // A flush during the scan keeps the load from counting as current;
+      // single-profile invalidations arriving meanwhile are applied afterwards.
+      const epoch = this.loaded.epoch();
       this.stale.clear();
       this.byId.clear();
       for await (const [, profile] of this.records.entries(PROFILE_PREFIX))
         this.byId.set(profile.profileId, profile);
       this.ids = [...this.byId.keys()].sort();
       await this.loadPresence();
-      this.loadedGeneration = generation;
+      this.loaded.setIfCurrent(FULL_LOAD, true, epoch);
     }
     for (const id of [...this.stale]) {
       this.stale.delete(id);

@@ -3,7 +3,6 @@ import type { Clock, InvalidationBus } from "../core/index.js";
 import type { AuditTrail, Store } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import { AuthServiceImpl } from "./auth-service.js";
-import { ProfileEvents } from "./events.js";
 import { HealthReporter } from "./health.js";
 import { RefreshAdapters, type FetchLike } from "./oauth-refresh-adapter.js";
 import { RefreshMetrics } from "./refresh-metrics.js";
@@ -19,8 +18,10 @@ export interface ProfilesDeps {
   clock: Clock;
   fetch: FetchLike;
   log?: Logger | undefined;
-  /** Where profile changes are announced to caches; this process only by default. */
-  bus?: InvalidationBus | undefined;
+  /** Where profile changes are announced to caches and watchers, on every replica. */
+  bus: InvalidationBus;
+  /** cache.ttl_seconds in ms: the bound on staleness when a bus message is lost (default 30 s). */
+  cacheTtlMs?: number | undefined;
   /** Records profile create/update/delete and vault key rotation made through the service. */
   audit?: AuditTrail | undefined;
   /** model_provider.auth_profile_id. */
@@ -51,8 +52,8 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     store,
     vault,
     clock,
-    events: new ProfileEvents(),
-    ...(deps.bus === undefined ? {} : { bus: deps.bus }),
+    bus: deps.bus,
+    cacheTtlMs: deps.cacheTtlMs,
     ...(deps.audit === undefined ? {} : { audit: deps.audit }),
   });
   const metrics = new RefreshMetrics();

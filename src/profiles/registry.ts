@@ -8,7 +8,6 @@ import {
 } from "../../gen/palyra/auth/v1/profile_pb.js";
 import {
   KeyedMutex,
-  LocalInvalidationBus,
   PalyraError,
   type Clock,
   type InvalidationBus,
@@ -65,9 +64,10 @@ export interface RegistryDeps {
   store: Store;
   vault: Vault;
   clock: Clock;
-  events?: ProfileEvents;
-  /** Where committed changes are announced to caches (default: this process only). */
-  bus?: InvalidationBus;
+  /** Where committed changes are announced to caches and watchers, on every replica. */
+  bus: InvalidationBus;
+  /** How long the profile cache is served without a full reload when a bus message is lost (default 30 s). */
+  cacheTtlMs?: number | undefined;
   /** Records create/update/delete made on behalf of an actor, in the same batch. */
   audit?: AuditTrail;
 }
@@ -85,18 +85,25 @@ export class AuthProfileRegistry {
   private readonly cache: ProfileCache;
   private readonly bus: InvalidationBus;
   private readonly locks = new KeyedMutex();
-  // Number of stored profiles, counted once and then kept in step, so
-  // creating the 2048th profile does not recount the other 2047. Creates in
-  // flight hold a reserved slot, so concurrent creates cannot overshoot.
-  private counted: Promise<void> | undefined;
-  private count = 0;
+  // The number of stored profiles is the cached snapshot's size (kept in step
+  // with every replica's writes through the bus, so creating the 2048th
+  // profile does not recount the other 2047). Creates in flight here hold a
+  // reserved slot, so concurrent creates on this replica cannot overshoot.
   private reserved = 0;
 
   constructor(private readonly deps: RegistryDeps) {
     this.records = deps.store.table("profiles", AuthProfileSchema);
-    this.bus = deps.bus ?? new LocalInvalidationBus();
-    this.cache = new ProfileCache(this.records, deps.vault, this.bus);
-    this.events = deps.events ?? new ProfileEvents();
+    this.bus = deps.bus;
+    this.cache = new ProfileCache(
+      this.records,
+      deps.vault,
+      this.bus,
+      deps.clock,
+      deps.cacheTtlMs,
+    );
+    // After the cache, so a bus message has marked the record stale before
+    // any listener hears of it.
+    this.events = new ProfileEvents(this.bus);
   }
 
   /** get returns one profile by its normalized id. */
@@ -157,9 +164,10 @@ export class AuthProfileRegistry {
     this.cache.reloadAll();
   }
 
-  /** close stops the registry's cache from listening for invalidations. */
+  /** close stops the registry's cache and events from listening for invalidations. */
   close(): void {
     this.cache.close();
+    this.events.close();
   }
 
   /**
@@ -177,10 +185,11 @@ export class AuthProfileRegistry {
         return await this.write(input, existing, actor);
       await this.reserveSlot();
       try {
-        const result = await this.write(input, undefined, actor);
-        this.count++;
-        return result;
+        return await this.write(input, undefined, actor);
       } finally {
+        // Released once the new record is in the cached snapshot, so a
+        // concurrent create always counts one of the slot and the record.
+        await this.cache.current().catch(() => undefined);
         this.reserved--;
       }
     });
@@ -246,7 +255,6 @@ export class AuthProfileRegistry {
     return await this.locks.run(profileId, async () => {
       const existing = await this.get(profileId);
       if (existing === undefined) return false;
-      await this.countProfiles();
       await this.commit(
         profileId,
         [],
@@ -262,7 +270,6 @@ export class AuthProfileRegistry {
           },
         },
       );
-      this.count--;
       this.events.emit({ kind: "deleted", profileId });
       return true;
     });
@@ -322,26 +329,19 @@ export class AuthProfileRegistry {
     if (audited !== undefined && audit !== undefined)
       await audit.record(audited.actor, audited.entry, write);
     else await write([]);
-    this.bus.publish(PROFILE_CHANNEL, profileId);
+    await this.bus.publish(PROFILE_CHANNEL, profileId);
   }
 
   // Takes one of the MAX_PROFILES slots for a create, or refuses.
   private async reserveSlot(): Promise<void> {
-    await this.countProfiles();
-    if (this.count + this.reserved >= MAX_PROFILES) {
+    const { byId } = await this.cache.current();
+    if (byId.size + this.reserved >= MAX_PROFILES) {
       throw new PalyraError(
         "resource_exhausted",
         `at most ${MAX_PROFILES} auth profiles can be stored; delete one first`,
       );
     }
     this.reserved++;
-  }
-
-  private async countProfiles(): Promise<void> {
-    this.counted ??= this.cache.current().then(({ byId }) => {
-      this.count = byId.size;
-    });
-    await this.counted;
   }
 }
 

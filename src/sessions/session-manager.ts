@@ -64,6 +64,8 @@ export interface SessionManagerDeps {
   bus: InvalidationBus;
   clock: Clock;
   settings: SessionSettings;
+  /** How long a cached session is served without a re-read when a bus message is lost (default 30 s). */
+  cacheTtlMs?: number;
   random?: RandomBytes;
 }
 
@@ -130,12 +132,17 @@ export class SessionManager {
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.sessions = new SessionStore(deps.store);
-    this.cache = new InvalidatingCache(deps.bus, SESSION_CHANNEL);
+    this.cache = new InvalidatingCache({
+      bus: deps.bus,
+      channel: SESSION_CHANNEL,
+      clock: deps.clock,
+      ttlMs: deps.cacheTtlMs,
+    });
     this.random = deps.random ?? randomBytes;
   }
 
-  private invalidate(hash: string): void {
-    this.deps.bus.publish(SESSION_CHANNEL, hash);
+  private async invalidate(hash: string): Promise<void> {
+    await this.deps.bus.publish(SESSION_CHANNEL, hash);
   }
 
   /**
@@ -247,7 +254,7 @@ export class SessionManager {
 
   private async remove(hash: string, sessionId: string): Promise<void> {
     await this.sessions.write(this.sessions.deleteOps(hash, sessionId));
-    this.invalidate(hash);
+    await this.invalidate(hash);
   }
 
   /** logout deletes the caller's session. */
@@ -264,7 +271,7 @@ export class SessionManager {
         this.sessions.deleteOps(hash, record.sessionId),
       );
     }
-    this.invalidate(hash);
+    await this.invalidate(hash);
   }
 
   /** get reads a session record by token hash (store, not cache: the caller wants the latest). */
@@ -312,7 +319,7 @@ export class SessionManager {
       },
       this.sessions.deleteOps(hash, sessionId),
     );
-    this.invalidate(hash);
+    await this.invalidate(hash);
   }
 
   private async revokeAllOps(): Promise<{
@@ -351,7 +358,7 @@ export class SessionManager {
       },
       ops,
     );
-    this.deps.bus.publish(SESSION_CHANNEL, "*");
+    await this.deps.bus.publish(SESSION_CHANNEL, "*");
     return { sessions, handoffs };
   }
 
@@ -378,7 +385,7 @@ export class SessionManager {
     const token = await this.deps.audit.record(actor, entry, (auditOps) =>
       this.deps.admin.rotate([...ops, ...auditOps]),
     );
-    this.deps.bus.publish(SESSION_CHANNEL, "*");
+    await this.deps.bus.publish(SESSION_CHANNEL, "*");
     return { token, sessions, handoffs };
   }
 
@@ -491,7 +498,7 @@ export class SessionManager {
     }
     ops.push(...(await this.sessions.orphanTouches()));
     await this.sessions.write(ops);
-    for (const hash of hashes) this.invalidate(hash);
+    for (const hash of hashes) await this.invalidate(hash);
     return { sessions: hashes.length, handoffs };
   }
 

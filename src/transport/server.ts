@@ -49,6 +49,7 @@ import {
   PalyraError,
   systemClock,
   type Clock,
+  type InvalidationBus,
 } from "../core/index.js";
 import { HealthStatusBoard, ServingStatus } from "../grpc-std/index.js";
 import {
@@ -85,6 +86,10 @@ export interface BuildServerOptions {
   logDestination?: DestinationStream;
   /** The network for outbound calls (OAuth token endpoints); global fetch by default. */
   fetch?: FetchLike;
+  /** Cache invalidations across replicas (Redis pub/sub later); this process only by default. */
+  bus?: InvalidationBus;
+  /** An open store shared with other replicas (tests); it stays open when this server closes. */
+  store?: Store;
 }
 
 /** ListeningAddress is where the daemon answers once listening. */
@@ -138,13 +143,20 @@ export async function buildServer(
 
   // Fails before anything is opened when an RPC lacks its access option.
   const rules = new AccessRules(servedServices);
-  const store = await Store.open({ path: `${config.stateDir}/db`, clock });
+  const store =
+    options.store ??
+    (await Store.open({ path: `${config.stateDir}/db`, clock }));
+  const ownsStore = options.store === undefined;
+  const bus = options.bus ?? new LocalInvalidationBus();
+  const cacheTtlMs = config.cache.ttl_seconds * 1000;
   try {
     const admin = await AdminTokenVerifier.initialize({
       store,
       stateDir: config.stateDir,
       configured: config.admin.token,
       clock,
+      bus,
+      cacheTtlMs,
     });
     const audit = new AuditLog(store, clock);
     const limits = new RateLimits(
@@ -157,9 +169,16 @@ export async function buildServer(
       undefined,
       audit,
     );
-    const bus = new LocalInvalidationBus();
-    const flags = new FeatureFlags(store, audit, clock, bus);
-    const apiTokens = createApiTokens({ store, audit, flags, clock, bus, log });
+    const flags = new FeatureFlags(store, audit, clock, bus, cacheTtlMs);
+    const apiTokens = createApiTokens({
+      store,
+      audit,
+      flags,
+      clock,
+      bus,
+      cacheTtlMs,
+      log,
+    });
     const sessions = new SessionManager({
       store,
       admin: admin.verifier,
@@ -167,6 +186,7 @@ export async function buildServer(
       audit,
       bus,
       clock,
+      cacheTtlMs,
       settings: {
         idleMs: config.console.idle_timeout_seconds * 1000,
         absoluteMs: config.console.absolute_lifetime_seconds * 1000,
@@ -204,6 +224,8 @@ export async function buildServer(
       stateDir: config.stateDir,
       passphrase: config.vault.passphrase,
       clock,
+      bus,
+      cacheTtlMs,
     });
     const profiles = createProfiles({
       store,
@@ -212,6 +234,7 @@ export async function buildServer(
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
       log,
       bus,
+      cacheTtlMs,
       audit,
       defaultProfileId: config.model_provider.auth_profile_id,
     });
@@ -284,9 +307,10 @@ export async function buildServer(
       admin.tokenFile,
       profiles,
       [createSessionSweeper(sessions, 5 * 60_000, log), apiTokens.task],
+      ownsStore,
     );
   } catch (e) {
-    await store.close();
+    if (ownsStore) await store.close();
     throw e;
   }
 }
@@ -329,6 +353,7 @@ class Server implements PalyraServer {
     readonly adminTokenFile: string | undefined,
     private readonly profiles: Profiles,
     private readonly tasks: readonly BackgroundTask[],
+    private readonly ownsStore: boolean,
   ) {}
 
   private handle = (req: AnyRequest, res: AnyResponse): void => {
@@ -470,6 +495,6 @@ class Server implements PalyraServer {
     await this.app.close();
     await profilesClosed;
     await Promise.all(this.tasks.map((task) => task.stop()));
-    await this.store.close();
+    if (this.ownsStore) await this.store.close();
   }
 }

@@ -127,6 +127,25 @@ export class KeyManager {
     return this.info;
   }
 
+  /**
+   * reload re-reads the key description, which a rotation on another replica
+   * may have changed, and returns the KEK it names: the one `held` under that
+   * id, else unlocked anew. Key files are only read here, never renamed or
+   * removed: the rotating replica finishes its own rotation.
+   */
+  async reload(held: (kekId: string) => Kek | undefined): Promise<Kek> {
+    const info = await this.meta.get(VAULT_KEY_INFO);
+    if (info === undefined) {
+      throw new PalyraError(
+        "failed_precondition",
+        "the vault key description (meta/vault_key) is missing; restore the store from a backup",
+      );
+    }
+    const kek = held(info.kekId) ?? (await this.unlock(info, false));
+    this.info = info;
+    return kek;
+  }
+
   /** prepareRotation makes the next KEK (durably, for a key file) without changing what the store says. */
   async prepareRotation(): Promise<PendingRotation> {
     const current = this.currentInfo;
@@ -210,12 +229,13 @@ export class KeyManager {
     return kek;
   }
 
-  private async unlock(info: VaultKeyInfo): Promise<Kek> {
+  // `settle` finishes or drops a crashed rotation's key file (at open only).
+  private async unlock(info: VaultKeyInfo, settle = true): Promise<Kek> {
     switch (info.kind) {
       case VaultKeyKind.PASSPHRASE:
         return await this.unlockPassphrase(info);
       case VaultKeyKind.KEY_FILE:
-        return await this.unlockKeyFile(info);
+        return await this.unlockKeyFile(info, settle);
       default:
         throw new PalyraError(
           "failed_precondition",
@@ -238,7 +258,10 @@ export class KeyManager {
     return kek;
   }
 
-  private async unlockKeyFile(info: VaultKeyInfo): Promise<Kek> {
+  private async unlockKeyFile(
+    info: VaultKeyInfo,
+    settle: boolean,
+  ): Promise<Kek> {
     if (this.passphrase !== undefined) {
       throw new PalyraError(
         "failed_precondition",
@@ -253,14 +276,15 @@ export class KeyManager {
       // A rotation crashed before its batch committed: its key opens nothing.
       if (next !== undefined) {
         next.fill(0);
-        await removeKeyFile(this.nextPath);
+        if (settle) await removeKeyFile(this.nextPath);
       }
       return kekOf(current);
     }
     if (next !== undefined && checks(kekOf(next), info)) {
-      // A rotation committed its batch but crashed before the rename: finish it.
+      // A rotation committed its batch but crashed before the rename: finish
+      // it (at open; on reload the rotating replica is renaming it now).
       current?.fill(0);
-      await promoteKeyFile(this.nextPath, this.keyPath);
+      if (settle) await promoteKeyFile(this.nextPath, this.keyPath);
       return kekOf(next);
     }
     current?.fill(0);

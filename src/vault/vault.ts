@@ -9,6 +9,7 @@ import {
   isPalyraError,
   systemClock,
   type Clock,
+  type InvalidationBus,
 } from "../core/index.js";
 import type { Store, Table, WriteOp } from "../store/index.js";
 import {
@@ -19,6 +20,7 @@ import {
   type Kek,
 } from "./envelope.js";
 import { KeyManager } from "./key-manager.js";
+import { Keyring } from "./keyring.js";
 import { RotationLock } from "./rotation-lock.js";
 import {
   assertVaultScope,
@@ -42,6 +44,10 @@ export interface VaultOptions {
   /** PALYRA_VAULT_PASSPHRASE; when set (non-empty) the KEK is derived from it instead of vault.key. */
   passphrase?: string | undefined;
   clock?: Clock;
+  /** Where key rotations are announced, so every replica sharing the store seals under the new key. */
+  bus: InvalidationBus;
+  /** How long the sealing key is trusted without re-reading the key description when a bus message is lost (default 30 s). */
+  cacheTtlMs?: number | undefined;
 }
 
 /**
@@ -51,19 +57,29 @@ export interface VaultOptions {
  */
 export class Vault {
   private readonly records: Table<typeof VaultRecordSchema>;
-  // KEKs by id: the current one, plus the next one while a rotation commits,
-  // so reads never block on a rotation.
-  private readonly keks = new Map<string, Kek>();
+  // KEKs by id: the sealing one, plus the next one while a rotation commits,
+  // so reads never block on a rotation; it follows rotations made elsewhere.
+  private readonly keyring: Keyring;
   private readonly lock = new RotationLock();
+  private retiring: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly store: Store,
     private readonly keyManager: KeyManager,
-    private current: Kek,
+    first: Kek,
     private readonly clock: Clock,
+    bus: InvalidationBus,
+    cacheTtlMs: number | undefined,
   ) {
     this.records = store.table("vault", VaultRecordSchema);
-    this.keks.set(current.id, current);
+    this.keyring = new Keyring({
+      manager: keyManager,
+      first,
+      bus,
+      clock,
+      ttlMs: cacheTtlMs,
+      rotatedElsewhere: (old, next) => this.retireElsewhere(old, next),
+    });
   }
 
   /** open unlocks (or on first start creates) the vault; a wrong passphrase or key file fails here, before any request. */
@@ -75,12 +91,29 @@ export class Vault {
       passphrase: options.passphrase,
       clock,
     });
-    return new Vault(options.store, manager, kek, clock);
+    return new Vault(
+      options.store,
+      manager,
+      kek,
+      clock,
+      options.bus,
+      options.cacheTtlMs,
+    );
   }
 
-  /** kekId is the id of the current key-encryption key (for status and audit, never key material). */
+  /** kekId is the id of the current key-encryption key as last read (for status and audit, never key material). */
   get kekId(): string {
-    return this.current.id;
+    return this.keyring.lastKnownId;
+  }
+
+  /** settled resolves once a key rotated on another replica has been retired here (stragglers rewrapped, bytes wiped); for tests and shutdown. */
+  async settled(): Promise<void> {
+    await this.retiring;
+  }
+
+  /** close stops following rotations announced on the bus. */
+  close(): void {
+    this.keyring.close();
   }
 
   /**
@@ -127,10 +160,13 @@ export class Vault {
     const parts = parseVaultRef(ref);
     let record = await this.records.get(ref);
     if (record === undefined) return undefined;
-    if (!this.keks.has(record.kekId)) {
-      // A rotation may have committed between the read and now: read again.
+    if (this.keyring.byId(record.kekId) === undefined) {
+      // A rotation may have committed between the read and now: read again,
+      // and if it was another replica's, learn its key.
       record = await this.records.get(ref);
       if (record === undefined) return undefined;
+      if (this.keyring.byId(record.kekId) === undefined)
+        await this.keyring.reload();
     }
     return this.openRecord(ref, parts, record);
   }
@@ -211,22 +247,28 @@ export class Vault {
     alsoWrite: readonly WriteOp[] = [],
   ): Promise<{ rewrapped: number; kekId: string }> {
     return await this.lock.runExclusive(async () => {
-      const old = this.current;
+      // From the store, not the cache: another replica may have rotated last.
+      const old = await this.keyring.reload();
       const pending = await this.keyManager.prepareRotation();
       const next = pending.kek;
-      this.keks.set(next.id, next);
+      this.keyring.hold(next);
       let rewrapped: number;
       try {
         const ops = await this.rewrapAll(old, next);
         await this.store.write([...ops, pending.infoOp, ...alsoWrite]);
         rewrapped = ops.length;
       } catch (e) {
-        this.keks.delete(next.id);
-        next.key.fill(0);
+        this.keyring.forget(next);
         await pending.abandon().catch(() => undefined);
         throw e;
       }
-      this.current = next;
+      this.keyring.promote(next);
+      // Other replicas drop their sealing key now; if they cannot be told,
+      // the rotation still finishes here and they catch up within the TTL.
+      const unannounced = await this.keyring.announce().then(
+        () => undefined,
+        (e: unknown) => e ?? new Error("announce failed"),
+      );
       let finishError: unknown;
       try {
         await pending.finish();
@@ -236,14 +278,20 @@ export class Vault {
       try {
         rewrapped += await this.rewrapStragglers(old, next);
       } finally {
-        this.keks.delete(old.id);
-        old.key.fill(0);
+        this.keyring.forget(old);
       }
       if (finishError !== undefined) {
         throw new PalyraError(
           "internal",
           "the key rotation committed, but vault.key.next could not be renamed to vault.key; the next start (or rotation) completes it",
           { cause: finishError },
+        );
+      }
+      if (unannounced !== undefined) {
+        throw new PalyraError(
+          "unavailable",
+          "the key rotation committed, but the other replicas could not be told; they follow within cache.ttl_seconds",
+          { cause: unannounced },
         );
       }
       return { rewrapped, kekId: next.id };
@@ -260,7 +308,10 @@ export class Vault {
       if (isPalyraError(e, "internal")) return undefined;
       throw e;
     });
-    const envelope = sealEnvelope(this.current, parts, plaintext);
+    // Seals run under the shared lock and a retired key is wiped only under
+    // the exclusive one, so this key stays whole until the seal is done.
+    const kek = await this.keyring.sealing();
+    const envelope = sealEnvelope(kek, parts, plaintext);
     const now = timestampFromMs(this.clock.now());
     return [
       this.records.putOp(
@@ -287,7 +338,7 @@ export class Vault {
         `vault secret ${ref} cannot be opened: the record stored under it belongs to another ref`,
       );
     }
-    const kek = this.keks.get(record.kekId);
+    const kek = this.keyring.byId(record.kekId);
     if (kek === undefined) {
       throw new PalyraError(
         "internal",
@@ -411,6 +462,25 @@ export class Vault {
     }
     if (ops.length > 0) await this.store.write(ops);
     return ops.length;
+  }
+
+  // Another replica rotated the key: what this one sealed under the old key
+  // since then is rewrapped (best effort, as for stragglers of a local
+  // rotation), then the old key is wiped. Alone, so no seal still holds it;
+  // skipped if a local rotation has meanwhile retired `next` itself.
+  private retireElsewhere(old: Kek, next: Kek): void {
+    this.retiring = this.retiring
+      .then(() =>
+        this.lock.runExclusive(async () => {
+          try {
+            if (this.keyring.byId(next.id) === next)
+              await this.rewrapStragglers(old, next);
+          } finally {
+            this.keyring.forget(old);
+          }
+        }),
+      )
+      .catch(() => undefined);
   }
 
   private async snapshot(): Promise<Map<string, VaultRecord>> {

@@ -8,7 +8,7 @@ import {
   AuthProviderKind,
   AuthScopeKind,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
-import { ManualClock } from "../../src/core/index.js";
+import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
 import {
   createProfiles,
   parseSetProfileRequest,
@@ -51,11 +51,13 @@ export async function memoryProfiles(
     valueEncoding: "view",
   });
   const store = await Store.fromBackend(new LevelBackend(db), clock);
-  const vault = await Vault.open({ store, stateDir: dir.dir, clock });
+  const bus = new LocalInvalidationBus();
+  const vault = await Vault.open({ store, stateDir: dir.dir, clock, bus });
   const profiles = createProfiles({
     store,
     vault,
     clock,
+    bus,
     fetch: (input, init) => fetch(input, init),
     ...options,
   });

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import { AdminTokenVerifier, bearerToken } from "../../src/auth/index.js";
+import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
+import { BusBridge } from "../helpers/bus-bridge.js";
 import { tempStateDir, memoryStore } from "../helpers/fixtures.js";
 
 describe("admin token", () => {
@@ -12,6 +14,7 @@ describe("admin token", () => {
     try {
       const store = await memoryStore();
       const first = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -27,6 +30,7 @@ describe("admin token", () => {
       assert.equal(await first.verifier.verify(""), false);
 
       const again = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -42,12 +46,14 @@ describe("admin token", () => {
     try {
       const store = await memoryStore();
       const { generated } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
       assert.ok(generated);
       await unlink(join(dir, "admin.token"));
       const { verifier } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -73,6 +79,7 @@ describe("admin token", () => {
       );
       const store = await memoryStore();
       const { verifier, generated } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
       });
@@ -95,6 +102,7 @@ describe("admin token", () => {
     try {
       const store = await memoryStore();
       const { verifier, generated } = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
         configured: "c".repeat(40),
@@ -119,5 +127,62 @@ describe("admin token", () => {
     assert.equal(bearerToken(h("Basic abc")), undefined);
     assert.equal(bearerToken(h("Bearer a b")), undefined);
     assert.equal(bearerToken(new Headers()), undefined);
+  });
+
+  it("re-reads the stored credential after the TTL without another argon2 run", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const clock = new ManualClock();
+      const store = await memoryStore(clock);
+      const { verifier, generated } = await AdminTokenVerifier.initialize({
+        store,
+        stateDir: dir,
+        clock,
+        bus: new LocalInvalidationBus(),
+        cacheTtlMs: 10_000,
+      });
+      assert.ok(generated);
+      assert.equal(await verifier.verify(generated), true);
+      const reads = store.stats.gets;
+      assert.equal(await verifier.verify(generated), true);
+      assert.equal(store.stats.gets, reads, "cached");
+      clock.advance(10_000);
+      assert.equal(await verifier.verify(generated), true);
+      assert.equal(store.stats.gets, reads + 1, "one re-read after the TTL");
+      assert.equal(verifier.slowVerifications, 0);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("a rotation on one replica retires the old token on the other; the new one costs one argon2 run there", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const clock = new ManualClock();
+      const store = await memoryStore(clock);
+      const bridge = new BusBridge();
+      const open = () =>
+        AdminTokenVerifier.initialize({
+          store,
+          stateDir: dir,
+          clock,
+          bus: bridge.replica(),
+        });
+      const a = await open();
+      const b = await open();
+      const old = a.generated;
+      assert.ok(old);
+      assert.equal(await b.verifier.verify(old), true);
+      const rotated = await a.verifier.rotate();
+      assert.equal(await b.verifier.verify(old), false);
+      assert.equal(await b.verifier.verify(rotated), true);
+      assert.equal(await b.verifier.verify(rotated), true);
+      // The old token's argon2 check against the new hash, then the new token's.
+      assert.equal(b.verifier.slowVerifications, 2);
+      assert.equal(await a.verifier.verify(rotated), true);
+      assert.equal(a.verifier.slowVerifications, 0);
+    } finally {
+      await cleanup();
+    }
   });
 });

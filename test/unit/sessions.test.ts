@@ -20,6 +20,7 @@ async function manager(
   const store = await memoryStore();
   const { dir } = await tempStateDir();
   const { verifier } = await AdminTokenVerifier.initialize({
+    bus: new LocalInvalidationBus(),
     store,
     stateDir: dir,
     configured: "t".repeat(40),

@@ -21,7 +21,11 @@ import {
   type VaultKeyInfo,
   type VaultRecord,
 } from "../../gen/palyra/vault/v1/vault_pb.js";
-import { ManualClock, isPalyraError } from "../../src/core/index.js";
+import {
+  LocalInvalidationBus,
+  ManualClock,
+  isPalyraError,
+} from "../../src/core/index.js";
 import {
   LevelBackend,
   Store,
@@ -95,7 +99,13 @@ async function withVault(
   try {
     const { store, kv } = await memoryStore();
     const clock = new ManualClock();
-    const vault = await Vault.open({ store, stateDir: dir, passphrase, clock });
+    const vault = await Vault.open({
+      bus: new LocalInvalidationBus(),
+      store,
+      stateDir: dir,
+      passphrase,
+      clock,
+    });
     await fn({ vault, store, kv, dir, clock });
   } finally {
     await cleanup();
@@ -573,7 +583,11 @@ describe("vault key file", () => {
       assert.equal((await keyInfo(store)).kind, VaultKeyKind.KEY_FILE);
       await vault.put("global/k", "persisted");
       const before = await readFile(path);
-      const again = await Vault.open({ store, stateDir: dir });
+      const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       assert.equal(await again.getString("global/k"), "persisted");
       assert.deepEqual(await readFile(path), before);
     });
@@ -586,7 +600,7 @@ describe("vault key file", () => {
       const good = await readFile(path);
       await writeFile(path, randomBytes(32), { mode: 0o600 });
       await assert.rejects(
-        Vault.open({ store, stateDir: dir }),
+        Vault.open({ bus: new LocalInvalidationBus(), store, stateDir: dir }),
         palyraError(
           "failed_precondition",
           /vault\.key does not open this vault/,
@@ -594,28 +608,37 @@ describe("vault key file", () => {
       );
       await writeFile(path, randomBytes(31), { mode: 0o600 });
       await assert.rejects(
-        Vault.open({ store, stateDir: dir }),
+        Vault.open({ bus: new LocalInvalidationBus(), store, stateDir: dir }),
         palyraError("failed_precondition", /expected 32 bytes/),
       );
       await rename(path, path + ".bak");
       await assert.rejects(
-        Vault.open({ store, stateDir: dir }),
+        Vault.open({ bus: new LocalInvalidationBus(), store, stateDir: dir }),
         palyraError("failed_precondition", /vault\.key is missing/),
       );
       await writeFile(path, good, { mode: 0o600 });
       if (process.platform !== "win32") {
         await chmod(path, 0o644);
         await assert.rejects(
-          Vault.open({ store, stateDir: dir }),
+          Vault.open({ bus: new LocalInvalidationBus(), store, stateDir: dir }),
           palyraError("failed_precondition", /chmod 600/),
         );
         await chmod(path, 0o600);
       }
       await assert.rejects(
-        Vault.open({ store, stateDir: dir, passphrase: PASSPHRASE }),
+        Vault.open({
+          bus: new LocalInvalidationBus(),
+          store,
+          stateDir: dir,
+          passphrase: PASSPHRASE,
+        }),
         palyraError("failed_precondition", /unset PALYRA_VAULT_PASSPHRASE/),
       );
-      const again = await Vault.open({ store, stateDir: dir });
+      const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       assert.equal(await again.getString("global/k"), "v");
     });
   });
@@ -625,7 +648,7 @@ describe("vault key file", () => {
       await vault.put("global/k", "v");
       await store.table("meta", VaultKeyInfoSchema).del("vault_key");
       await assert.rejects(
-        Vault.open({ store, stateDir: dir }),
+        Vault.open({ bus: new LocalInvalidationBus(), store, stateDir: dir }),
         palyraError("failed_precondition", /meta\/vault_key\) is missing/),
       );
     });
@@ -647,7 +670,12 @@ describe("vault passphrase", () => {
       );
 
       await assert.rejects(
-        Vault.open({ store, stateDir: dir, passphrase: PASSPHRASE + "!" }),
+        Vault.open({
+          bus: new LocalInvalidationBus(),
+          store,
+          stateDir: dir,
+          passphrase: PASSPHRASE + "!",
+        }),
         palyraError(
           "failed_precondition",
           /^PALYRA_VAULT_PASSPHRASE does not open this vault$/,
@@ -655,11 +683,17 @@ describe("vault passphrase", () => {
       );
       for (const passphrase of [undefined, ""]) {
         await assert.rejects(
-          Vault.open({ store, stateDir: dir, passphrase }),
+          Vault.open({
+            bus: new LocalInvalidationBus(),
+            store,
+            stateDir: dir,
+            passphrase,
+          }),
           palyraError("failed_precondition", /set PALYRA_VAULT_PASSPHRASE/),
         );
       }
       const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
         passphrase: PASSPHRASE,
@@ -692,6 +726,7 @@ describe("vault passphrase", () => {
         assert.equal(openWithKek(newKek, ref, rec), secret);
       }
       const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
         store,
         stateDir: dir,
         passphrase: PASSPHRASE,
@@ -766,11 +801,15 @@ describe("vault key rotation", () => {
       // Putting the old key file back is refused at open.
       await writeFile(path, oldKey, { mode: 0o600 });
       await assert.rejects(
-        Vault.open({ store, stateDir: dir }),
+        Vault.open({ bus: new LocalInvalidationBus(), store, stateDir: dir }),
         palyraError("failed_precondition", /does not open this vault/),
       );
       await writeFile(path, newKey, { mode: 0o600 });
-      const again = await Vault.open({ store, stateDir: dir });
+      const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       assert.equal(await again.getString("agent:a3/key"), "sk-3");
       // And rotation works more than once.
       await again.rotateKey();
@@ -785,7 +824,11 @@ describe("vault key rotation", () => {
       const key = await readFile(path);
       // What a crash after writing the next key but before the batch leaves.
       await writeFile(path + ".next", randomBytes(32), { mode: 0o600 });
-      const again = await Vault.open({ store, stateDir: dir });
+      const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       assert.equal(await again.getString("global/k"), "sk-crash-1");
       assert.equal(await exists(path + ".next"), false);
       assert.deepEqual(await readFile(path), key);
@@ -804,7 +847,11 @@ describe("vault key rotation", () => {
       // Recreate the on-disk state of that crash: new key still in .next, old key in place.
       await rename(path, path + ".next");
       await writeFile(path, oldKey, { mode: 0o600 });
-      const again = await Vault.open({ store, stateDir: dir });
+      const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       assert.equal(await again.getString("global/k"), "sk-crash-2");
       assert.deepEqual(await readFile(path), newKey);
       assert.equal(await exists(path + ".next"), false);
@@ -825,7 +872,11 @@ describe("vault key rotation", () => {
       assert.equal(await exists(path + ".next"), false);
       assert.equal(await vault.getString("global/k"), "sk-fail");
       await vault.put("global/k2", "sk-after");
-      const again = await Vault.open({ store, stateDir: dir });
+      const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       assert.equal(await again.getString("global/k2"), "sk-after");
     });
   });
@@ -864,7 +915,11 @@ describe("vault key rotation", () => {
       assert.equal(result.rewrapped, 2);
       assert.equal(await vault.getString("global/late"), "sk-late");
       assert.equal((await record(store, "global/late")).kekId, result.kekId);
-      const again = await Vault.open({ store, stateDir: dir });
+      const again = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       assert.equal(await again.getString("global/late"), "sk-late");
     });
   });
@@ -925,7 +980,11 @@ describe("vault on disk", () => {
 
       const dbPath = join(dir, "db");
       const store = await Store.open({ path: dbPath });
-      const vault = await Vault.open({ store, stateDir: dir });
+      const vault = await Vault.open({
+        bus: new LocalInvalidationBus(),
+        store,
+        stateDir: dir,
+      });
       await vault.put("global/disk", secret);
       await vault.put("agent:x/disk", secret.toString("utf8"));
       await vault.rotateKey();
@@ -946,7 +1005,11 @@ describe("vault on disk", () => {
 
       const reopened = await Store.open({ path: dbPath });
       try {
-        const again = await Vault.open({ store: reopened, stateDir: dir });
+        const again = await Vault.open({
+          bus: new LocalInvalidationBus(),
+          store: reopened,
+          stateDir: dir,
+        });
         assert.equal(
           await again.getString("agent:x/disk"),
           secret.toString("utf8"),

@@ -149,13 +149,13 @@ describe("workspace membership roles on workspace-bound tokens", () => {
 
   it("does not cache a membership read over a change that landed during the read", async () => {
     const backend = new GatedBackend(memoryLevel());
-    const { store, bus, workspaces } = await setup(backend);
+    const { clock, store, bus, workspaces } = await setup(backend);
     await workspaces.setMembership(
       { workspaceId: "ws", principal: "user:alice", role: Role.OWNER },
       actor,
       OWNER_AUTHORITY,
     );
-    const members = cachedMemberships(store, bus);
+    const members = cachedMemberships(store, bus, clock);
     let open!: () => void;
     backend.gate = new Promise((resolve) => (open = resolve));
     // This read sees Owner, then waits while Operator is written and announced.

@@ -38,6 +38,7 @@ import {
   type Principal,
 } from "../../src/auth/index.js";
 import {
+  LocalInvalidationBus,
   ManualClock,
   isPalyraError,
   type ErrorCode,
@@ -54,7 +55,12 @@ async function setup(): Promise<{
   const clock = new ManualClock();
   const store = await memoryStore(clock);
   const audit = new AuditLog(store, clock);
-  const workspaces = new Workspaces({ store, audit, clock });
+  const workspaces = new Workspaces({
+    store,
+    audit,
+    clock,
+    bus: new LocalInvalidationBus(),
+  });
   return {
     store,
     clock,

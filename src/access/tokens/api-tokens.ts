@@ -256,7 +256,10 @@ export class ApiTokens {
     await this.deps.audit.commit(caller.actor, entry, [
       this.deps.tokens.putOp(record),
     ]);
-    this.deps.bus.publish(API_TOKEN_CHANNEL, record.token?.tokenId ?? "*");
+    await this.deps.bus.publish(
+      API_TOKEN_CHANNEL,
+      record.token?.tokenId ?? "*",
+    );
   }
 
   /** revoke stops a token at once (on every replica, through the bus); revoking twice changes nothing. */

@@ -28,6 +28,8 @@ export interface ApiTokenAreaDeps {
   flags: FlagReader;
   clock: Clock;
   bus: InvalidationBus;
+  /** How long cached tokens and memberships are served without a re-read (default 30 s). */
+  cacheTtlMs?: number;
   log: FastifyBaseLogger;
   /** Default: read `access/ws/<id>` from the store. */
   workspaceExists?: WorkspaceExists;
@@ -52,8 +54,17 @@ export interface ApiTokenArea {
 export function createApiTokens(deps: ApiTokenAreaDeps): ApiTokenArea {
   const tokens = new ApiTokenStore(deps.store);
   const lastUsed = new LastUsedTracker();
-  const cache = createTokenCache<VerifiedToken>(deps.bus);
-  const memberships = cachedMemberships(deps.store, deps.bus);
+  const cache = createTokenCache<VerifiedToken>(
+    deps.bus,
+    deps.clock,
+    deps.cacheTtlMs,
+  );
+  const memberships = cachedMemberships(
+    deps.store,
+    deps.bus,
+    deps.clock,
+    deps.cacheTtlMs,
+  );
   const manager = new ApiTokens({
     tokens,
     audit: deps.audit,

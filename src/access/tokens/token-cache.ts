@@ -1,4 +1,8 @@
-import { InvalidatingCache, type InvalidationBus } from "../../core/index.js";
+import {
+  InvalidatingCache,
+  type Clock,
+  type InvalidationBus,
+} from "../../core/index.js";
 
 /** API_TOKEN_CHANNEL is the invalidation channel for API tokens; keys are token ids, "*" means all. */
 export const API_TOKEN_CHANNEL = "api_tokens";
@@ -11,7 +15,16 @@ export const API_TOKEN_CHANNEL = "api_tokens";
  */
 export type TokenCache<V> = InvalidatingCache<V>;
 
-/** createTokenCache builds the token cache on the shared invalidating cache. */
-export function createTokenCache<V>(bus: InvalidationBus): TokenCache<V> {
-  return new InvalidatingCache<V>(bus, API_TOKEN_CHANNEL);
+/** createTokenCache builds the token cache on the shared invalidating cache; `ttlMs` bounds staleness when a bus message is lost. */
+export function createTokenCache<V>(
+  bus: InvalidationBus,
+  clock: Clock,
+  ttlMs?: number,
+): TokenCache<V> {
+  return new InvalidatingCache<V>({
+    bus,
+    channel: API_TOKEN_CHANNEL,
+    clock,
+    ttlMs,
+  });
 }

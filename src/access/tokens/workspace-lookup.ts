@@ -4,7 +4,11 @@ import {
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import type { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { InvalidatingCache, type InvalidationBus } from "../../core/index.js";
+import {
+  InvalidatingCache,
+  type Clock,
+  type InvalidationBus,
+} from "../../core/index.js";
 import type { Store } from "../../store/index.js";
 import type { WorkspaceExists } from "./api-tokens.js";
 
@@ -98,19 +102,24 @@ export interface CachedMemberships {
 /**
  * cachedMemberships reads memberships through an InvalidatingCache on
  * MEMBERSHIP_CHANNEL: one store read per membership until it changes, and a
- * change (on any replica, with the scale-out bus) is seen by the next call.
+ * change (on any replica, with the scale-out bus) is seen by the next call,
+ * or after `ttlMs` at the latest when the message is lost.
  * The epoch is taken before the read, so a change that lands mid-read is not
  * cached over.
  */
 export function cachedMemberships(
   store: Store,
   bus: InvalidationBus,
+  clock: Clock,
+  ttlMs?: number,
 ): CachedMemberships {
   const read = membershipIn(store);
-  const cache = new InvalidatingCache<MemberRole | typeof NOT_MEMBER>(
+  const cache = new InvalidatingCache<MemberRole | typeof NOT_MEMBER>({
     bus,
-    MEMBERSHIP_CHANNEL,
-  );
+    channel: MEMBERSHIP_CHANNEL,
+    clock,
+    ttlMs,
+  });
   return {
     async lookup(workspaceId, principal) {
       const key = membershipCacheKey(workspaceId, principal);

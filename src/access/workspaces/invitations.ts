@@ -48,7 +48,7 @@ export interface InvitationDeps {
   /** mustExist answers NOT_FOUND for an unknown workspace. */
   mustExist(workspaceId: string): Promise<unknown>;
   /** membershipChanged tells token caches that a membership appeared. */
-  membershipChanged(workspaceId: string, principal: string): void;
+  membershipChanged(workspaceId: string, principal: string): Promise<void>;
 }
 
 /**
@@ -232,7 +232,7 @@ export class Invitations {
       );
       return membership;
     });
-    this.deps.membershipChanged(joined.workspaceId, joined.principal);
+    await this.deps.membershipChanged(joined.workspaceId, joined.principal);
     return joined;
   }
 

@@ -39,8 +39,8 @@ export interface WorkspacesDeps {
   audit: AuditTrail;
   clock: Clock;
   random?: RandomBytes;
-  /** Told when a workspace or a membership changes, so caches of tokens bound to it re-check. */
-  bus?: InvalidationBus;
+  /** Told when a workspace or a membership changes, so caches of tokens bound to it re-check (on every replica). */
+  bus: InvalidationBus;
 }
 
 /** Inputs arrive normalised and validated (workspace-input.ts); Workspaces checks state, not syntax. */
@@ -61,7 +61,7 @@ export class Workspaces {
   private readonly lock = new KeyedMutex();
   private readonly audit: AuditTrail;
   private readonly clock: Clock;
-  private readonly bus: InvalidationBus | undefined;
+  private readonly bus: InvalidationBus;
   private readonly invitations: Invitations;
 
   constructor(deps: WorkspacesDeps) {
@@ -171,8 +171,8 @@ export class Workspaces {
         ops,
       );
     });
-    this.bus?.publish(API_TOKEN_CHANNEL, "*");
-    this.bus?.publish(MEMBERSHIP_CHANNEL, "*");
+    await this.bus.publish(API_TOKEN_CHANNEL, "*");
+    await this.bus.publish(MEMBERSHIP_CHANNEL, "*");
   }
 
   /** memberships lists a workspace's members. */
@@ -257,13 +257,16 @@ export class Workspaces {
       );
       return membership;
     });
-    this.membershipChanged(change.workspaceId, change.principal);
+    await this.membershipChanged(change.workspaceId, change.principal);
     return membership;
   }
 
   // After the commit, so a verifier that reads in between cannot cache the old role over it.
-  private membershipChanged(workspaceId: string, principal: string): void {
-    this.bus?.publish(
+  private async membershipChanged(
+    workspaceId: string,
+    principal: string,
+  ): Promise<void> {
+    await this.bus.publish(
       MEMBERSHIP_CHANNEL,
       membershipCacheKey(workspaceId, principal),
     );
@@ -309,7 +312,7 @@ export class Workspaces {
         [this.rows.delMembershipOp(workspaceId, principal)],
       );
     });
-    this.membershipChanged(workspaceId, principal);
+    await this.membershipChanged(workspaceId, principal);
   }
 
   /** createInvitation mints a one-time code that joins the workspace with `role` (see Invitations.create). */
