@@ -157,8 +157,8 @@ export class SessionStore {
   }
 
   /** write commits ops atomically. */
-  write(ops: readonly WriteOp[]): Promise<void> {
-    return this.store.write(ops);
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    await this.store.write(ops);
   }
 }
 

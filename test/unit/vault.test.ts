@@ -25,6 +25,7 @@ import { ManualClock, isPalyraError } from "../../src/core/index.js";
 import {
   LevelBackend,
   Store,
+  type Entry,
   type KvBackend,
   type Namespace,
   type RangeOptions,
@@ -58,6 +59,12 @@ class HookedBackend implements KvBackend {
   get(ns: Namespace, key: string): Promise<Uint8Array | undefined> {
     return this.inner.get(ns, key);
   }
+  getEntry(ns: Namespace, key: string): Promise<Entry | undefined> {
+    return this.inner.getEntry(ns, key);
+  }
+  add(ns: Namespace, key: string, delta: bigint): Promise<bigint> {
+    return this.inner.add(ns, key, delta);
+  }
   async *range(
     ns: Namespace,
     options: RangeOptions,
@@ -65,10 +72,11 @@ class HookedBackend implements KvBackend {
     yield* this.inner.range(ns, options);
     await this.afterRange?.(ns);
   }
-  async write(ops: readonly WriteOp[]): Promise<void> {
+  async write(ops: readonly WriteOp[]): Promise<bigint> {
     await this.onWrite?.(ops);
-    await this.inner.write(ops);
+    const version = await this.inner.write(ops);
     await this.afterWrite?.(ops);
+    return version;
   }
   close(): Promise<void> {
     return this.inner.close();
