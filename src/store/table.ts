@@ -111,6 +111,21 @@ export class Table<Desc extends DescMessage> {
     return out;
   }
 
+  /** between lists the records whose keys lie from `first` to `last` (inclusive), in key order: one scan. */
+  async between(
+    first: string,
+    last: string,
+  ): Promise<Array<[string, MessageShape<Desc>]>> {
+    const out: Array<[string, MessageShape<Desc>]> = [];
+    if (first > last) return out;
+    for await (const [key, bytes] of this.kv.range(this.ns, {
+      gte: first,
+      lte: last,
+    }))
+      out.push([key, this.decode(key, bytes)]);
+    return out;
+  }
+
   /** entries iterates every record (optionally under a prefix); for sweeps and migrations, not request paths. */
   async *entries(prefix = ""): AsyncIterable<[string, MessageShape<Desc>]> {
     for await (const [key, bytes] of this.kv.range(this.ns, {
