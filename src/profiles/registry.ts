@@ -7,19 +7,22 @@ import {
   type AuthProviderKind,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
 import {
-  KeyedMutex,
   LocalInvalidationBus,
   PalyraError,
+  isPalyraError,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditTrail,
-  Store,
-  Table,
-  WriteOp,
+import {
+  ABSENT,
+  retryOnConflict,
+  type Actor,
+  type AuditEntry,
+  type AuditTrail,
+  type Store,
+  type Table,
+  type Versioned,
+  type WriteOp,
 } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import {
@@ -37,6 +40,7 @@ import {
   refsOf,
   type ProfileSnapshot,
 } from "./profile-cache.js";
+import { ProfileCount } from "./profile-count.js";
 import type { ProfileInput } from "./profile-input.js";
 
 /** MAX_PROFILES is the most auth profiles a daemon keeps (REFERENCE.md). */
@@ -77,26 +81,24 @@ export interface RegistryDeps {
  * namespace and their secrets in the vault, always in one atomic batch: a
  * profile never refers to a secret that was not written, and deleting one
  * removes its secrets too. Reads are served from a ProfileCache kept in step
- * through the invalidation bus. Profiles it returns are shared: read-only.
+ * through the invalidation bus; changes read the record from the store and
+ * assert its version when writing, so a change decided on a state another
+ * writer (on any replica) has since replaced never commits. Profiles it
+ * returns are shared: read-only.
  */
 export class AuthProfileRegistry {
   readonly events: ProfileEvents;
   private readonly records: Table<typeof AuthProfileSchema>;
   private readonly cache: ProfileCache;
   private readonly bus: InvalidationBus;
-  private readonly locks = new KeyedMutex();
-  // Number of stored profiles, counted once and then kept in step, so
-  // creating the 2048th profile does not recount the other 2047. Creates in
-  // flight hold a reserved slot, so concurrent creates cannot overshoot.
-  private counted: Promise<void> | undefined;
-  private count = 0;
-  private reserved = 0;
+  private readonly count: ProfileCount;
 
   constructor(private readonly deps: RegistryDeps) {
     this.records = deps.store.table("profiles", AuthProfileSchema);
     this.bus = deps.bus ?? new LocalInvalidationBus();
     this.cache = new ProfileCache(this.records, deps.vault, this.bus);
     this.events = deps.events ?? new ProfileEvents();
+    this.count = new ProfileCount(deps.store, this.records);
   }
 
   /** get returns one profile by its normalized id. */
@@ -171,27 +173,31 @@ export class AuthProfileRegistry {
     input: ProfileInput,
     actor?: Actor,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
-    return await this.locks.run(input.profileId, async () => {
-      const existing = await this.get(input.profileId);
-      if (existing !== undefined)
-        return await this.write(input, existing, actor);
-      await this.reserveSlot();
-      try {
-        const result = await this.write(input, undefined, actor);
-        this.count++;
-        return result;
-      } finally {
-        this.reserved--;
+    return await retryOnConflict(async () => {
+      const read = await this.records.getEntry(profileKey(input.profileId));
+      let countOps: WriteOp[] = [];
+      if (read === undefined) {
+        const counted = await this.count.read();
+        if (counted.count >= MAX_PROFILES) {
+          throw new PalyraError(
+            "resource_exhausted",
+            `at most ${MAX_PROFILES} auth profiles can be stored; delete one first`,
+          );
+        }
+        countOps = this.count.ops(counted, 1);
       }
+      return await this.write(input, read, countOps, actor);
     });
   }
 
   // Writes a profile (new or replacing `existing`) with its secrets and index entry.
   private async write(
     input: ProfileInput,
-    existing: AuthProfile | undefined,
+    read: Versioned<AuthProfile> | undefined,
+    countOps: readonly WriteOp[],
     actor: Actor | undefined,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
+    const existing = read?.value;
     const agentId =
       input.scope.kind === AuthScopeKind.AGENT
         ? input.scope.agentId
@@ -219,7 +225,14 @@ export class AuthProfileRegistry {
       profile.profileId,
       plan.writes,
       unused,
-      [this.records.putOp(profileKey(profile.profileId), profile)],
+      [
+        this.records.checkOp(
+          profileKey(profile.profileId),
+          read?.version ?? ABSENT,
+        ),
+        this.records.putOp(profileKey(profile.profileId), profile),
+        ...countOps,
+      ],
       actor && {
         actor,
         entry: {
@@ -243,15 +256,21 @@ export class AuthProfileRegistry {
 
   /** delete removes a profile, its index entry and its vault secrets in one batch; false when it did not exist. */
   async delete(profileId: string, actor?: Actor): Promise<boolean> {
-    return await this.locks.run(profileId, async () => {
-      const existing = await this.get(profileId);
-      if (existing === undefined) return false;
-      await this.countProfiles();
+    return await retryOnConflict(async () => {
+      const key = profileKey(profileId);
+      const read = await this.records.getEntry(key);
+      if (read === undefined) return false;
+      const existing = read.value;
+      const counted = await this.count.read();
       await this.commit(
         profileId,
         [],
         refsOf(existing),
-        [this.records.delOp(profileKey(profileId))],
+        [
+          this.records.checkOp(key, read.version),
+          this.records.delOp(key),
+          ...this.count.ops(counted, -1),
+        ],
         actor && {
           actor,
           entry: {
@@ -262,7 +281,6 @@ export class AuthProfileRegistry {
           },
         },
       );
-      this.count--;
       this.events.emit({ kind: "deleted", profileId });
       return true;
     });
@@ -279,23 +297,34 @@ export class AuthProfileRegistry {
     expectedRevision: bigint,
     mutate: (draft: AuthProfile) => SecretWrite[],
   ): Promise<{ profile: AuthProfile | undefined; stale: boolean }> {
-    return await this.locks.run(profileId, async () => {
-      const current = await this.get(profileId);
-      if (current === undefined || current.revision !== expectedRevision)
-        return { profile: current, stale: true };
-      const draft = clone(AuthProfileSchema, current);
-      const secrets = mutate(draft);
-      draft.revision = current.revision + 1n;
-      draft.updatedAt = timestampFromMs(this.deps.clock.now());
+    // Checked against the store, not the cache: another replica may have
+    // changed the profile without this replica having heard of it yet.
+    const key = profileKey(profileId);
+    const read = await this.records.getEntry(key);
+    const current = read?.value;
+    if (read === undefined || current?.revision !== expectedRevision)
+      return { profile: current, stale: true };
+    const draft = clone(AuthProfileSchema, read.value);
+    const secrets = mutate(draft);
+    draft.revision = read.value.revision + 1n;
+    draft.updatedAt = timestampFromMs(this.deps.clock.now());
+    try {
       await this.commit(
         profileId,
         secrets,
         [],
-        [this.records.putOp(profileKey(profileId), draft)],
+        [
+          this.records.checkOp(key, read.version),
+          this.records.putOp(key, draft),
+        ],
       );
-      this.events.emit({ kind: "refreshed", profile: draft });
-      return { profile: draft, stale: false };
-    });
+    } catch (e) {
+      if (!isPalyraError(e, "aborted")) throw e;
+      // Changed between the read and the write: the result is stale too.
+      return { profile: await this.records.get(key), stale: true };
+    }
+    this.events.emit({ kind: "refreshed", profile: draft });
+    return { profile: draft, stale: false };
   }
 
   private async commit(
@@ -323,25 +352,6 @@ export class AuthProfileRegistry {
       await audit.record(audited.actor, audited.entry, write);
     else await write([]);
     this.bus.publish(PROFILE_CHANNEL, profileId);
-  }
-
-  // Takes one of the MAX_PROFILES slots for a create, or refuses.
-  private async reserveSlot(): Promise<void> {
-    await this.countProfiles();
-    if (this.count + this.reserved >= MAX_PROFILES) {
-      throw new PalyraError(
-        "resource_exhausted",
-        `at most ${MAX_PROFILES} auth profiles can be stored; delete one first`,
-      );
-    }
-    this.reserved++;
-  }
-
-  private async countProfiles(): Promise<void> {
-    this.counted ??= this.cache.current().then(({ byId }) => {
-      this.count = byId.size;
-    });
-    await this.counted;
   }
 }
 

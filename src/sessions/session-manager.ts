@@ -20,6 +20,7 @@ import {
 import {
   InvalidatingCache,
   PalyraError,
+  isPalyraError,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
@@ -126,7 +127,6 @@ export class SessionManager {
   private readonly sessions: SessionStore;
   private readonly cache: InvalidatingCache<SessionRecord>;
   private readonly random: RandomBytes;
-  private readonly redeeming = new Set<string>();
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.sessions = new SessionStore(deps.store);
@@ -442,16 +442,15 @@ export class SessionManager {
         "this sign-in link is invalid, expired or already used",
       );
     };
-    // One redemption per handoff in this process; the store delete below makes
-    // it one overall on a single node.
-    if (this.redeeming.has(hash)) return await refuse("already being redeemed");
-    this.redeeming.add(hash);
+    const found = await this.sessions.getHandoff(hash);
+    if (found === undefined) return await refuse("unknown or already used");
+    const { value: record, version } = found;
+    // Deleting the handoff asserts the version read: of two redemptions, on
+    // this replica or another, exactly one batch commits.
+    const used = this.sessions.consumeHandoffOps(hash, version);
     try {
-      const record = await this.sessions.getHandoff(hash);
-      if (record === undefined) return await refuse("unknown or already used");
-      const used = this.sessions.deleteHandoffOp(hash);
       if (this.deps.clock.now() >= ms(record.expiresAt))
-        return await refuse("expired", [used]);
+        return await refuse("expired", used);
       // The handoff's deletion, the new session and the record: one batch.
       const session = await this.issue(
         {
@@ -461,11 +460,12 @@ export class SessionManager {
         },
         clientIp,
         "browser_handoff.redeem",
-        [used],
+        used,
       );
       return { session, redirectPath: record.redirectPath };
-    } finally {
-      this.redeeming.delete(hash);
+    } catch (e) {
+      if (!isPalyraError(e, "aborted")) throw e;
+      return await refuse("already used");
     }
   }
 

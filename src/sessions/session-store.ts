@@ -11,7 +11,7 @@ import {
   timestampFromMs,
   timestampMs,
 } from "@bufbuild/protobuf/wkt";
-import type { Store, WriteOp } from "../store/index.js";
+import type { Store, Versioned, WriteOp } from "../store/index.js";
 
 const TOKEN_PREFIX = "tok/";
 const ID_PREFIX = "id/";
@@ -135,9 +135,9 @@ export class SessionStore {
     }
   }
 
-  /** getHandoff reads a handoff by token hash. */
-  getHandoff(hash: string): Promise<HandoffRecord | undefined> {
-    return this.handoffs.get(hash);
+  /** getHandoff reads a handoff by token hash, with the version its redemption asserts. */
+  getHandoff(hash: string): Promise<Versioned<HandoffRecord> | undefined> {
+    return this.handoffs.getEntry(hash);
   }
 
   /** putHandoffOp writes a handoff. */
@@ -148,6 +148,14 @@ export class SessionStore {
   /** deleteHandoffOp removes a handoff. */
   deleteHandoffOp(hash: string): WriteOp {
     return this.handoffs.delOp(hash);
+  }
+
+  /**
+   * consumeHandoffOps delete a handoff only if it is still the version read:
+   * of two redemptions (on any replicas) one batch commits, the other aborts.
+   */
+  consumeHandoffOps(hash: string, version: bigint): WriteOp[] {
+    return [this.handoffs.checkOp(hash, version), this.handoffs.delOp(hash)];
   }
 
   /** allHandoffs iterates every stored handoff. */
