@@ -1,6 +1,7 @@
-import { create, equals } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  VaultKeyInfoSchema,
   VaultRecordSchema,
   type VaultRecord,
 } from "../../gen/palyra/vault/v1/vault_pb.js";
@@ -10,7 +11,7 @@ import {
   systemClock,
   type Clock,
 } from "../core/index.js";
-import type { Store, Table, WriteOp } from "../store/index.js";
+import type { Store, Table, Versioned, WriteOp } from "../store/index.js";
 import {
   openSecret,
   sealEnvelope,
@@ -18,8 +19,7 @@ import {
   wrapDek,
   type Kek,
 } from "./envelope.js";
-import { KeyManager } from "./key-manager.js";
-import { RotationLock } from "./rotation-lock.js";
+import { KeyManager, VAULT_KEY_INFO } from "./key-manager.js";
 import {
   assertVaultScope,
   parseVaultRef,
@@ -34,6 +34,8 @@ export const MAX_LIST_LIMIT = 1000;
 // How many times a rotation re-reads the vault to catch writes committed
 // while it was rewrapping before it gives up and asks to be retried.
 const MAX_ROTATION_ROUNDS = 5;
+// How many times guardWrite re-seals after a rotation committed first.
+const MAX_SEAL_ATTEMPTS = 4;
 
 /** VaultOptions are what the vault needs: the store, the state dir for vault.key, and the passphrase when one is configured. */
 export interface VaultOptions {
@@ -48,34 +50,46 @@ export interface VaultOptions {
  * Vault stores secrets by VaultRef, each under its own AES-256-GCM data key
  * wrapped by the vault's key-encryption key, so that records elsewhere hold
  * only refs and a copied store is useless without the key file or passphrase.
+ *
+ * Rotation and sealing never wait for each other: every seal's batch asserts
+ * the version of the key description (meta/vault_key) it sealed under, and a
+ * rotation's batch asserts the version of every record it rewraps, so a
+ * secret is never committed under a retired key nor a deleted one brought
+ * back, whichever replica does what.
  */
 export class Vault {
   private readonly records: Table<typeof VaultRecordSchema>;
+  private readonly meta: Table<typeof VaultKeyInfoSchema>;
   // KEKs by id: the current one, plus the next one while a rotation commits,
   // so reads never block on a rotation.
   private readonly keks = new Map<string, Kek>();
-  private readonly lock = new RotationLock();
+  // Rotations in this process take turns because they share the key files in
+  // the state dir (vault.key.next); sealing never waits for them.
+  private rotations: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly store: Store,
     private readonly keyManager: KeyManager,
     private current: Kek,
     private readonly clock: Clock,
+    // The version of meta/vault_key that describes `current`.
+    private keyVersion: bigint,
   ) {
     this.records = store.table("vault", VaultRecordSchema);
+    this.meta = store.table("meta", VaultKeyInfoSchema);
     this.keks.set(current.id, current);
   }
 
   /** open unlocks (or on first start creates) the vault; a wrong passphrase or key file fails here, before any request. */
   static async open(options: VaultOptions): Promise<Vault> {
     const clock = options.clock ?? systemClock;
-    const { manager, kek } = await KeyManager.open({
+    const { manager, kek, version } = await KeyManager.open({
       store: options.store,
       stateDir: options.stateDir,
       passphrase: options.passphrase,
       clock,
     });
-    return new Vault(options.store, manager, kek, clock);
+    return new Vault(options.store, manager, kek, clock, version);
   }
 
   /** kekId is the id of the current key-encryption key (for status and audit, never key material). */
@@ -86,15 +100,14 @@ export class Vault {
   /**
    * sealOps encrypts a secret and returns the write for the caller's own
    * atomic batch, so that a profile and its secret appear (or not) together.
-   * Commit the ops promptly, ideally inside guardWrite.
+   * The ops assert that the key is still current: commit them inside
+   * guardWrite, which seals again if a rotation committed first.
    */
   async sealOps(ref: string, secret: string | Uint8Array): Promise<WriteOp[]> {
     const parts = parseVaultRef(ref);
     const plaintext = secretBytes(ref, secret);
     try {
-      return await this.lock.runShared(() =>
-        this.sealUnlocked(ref, parts, plaintext),
-      );
+      return await this.sealUnlocked(ref, parts, plaintext);
     } finally {
       if (typeof secret === "string") plaintext.fill(0);
     }
@@ -105,7 +118,7 @@ export class Vault {
     const parts = parseVaultRef(ref);
     const plaintext = secretBytes(ref, secret);
     try {
-      await this.lock.runShared(async () => {
+      await this.guardWrite(async () => {
         await this.store.write(await this.sealUnlocked(ref, parts, plaintext));
       });
     } finally {
@@ -114,12 +127,40 @@ export class Vault {
   }
 
   /**
-   * guardWrite runs `fn` (typically sealOps then store.write) so that a key
-   * rotation cannot start between the sealing and the commit; without it a
-   * rotation catches such writes afterwards on a best-effort basis.
+   * guardWrite runs `fn` (typically sealOps then store.write), and runs it
+   * again when its batch lost to a key rotation, so that it seals under the
+   * new key; any other failure, or a rotation it cannot follow, is thrown.
    */
   async guardWrite<T>(fn: () => Promise<T>): Promise<T> {
-    return await this.lock.runShared(fn);
+    for (let attempt = 1; ; attempt++) {
+      const version = this.keyVersion;
+      try {
+        return await fn();
+      } catch (e) {
+        if (
+          !isPalyraError(e, "aborted") ||
+          attempt >= MAX_SEAL_ATTEMPTS ||
+          !(await this.rotatedSince(version))
+        )
+          throw e;
+      }
+    }
+  }
+
+  // Whether the key changed since a seal asserted `version`; waits for a
+  // rotation of this process to switch over so the next seal uses its key.
+  private async rotatedSince(version: bigint): Promise<boolean> {
+    if (this.keyVersion !== version) return true;
+    const stored = await this.meta.getEntry(VAULT_KEY_INFO);
+    if (stored === undefined || stored.version === version) return false;
+    if (this.keks.has(stored.value.kekId)) {
+      await this.rotations;
+      return true;
+    }
+    throw new PalyraError(
+      "unavailable",
+      "the vault key was rotated by another replica and this one does not have the new key yet; try again shortly",
+    );
   }
 
   /** get decrypts one secret, or returns undefined when none is stored; a record that does not open is an error naming the ref. */
@@ -165,8 +206,7 @@ export class Vault {
 
   /** delete removes one secret; deleting an absent ref is a no-op so that retries are safe. */
   async delete(ref: string): Promise<void> {
-    const ops = this.deleteOps(ref);
-    await this.lock.runShared(() => this.store.write(ops));
+    await this.store.write(this.deleteOps(ref));
   }
 
   /** listRefs pages through stored refs in key order, optionally within one scope; it never returns or decrypts values. */
@@ -207,49 +247,95 @@ export class Vault {
    * point leaves a vault that opens with exactly one of the two keys.
    * `alsoWrite` (e.g. the audit record) commits in the same batch.
    */
-  async rotateKey(
+  rotateKey(
     alsoWrite: readonly WriteOp[] = [],
   ): Promise<{ rewrapped: number; kekId: string }> {
-    return await this.lock.runExclusive(async () => {
-      const old = this.current;
-      const pending = await this.keyManager.prepareRotation();
-      const next = pending.kek;
-      this.keks.set(next.id, next);
-      let rewrapped: number;
-      try {
-        const ops = await this.rewrapAll(old, next);
-        await this.store.write([...ops, pending.infoOp, ...alsoWrite]);
-        rewrapped = ops.length;
-      } catch (e) {
-        this.keks.delete(next.id);
-        next.key.fill(0);
-        await pending.abandon().catch(() => undefined);
-        throw e;
-      }
-      this.current = next;
-      let finishError: unknown;
-      try {
-        await pending.finish();
-      } catch (e) {
-        finishError = e;
-      }
-      try {
-        rewrapped += await this.rewrapStragglers(old, next);
-      } finally {
-        this.keks.delete(old.id);
-        old.key.fill(0);
-      }
-      if (finishError !== undefined) {
-        throw new PalyraError(
-          "internal",
-          "the key rotation committed, but vault.key.next could not be renamed to vault.key; the next start (or rotation) completes it",
-          { cause: finishError },
-        );
-      }
-      return { rewrapped, kekId: next.id };
-    });
+    const run = () => this.rotate(alsoWrite);
+    const next = this.rotations.then(run, run);
+    this.rotations = next.catch(() => undefined);
+    return next;
   }
 
+  private async rotate(
+    alsoWrite: readonly WriteOp[],
+  ): Promise<{ rewrapped: number; kekId: string }> {
+    const old = this.current;
+    const pending = await this.keyManager.prepareRotation();
+    const next = pending.kek;
+    this.keks.set(next.id, next);
+    let committed: { rewrapped: number; version: bigint };
+    try {
+      committed = await this.commitRotation(old, next, [
+        pending.infoOp,
+        ...alsoWrite,
+      ]);
+    } catch (e) {
+      this.keks.delete(next.id);
+      next.key.fill(0);
+      await pending.abandon().catch(() => undefined);
+      throw e;
+    }
+    this.current = next;
+    this.keyVersion = committed.version;
+    let rewrapped = committed.rewrapped;
+    let finishError: unknown;
+    try {
+      await pending.finish();
+    } catch (e) {
+      finishError = e;
+    }
+    try {
+      rewrapped += await this.rewrapStragglers(old, next);
+    } finally {
+      this.keks.delete(old.id);
+      old.key.fill(0);
+    }
+    if (finishError !== undefined) {
+      throw new PalyraError(
+        "internal",
+        "the key rotation committed, but vault.key.next could not be renamed to vault.key; the next start (or rotation) completes it",
+        { cause: finishError },
+      );
+    }
+    return { rewrapped, kekId: next.id };
+  }
+
+  // Rewraps every record in one batch that asserts each record's version and
+  // the key description's; a record changed meanwhile makes it read and try
+  // again. An abort none of its own checks explains is the caller's (from
+  // `extra`) and is passed on.
+  private async commitRotation(
+    from: Kek,
+    to: Kek,
+    extra: readonly WriteOp[],
+  ): Promise<{ rewrapped: number; version: bigint }> {
+    const keyVersion = this.keyVersion;
+    for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
+      const read = await this.readAll();
+      const rewrapped = this.rewrapMany(read, from, to);
+      const ops: WriteOp[] = [this.meta.checkOp(VAULT_KEY_INFO, keyVersion)];
+      for (const [key, op] of rewrapped)
+        ops.push(this.records.checkOp(key, read.get(key)?.version ?? 0n), op);
+      try {
+        const version = await this.store.write([...ops, ...extra]);
+        return { rewrapped: rewrapped.size, version };
+      } catch (e) {
+        if (!isPalyraError(e, "aborted")) throw e;
+        if ((await this.meta.getEntry(VAULT_KEY_INFO))?.version !== keyVersion)
+          throw new PalyraError(
+            "aborted",
+            "another rotation of the vault key committed first; try again",
+          );
+        if (!(await this.changedSince(read))) throw e;
+      }
+    }
+    throw new PalyraError(
+      "unavailable",
+      "the vault kept changing while the key was being rotated; try again",
+    );
+  }
+
+  // Seals under the current key; the ops assert that key is still current.
   private async sealUnlocked(
     ref: string,
     parts: VaultRefParts,
@@ -260,9 +346,12 @@ export class Vault {
       if (isPalyraError(e, "internal")) return undefined;
       throw e;
     });
+    // The key and its version are read together, with no await between.
     const envelope = sealEnvelope(this.current, parts, plaintext);
+    const keyCheck = this.meta.checkOp(VAULT_KEY_INFO, this.keyVersion);
     const now = timestampFromMs(this.clock.now());
     return [
+      keyCheck,
       this.records.putOp(
         ref,
         create(VaultRecordSchema, {
@@ -319,41 +408,35 @@ export class Vault {
     return out;
   }
 
-  // Rewraps every record, then re-reads until a read matches the previous one,
-  // so a write committed meanwhile by a caller's own batch is neither lost nor
-  // (for a delete) brought back by the rotation's batch.
-  private async rewrapAll(from: Kek, to: Kek): Promise<WriteOp[]> {
-    let seen = await this.snapshot();
-    const ops = this.rewrapMany(seen, from, to);
-    for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
-      const now = await this.snapshot();
-      const changed = new Map<string, VaultRecord>();
-      for (const [key, record] of now) {
-        const before = seen.get(key);
-        if (before === undefined || !equals(VaultRecordSchema, before, record))
-          changed.set(key, record);
-      }
-      const gone = [...seen.keys()].filter((key) => !now.has(key));
-      if (changed.size === 0 && gone.length === 0) return [...ops.values()];
-      for (const key of gone) ops.delete(key);
-      for (const [key, op] of this.rewrapMany(changed, from, to))
-        ops.set(key, op);
-      seen = now;
+  // Every record with its version: the versions the rotation asserts.
+  private async readAll(): Promise<Map<string, Versioned<VaultRecord>>> {
+    const out = new Map<string, Versioned<VaultRecord>>();
+    const keys: string[] = [];
+    for await (const [key] of this.records.entries()) keys.push(key);
+    for (const key of keys) {
+      const entry = await this.records.getEntry(key);
+      if (entry !== undefined) out.set(key, entry);
     }
-    throw new PalyraError(
-      "unavailable",
-      "the vault kept changing while the key was being rotated; try again",
-    );
+    return out;
+  }
+
+  private async changedSince(
+    read: ReadonlyMap<string, Versioned<VaultRecord>>,
+  ): Promise<boolean> {
+    for (const [key, { version }] of read) {
+      if ((await this.records.getEntry(key))?.version !== version) return true;
+    }
+    return false;
   }
 
   private rewrapMany(
-    records: Map<string, VaultRecord>,
+    records: ReadonlyMap<string, Versioned<VaultRecord>>,
     from: Kek,
     to: Kek,
   ): Map<string, WriteOp> {
     const ops = new Map<string, WriteOp>();
     const broken: string[] = [];
-    for (const [key, record] of records) {
+    for (const [key, { value: record }] of records) {
       const op = this.rewrap(key, record, from, to);
       if (op === undefined) broken.push(key);
       else ops.set(key, op);
@@ -399,25 +482,30 @@ export class Vault {
     }
   }
 
-  // Best effort after the commit: a caller's batch sealed under the old key
-  // before the rotation began but committed after it would otherwise be
-  // unreadable. The old key is still in memory here and is dropped right after.
+  // After the commit: a seal committed between the rotation's last read and
+  // its batch still asserted the old key's (then current) description and
+  // is under the old key, which is still in memory here and dropped right
+  // after. Later seals cannot add more: their check fails, and they re-seal.
   private async rewrapStragglers(from: Kek, to: Kek): Promise<number> {
-    const ops: WriteOp[] = [];
-    for await (const [key, record] of this.records.entries()) {
-      if (record.kekId !== from.id) continue;
-      const op = this.rewrap(key, record, from, to);
-      if (op !== undefined) ops.push(op);
+    for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
+      const ops: WriteOp[] = [];
+      let count = 0;
+      for (const [key, entry] of await this.readAll()) {
+        if (entry.value.kekId !== from.id) continue;
+        const op = this.rewrap(key, entry.value, from, to);
+        if (op === undefined) continue;
+        ops.push(this.records.checkOp(key, entry.version), op);
+        count++;
+      }
+      try {
+        if (ops.length > 0) await this.store.write(ops);
+        return count;
+      } catch (e) {
+        // A straggler changed meanwhile (rewritten under the new key, or deleted): read again.
+        if (!isPalyraError(e, "aborted")) throw e;
+      }
     }
-    if (ops.length > 0) await this.store.write(ops);
-    return ops.length;
-  }
-
-  private async snapshot(): Promise<Map<string, VaultRecord>> {
-    const out = new Map<string, VaultRecord>();
-    for await (const [key, record] of this.records.entries())
-      out.set(key, record);
-    return out;
+    return 0;
   }
 }
 
