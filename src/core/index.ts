@@ -2,7 +2,6 @@ export { PalyraError, isPalyraError, type ErrorCode } from "./errors.js";
 export { systemClock, ManualClock, type Clock } from "./clock.js";
 export { LocalInvalidationBus, type InvalidationBus } from "./invalidation.js";
 export { InvalidatingCache } from "./invalidating-cache.js";
-export { KeyedMutex } from "./keyed-mutex.js";
 export { pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./paging.js";
 export {
   REDACTED,
