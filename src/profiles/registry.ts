@@ -175,18 +175,7 @@ export class AuthProfileRegistry {
   ): Promise<{ profile: AuthProfile; created: boolean }> {
     return await retryOnConflict(async () => {
       const read = await this.records.getEntry(profileKey(input.profileId));
-      let countOps: WriteOp[] = [];
-      if (read === undefined) {
-        const counted = await this.count.read();
-        if (counted.count >= MAX_PROFILES) {
-          throw new PalyraError(
-            "resource_exhausted",
-            `at most ${MAX_PROFILES} auth profiles can be stored; delete one first`,
-          );
-        }
-        countOps = this.count.ops(counted, 1);
-      }
-      return await this.write(input, read, countOps, actor);
+      return await this.write(input, read, actor);
     });
   }
 
@@ -194,7 +183,6 @@ export class AuthProfileRegistry {
   private async write(
     input: ProfileInput,
     read: Versioned<AuthProfile> | undefined,
-    countOps: readonly WriteOp[],
     actor: Actor | undefined,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
     const existing = read?.value;
@@ -225,13 +213,13 @@ export class AuthProfileRegistry {
       profile.profileId,
       plan.writes,
       unused,
+      existing === undefined ? 1 : 0,
       [
         this.records.checkOp(
           profileKey(profile.profileId),
           read?.version ?? ABSENT,
         ),
         this.records.putOp(profileKey(profile.profileId), profile),
-        ...countOps,
       ],
       actor && {
         actor,
@@ -261,16 +249,12 @@ export class AuthProfileRegistry {
       const read = await this.records.getEntry(key);
       if (read === undefined) return false;
       const existing = read.value;
-      const counted = await this.count.read();
       await this.commit(
         profileId,
         [],
         refsOf(existing),
-        [
-          this.records.checkOp(key, read.version),
-          this.records.delOp(key),
-          ...this.count.ops(counted, -1),
-        ],
+        -1,
+        [this.records.checkOp(key, read.version), this.records.delOp(key)],
         actor && {
           actor,
           entry: {
@@ -313,6 +297,7 @@ export class AuthProfileRegistry {
         profileId,
         secrets,
         [],
+        0,
         [
           this.records.checkOp(key, read.version),
           this.records.putOp(key, draft),
@@ -327,31 +312,47 @@ export class AuthProfileRegistry {
     return { profile: draft, stale: false };
   }
 
+  // Writes the record ops with their secrets, the profile count moved by
+  // `countDelta` and the audit record, in one batch.
   private async commit(
     profileId: string,
     secrets: readonly SecretWrite[],
     deleteRefs: readonly string[],
+    countDelta: 1 | 0 | -1,
     recordOps: readonly WriteOp[],
     audited?: { actor: Actor; entry: AuditEntry },
   ): Promise<void> {
     const { vault, store, audit } = this.deps;
-    // Sealing and committing inside guardWrite keeps a key rotation from
-    // slipping in between and leaving secrets wrapped by a retired key.
+    // guardWrite seals again if a key rotation committed first. The count is
+    // read here, inside the audit trail's turn, so that this process's
+    // creates do not keep invalidating each other's reads; the check on it is
+    // what holds the limit against other replicas.
     const write = (auditOps: readonly WriteOp[]): Promise<void> =>
       vault.guardWrite(async () => {
         const ops: WriteOp[] = [];
         for (const { ref, secret } of secrets)
           ops.push(...(await vault.sealOps(ref, secret)));
         for (const ref of deleteRefs) ops.push(...vault.deleteOps(ref));
+        if (countDelta !== 0) ops.push(...(await this.countOps(countDelta)));
         ops.push(...recordOps, ...auditOps);
         await store.write(ops);
       });
-    // The audit trail is taken before the vault guard, as key rotation does,
-    // so the two never wait on each other in opposite orders.
     if (audited !== undefined && audit !== undefined)
       await audit.record(audited.actor, audited.entry, write);
     else await write([]);
     this.bus.publish(PROFILE_CHANNEL, profileId);
+  }
+
+  // Moves the profile count, refusing a create past MAX_PROFILES.
+  private async countOps(delta: 1 | -1): Promise<WriteOp[]> {
+    const counted = await this.count.read();
+    if (delta > 0 && counted.count >= MAX_PROFILES) {
+      throw new PalyraError(
+        "resource_exhausted",
+        `at most ${MAX_PROFILES} auth profiles can be stored; delete one first`,
+      );
+    }
+    return this.count.ops(counted, delta);
   }
 }
 
