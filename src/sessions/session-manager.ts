@@ -24,12 +24,13 @@ import {
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditTrail,
-  Store,
-  WriteOp,
+import {
+  retryOnConflict,
+  type Actor,
+  type AuditEntry,
+  type AuditTrail,
+  type Store,
+  type WriteOp,
 } from "../store/index.js";
 import { SessionStore, withActivity } from "./session-store.js";
 import { newToken, tokenHash, type RandomBytes } from "./tokens.js";
@@ -84,6 +85,10 @@ export interface IssuedSession {
 
 const ms = (t: Timestamp | undefined): number =>
   t === undefined ? 0 : timestampDate(t).getTime();
+
+// A session ends at its idle expiry or its absolute lifetime, whichever is first.
+const expired = (record: SessionRecord, now: number): boolean =>
+  now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt);
 
 const sessionTarget = (sessionId: string): string =>
   `console_session:${sessionId}`;
@@ -219,19 +224,37 @@ export class SessionManager {
    */
   async verify(
     token: string,
+    attempt = 1,
   ): Promise<
     { hash: string; record: SessionRecord; touched: boolean } | undefined
   > {
     const hash = tokenHash(token);
     const { idleMs, touchIntervalMs } = this.deps.settings;
     const epoch = this.cache.epoch();
-    const record =
-      this.cache.get(hash) ?? (await this.sessions.getLive(hash, idleMs));
-    if (record === undefined) return undefined;
     const now = this.deps.clock.now();
-    if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
-      await this.remove(hash, record.sessionId);
-      return undefined;
+    let record = this.cache.get(hash);
+    if (record === undefined || expired(record, now)) {
+      // Expiry is decided on the store, never on the cache: another replica
+      // may have slid it since this one cached the session.
+      const live = await this.sessions.getLiveEntry(hash, idleMs);
+      if (live === undefined) return undefined;
+      record = live.record;
+      if (expired(record, now)) {
+        const ops = this.sessions.expireOps(
+          hash,
+          record.sessionId,
+          live.seenVersion,
+        );
+        try {
+          await this.sessions.write(ops);
+        } catch (e) {
+          // Used meanwhile, on another replica: decide again (once).
+          if (!isPalyraError(e, "aborted") || attempt > 1) throw e;
+          return await this.verify(token, attempt + 1);
+        }
+        this.invalidate(hash);
+        return undefined;
+      }
     }
     if (now - ms(record.lastSeenAt) < touchIntervalMs) {
       this.cache.setIfCurrent(hash, record, epoch);
@@ -243,11 +266,6 @@ export class SessionManager {
     const touched = withActivity(record, now, idleMs);
     this.cache.setIfCurrent(hash, touched, epoch);
     return { hash, record: touched, touched: true };
-  }
-
-  private async remove(hash: string, sessionId: string): Promise<void> {
-    await this.sessions.write(this.sessions.deleteOps(hash, sessionId));
-    this.invalidate(hash);
   }
 
   /** logout deletes the caller's session. */
@@ -469,30 +487,42 @@ export class SessionManager {
     }
   }
 
-  /** sweep deletes expired sessions and handoffs; run periodically. */
+  /**
+   * sweep deletes expired sessions and handoffs; run periodically (on one
+   * replica: see createSessionSweeper). Each session's deletion asserts the
+   * activity it was judged on, so a session used meanwhile survives.
+   */
   async sweep(): Promise<{ sessions: number; handoffs: number }> {
-    const now = this.deps.clock.now();
-    const ops: WriteOp[] = [];
-    const hashes: string[] = [];
-    for await (const { hash, record } of this.sessions.allSessions(
-      this.deps.settings.idleMs,
-    )) {
-      if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
-        ops.push(...this.sessions.deleteOps(hash, record.sessionId));
+    const { idleMs } = this.deps.settings;
+    return await retryOnConflict(async () => {
+      const now = this.deps.clock.now();
+      const ops: WriteOp[] = [];
+      const hashes: string[] = [];
+      for await (const { hash, record } of this.sessions.allSessions(idleMs)) {
+        if (!expired(record, now)) continue;
+        const live = await this.sessions.getLiveEntry(hash, idleMs);
+        if (live === undefined || !expired(live.record, now)) continue;
+        ops.push(
+          ...this.sessions.expireOps(
+            hash,
+            live.record.sessionId,
+            live.seenVersion,
+          ),
+        );
         hashes.push(hash);
       }
-    }
-    let handoffs = 0;
-    for await (const { hash, record } of this.sessions.allHandoffs()) {
-      if (now >= ms(record.expiresAt)) {
-        ops.push(this.sessions.deleteHandoffOp(hash));
-        handoffs++;
+      let handoffs = 0;
+      for await (const { hash, record } of this.sessions.allHandoffs()) {
+        if (now >= ms(record.expiresAt)) {
+          ops.push(this.sessions.deleteHandoffOp(hash));
+          handoffs++;
+        }
       }
-    }
-    ops.push(...(await this.sessions.orphanTouches()));
-    await this.sessions.write(ops);
-    for (const hash of hashes) this.invalidate(hash);
-    return { sessions: hashes.length, handoffs };
+      ops.push(...(await this.sessions.orphanTouches()));
+      await this.sessions.write(ops);
+      for (const hash of hashes) this.invalidate(hash);
+      return { sessions: hashes.length, handoffs };
+    });
   }
 
   /** close drops the cache subscription. */

@@ -11,7 +11,12 @@ import {
   timestampFromMs,
   timestampMs,
 } from "@bufbuild/protobuf/wkt";
-import type { Store, Versioned, WriteOp } from "../store/index.js";
+import {
+  ABSENT,
+  type Store,
+  type Versioned,
+  type WriteOp,
+} from "../store/index.js";
 
 const TOKEN_PREFIX = "tok/";
 const ID_PREFIX = "id/";
@@ -45,12 +50,35 @@ export class SessionStore {
     hash: string,
     idleMs: number,
   ): Promise<SessionRecord | undefined> {
+    return (await this.getLiveEntry(hash, idleMs))?.record;
+  }
+
+  /** getLiveEntry is getLive with the version of the activity it applied (ABSENT: never used), which expiring the session asserts. */
+  async getLiveEntry(
+    hash: string,
+    idleMs: number,
+  ): Promise<{ record: SessionRecord; seenVersion: bigint } | undefined> {
     const record = await this.get(hash);
     if (record === undefined) return undefined;
-    const seen = await this.seen.get(SEEN_PREFIX + hash);
+    const seen = await this.seen.getEntry(SEEN_PREFIX + hash);
     return seen === undefined
-      ? record
-      : withActivity(record, timestampMs(seen), idleMs);
+      ? { record, seenVersion: ABSENT }
+      : {
+          record: withActivity(record, timestampMs(seen.value), idleMs),
+          seenVersion: seen.version,
+        };
+  }
+
+  /**
+   * expireOps delete a session found expired only if it was not used since
+   * (the activity is still at `seenVersion`): a replica deciding on an old
+   * view never ends a session another replica has just kept alive.
+   */
+  expireOps(hash: string, sessionId: string, seenVersion: bigint): WriteOp[] {
+    return [
+      this.seen.checkOp(SEEN_PREFIX + hash, seenVersion),
+      ...this.deleteOps(hash, sessionId),
+    ];
   }
 
   /** touchOp records use of a session at `atMs`. */

@@ -380,6 +380,19 @@ describe("two replicas on one store", () => {
     assert.equal(now?.profileName, "p");
   });
 
+  it("a session kept alive on one replica is not ended by the other's cached view", async () => {
+    const identity = normalizeIdentity("admin:test", "", "", "web");
+    const issued = await a.sessions.login("t".repeat(40), identity, "10.0.0.1");
+    assert.ok(await a.sessions.verify(issued.token), "cached on A");
+    clock.advance(20 * 60_000);
+    assert.equal((await b.sessions.verify(issued.token))?.touched, true);
+    // 35 minutes after sign-in: past A's cached idle expiry, 15 after B's touch.
+    clock.advance(15 * 60_000);
+    assert.ok(await a.sessions.verify(issued.token), "A asks the store");
+    assert.deepEqual(await a.sessions.sweep(), { sessions: 0, handoffs: 0 });
+    assert.ok(await b.sessions.verify(issued.token));
+  });
+
   it("only the replica holding the sweep lease sweeps", async () => {
     const lease = (r: Replica) =>
       new SingletonLease(
