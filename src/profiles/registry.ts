@@ -293,16 +293,10 @@ export class AuthProfileRegistry {
     draft.revision = read.value.revision + 1n;
     draft.updatedAt = timestampFromMs(this.deps.clock.now());
     try {
-      await this.commit(
-        profileId,
-        secrets,
-        [],
-        0,
-        [
-          this.records.checkOp(key, read.version),
-          this.records.putOp(key, draft),
-        ],
-      );
+      await this.commit(profileId, secrets, [], 0, [
+        this.records.checkOp(key, read.version),
+        this.records.putOp(key, draft),
+      ]);
     } catch (e) {
       if (!isPalyraError(e, "aborted")) throw e;
       // Changed between the read and the write: the result is stale too.

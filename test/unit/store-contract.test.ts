@@ -25,10 +25,10 @@ import { palyraError, tempStateDir } from "../helpers/fixtures.js";
 interface BackendCase {
   name: string;
   open(): Promise<{
-    connect(): KvBackend;
+    connect: () => KvBackend;
     /** Closes the database and opens it again (durability); absent for backends without one. */
-    reopen?(): Promise<KvBackend>;
-    cleanup(): Promise<void>;
+    reopen?: () => Promise<KvBackend>;
+    cleanup: () => Promise<void>;
   }>;
 }
 
