@@ -11,15 +11,10 @@ import {
   systemClock,
   type Clock,
 } from "../core/index.js";
-import type { Store, Table, Versioned, WriteOp } from "../store/index.js";
-import {
-  openSecret,
-  sealEnvelope,
-  unwrapDek,
-  wrapDek,
-  type Kek,
-} from "./envelope.js";
+import type { Store, Table, WriteOp } from "../store/index.js";
+import { openSecret, sealEnvelope, unwrapDek, type Kek } from "./envelope.js";
 import { KeyManager, VAULT_KEY_INFO } from "./key-manager.js";
+import { Rewrapper } from "./rewrap.js";
 import {
   assertVaultScope,
   parseVaultRef,
@@ -31,9 +26,6 @@ export const MAX_SECRET_BYTES = 64 * 1024;
 /** MAX_LIST_LIMIT bounds one listRefs page. */
 export const MAX_LIST_LIMIT = 1000;
 
-// How many times a rotation re-reads the vault to catch writes committed
-// while it was rewrapping before it gives up and asks to be retried.
-const MAX_ROTATION_ROUNDS = 5;
 // How many times guardWrite re-seals after a rotation committed first.
 const MAX_SEAL_ATTEMPTS = 4;
 
@@ -60,6 +52,7 @@ export interface VaultOptions {
 export class Vault {
   private readonly records: Table<typeof VaultRecordSchema>;
   private readonly meta: Table<typeof VaultKeyInfoSchema>;
+  private readonly rewrapper: Rewrapper;
   // KEKs by id: the current one, plus the next one while a rotation commits,
   // so reads never block on a rotation.
   private readonly keks = new Map<string, Kek>();
@@ -77,6 +70,7 @@ export class Vault {
   ) {
     this.records = store.table("vault", VaultRecordSchema);
     this.meta = store.table("meta", VaultKeyInfoSchema);
+    this.rewrapper = new Rewrapper(store, this.records, this.meta);
     this.keks.set(current.id, current);
   }
 
@@ -265,7 +259,7 @@ export class Vault {
     this.keks.set(next.id, next);
     let committed: { rewrapped: number; version: bigint };
     try {
-      committed = await this.commitRotation(old, next, [
+      committed = await this.rewrapper.commit(old, next, this.keyVersion, [
         pending.infoOp,
         ...alsoWrite,
       ]);
@@ -285,7 +279,7 @@ export class Vault {
       finishError = e;
     }
     try {
-      rewrapped += await this.rewrapStragglers(old, next);
+      rewrapped += await this.rewrapper.stragglers(old, next);
     } finally {
       this.keks.delete(old.id);
       old.key.fill(0);
@@ -298,41 +292,6 @@ export class Vault {
       );
     }
     return { rewrapped, kekId: next.id };
-  }
-
-  // Rewraps every record in one batch that asserts each record's version and
-  // the key description's; a record changed meanwhile makes it read and try
-  // again. An abort none of its own checks explains is the caller's (from
-  // `extra`) and is passed on.
-  private async commitRotation(
-    from: Kek,
-    to: Kek,
-    extra: readonly WriteOp[],
-  ): Promise<{ rewrapped: number; version: bigint }> {
-    const keyVersion = this.keyVersion;
-    for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
-      const read = await this.readAll();
-      const rewrapped = this.rewrapMany(read, from, to);
-      const ops: WriteOp[] = [this.meta.checkOp(VAULT_KEY_INFO, keyVersion)];
-      for (const [key, op] of rewrapped)
-        ops.push(this.records.checkOp(key, read.get(key)?.version ?? 0n), op);
-      try {
-        const version = await this.store.write([...ops, ...extra]);
-        return { rewrapped: rewrapped.size, version };
-      } catch (e) {
-        if (!isPalyraError(e, "aborted")) throw e;
-        if ((await this.meta.getEntry(VAULT_KEY_INFO))?.version !== keyVersion)
-          throw new PalyraError(
-            "aborted",
-            "another rotation of the vault key committed first; try again",
-          );
-        if (!(await this.changedSince(read))) throw e;
-      }
-    }
-    throw new PalyraError(
-      "unavailable",
-      "the vault kept changing while the key was being rotated; try again",
-    );
   }
 
   // Seals under the current key; the ops assert that key is still current.
@@ -406,106 +365,6 @@ export class Vault {
     const out = new Uint8Array(plaintext);
     plaintext.fill(0);
     return out;
-  }
-
-  // Every record with its version: the versions the rotation asserts.
-  private async readAll(): Promise<Map<string, Versioned<VaultRecord>>> {
-    const out = new Map<string, Versioned<VaultRecord>>();
-    const keys: string[] = [];
-    for await (const [key] of this.records.entries()) keys.push(key);
-    for (const key of keys) {
-      const entry = await this.records.getEntry(key);
-      if (entry !== undefined) out.set(key, entry);
-    }
-    return out;
-  }
-
-  private async changedSince(
-    read: ReadonlyMap<string, Versioned<VaultRecord>>,
-  ): Promise<boolean> {
-    for (const [key, { version }] of read) {
-      if ((await this.records.getEntry(key))?.version !== version) return true;
-    }
-    return false;
-  }
-
-  private rewrapMany(
-    records: ReadonlyMap<string, Versioned<VaultRecord>>,
-    from: Kek,
-    to: Kek,
-  ): Map<string, WriteOp> {
-    const ops = new Map<string, WriteOp>();
-    const broken: string[] = [];
-    for (const [key, { value: record }] of records) {
-      const op = this.rewrap(key, record, from, to);
-      if (op === undefined) broken.push(key);
-      else ops.set(key, op);
-    }
-    if (broken.length > 0) {
-      const shown = broken.slice(0, 10).join(", ");
-      throw new PalyraError(
-        "failed_precondition",
-        `cannot rotate the vault key: ${broken.length} secret(s) do not open with the current key (${shown}${broken.length > 10 ? ", ..." : ""}); delete or store them again first`,
-      );
-    }
-    return ops;
-  }
-
-  private rewrap(
-    key: string,
-    record: VaultRecord,
-    from: Kek,
-    to: Kek,
-  ): WriteOp | undefined {
-    let parts: VaultRefParts;
-    try {
-      parts = parseVaultRef(key);
-    } catch {
-      return undefined;
-    }
-    if (record.ref !== key) return undefined;
-    const dek = unwrapDek(from, parts, record);
-    if (dek === undefined) return undefined;
-    try {
-      const wrapped = wrapDek(to, parts, dek);
-      return this.records.putOp(
-        key,
-        create(VaultRecordSchema, {
-          ...record,
-          kekId: to.id,
-          wrappedDek: wrapped.ciphertext,
-          dekNonce: wrapped.nonce,
-        }),
-      );
-    } finally {
-      dek.fill(0);
-    }
-  }
-
-  // After the commit: a seal committed between the rotation's last read and
-  // its batch still asserted the old key's (then current) description and
-  // is under the old key, which is still in memory here and dropped right
-  // after. Later seals cannot add more: their check fails, and they re-seal.
-  private async rewrapStragglers(from: Kek, to: Kek): Promise<number> {
-    for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
-      const ops: WriteOp[] = [];
-      let count = 0;
-      for (const [key, entry] of await this.readAll()) {
-        if (entry.value.kekId !== from.id) continue;
-        const op = this.rewrap(key, entry.value, from, to);
-        if (op === undefined) continue;
-        ops.push(this.records.checkOp(key, entry.version), op);
-        count++;
-      }
-      try {
-        if (ops.length > 0) await this.store.write(ops);
-        return count;
-      } catch (e) {
-        // A straggler changed meanwhile (rewritten under the new key, or deleted): read again.
-        if (!isPalyraError(e, "aborted")) throw e;
-      }
-    }
-    return 0;
   }
 }
 

@@ -393,6 +393,18 @@ describe("two replicas on one store", () => {
     assert.ok(await b.sessions.verify(issued.token));
   });
 
+  it("a secret sealed on one replica under a key the other rotated away is refused, never stored", async () => {
+    await a.vault.put("global/k", "sk-1");
+    await a.vault.rotateKey();
+    // B still holds the old key: its seal must not commit under it.
+    await assert.rejects(
+      b.vault.put("global/late", "sk-late"),
+      palyraError("unavailable", /rotated by another replica/),
+    );
+    assert.equal(await a.vault.has("global/late"), false);
+    assert.equal(await a.vault.getString("global/k"), "sk-1");
+  });
+
   it("only the replica holding the sweep lease sweeps", async () => {
     const lease = (r: Replica) =>
       new SingletonLease(
