@@ -7,18 +7,23 @@ import {
   type AuditEvent,
 } from "../../gen/palyra/access/v1/audit_pb.js";
 import { AuditHeadSchema } from "../../gen/palyra/store/v1/audit_pb.js";
-import type { Clock } from "../core/index.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditOutcomeName,
-  AuditTrail,
-  Store,
-  WriteOp,
+import { isPalyraError, type Clock } from "../core/index.js";
+import {
+  ABSENT,
+  type Actor,
+  type AuditEntry,
+  type AuditOutcomeName,
+  type AuditTrail,
+  type Store,
+  type WriteOp,
 } from "../store/index.js";
 
 const GENESIS = "0".repeat(64);
 const HEAD_KEY = "audit_head";
+// How often an append builds on a newer head after losing the race for it
+// to another replica before it gives up (ABORTED). Appends from one process
+// never race each other (see `tail`), so each loss is another replica's win.
+const MAX_APPEND_ATTEMPTS = 16;
 
 const outcomes: Record<AuditOutcomeName, AuditOutcome> = {
   success: AuditOutcome.SUCCESS,
@@ -61,36 +66,29 @@ export interface VerifyResult {
 }
 
 /**
- * AuditLog is the hash-chained audit trail. Appends are serialised in this
- * process (one chain, one writer); each record and the chain head are written
- * in the same batch as the change they describe.
+ * AuditLog is the hash-chained audit trail. Each record and the chain head
+ * are written in the same batch as the change they describe, and that batch
+ * asserts the head it built on (a conditional write): of two replicas
+ * appending at once, one commits and the other re-reads the head and builds
+ * on it, so several writers still produce one chain.
  */
 export class AuditLog implements AuditTrail {
   private readonly events;
   private readonly heads;
+  // Appends from this process take turns. Only for speed: without it local
+  // appends would keep losing the head to each other and retrying; the
+  // conditional write on the head is what keeps the chain whole.
   private tail: Promise<unknown> = Promise.resolve();
-  private head: { index: bigint; hash: string } | undefined;
 
   constructor(
     store: Store,
     private readonly clock: Clock,
-    private readonly writeOps: (ops: readonly WriteOp[]) => Promise<void> = (
+    private readonly writeOps: (ops: readonly WriteOp[]) => Promise<unknown> = (
       ops,
     ) => store.write(ops),
   ) {
     this.events = store.table("audit", AuditEventSchema);
     this.heads = store.table("meta", AuditHeadSchema);
-  }
-
-  private async currentHead(): Promise<{ index: bigint; hash: string }> {
-    if (this.head === undefined) {
-      const stored = await this.heads.get(HEAD_KEY);
-      this.head =
-        stored === undefined
-          ? { index: 0n, hash: GENESIS }
-          : { index: stored.index, hash: stored.hash };
-    }
-    return this.head;
   }
 
   /** record appends an event whose ops `commit` writes together with its own change. */
@@ -99,10 +97,25 @@ export class AuditLog implements AuditTrail {
     entry: AuditEntry,
     commit: (auditOps: readonly WriteOp[]) => Promise<T>,
   ): Promise<T> {
-    const run = async (): Promise<T> => {
-      const head = await this.currentHead();
+    const run = (): Promise<T> => this.append(actor, entry, commit);
+    const next = this.tail.then(run, run);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  // Builds the next event on the stored head and lets `commit` write it with
+  // a check on that head; `commit` may run again after a lost race, so it
+  // must build its batch afresh each time (every caller's does).
+  private async append<T>(
+    actor: Actor,
+    entry: AuditEntry,
+    commit: (auditOps: readonly WriteOp[]) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const head = await this.heads.getEntry(HEAD_KEY);
+      const version = head?.version ?? ABSENT;
       const event = create(AuditEventSchema, {
-        index: head.index + 1n,
+        index: (head?.value.index ?? 0n) + 1n,
         time: timestampFromMs(this.clock.now()),
         principal: actor.principal,
         action: entry.action,
@@ -110,32 +123,27 @@ export class AuditLog implements AuditTrail {
         outcome: outcomes[entry.outcome],
         clientIp: actor.clientIp,
         details: { ...entry.details },
-        prevHash: head.hash,
+        prevHash: head?.value.hash ?? GENESIS,
       });
       event.hash = auditHash(event);
       const ops = [
+        this.heads.checkOp(HEAD_KEY, version),
         this.events.putOp(auditKey(event.index), event),
         this.heads.putOp(
           HEAD_KEY,
           create(AuditHeadSchema, { index: event.index, hash: event.hash }),
         ),
       ];
-      let result: T;
       try {
-        result = await commit(ops);
+        return await commit(ops);
       } catch (e) {
-        // `commit` may fail after its batch landed (e.g. a file rename after
-        // the write): forget the cached head so the next append re-reads it
-        // instead of reusing, and overwriting, this index.
-        this.head = undefined;
-        throw e;
+        if (!isPalyraError(e, "aborted") || attempt >= MAX_APPEND_ATTEMPTS)
+          throw e;
+        // The head did not move: the caller's own check failed, not ours.
+        const now = await this.heads.getEntry(HEAD_KEY);
+        if ((now?.version ?? ABSENT) === version) throw e;
       }
-      this.head = { index: event.index, hash: event.hash };
-      return result;
-    };
-    const next = this.tail.then(run, run);
-    this.tail = next.catch(() => undefined);
-    return next;
+    }
   }
 
   /** commit writes `ops` and the audit record in one batch. */
@@ -198,7 +206,7 @@ export class AuditLog implements AuditTrail {
       }
       if (event.prevHash !== prev)
         return broken(
-          `event ${event.index} does not follow the previous event`,
+          `event ${event.index} does not follow the previous event (one of them was replaced, or two writers forked the chain)`,
         );
       if (auditHash(event) !== event.hash)
         return broken(`event ${event.index} was modified`);
@@ -207,10 +215,16 @@ export class AuditLog implements AuditTrail {
     }
     const head = await this.heads.get(HEAD_KEY);
     const last = expectedIndex - 1n;
-    if (
-      (head?.index ?? 0n) !== last ||
-      (head !== undefined && head.hash !== prev)
-    ) {
+    if (head !== undefined && head.index === last && head.hash !== prev) {
+      // The newest record is not the one whose batch advanced the head.
+      return {
+        ok: false,
+        eventsChecked: last - 1n,
+        firstBrokenIndex: last,
+        reason: `event ${last} is not the event the chain head recorded (it was replaced, or two writers forked the chain)`,
+      };
+    }
+    if ((head?.index ?? 0n) !== last) {
       return {
         ok: false,
         eventsChecked: last,

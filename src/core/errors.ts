@@ -8,6 +8,7 @@ export type ErrorCode =
   | "not_found"
   | "already_exists"
   | "failed_precondition"
+  | "aborted"
   | "resource_exhausted"
   | "unavailable"
   | "unimplemented"
@@ -20,6 +21,8 @@ const grpcCodes: Record<ErrorCode, Code> = {
   not_found: Code.NotFound,
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
+  // A conditional write lost to a concurrent writer: the caller may retry.
+  aborted: Code.Aborted,
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   unimplemented: Code.Unimplemented,

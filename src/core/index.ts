@@ -6,7 +6,6 @@ export {
   InvalidatingCache,
   type InvalidatingCacheOptions,
 } from "./invalidating-cache.js";
-export { KeyedMutex } from "./keyed-mutex.js";
 export { pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./paging.js";
 export {
   REDACTED,

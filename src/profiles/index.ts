@@ -33,7 +33,11 @@ export {
 export { watchHealth } from "./health-watch.js";
 export { RefreshMetrics } from "./refresh-metrics.js";
 export { ProfileRefresher, type RefreshReport } from "./refresher.js";
-export { RefreshScheduler, REFRESH_WINDOW_MS } from "./scheduler.js";
+export {
+  RefreshScheduler,
+  REFRESH_WINDOW_MS,
+  REFRESH_LEASE,
+} from "./scheduler.js";
 export { ProfileResolver, type Resolution } from "./resolver.js";
 export {
   RefreshAdapters,

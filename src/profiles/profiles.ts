@@ -1,6 +1,11 @@
 import type { Logger } from "pino";
 import type { Clock, InvalidationBus } from "../core/index.js";
-import type { AuditTrail, Store } from "../store/index.js";
+import {
+  Leases,
+  SingletonLease,
+  type AuditTrail,
+  type Store,
+} from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import { AuthServiceImpl } from "./auth-service.js";
 import { HealthReporter } from "./health.js";
@@ -9,7 +14,7 @@ import { RefreshMetrics } from "./refresh-metrics.js";
 import { ProfileRefresher } from "./refresher.js";
 import { AuthProfileRegistry } from "./registry.js";
 import { ProfileResolver } from "./resolver.js";
-import { RefreshScheduler } from "./scheduler.js";
+import { REFRESH_LEASE, RefreshScheduler } from "./scheduler.js";
 
 /** ProfilesDeps are what the profiles area needs from the daemon; time and network are injected. */
 export interface ProfilesDeps {
@@ -30,6 +35,8 @@ export interface ProfilesDeps {
   refreshTimeoutMs?: number;
   /** Longest wait between background sweeps (default 60 s). */
   schedulerMaxSleepMs?: number;
+  /** This replica's id: with it, background refreshes run only on the replica holding the refresh lease. */
+  replicaId?: string | undefined;
 }
 
 /** Profiles is the wired profiles area: the service to register and the scheduler to start and stop. */
@@ -71,11 +78,23 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
         : { timeoutMs: deps.refreshTimeoutMs }),
     }),
   });
+  // Each sweep renews the lease; three sweep intervals of silence hand it over.
+  const maxSleepMs = deps.schedulerMaxSleepMs ?? 60_000;
   const scheduler = new RefreshScheduler({
     registry,
     refresher,
     clock,
     log,
+    ...(deps.replicaId === undefined
+      ? {}
+      : {
+          lease: new SingletonLease(
+            new Leases(store, clock),
+            REFRESH_LEASE,
+            deps.replicaId,
+            3 * maxSleepMs,
+          ),
+        }),
     ...(deps.schedulerMaxSleepMs === undefined
       ? {}
       : { maxSleepMs: deps.schedulerMaxSleepMs }),

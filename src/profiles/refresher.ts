@@ -41,9 +41,13 @@ export interface RefresherDeps {
 
 /**
  * ProfileRefresher performs OAuth refreshes with at most one in flight per
- * profile: a forced refresh arriving while the scheduler (or another caller)
- * is refreshing the same profile joins that refresh instead of sending a
- * second request, which would race on a rotating refresh token.
+ * profile in this process: a forced refresh arriving while the scheduler (or
+ * another caller) is refreshing the same profile joins that refresh instead
+ * of sending a second request, which would race on a rotating refresh token.
+ * That join saves a request; it is not what keeps a profile right with
+ * several replicas: background refreshes run on the lease holder only, and a
+ * result is written only if the profile is still the revision it was
+ * computed from (AuthProfileRegistry.update, a conditional write).
  */
 export class ProfileRefresher {
   private readonly inFlight = new Map<string, Promise<RefreshReport>>();

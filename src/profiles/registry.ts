@@ -7,18 +7,21 @@ import {
   type AuthProviderKind,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
 import {
-  KeyedMutex,
   PalyraError,
+  isPalyraError,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditTrail,
-  Store,
-  Table,
-  WriteOp,
+import {
+  ABSENT,
+  retryOnConflict,
+  type Actor,
+  type AuditEntry,
+  type AuditTrail,
+  type Store,
+  type Table,
+  type Versioned,
+  type WriteOp,
 } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import {
@@ -36,6 +39,7 @@ import {
   refsOf,
   type ProfileSnapshot,
 } from "./profile-cache.js";
+import { ProfileCount } from "./profile-count.js";
 import type { ProfileInput } from "./profile-input.js";
 
 /** MAX_PROFILES is the most auth profiles a daemon keeps (REFERENCE.md). */
@@ -77,19 +81,17 @@ export interface RegistryDeps {
  * namespace and their secrets in the vault, always in one atomic batch: a
  * profile never refers to a secret that was not written, and deleting one
  * removes its secrets too. Reads are served from a ProfileCache kept in step
- * through the invalidation bus. Profiles it returns are shared: read-only.
+ * through the invalidation bus; changes read the record from the store and
+ * assert its version when writing, so a change decided on a state another
+ * writer (on any replica) has since replaced never commits. Profiles it
+ * returns are shared: read-only.
  */
 export class AuthProfileRegistry {
   readonly events: ProfileEvents;
   private readonly records: Table<typeof AuthProfileSchema>;
   private readonly cache: ProfileCache;
   private readonly bus: InvalidationBus;
-  private readonly locks = new KeyedMutex();
-  // The number of stored profiles is the cached snapshot's size (kept in step
-  // with every replica's writes through the bus, so creating the 2048th
-  // profile does not recount the other 2047). Creates in flight here hold a
-  // reserved slot, so concurrent creates on this replica cannot overshoot.
-  private reserved = 0;
+  private readonly count: ProfileCount;
 
   constructor(private readonly deps: RegistryDeps) {
     this.records = deps.store.table("profiles", AuthProfileSchema);
@@ -104,6 +106,7 @@ export class AuthProfileRegistry {
     // After the cache, so a bus message has marked the record stale before
     // any listener hears of it.
     this.events = new ProfileEvents(this.bus);
+    this.count = new ProfileCount(deps.store, this.records);
   }
 
   /** get returns one profile by its normalized id. */
@@ -179,28 +182,19 @@ export class AuthProfileRegistry {
     input: ProfileInput,
     actor?: Actor,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
-    return await this.locks.run(input.profileId, async () => {
-      const existing = await this.get(input.profileId);
-      if (existing !== undefined)
-        return await this.write(input, existing, actor);
-      await this.reserveSlot();
-      try {
-        return await this.write(input, undefined, actor);
-      } finally {
-        // Released once the new record is in the cached snapshot, so a
-        // concurrent create always counts one of the slot and the record.
-        await this.cache.current().catch(() => undefined);
-        this.reserved--;
-      }
+    return await retryOnConflict(async () => {
+      const read = await this.records.getEntry(profileKey(input.profileId));
+      return await this.write(input, read, actor);
     });
   }
 
   // Writes a profile (new or replacing `existing`) with its secrets and index entry.
   private async write(
     input: ProfileInput,
-    existing: AuthProfile | undefined,
+    read: Versioned<AuthProfile> | undefined,
     actor: Actor | undefined,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
+    const existing = read?.value;
     const agentId =
       input.scope.kind === AuthScopeKind.AGENT
         ? input.scope.agentId
@@ -228,7 +222,14 @@ export class AuthProfileRegistry {
       profile.profileId,
       plan.writes,
       unused,
-      [this.records.putOp(profileKey(profile.profileId), profile)],
+      existing === undefined ? 1 : 0,
+      [
+        this.records.checkOp(
+          profileKey(profile.profileId),
+          read?.version ?? ABSENT,
+        ),
+        this.records.putOp(profileKey(profile.profileId), profile),
+      ],
       actor && {
         actor,
         entry: {
@@ -252,14 +253,17 @@ export class AuthProfileRegistry {
 
   /** delete removes a profile, its index entry and its vault secrets in one batch; false when it did not exist. */
   async delete(profileId: string, actor?: Actor): Promise<boolean> {
-    return await this.locks.run(profileId, async () => {
-      const existing = await this.get(profileId);
-      if (existing === undefined) return false;
+    return await retryOnConflict(async () => {
+      const key = profileKey(profileId);
+      const read = await this.records.getEntry(key);
+      if (read === undefined) return false;
+      const existing = read.value;
       await this.commit(
         profileId,
         [],
         refsOf(existing),
-        [this.records.delOp(profileKey(profileId))],
+        -1,
+        [this.records.checkOp(key, read.version), this.records.delOp(key)],
         actor && {
           actor,
           entry: {
@@ -286,62 +290,72 @@ export class AuthProfileRegistry {
     expectedRevision: bigint,
     mutate: (draft: AuthProfile) => SecretWrite[],
   ): Promise<{ profile: AuthProfile | undefined; stale: boolean }> {
-    return await this.locks.run(profileId, async () => {
-      const current = await this.get(profileId);
-      if (current === undefined || current.revision !== expectedRevision)
-        return { profile: current, stale: true };
-      const draft = clone(AuthProfileSchema, current);
-      const secrets = mutate(draft);
-      draft.revision = current.revision + 1n;
-      draft.updatedAt = timestampFromMs(this.deps.clock.now());
-      await this.commit(
-        profileId,
-        secrets,
-        [],
-        [this.records.putOp(profileKey(profileId), draft)],
-      );
-      this.events.emit({ kind: "refreshed", profile: draft });
-      return { profile: draft, stale: false };
-    });
+    // Checked against the store, not the cache: another replica may have
+    // changed the profile without this replica having heard of it yet.
+    const key = profileKey(profileId);
+    const read = await this.records.getEntry(key);
+    const current = read?.value;
+    if (read === undefined || current?.revision !== expectedRevision)
+      return { profile: current, stale: true };
+    const draft = clone(AuthProfileSchema, read.value);
+    const secrets = mutate(draft);
+    draft.revision = read.value.revision + 1n;
+    draft.updatedAt = timestampFromMs(this.deps.clock.now());
+    try {
+      await this.commit(profileId, secrets, [], 0, [
+        this.records.checkOp(key, read.version),
+        this.records.putOp(key, draft),
+      ]);
+    } catch (e) {
+      if (!isPalyraError(e, "aborted")) throw e;
+      // Changed between the read and the write: the result is stale too.
+      return { profile: await this.records.get(key), stale: true };
+    }
+    this.events.emit({ kind: "refreshed", profile: draft });
+    return { profile: draft, stale: false };
   }
 
+  // Writes the record ops with their secrets, the profile count moved by
+  // `countDelta` and the audit record, in one batch.
   private async commit(
     profileId: string,
     secrets: readonly SecretWrite[],
     deleteRefs: readonly string[],
+    countDelta: 1 | 0 | -1,
     recordOps: readonly WriteOp[],
     audited?: { actor: Actor; entry: AuditEntry },
   ): Promise<void> {
     const { vault, store, audit } = this.deps;
-    // Sealing and committing inside guardWrite keeps a key rotation from
-    // slipping in between and leaving secrets wrapped by a retired key.
+    // guardWrite seals again if a key rotation committed first. The count is
+    // read here, inside the audit trail's turn, so that this process's
+    // creates do not keep invalidating each other's reads; the check on it is
+    // what holds the limit against other replicas.
     const write = (auditOps: readonly WriteOp[]): Promise<void> =>
       vault.guardWrite(async () => {
         const ops: WriteOp[] = [];
         for (const { ref, secret } of secrets)
           ops.push(...(await vault.sealOps(ref, secret)));
         for (const ref of deleteRefs) ops.push(...vault.deleteOps(ref));
+        if (countDelta !== 0) ops.push(...(await this.countOps(countDelta)));
         ops.push(...recordOps, ...auditOps);
         await store.write(ops);
       });
-    // The audit trail is taken before the vault guard, as key rotation does,
-    // so the two never wait on each other in opposite orders.
     if (audited !== undefined && audit !== undefined)
       await audit.record(audited.actor, audited.entry, write);
     else await write([]);
     await this.bus.publish(PROFILE_CHANNEL, profileId);
   }
 
-  // Takes one of the MAX_PROFILES slots for a create, or refuses.
-  private async reserveSlot(): Promise<void> {
-    const { byId } = await this.cache.current();
-    if (byId.size + this.reserved >= MAX_PROFILES) {
+  // Moves the profile count, refusing a create past MAX_PROFILES.
+  private async countOps(delta: 1 | -1): Promise<WriteOp[]> {
+    const counted = await this.count.read();
+    if (delta > 0 && counted.count >= MAX_PROFILES) {
       throw new PalyraError(
         "resource_exhausted",
         `at most ${MAX_PROFILES} auth profiles can be stored; delete one first`,
       );
     }
-    this.reserved++;
+    return this.count.ops(counted, delta);
   }
 }
 

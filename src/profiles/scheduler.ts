@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { AuthProfile } from "../../gen/palyra/auth/v1/profile_pb.js";
 import type { Clock } from "../core/index.js";
+import type { SingletonLease } from "../store/index.js";
 import type { ProfileEvent } from "./events.js";
 import { EXPIRING_WINDOW_MS } from "./health.js";
 import type { AuthProfileRegistry } from "./registry.js";
@@ -28,7 +29,17 @@ export interface SchedulerDeps {
   maxSleepMs?: number;
   /** Refreshes run at the same time within one sweep (default 4). */
   concurrency?: number;
+  /**
+   * With several replicas, only the holder of this lease refreshes (a second
+   * refresh of one profile would race on a rotating refresh token); the
+   * others keep sweeping to take over once it expires. Its time to live
+   * should exceed maxSleepMs, since each sweep renews it.
+   */
+  lease?: SingletonLease | undefined;
 }
+
+/** REFRESH_LEASE is the name of the refresh scheduler's lease. */
+export const REFRESH_LEASE = "profiles.refresh";
 
 /**
  * RefreshScheduler refreshes OAuth profiles in the background as they enter
@@ -63,7 +74,7 @@ export class RefreshScheduler {
     this.planAt(this.deps.clock.now());
   }
 
-  /** stop ends background sweeps and waits for refreshes in flight, so the store can close after it. */
+  /** stop ends background sweeps, waits for refreshes in flight (so the store can close after it) and hands the lease over. */
   async stop(): Promise<void> {
     this.started = false;
     this.unsubscribe?.();
@@ -72,6 +83,11 @@ export class RefreshScheduler {
     this.timer = undefined;
     await this.running?.catch(() => undefined);
     await this.deps.refresher.idle();
+    await this.deps.lease
+      ?.release()
+      .catch((e: unknown) =>
+        this.deps.log?.warn({ err: e }, "releasing the refresh lease failed"),
+      );
   }
 
   /**
@@ -108,11 +124,19 @@ export class RefreshScheduler {
       next = Math.min(next, plan.next);
     }
     const reports: RefreshReport[] = [];
-    let cursor = 0;
+    const lease = this.deps.lease;
+    // Another replica holding the lease does the refreshing; this one only
+    // keeps its health watchers ticking and asks again at the next sweep.
+    let cursor = lease === undefined || (await lease.hold()) ? 0 : due.length;
     const worker = async (): Promise<void> => {
       while (cursor < due.length) {
         const id = due[cursor++];
         if (id === undefined) break;
+        // Renewed before each refresh: a replica that lost the lease stops.
+        if (cursor > 1 && lease !== undefined && !(await lease.hold())) {
+          cursor = due.length;
+          break;
+        }
         try {
           reports.push(await refresher.refresh(id));
         } catch (e) {

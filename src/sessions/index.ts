@@ -20,4 +20,9 @@ export {
 export { computePosture } from "./posture.js";
 export { SESSION_COOKIE, sessionCookie, sessionCookieValue } from "./cookie.js";
 export { checkRedirectPath } from "./redirect-path.js";
-export { createSessionSweeper, type BackgroundTask } from "./sweeper.js";
+export {
+  createSessionSweeper,
+  sweepOnce,
+  SWEEP_LEASE,
+  type BackgroundTask,
+} from "./sweeper.js";

@@ -16,6 +16,7 @@ const httpStatus: Record<ErrorCode, number> = {
   not_found: 404,
   already_exists: 409,
   failed_precondition: 412,
+  aborted: 409,
   resource_exhausted: 429,
   unavailable: 503,
   unimplemented: 501,
@@ -29,6 +30,7 @@ const category: Record<ErrorCode, string> = {
   not_found: "not_found",
   already_exists: "conflict",
   failed_precondition: "precondition",
+  aborted: "conflict",
   resource_exhausted: "rate_limit",
   unavailable: "unavailable",
   unimplemented: "unsupported",
@@ -53,7 +55,10 @@ export function sendRestError(
     error: code === "internal" ? "internal error" : (e as Error).message,
     code,
     category: category[code],
-    retryable: code === "resource_exhausted" || code === "unavailable",
+    retryable:
+      code === "resource_exhausted" ||
+      code === "unavailable" ||
+      code === "aborted",
   });
 }
 

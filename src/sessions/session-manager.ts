@@ -20,15 +20,17 @@ import {
 import {
   InvalidatingCache,
   PalyraError,
+  isPalyraError,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditTrail,
-  Store,
-  WriteOp,
+import {
+  retryOnConflict,
+  type Actor,
+  type AuditEntry,
+  type AuditTrail,
+  type Store,
+  type WriteOp,
 } from "../store/index.js";
 import { SessionStore, withActivity } from "./session-store.js";
 import { newToken, tokenHash, type RandomBytes } from "./tokens.js";
@@ -86,6 +88,10 @@ export interface IssuedSession {
 const ms = (t: Timestamp | undefined): number =>
   t === undefined ? 0 : timestampDate(t).getTime();
 
+// A session ends at its idle expiry or its absolute lifetime, whichever is first.
+const expired = (record: SessionRecord, now: number): boolean =>
+  now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt);
+
 const sessionTarget = (sessionId: string): string =>
   `console_session:${sessionId}`;
 
@@ -128,7 +134,6 @@ export class SessionManager {
   private readonly sessions: SessionStore;
   private readonly cache: InvalidatingCache<SessionRecord>;
   private readonly random: RandomBytes;
-  private readonly redeeming = new Set<string>();
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.sessions = new SessionStore(deps.store);
@@ -226,19 +231,37 @@ export class SessionManager {
    */
   async verify(
     token: string,
+    attempt = 1,
   ): Promise<
     { hash: string; record: SessionRecord; touched: boolean } | undefined
   > {
     const hash = tokenHash(token);
     const { idleMs, touchIntervalMs } = this.deps.settings;
     const epoch = this.cache.epoch();
-    const record =
-      this.cache.get(hash) ?? (await this.sessions.getLive(hash, idleMs));
-    if (record === undefined) return undefined;
     const now = this.deps.clock.now();
-    if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
-      await this.remove(hash, record.sessionId);
-      return undefined;
+    let record = this.cache.get(hash);
+    if (record === undefined || expired(record, now)) {
+      // Expiry is decided on the store, never on the cache: another replica
+      // may have slid it since this one cached the session.
+      const live = await this.sessions.getLiveEntry(hash, idleMs);
+      if (live === undefined) return undefined;
+      record = live.record;
+      if (expired(record, now)) {
+        const ops = this.sessions.expireOps(
+          hash,
+          record.sessionId,
+          live.seenVersion,
+        );
+        try {
+          await this.sessions.write(ops);
+        } catch (e) {
+          // Used meanwhile, on another replica: decide again (once).
+          if (!isPalyraError(e, "aborted") || attempt > 1) throw e;
+          return await this.verify(token, attempt + 1);
+        }
+        this.invalidate(hash);
+        return undefined;
+      }
     }
     if (now - ms(record.lastSeenAt) < touchIntervalMs) {
       this.cache.setIfCurrent(hash, record, epoch);
@@ -449,16 +472,15 @@ export class SessionManager {
         "this sign-in link is invalid, expired or already used",
       );
     };
-    // One redemption per handoff in this process; the store delete below makes
-    // it one overall on a single node.
-    if (this.redeeming.has(hash)) return await refuse("already being redeemed");
-    this.redeeming.add(hash);
+    const found = await this.sessions.getHandoff(hash);
+    if (found === undefined) return await refuse("unknown or already used");
+    const { value: record, version } = found;
+    // Deleting the handoff asserts the version read: of two redemptions, on
+    // this replica or another, exactly one batch commits.
+    const used = this.sessions.consumeHandoffOps(hash, version);
     try {
-      const record = await this.sessions.getHandoff(hash);
-      if (record === undefined) return await refuse("unknown or already used");
-      const used = this.sessions.deleteHandoffOp(hash);
       if (this.deps.clock.now() >= ms(record.expiresAt))
-        return await refuse("expired", [used]);
+        return await refuse("expired", used);
       // The handoff's deletion, the new session and the record: one batch.
       const session = await this.issue(
         {
@@ -468,38 +490,51 @@ export class SessionManager {
         },
         clientIp,
         "browser_handoff.redeem",
-        [used],
+        used,
       );
       return { session, redirectPath: record.redirectPath };
-    } finally {
-      this.redeeming.delete(hash);
+    } catch (e) {
+      if (!isPalyraError(e, "aborted")) throw e;
+      return await refuse("already used");
     }
   }
 
-  /** sweep deletes expired sessions and handoffs; run periodically. */
+  /**
+   * sweep deletes expired sessions and handoffs; run periodically (on one
+   * replica: see createSessionSweeper). Each session's deletion asserts the
+   * activity it was judged on, so a session used meanwhile survives.
+   */
   async sweep(): Promise<{ sessions: number; handoffs: number }> {
-    const now = this.deps.clock.now();
-    const ops: WriteOp[] = [];
-    const hashes: string[] = [];
-    for await (const { hash, record } of this.sessions.allSessions(
-      this.deps.settings.idleMs,
-    )) {
-      if (now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt)) {
-        ops.push(...this.sessions.deleteOps(hash, record.sessionId));
+    const { idleMs } = this.deps.settings;
+    return await retryOnConflict(async () => {
+      const now = this.deps.clock.now();
+      const ops: WriteOp[] = [];
+      const hashes: string[] = [];
+      for await (const { hash, record } of this.sessions.allSessions(idleMs)) {
+        if (!expired(record, now)) continue;
+        const live = await this.sessions.getLiveEntry(hash, idleMs);
+        if (live === undefined || !expired(live.record, now)) continue;
+        ops.push(
+          ...this.sessions.expireOps(
+            hash,
+            live.record.sessionId,
+            live.seenVersion,
+          ),
+        );
         hashes.push(hash);
       }
-    }
-    let handoffs = 0;
-    for await (const { hash, record } of this.sessions.allHandoffs()) {
-      if (now >= ms(record.expiresAt)) {
-        ops.push(this.sessions.deleteHandoffOp(hash));
-        handoffs++;
+      let handoffs = 0;
+      for await (const { hash, record } of this.sessions.allHandoffs()) {
+        if (now >= ms(record.expiresAt)) {
+          ops.push(this.sessions.deleteHandoffOp(hash));
+          handoffs++;
+        }
       }
-    }
-    ops.push(...(await this.sessions.orphanTouches()));
-    await this.sessions.write(ops);
-    for (const hash of hashes) await this.invalidate(hash);
-    return { sessions: hashes.length, handoffs };
+      ops.push(...(await this.sessions.orphanTouches()));
+      await this.sessions.write(ops);
+      for (const hash of hashes) await this.invalidate(hash);
+      return { sessions: hashes.length, handoffs };
+    });
   }
 
   /** close drops the cache subscription. */

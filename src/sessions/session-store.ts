@@ -11,7 +11,12 @@ import {
   timestampFromMs,
   timestampMs,
 } from "@bufbuild/protobuf/wkt";
-import type { Store, WriteOp } from "../store/index.js";
+import {
+  ABSENT,
+  type Store,
+  type Versioned,
+  type WriteOp,
+} from "../store/index.js";
 
 const TOKEN_PREFIX = "tok/";
 const ID_PREFIX = "id/";
@@ -45,12 +50,35 @@ export class SessionStore {
     hash: string,
     idleMs: number,
   ): Promise<SessionRecord | undefined> {
+    return (await this.getLiveEntry(hash, idleMs))?.record;
+  }
+
+  /** getLiveEntry is getLive with the version of the activity it applied (ABSENT: never used), which expiring the session asserts. */
+  async getLiveEntry(
+    hash: string,
+    idleMs: number,
+  ): Promise<{ record: SessionRecord; seenVersion: bigint } | undefined> {
     const record = await this.get(hash);
     if (record === undefined) return undefined;
-    const seen = await this.seen.get(SEEN_PREFIX + hash);
+    const seen = await this.seen.getEntry(SEEN_PREFIX + hash);
     return seen === undefined
-      ? record
-      : withActivity(record, timestampMs(seen), idleMs);
+      ? { record, seenVersion: ABSENT }
+      : {
+          record: withActivity(record, timestampMs(seen.value), idleMs),
+          seenVersion: seen.version,
+        };
+  }
+
+  /**
+   * expireOps delete a session found expired only if it was not used since
+   * (the activity is still at `seenVersion`): a replica deciding on an old
+   * view never ends a session another replica has just kept alive.
+   */
+  expireOps(hash: string, sessionId: string, seenVersion: bigint): WriteOp[] {
+    return [
+      this.seen.checkOp(SEEN_PREFIX + hash, seenVersion),
+      ...this.deleteOps(hash, sessionId),
+    ];
   }
 
   /** touchOp records use of a session at `atMs`. */
@@ -135,9 +163,9 @@ export class SessionStore {
     }
   }
 
-  /** getHandoff reads a handoff by token hash. */
-  getHandoff(hash: string): Promise<HandoffRecord | undefined> {
-    return this.handoffs.get(hash);
+  /** getHandoff reads a handoff by token hash, with the version its redemption asserts. */
+  getHandoff(hash: string): Promise<Versioned<HandoffRecord> | undefined> {
+    return this.handoffs.getEntry(hash);
   }
 
   /** putHandoffOp writes a handoff. */
@@ -150,6 +178,14 @@ export class SessionStore {
     return this.handoffs.delOp(hash);
   }
 
+  /**
+   * consumeHandoffOps delete a handoff only if it is still the version read:
+   * of two redemptions (on any replicas) one batch commits, the other aborts.
+   */
+  consumeHandoffOps(hash: string, version: bigint): WriteOp[] {
+    return [this.handoffs.checkOp(hash, version), this.handoffs.delOp(hash)];
+  }
+
   /** allHandoffs iterates every stored handoff. */
   async *allHandoffs(): AsyncIterable<{ hash: string; record: HandoffRecord }> {
     for await (const [hash, record] of this.handoffs.entries())
@@ -157,8 +193,8 @@ export class SessionStore {
   }
 
   /** write commits ops atomically. */
-  write(ops: readonly WriteOp[]): Promise<void> {
-    return this.store.write(ops);
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    await this.store.write(ops);
   }
 }
 

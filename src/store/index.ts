@@ -1,14 +1,18 @@
 export { Store, SCHEMA_VERSION, type StoreOptions } from "./store.js";
-export { Table, type PageOptions } from "./table.js";
+export { Table, type PageOptions, type Versioned } from "./table.js";
 export {
+  ABSENT,
   namespaces,
   type Namespace,
   type WriteOp,
+  type Entry,
   type KvBackend,
   type KvStats,
   type RangeOptions,
 } from "./kv.js";
 export { LevelBackend } from "./level-backend.js";
+export { retryOnConflict, DEFAULT_ATTEMPTS } from "./conflict.js";
+export { Leases, SingletonLease, type LeaseHolder } from "./lease.js";
 export type {
   AuditTrail,
   AuditEntry,

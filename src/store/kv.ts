@@ -2,12 +2,21 @@
  * The storage contract every backend implements (LevelDB now, PostgreSQL for
  * scale-out later). Services never see a backend: they use typed tables from
  * `Store`, so the backend can be swapped without touching them.
+ *
+ * Several replicas may share one backend, so correctness may not depend on
+ * anything held in one process: a read-modify-write reads a key's version and
+ * asserts it in its batch (`check`), and a counter is moved with `add`. Each
+ * operation is something one PostgreSQL transaction can do on a table
+ * `(ns text, key text, value bytea, version bigint, primary key (ns, key))`:
+ * `check` is `SELECT version … FOR UPDATE`, a put is `INSERT … ON CONFLICT
+ * DO UPDATE` with the next value of one sequence as its version.
  */
 
 /** Namespace names the collections the daemon keeps; each is a LevelDB sublevel (or a table partition). */
 export const namespaces = [
   "profiles",
   "tokens",
+  "token_use",
   "sessions",
   "handoffs",
   "oauth_attempts",
@@ -20,10 +29,30 @@ export const namespaces = [
 /** Namespace is one of the fixed collections in `namespaces`. */
 export type Namespace = (typeof namespaces)[number];
 
-/** WriteOp is one change inside an atomic write. */
+/**
+ * ABSENT is the version of a key that does not exist. Every stored key has a
+ * version above it; a key's version changes on every put and never comes
+ * back, not even after a delete and a re-create, so equal versions mean
+ * "nobody wrote it since". Versions are opaque: compare them for equality only.
+ */
+export const ABSENT = 0n;
+
+/** WriteOp is one change (or one assertion) inside an atomic write. */
 export type WriteOp =
   | { type: "put"; ns: Namespace; key: string; value: Uint8Array }
-  | { type: "del"; ns: Namespace; key: string };
+  | { type: "del"; ns: Namespace; key: string }
+  /**
+   * check asserts that the key is still at `version` (ABSENT: does not
+   * exist) when the batch commits; otherwise nothing of the batch is written
+   * and the write fails with the `aborted` error code.
+   */
+  | { type: "check"; ns: Namespace; key: string; version: bigint };
+
+/** Entry is a stored value with the version to assert when writing it back. */
+export interface Entry {
+  value: Uint8Array;
+  version: bigint;
+}
 
 /** RangeOptions bound a key-ordered scan; keys compare as UTF-8 bytes. */
 export interface RangeOptions {
@@ -37,22 +66,39 @@ export interface RangeOptions {
 
 /** KvStats counts backend calls so tests can assert "one lookup, never a scan" without timing. */
 export interface KvStats {
+  /** get and getEntry calls. */
   gets: number;
+  /** range scans started. */
   scans: number;
+  /** committed batches and counter moves. */
   writes: number;
+  /** batches refused because a `check` did not hold. */
+  aborts: number;
 }
 
 /** KvBackend is the minimal ordered key-value store the daemon needs. */
 export interface KvBackend {
   /** get reads one value, or undefined when the key is absent. */
   get(ns: Namespace, key: string): Promise<Uint8Array | undefined>;
+  /** getEntry reads one value with its version, for a later `check`. */
+  getEntry(ns: Namespace, key: string): Promise<Entry | undefined>;
   /** range yields [key, value] pairs in key order within the bounds. */
   range(
     ns: Namespace,
     options: RangeOptions,
   ): AsyncIterable<[string, Uint8Array]>;
-  /** write applies every op or none (one atomic batch), durably. */
-  write(ops: readonly WriteOp[]): Promise<void>;
+  /**
+   * write applies every op or none (one atomic batch), durably, after every
+   * `check` in it held. It returns the version every key put by the batch
+   * now has (ABSENT for a batch that put nothing).
+   */
+  write(ops: readonly WriteOp[]): Promise<bigint>;
+  /**
+   * add moves the counter at a key by `delta` (an absent counter is 0) and
+   * returns its new value, atomically: concurrent adds never lose one. A
+   * counter's value is 8 bytes, a big-endian signed integer.
+   */
+  add(ns: Namespace, key: string, delta: bigint): Promise<bigint>;
   /** close releases the backend (for LevelDB: the directory lock). */
   close(): Promise<void>;
   readonly stats: KvStats;

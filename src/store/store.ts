@@ -9,9 +9,15 @@ import { PalyraError, systemClock, type Clock } from "../core/index.js";
 import type { KvBackend, Namespace, WriteOp } from "./kv.js";
 import { LevelBackend } from "./level-backend.js";
 import { Table } from "./table.js";
+import { decodeCounter } from "./value-format.js";
 
-/** SCHEMA_VERSION is the store layout this build reads and writes. */
-export const SCHEMA_VERSION = 1;
+/**
+ * SCHEMA_VERSION is the store layout this build reads and writes. 2: every
+ * value carries its version (value-format.ts); values written by schema 1
+ * are still read as they are, so opening a schema-1 store only records the
+ * new number, which keeps older builds from misreading what this one writes.
+ */
+export const SCHEMA_VERSION = 2;
 
 /** StoreOptions say where the LevelDB directory is and whether writes are fsynced. */
 export interface StoreOptions {
@@ -56,9 +62,24 @@ export class Store {
     return new Table(this.kv, ns, schema);
   }
 
-  /** write commits several changes, possibly across namespaces, as one atomic batch. */
-  async write(ops: readonly WriteOp[]): Promise<void> {
-    await this.kv.write(ops);
+  /**
+   * write commits several changes, possibly across namespaces, as one atomic
+   * batch, if every `check` in it holds (else it fails with `aborted`).
+   * Returns the version every key it put now has.
+   */
+  async write(ops: readonly WriteOp[]): Promise<bigint> {
+    return await this.kv.write(ops);
+  }
+
+  /** add moves a counter by `delta` and returns its new value; concurrent adds (from any replica) never lose one. */
+  async add(ns: Namespace, key: string, delta: bigint): Promise<bigint> {
+    return await this.kv.add(ns, key, delta);
+  }
+
+  /** counter reads a counter that `add` moves (0 when it was never moved). */
+  async counter(ns: Namespace, key: string): Promise<bigint> {
+    const value = await this.kv.get(ns, key);
+    return value === undefined ? 0n : decodeCounter(value, ns);
   }
 
   /** stats exposes backend call counters for tests and benchmarks. */
@@ -90,6 +111,13 @@ export class Store {
         `the store was written by a newer palyrad (schema ${info.version}; this build reads up to ${SCHEMA_VERSION}); upgrade palyrad`,
       );
     }
+    // Older layouts are read as they are (see SCHEMA_VERSION): only the
+    // number moves, before anything is written in the new format.
+    if (info.version < SCHEMA_VERSION)
+      await meta.put(
+        "schema",
+        create(SchemaInfoSchema, { ...info, version: SCHEMA_VERSION }),
+      );
   }
 }
 

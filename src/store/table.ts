@@ -3,6 +3,12 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { PalyraError } from "../core/index.js";
 import type { KvBackend, Namespace, WriteOp } from "./kv.js";
 
+/** Versioned is a record with the version a conditional write of it asserts. */
+export interface Versioned<T> {
+  value: T;
+  version: bigint;
+}
+
 /** PageOptions select one page of a key-ordered listing. */
 export interface PageOptions {
   /** Only keys starting with this prefix. */
@@ -43,6 +49,21 @@ export class Table<Desc extends DescMessage> {
   async get(key: string): Promise<MessageShape<Desc> | undefined> {
     const bytes = await this.kv.get(this.ns, key);
     return bytes === undefined ? undefined : this.decode(key, bytes);
+  }
+
+  /** getEntry reads one record with its version, for a read-modify-write that asserts it (checkOp). */
+  async getEntry(
+    key: string,
+  ): Promise<Versioned<MessageShape<Desc>> | undefined> {
+    const entry = await this.kv.getEntry(this.ns, key);
+    return entry === undefined
+      ? undefined
+      : { value: this.decode(key, entry.value), version: entry.version };
+  }
+
+  /** checkOp asserts in a batch that the record is still at `version` (ABSENT: still missing). */
+  checkOp(key: string, version: bigint): WriteOp {
+    return { type: "check", ns: this.ns, key, version };
   }
 
   /** put writes one record on its own; use putOp inside Store.write for multi-record changes. */
@@ -87,6 +108,21 @@ export class Table<Desc extends DescMessage> {
     })) {
       out.push([key, this.decode(key, bytes)]);
     }
+    return out;
+  }
+
+  /** between lists the records whose keys lie from `first` to `last` (inclusive), in key order: one scan. */
+  async between(
+    first: string,
+    last: string,
+  ): Promise<Array<[string, MessageShape<Desc>]>> {
+    const out: Array<[string, MessageShape<Desc>]> = [];
+    if (first > last) return out;
+    for await (const [key, bytes] of this.kv.range(this.ns, {
+      gte: first,
+      lte: last,
+    }))
+      out.push([key, this.decode(key, bytes)]);
     return out;
   }
 

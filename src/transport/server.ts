@@ -3,6 +3,7 @@ import Fastify, {
   type FastifyInstance,
   type RawServerDefault,
 } from "fastify";
+import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
 import {
@@ -57,6 +58,7 @@ import {
   SessionManager,
   createSessionResolver,
   createSessionSweeper,
+  SWEEP_LEASE,
   type BackgroundTask,
 } from "../sessions/index.js";
 import { SessionService } from "../../gen/palyra/session/v1/session_pb.js";
@@ -65,7 +67,7 @@ import {
   type FetchLike,
   type Profiles,
 } from "../profiles/index.js";
-import { Store } from "../store/index.js";
+import { Leases, SingletonLease, Store } from "../store/index.js";
 import { Vault } from "../vault/index.js";
 import {
   AccessLogController,
@@ -149,6 +151,9 @@ export async function buildServer(
   const ownsStore = options.store === undefined;
   const bus = options.bus ?? new LocalInvalidationBus();
   const cacheTtlMs = config.cache.ttl_seconds * 1000;
+  // Names this process when it holds a singleton task's lease.
+  const replicaId = randomUUID();
+  const sweepMs = 5 * 60_000;
   try {
     const admin = await AdminTokenVerifier.initialize({
       store,
@@ -237,6 +242,7 @@ export async function buildServer(
       cacheTtlMs,
       audit,
       defaultProfileId: config.model_provider.auth_profile_id,
+      replicaId,
     });
     const health = new HealthStatusBoard(
       ["", ...servedServices.map((service) => service.typeName)].map(
@@ -306,7 +312,20 @@ export async function buildServer(
       admin.generated,
       admin.tokenFile,
       profiles,
-      [createSessionSweeper(sessions, 5 * 60_000, log), apiTokens.task],
+      [
+        createSessionSweeper(
+          sessions,
+          sweepMs,
+          log,
+          new SingletonLease(
+            new Leases(store, clock),
+            SWEEP_LEASE,
+            replicaId,
+            3 * sweepMs,
+          ),
+        ),
+        apiTokens.task,
+      ],
       ownsStore,
     );
   } catch (e) {

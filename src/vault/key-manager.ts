@@ -13,7 +13,12 @@ import {
   type VaultKeyInfo,
 } from "../../gen/palyra/vault/v1/vault_pb.js";
 import { PalyraError, type Clock } from "../core/index.js";
-import type { Store, Table, WriteOp } from "../store/index.js";
+import {
+  ABSENT,
+  type Store,
+  type Table,
+  type WriteOp,
+} from "../store/index.js";
 import { KEY_BYTES, open, seal } from "./aead.js";
 import type { Kek } from "./envelope.js";
 import {
@@ -105,19 +110,25 @@ export class KeyManager {
         : options.passphrase;
   }
 
-  /** open loads the current KEK, creating the vault's key on first start. */
+  /**
+   * open loads the current KEK, creating the vault's key on first start. It
+   * also returns the version of the key description the KEK belongs to,
+   * which every seal asserts (see Vault): a secret is never committed under
+   * a key another writer has rotated away.
+   */
   static async open(
     options: KeyManagerOptions,
-  ): Promise<{ manager: KeyManager; kek: Kek }> {
-    const info = await options.store
+  ): Promise<{ manager: KeyManager; kek: Kek; version: bigint }> {
+    const read = await options.store
       .table("meta", VaultKeyInfoSchema)
-      .get(VAULT_KEY_INFO);
-    const manager = new KeyManager(options, info);
-    const kek =
-      info === undefined
-        ? await manager.initialize()
-        : await manager.unlock(info);
-    return { manager, kek };
+      .getEntry(VAULT_KEY_INFO);
+    const manager = new KeyManager(options, read?.value);
+    if (read === undefined) return { manager, ...(await manager.initialize()) };
+    return {
+      manager,
+      kek: await manager.unlock(read.value),
+      version: read.version,
+    };
   }
 
   /** currentInfo is the committed key description (id, kind, generation). */
@@ -197,7 +208,7 @@ export class KeyManager {
     this.unpromoted = false;
   }
 
-  private async initialize(): Promise<Kek> {
+  private async initialize(): Promise<{ kek: Kek; version: bigint }> {
     // Records without key info mean meta/vault_key was lost: a new key would
     // silently orphan every secret, so stop and say so.
     const records = this.options.store.table("vault", VaultRecordSchema);
@@ -224,9 +235,13 @@ export class KeyManager {
       kek = { id: randomUUID(), key };
       info = this.describe(kek, VaultKeyKind.KEY_FILE, 1);
     }
-    await this.meta.put(VAULT_KEY_INFO, info);
+    // Asserted absent: of two replicas starting on an empty store, one key wins.
+    const version = await this.options.store.write([
+      this.meta.checkOp(VAULT_KEY_INFO, ABSENT),
+      this.meta.putOp(VAULT_KEY_INFO, info),
+    ]);
     this.info = info;
-    return kek;
+    return { kek, version };
   }
 
   // `settle` finishes or drops a crashed rotation's key file (at open only).

@@ -1,6 +1,7 @@
-import { create, equals } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  VaultKeyInfoSchema,
   VaultRecordSchema,
   type VaultRecord,
 } from "../../gen/palyra/vault/v1/vault_pb.js";
@@ -12,16 +13,9 @@ import {
   type InvalidationBus,
 } from "../core/index.js";
 import type { Store, Table, WriteOp } from "../store/index.js";
-import {
-  openSecret,
-  sealEnvelope,
-  unwrapDek,
-  wrapDek,
-  type Kek,
-} from "./envelope.js";
-import { KeyManager } from "./key-manager.js";
-import { Keyring } from "./keyring.js";
-import { RotationLock } from "./rotation-lock.js";
+import { openSecret, sealEnvelope, unwrapDek, type Kek } from "./envelope.js";
+import { KeyManager, VAULT_KEY_INFO } from "./key-manager.js";
+import { Rewrapper } from "./rewrap.js";
 import {
   assertVaultScope,
   parseVaultRef,
@@ -33,9 +27,8 @@ export const MAX_SECRET_BYTES = 64 * 1024;
 /** MAX_LIST_LIMIT bounds one listRefs page. */
 export const MAX_LIST_LIMIT = 1000;
 
-// How many times a rotation re-reads the vault to catch writes committed
-// while it was rewrapping before it gives up and asks to be retried.
-const MAX_ROTATION_ROUNDS = 5;
+// How many times guardWrite re-seals after a rotation committed first.
+const MAX_SEAL_ATTEMPTS = 4;
 
 /** VaultOptions are what the vault needs: the store, the state dir for vault.key, and the passphrase when one is configured. */
 export interface VaultOptions {
@@ -44,9 +37,8 @@ export interface VaultOptions {
   /** PALYRA_VAULT_PASSPHRASE; when set (non-empty) the KEK is derived from it instead of vault.key. */
   passphrase?: string | undefined;
   clock?: Clock;
-  /** Where key rotations are announced, so every replica sharing the store seals under the new key. */
+  /** Where key rotations are announced to the other replicas (keyring re-integration pending in this merge). */
   bus: InvalidationBus;
-  /** How long the sealing key is trusted without re-reading the key description when a bus message is lost (default 30 s). */
   cacheTtlMs?: number | undefined;
 }
 
@@ -54,80 +46,66 @@ export interface VaultOptions {
  * Vault stores secrets by VaultRef, each under its own AES-256-GCM data key
  * wrapped by the vault's key-encryption key, so that records elsewhere hold
  * only refs and a copied store is useless without the key file or passphrase.
+ *
+ * Rotation and sealing never wait for each other: every seal's batch asserts
+ * the version of the key description (meta/vault_key) it sealed under, and a
+ * rotation's batch asserts the version of every record it rewraps, so a
+ * secret is never committed under a retired key nor a deleted one brought
+ * back, whichever replica does what.
  */
 export class Vault {
   private readonly records: Table<typeof VaultRecordSchema>;
-  // KEKs by id: the sealing one, plus the next one while a rotation commits,
-  // so reads never block on a rotation; it follows rotations made elsewhere.
-  private readonly keyring: Keyring;
-  private readonly lock = new RotationLock();
-  private retiring: Promise<void> = Promise.resolve();
+  private readonly meta: Table<typeof VaultKeyInfoSchema>;
+  private readonly rewrapper: Rewrapper;
+  // KEKs by id: the current one, plus the next one while a rotation commits,
+  // so reads never block on a rotation.
+  private readonly keks = new Map<string, Kek>();
+  // Rotations in this process take turns because they share the key files in
+  // the state dir (vault.key.next); sealing never waits for them.
+  private rotations: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly store: Store,
     private readonly keyManager: KeyManager,
-    first: Kek,
+    private current: Kek,
     private readonly clock: Clock,
-    bus: InvalidationBus,
-    cacheTtlMs: number | undefined,
+    // The version of meta/vault_key that describes `current`.
+    private keyVersion: bigint,
   ) {
     this.records = store.table("vault", VaultRecordSchema);
-    this.keyring = new Keyring({
-      manager: keyManager,
-      first,
-      bus,
-      clock,
-      ttlMs: cacheTtlMs,
-      rotatedElsewhere: (old, next) => this.retireElsewhere(old, next),
-    });
+    this.meta = store.table("meta", VaultKeyInfoSchema);
+    this.rewrapper = new Rewrapper(store, this.records, this.meta);
+    this.keks.set(current.id, current);
   }
 
   /** open unlocks (or on first start creates) the vault; a wrong passphrase or key file fails here, before any request. */
   static async open(options: VaultOptions): Promise<Vault> {
     const clock = options.clock ?? systemClock;
-    const { manager, kek } = await KeyManager.open({
+    const { manager, kek, version } = await KeyManager.open({
       store: options.store,
       stateDir: options.stateDir,
       passphrase: options.passphrase,
       clock,
     });
-    return new Vault(
-      options.store,
-      manager,
-      kek,
-      clock,
-      options.bus,
-      options.cacheTtlMs,
-    );
+    return new Vault(options.store, manager, kek, clock, version);
   }
 
-  /** kekId is the id of the current key-encryption key as last read (for status and audit, never key material). */
+  /** kekId is the id of the current key-encryption key (for status and audit, never key material). */
   get kekId(): string {
-    return this.keyring.lastKnownId;
-  }
-
-  /** settled resolves once a key rotated on another replica has been retired here (stragglers rewrapped, bytes wiped); for tests and shutdown. */
-  async settled(): Promise<void> {
-    await this.retiring;
-  }
-
-  /** close stops following rotations announced on the bus. */
-  close(): void {
-    this.keyring.close();
+    return this.current.id;
   }
 
   /**
    * sealOps encrypts a secret and returns the write for the caller's own
    * atomic batch, so that a profile and its secret appear (or not) together.
-   * Commit the ops promptly, ideally inside guardWrite.
+   * The ops assert that the key is still current: commit them inside
+   * guardWrite, which seals again if a rotation committed first.
    */
   async sealOps(ref: string, secret: string | Uint8Array): Promise<WriteOp[]> {
     const parts = parseVaultRef(ref);
     const plaintext = secretBytes(ref, secret);
     try {
-      return await this.lock.runShared(() =>
-        this.sealUnlocked(ref, parts, plaintext),
-      );
+      return await this.sealUnlocked(ref, parts, plaintext);
     } finally {
       if (typeof secret === "string") plaintext.fill(0);
     }
@@ -138,7 +116,7 @@ export class Vault {
     const parts = parseVaultRef(ref);
     const plaintext = secretBytes(ref, secret);
     try {
-      await this.lock.runShared(async () => {
+      await this.guardWrite(async () => {
         await this.store.write(await this.sealUnlocked(ref, parts, plaintext));
       });
     } finally {
@@ -147,12 +125,40 @@ export class Vault {
   }
 
   /**
-   * guardWrite runs `fn` (typically sealOps then store.write) so that a key
-   * rotation cannot start between the sealing and the commit; without it a
-   * rotation catches such writes afterwards on a best-effort basis.
+   * guardWrite runs `fn` (typically sealOps then store.write), and runs it
+   * again when its batch lost to a key rotation, so that it seals under the
+   * new key; any other failure, or a rotation it cannot follow, is thrown.
    */
   async guardWrite<T>(fn: () => Promise<T>): Promise<T> {
-    return await this.lock.runShared(fn);
+    for (let attempt = 1; ; attempt++) {
+      const version = this.keyVersion;
+      try {
+        return await fn();
+      } catch (e) {
+        if (
+          !isPalyraError(e, "aborted") ||
+          attempt >= MAX_SEAL_ATTEMPTS ||
+          !(await this.rotatedSince(version))
+        )
+          throw e;
+      }
+    }
+  }
+
+  // Whether the key changed since a seal asserted `version`; waits for a
+  // rotation of this process to switch over so the next seal uses its key.
+  private async rotatedSince(version: bigint): Promise<boolean> {
+    if (this.keyVersion !== version) return true;
+    const stored = await this.meta.getEntry(VAULT_KEY_INFO);
+    if (stored === undefined || stored.version === version) return false;
+    if (this.keks.has(stored.value.kekId)) {
+      await this.rotations;
+      return true;
+    }
+    throw new PalyraError(
+      "unavailable",
+      "the vault key was rotated by another replica and this one does not have the new key yet; try again shortly",
+    );
   }
 
   /** get decrypts one secret, or returns undefined when none is stored; a record that does not open is an error naming the ref. */
@@ -160,13 +166,10 @@ export class Vault {
     const parts = parseVaultRef(ref);
     let record = await this.records.get(ref);
     if (record === undefined) return undefined;
-    if (this.keyring.byId(record.kekId) === undefined) {
-      // A rotation may have committed between the read and now: read again,
-      // and if it was another replica's, learn its key.
+    if (!this.keks.has(record.kekId)) {
+      // A rotation may have committed between the read and now: read again.
       record = await this.records.get(ref);
       if (record === undefined) return undefined;
-      if (this.keyring.byId(record.kekId) === undefined)
-        await this.keyring.reload();
     }
     return this.openRecord(ref, parts, record);
   }
@@ -201,8 +204,7 @@ export class Vault {
 
   /** delete removes one secret; deleting an absent ref is a no-op so that retries are safe. */
   async delete(ref: string): Promise<void> {
-    const ops = this.deleteOps(ref);
-    await this.lock.runShared(() => this.store.write(ops));
+    await this.store.write(this.deleteOps(ref));
   }
 
   /** listRefs pages through stored refs in key order, optionally within one scope; it never returns or decrypts values. */
@@ -243,61 +245,60 @@ export class Vault {
    * point leaves a vault that opens with exactly one of the two keys.
    * `alsoWrite` (e.g. the audit record) commits in the same batch.
    */
-  async rotateKey(
+  rotateKey(
     alsoWrite: readonly WriteOp[] = [],
   ): Promise<{ rewrapped: number; kekId: string }> {
-    return await this.lock.runExclusive(async () => {
-      // From the store, not the cache: another replica may have rotated last.
-      const old = await this.keyring.reload();
-      const pending = await this.keyManager.prepareRotation();
-      const next = pending.kek;
-      this.keyring.hold(next);
-      let rewrapped: number;
-      try {
-        const ops = await this.rewrapAll(old, next);
-        await this.store.write([...ops, pending.infoOp, ...alsoWrite]);
-        rewrapped = ops.length;
-      } catch (e) {
-        this.keyring.forget(next);
-        await pending.abandon().catch(() => undefined);
-        throw e;
-      }
-      this.keyring.promote(next);
-      // Other replicas drop their sealing key now; if they cannot be told,
-      // the rotation still finishes here and they catch up within the TTL.
-      const unannounced = await this.keyring.announce().then(
-        () => undefined,
-        (e: unknown) => e ?? new Error("announce failed"),
-      );
-      let finishError: unknown;
-      try {
-        await pending.finish();
-      } catch (e) {
-        finishError = e;
-      }
-      try {
-        rewrapped += await this.rewrapStragglers(old, next);
-      } finally {
-        this.keyring.forget(old);
-      }
-      if (finishError !== undefined) {
-        throw new PalyraError(
-          "internal",
-          "the key rotation committed, but vault.key.next could not be renamed to vault.key; the next start (or rotation) completes it",
-          { cause: finishError },
-        );
-      }
-      if (unannounced !== undefined) {
-        throw new PalyraError(
-          "unavailable",
-          "the key rotation committed, but the other replicas could not be told; they follow within cache.ttl_seconds",
-          { cause: unannounced },
-        );
-      }
-      return { rewrapped, kekId: next.id };
-    });
+    const run = () => this.rotate(alsoWrite);
+    const next = this.rotations.then(run, run);
+    this.rotations = next.catch(() => undefined);
+    return next;
   }
 
+  private async rotate(
+    alsoWrite: readonly WriteOp[],
+  ): Promise<{ rewrapped: number; kekId: string }> {
+    const old = this.current;
+    const pending = await this.keyManager.prepareRotation();
+    const next = pending.kek;
+    this.keks.set(next.id, next);
+    let committed: { rewrapped: number; version: bigint };
+    try {
+      committed = await this.rewrapper.commit(old, next, this.keyVersion, [
+        pending.infoOp,
+        ...alsoWrite,
+      ]);
+    } catch (e) {
+      this.keks.delete(next.id);
+      next.key.fill(0);
+      await pending.abandon().catch(() => undefined);
+      throw e;
+    }
+    this.current = next;
+    this.keyVersion = committed.version;
+    let rewrapped = committed.rewrapped;
+    let finishError: unknown;
+    try {
+      await pending.finish();
+    } catch (e) {
+      finishError = e;
+    }
+    try {
+      rewrapped += await this.rewrapper.stragglers(old, next);
+    } finally {
+      this.keks.delete(old.id);
+      old.key.fill(0);
+    }
+    if (finishError !== undefined) {
+      throw new PalyraError(
+        "internal",
+        "the key rotation committed, but vault.key.next could not be renamed to vault.key; the next start (or rotation) completes it",
+        { cause: finishError },
+      );
+    }
+    return { rewrapped, kekId: next.id };
+  }
+
+  // Seals under the current key; the ops assert that key is still current.
   private async sealUnlocked(
     ref: string,
     parts: VaultRefParts,
@@ -308,12 +309,12 @@ export class Vault {
       if (isPalyraError(e, "internal")) return undefined;
       throw e;
     });
-    // Seals run under the shared lock and a retired key is wiped only under
-    // the exclusive one, so this key stays whole until the seal is done.
-    const kek = await this.keyring.sealing();
-    const envelope = sealEnvelope(kek, parts, plaintext);
+    // The key and its version are read together, with no await between.
+    const envelope = sealEnvelope(this.current, parts, plaintext);
+    const keyCheck = this.meta.checkOp(VAULT_KEY_INFO, this.keyVersion);
     const now = timestampFromMs(this.clock.now());
     return [
+      keyCheck,
       this.records.putOp(
         ref,
         create(VaultRecordSchema, {
@@ -338,7 +339,7 @@ export class Vault {
         `vault secret ${ref} cannot be opened: the record stored under it belongs to another ref`,
       );
     }
-    const kek = this.keyring.byId(record.kekId);
+    const kek = this.keks.get(record.kekId);
     if (kek === undefined) {
       throw new PalyraError(
         "internal",
@@ -367,126 +368,6 @@ export class Vault {
     // Copy out of Buffer's shared pool and wipe the pooled bytes.
     const out = new Uint8Array(plaintext);
     plaintext.fill(0);
-    return out;
-  }
-
-  // Rewraps every record, then re-reads until a read matches the previous one,
-  // so a write committed meanwhile by a caller's own batch is neither lost nor
-  // (for a delete) brought back by the rotation's batch.
-  private async rewrapAll(from: Kek, to: Kek): Promise<WriteOp[]> {
-    let seen = await this.snapshot();
-    const ops = this.rewrapMany(seen, from, to);
-    for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
-      const now = await this.snapshot();
-      const changed = new Map<string, VaultRecord>();
-      for (const [key, record] of now) {
-        const before = seen.get(key);
-        if (before === undefined || !equals(VaultRecordSchema, before, record))
-          changed.set(key, record);
-      }
-      const gone = [...seen.keys()].filter((key) => !now.has(key));
-      if (changed.size === 0 && gone.length === 0) return [...ops.values()];
-      for (const key of gone) ops.delete(key);
-      for (const [key, op] of this.rewrapMany(changed, from, to))
-        ops.set(key, op);
-      seen = now;
-    }
-    throw new PalyraError(
-      "unavailable",
-      "the vault kept changing while the key was being rotated; try again",
-    );
-  }
-
-  private rewrapMany(
-    records: Map<string, VaultRecord>,
-    from: Kek,
-    to: Kek,
-  ): Map<string, WriteOp> {
-    const ops = new Map<string, WriteOp>();
-    const broken: string[] = [];
-    for (const [key, record] of records) {
-      const op = this.rewrap(key, record, from, to);
-      if (op === undefined) broken.push(key);
-      else ops.set(key, op);
-    }
-    if (broken.length > 0) {
-      const shown = broken.slice(0, 10).join(", ");
-      throw new PalyraError(
-        "failed_precondition",
-        `cannot rotate the vault key: ${broken.length} secret(s) do not open with the current key (${shown}${broken.length > 10 ? ", ..." : ""}); delete or store them again first`,
-      );
-    }
-    return ops;
-  }
-
-  private rewrap(
-    key: string,
-    record: VaultRecord,
-    from: Kek,
-    to: Kek,
-  ): WriteOp | undefined {
-    let parts: VaultRefParts;
-    try {
-      parts = parseVaultRef(key);
-    } catch {
-      return undefined;
-    }
-    if (record.ref !== key) return undefined;
-    const dek = unwrapDek(from, parts, record);
-    if (dek === undefined) return undefined;
-    try {
-      const wrapped = wrapDek(to, parts, dek);
-      return this.records.putOp(
-        key,
-        create(VaultRecordSchema, {
-          ...record,
-          kekId: to.id,
-          wrappedDek: wrapped.ciphertext,
-          dekNonce: wrapped.nonce,
-        }),
-      );
-    } finally {
-      dek.fill(0);
-    }
-  }
-
-  // Best effort after the commit: a caller's batch sealed under the old key
-  // before the rotation began but committed after it would otherwise be
-  // unreadable. The old key is still in memory here and is dropped right after.
-  private async rewrapStragglers(from: Kek, to: Kek): Promise<number> {
-    const ops: WriteOp[] = [];
-    for await (const [key, record] of this.records.entries()) {
-      if (record.kekId !== from.id) continue;
-      const op = this.rewrap(key, record, from, to);
-      if (op !== undefined) ops.push(op);
-    }
-    if (ops.length > 0) await this.store.write(ops);
-    return ops.length;
-  }
-
-  // Another replica rotated the key: what this one sealed under the old key
-  // since then is rewrapped (best effort, as for stragglers of a local
-  // rotation), then the old key is wiped. Alone, so no seal still holds it;
-  // skipped if a local rotation has meanwhile retired `next` itself.
-  private retireElsewhere(old: Kek, next: Kek): void {
-    this.retiring = this.retiring
-      .then(() =>
-        this.lock.runExclusive(async () => {
-          try {
-            if (this.keyring.byId(next.id) === next)
-              await this.rewrapStragglers(old, next);
-          } finally {
-            this.keyring.forget(old);
-          }
-        }),
-      )
-      .catch(() => undefined);
-  }
-
-  private async snapshot(): Promise<Map<string, VaultRecord>> {
-    const out = new Map<string, VaultRecord>();
-    for await (const [key, record] of this.records.entries())
-      out.set(key, record);
     return out;
   }
 }

@@ -63,3 +63,18 @@ export async function memoryStore(clock?: Clock): Promise<Store> {
   });
   return await Store.fromBackend(new LevelBackend(db), clock);
 }
+
+/**
+ * replicaStores opens two Stores on one memory-level database, each with its
+ * own backend handle (and read counters): two replicas sharing one store.
+ */
+export async function replicaStores(clock?: Clock): Promise<[Store, Store]> {
+  const db = new MemoryLevel<string, Uint8Array>({
+    keyEncoding: "utf8",
+    valueEncoding: "view",
+  });
+  return [
+    await Store.fromBackend(new LevelBackend(db), clock),
+    await Store.fromBackend(new LevelBackend(db), clock),
+  ];
+}

@@ -1,13 +1,21 @@
 import { create } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { Level } from "level";
 import { MemoryLevel } from "memory-level";
+import { toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   AdminCredentialSchema,
   SchemaInfoSchema,
 } from "../../gen/palyra/store/v1/meta_pb.js";
-import { palyraError } from "../helpers/fixtures.js";
-import { LevelBackend, SCHEMA_VERSION, Store } from "../../src/store/index.js";
+import { palyraError, tempStateDir } from "../helpers/fixtures.js";
+import {
+  ABSENT,
+  LevelBackend,
+  SCHEMA_VERSION,
+  Store,
+} from "../../src/store/index.js";
 
 async function memoryStore(): Promise<{
   store: Store;
@@ -114,5 +122,73 @@ describe("store", () => {
     await t.get("missing");
     assert.equal(store.stats.gets - before.gets, 1);
     assert.equal(store.stats.scans - before.scans, 0);
+  });
+
+  it("opens a schema-1 store (values without versions) and moves it to the current schema", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      // What a schema-1 palyrad left on disk: bare protobuf values.
+      const raw = new Level<string, Uint8Array>(`${dir}/db`, {
+        keyEncoding: "utf8",
+        valueEncoding: "view",
+      });
+      const sub = (name: string) =>
+        raw.sublevel<string, Uint8Array>(name, {
+          keyEncoding: "utf8",
+          valueEncoding: "view",
+        });
+      await sub("meta").put(
+        "schema",
+        toBinary(
+          SchemaInfoSchema,
+          create(SchemaInfoSchema, {
+            version: 1,
+            createdAt: timestampFromMs(0),
+          }),
+        ),
+      );
+      await sub("meta").put(
+        "admin_credential",
+        toBinary(
+          AdminCredentialSchema,
+          create(AdminCredentialSchema, { argon2idHash: "h", generation: 4 }),
+        ),
+      );
+      // An empty message is zero bytes: still a valid old value.
+      await sub("tokens").put("empty", new Uint8Array());
+      await raw.close();
+
+      const store = await Store.open({ path: `${dir}/db`, sync: false });
+      try {
+        const meta = store.table("meta", AdminCredentialSchema);
+        const old = await meta.getEntry("admin_credential");
+        assert.equal(old?.value.generation, 4);
+        assert.ok(old !== undefined && old.version > ABSENT);
+        const empty = await store
+          .table("tokens", AdminCredentialSchema)
+          .get("empty");
+        assert.equal(empty?.generation, 0);
+        // A read-modify-write of an old value works like any other.
+        await store.write([
+          meta.checkOp("admin_credential", old.version),
+          meta.putOp(
+            "admin_credential",
+            create(AdminCredentialSchema, { ...old.value, generation: 5 }),
+          ),
+        ]);
+        const updated = await meta.getEntry("admin_credential");
+        assert.equal(updated?.value.generation, 5);
+        assert.notEqual(updated?.version, old.version);
+        const schema = await store
+          .table("meta", SchemaInfoSchema)
+          .get("schema");
+        assert.equal(schema?.version, SCHEMA_VERSION);
+        assert.equal(schema?.createdAt?.seconds, 0n, "creation time kept");
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await cleanup();
+    }
   });
 });

@@ -29,6 +29,7 @@ import {
 import {
   LevelBackend,
   Store,
+  type Entry,
   type KvBackend,
   type Namespace,
   type RangeOptions,
@@ -62,6 +63,12 @@ class HookedBackend implements KvBackend {
   get(ns: Namespace, key: string): Promise<Uint8Array | undefined> {
     return this.inner.get(ns, key);
   }
+  getEntry(ns: Namespace, key: string): Promise<Entry | undefined> {
+    return this.inner.getEntry(ns, key);
+  }
+  add(ns: Namespace, key: string, delta: bigint): Promise<bigint> {
+    return this.inner.add(ns, key, delta);
+  }
   async *range(
     ns: Namespace,
     options: RangeOptions,
@@ -69,10 +76,11 @@ class HookedBackend implements KvBackend {
     yield* this.inner.range(ns, options);
     await this.afterRange?.(ns);
   }
-  async write(ops: readonly WriteOp[]): Promise<void> {
+  async write(ops: readonly WriteOp[]): Promise<bigint> {
     await this.onWrite?.(ops);
-    await this.inner.write(ops);
+    const version = await this.inner.write(ops);
     await this.afterWrite?.(ops);
+    return version;
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -763,9 +771,11 @@ describe("vault key rotation", () => {
       kv.onWrite = undefined;
       assert.equal(result.rewrapped, 5);
       assert.equal(result.kekId, vault.kekId);
-      // One batch: every record and the key description together.
+      // One batch: every record and the key description together, each
+      // with the version it asserts.
       assert.equal(batches.length, 1);
-      assert.equal(batches[0]?.length, 6);
+      assert.equal(batches[0]?.length, 12);
+      assert.equal(batches[0]?.filter((op) => op.type === "check").length, 6);
       assert.ok(
         batches[0]?.some((op) => op.ns === "meta" && op.key === "vault_key"),
       );
@@ -901,19 +911,53 @@ describe("vault key rotation", () => {
     });
   });
 
-  it("rewraps a write sealed before the rotation but committed after it", async () => {
-    await withVault(async ({ vault, store, kv, dir }) => {
+  it("refuses a write sealed before the rotation and committed after it; guardWrite seals it again", async () => {
+    await withVault(async ({ vault, store, kv }) => {
       await vault.put("global/k", "sk-old");
       const late = await vault.sealOps("global/late", "sk-late");
+      let refused: unknown;
       kv.afterWrite = async (ops) => {
         if (!ops.some((op) => op.ns === "meta" && op.key === "vault_key"))
           return;
         kv.afterWrite = undefined;
-        await store.write(late);
+        // Under the old key, after the rotation: it would open with no key.
+        refused = await store.write(late).then(
+          () => "written",
+          (e: unknown) => e,
+        );
       };
       const result = await vault.rotateKey();
-      assert.equal(result.rewrapped, 2);
+      assert.ok(palyraError("aborted", /concurrent change/)(refused));
+      assert.equal(await vault.has("global/late"), false);
+      // The same write through guardWrite: the first attempt loses to a
+      // rotation, the second seals under the new key.
+      let attempts = 0;
+      await vault.guardWrite(async () => {
+        const ops = await vault.sealOps("global/late", "sk-late");
+        if (attempts++ === 0) await vault.rotateKey();
+        await store.write(ops);
+      });
+      assert.equal(attempts, 2);
+      assert.notEqual(vault.kekId, result.kekId);
+      assert.equal((await record(store, "global/late")).kekId, vault.kekId);
       assert.equal(await vault.getString("global/late"), "sk-late");
+    });
+  });
+
+  it("rewraps a write committed between the rotation's read and its batch", async () => {
+    await withVault(async ({ vault, store, kv, dir }) => {
+      await vault.put("global/k", "sk-old");
+      let fired = false;
+      kv.afterRange = async (ns) => {
+        if (ns !== "vault" || fired) return;
+        fired = true;
+        // Another writer's seal, still under the old (then current) key.
+        await vault.put("global/late", "sk-late");
+      };
+      const result = await vault.rotateKey();
+      kv.afterRange = undefined;
+      assert.ok(fired);
+      assert.equal(result.rewrapped, 2);
       assert.equal((await record(store, "global/late")).kekId, result.kekId);
       const again = await Vault.open({
         bus: new LocalInvalidationBus(),

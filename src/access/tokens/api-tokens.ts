@@ -21,14 +21,16 @@ import {
   type Clock,
   type InvalidationBus,
 } from "../../core/index.js";
-import type {
-  Actor,
-  AuditEntry,
-  AuditTrail,
-  WriteOp,
+import {
+  ABSENT,
+  retryOnConflict,
+  type Actor,
+  type AuditEntry,
+  type AuditTrail,
+  type Versioned,
 } from "../../store/index.js";
 import type { FlagReader } from "../feature-flags.js";
-import { LastUsedTracker } from "./last-used.js";
+import { LastUsedTracker, flushUses } from "./last-used.js";
 import { API_TOKEN_CHANNEL } from "./token-cache.js";
 import {
   formatToken,
@@ -111,15 +113,15 @@ const iso = (t: Timestamp | undefined): string =>
 
 /**
  * ApiTokens manages API tokens: create, list, revoke, rotate and update.
- * Each change is written in one batch with its audit record; changes to
- * one daemon's tokens are serialised, so read-modify-write never loses an
- * update (the last-used flush included).
+ * Each change is written in one batch with its audit record and asserts the
+ * version of the record it read (a conditional write), so of two replicas
+ * changing one token the later one re-reads and decides again; uses are
+ * written to their own keys and never rewrite a token record.
  */
 export class ApiTokens {
   readonly lastUsed: LastUsedTracker;
   private readonly random: RandomBytes;
   private readonly authority: TokenAuthority;
-  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ApiTokensDeps) {
     this.lastUsed = deps.lastUsed ?? new LastUsedTracker();
@@ -127,24 +129,29 @@ export class ApiTokens {
     this.authority = new TokenAuthority(deps);
   }
 
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+  /**
+   * view is a record's public face: no hashes, and the latest use, whether
+   * noted here and not yet flushed, flushed to its own key (`storedUseMs`),
+   * or kept in the record by a daemon before uses had their own key.
+   */
+  view(record: ApiTokenRecord, storedUseMs = 0): ApiToken {
+    const token = record.token ?? create(ApiTokenSchema);
+    const latest = Math.max(
+      this.lastUsed.peek(token.tokenId) ?? 0,
+      storedUseMs,
+      token.lastUsedAt === undefined ? 0 : timestampMs(token.lastUsedAt),
+    );
+    return create(ApiTokenSchema, {
+      ...token,
+      ...(latest > 0 ? { lastUsedAt: timestampFromMs(latest) } : {}),
+    });
   }
 
-  /** view is a record's public face: no hashes, and the latest use even before it is flushed. */
-  view(record: ApiTokenRecord): ApiToken {
-    const token = record.token ?? create(ApiTokenSchema);
-    const pending = this.lastUsed.peek(token.tokenId);
-    const stored =
-      token.lastUsedAt === undefined ? 0 : timestampMs(token.lastUsedAt);
-    return pending !== undefined && pending > stored
-      ? create(ApiTokenSchema, {
-          ...token,
-          lastUsedAt: timestampFromMs(pending),
-        })
-      : create(ApiTokenSchema, token);
+  private async viewOne(record: ApiTokenRecord): Promise<ApiToken> {
+    const use = await this.deps.tokens.lastUsedEntry(
+      record.token?.tokenId ?? "",
+    );
+    return this.view(record, use?.atMs);
   }
 
   /** create validates a request, mints the token and stores only its hash. */
@@ -180,10 +187,10 @@ export class ApiTokens {
     if (workspaceId !== "")
       await this.authority.assertBindable(principal, role.role, workspaceId);
 
-    return await this.exclusive(async () => {
-      let tokenId = newTokenId(this.random);
-      while ((await this.deps.tokens.get(tokenId)) !== undefined)
-        tokenId = newTokenId(this.random);
+    // A fresh id is asserted free in the batch: a collision (or another
+    // replica taking the same id) fails the write and a new id is drawn.
+    return await retryOnConflict(async () => {
+      const tokenId = newTokenId(this.random);
       const token = formatToken(tokenId, newTokenSecret(this.random));
       const record = create(ApiTokenRecordSchema, {
         token: {
@@ -218,7 +225,10 @@ export class ApiTokens {
             rate_limit_per_minute: String(rate),
           },
         },
-        [this.deps.tokens.putOp(record)],
+        [
+          this.deps.tokens.checkOp(tokenId, ABSENT),
+          this.deps.tokens.putOp(record),
+        ],
       );
       return { apiToken: this.view(record), token };
     });
@@ -230,8 +240,15 @@ export class ApiTokens {
     caller: Caller,
   ): Promise<{ apiTokens: ApiToken[]; nextAfterTokenId: string }> {
     const page = await listRecords(this.deps.tokens, options, caller.principal);
+    // The page's last uses: one scan over the same id range.
+    const uses = await this.deps.tokens.lastUsedBetween(
+      page.records[0]?.token?.tokenId ?? "",
+      page.records.at(-1)?.token?.tokenId ?? "",
+    );
     return {
-      apiTokens: page.records.map((r) => this.view(r)),
+      apiTokens: page.records.map((r) =>
+        this.view(r, uses.get(r.token?.tokenId ?? "")),
+      ),
       nextAfterTokenId: page.nextAfterTokenId,
     };
   }
@@ -240,32 +257,36 @@ export class ApiTokens {
   private async mustGet(
     tokenId: string,
     caller: Principal,
-  ): Promise<ApiTokenRecord> {
+  ): Promise<Versioned<ApiTokenRecord>> {
     const id = tokenId.trim();
-    const record = await findVisible(this.deps.tokens, id, caller);
-    if (record === undefined)
+    const entry = await findVisible(this.deps.tokens, id, caller);
+    if (entry === undefined)
       throw new PalyraError("not_found", `no API token ${JSON.stringify(id)}`);
-    return record;
+    return entry;
   }
 
+  // Writes a changed record only if it is still the version it was read at.
   private async commitChange(
     caller: Caller,
     entry: AuditEntry,
     record: ApiTokenRecord,
+    readVersion: bigint,
   ): Promise<void> {
+    const tokenId = record.token?.tokenId ?? "";
     await this.deps.audit.commit(caller.actor, entry, [
+      this.deps.tokens.checkOp(tokenId, readVersion),
       this.deps.tokens.putOp(record),
     ]);
-    await this.deps.bus.publish(
-      API_TOKEN_CHANNEL,
-      record.token?.tokenId ?? "*",
-    );
+    await this.deps.bus.publish(API_TOKEN_CHANNEL, tokenId || "*");
   }
 
   /** revoke stops a token at once (on every replica, through the bus); revoking twice changes nothing. */
   async revoke(tokenId: string, caller: Caller): Promise<ApiToken> {
-    return await this.exclusive(async () => {
-      const record = await this.mustGet(tokenId, caller.principal);
+    return await retryOnConflict(async () => {
+      const { value: record, version } = await this.mustGet(
+        tokenId,
+        caller.principal,
+      );
       const token = record.token!;
       await this.authority.assertWithinCeiling(
         caller,
@@ -273,7 +294,7 @@ export class ApiTokens {
         "revoke",
         target(token.tokenId),
       );
-      if (token.revokedAt !== undefined) return this.view(record);
+      if (token.revokedAt !== undefined) return await this.viewOne(record);
       const revoked = create(ApiTokenRecordSchema, {
         ...record,
         token: { ...token, revokedAt: timestampFromMs(this.deps.clock.now()) },
@@ -287,8 +308,9 @@ export class ApiTokens {
           details: { principal: token.principal },
         },
         revoked,
+        version,
       );
-      return this.view(revoked);
+      return await this.viewOne(revoked);
     });
   }
 
@@ -303,8 +325,11 @@ export class ApiTokens {
     caller: Caller,
   ): Promise<IssuedToken> {
     const grace = validateGrace(graceSeconds);
-    return await this.exclusive(async () => {
-      const record = await this.mustGet(tokenId, caller.principal);
+    return await retryOnConflict(async () => {
+      const { value: record, version } = await this.mustGet(
+        tokenId,
+        caller.principal,
+      );
       const token = record.token!;
       await this.authority.assertWithinCeiling(
         caller,
@@ -361,16 +386,20 @@ export class ApiTokens {
           details: { grace_seconds: String(grace) },
         },
         rotated,
+        version,
       );
-      return { apiToken: this.view(rotated), token: fresh };
+      return { apiToken: await this.viewOne(rotated), token: fresh };
     });
   }
 
   /** update changes the label, the scopes (replace_scopes) or the rate limit of a live token. */
   async update(input: UpdateTokenInput, caller: Caller): Promise<ApiToken> {
     const { label, rate } = validateUpdate(input);
-    return await this.exclusive(async () => {
-      const record = await this.mustGet(input.tokenId, caller.principal);
+    return await retryOnConflict(async () => {
+      const { value: record, version } = await this.mustGet(
+        input.tokenId,
+        caller.principal,
+      );
       const token = record.token!;
       await this.authority.assertWithinCeiling(
         caller,
@@ -421,8 +450,9 @@ export class ApiTokens {
           details,
         },
         updated,
+        version,
       );
-      return this.view(updated);
+      return await this.viewOne(updated);
     });
   }
 
@@ -437,40 +467,13 @@ export class ApiTokens {
   }
 
   /**
-   * flushLastUsed writes the noted last-use times, one batch for all tokens.
-   * It runs between changes, never during one, so it cannot undo a revoke.
-   * Returns how many records it wrote.
+   * flushLastUsed writes the noted last-use times, one batch for all tokens,
+   * each to the token's own use key (never the token record, so a flush
+   * cannot undo a revoke). Each write asserts the use it replaces, so a
+   * replica flushing an older use never moves a newer one back. Returns how
+   * many uses it wrote.
    */
-  async flushLastUsed(): Promise<number> {
-    return await this.exclusive(async () => {
-      const batch = this.lastUsed.take();
-      if (batch.size === 0) return 0;
-      try {
-        const ops: WriteOp[] = [];
-        for (const [tokenId, at] of batch) {
-          const record = await this.deps.tokens.get(tokenId);
-          const token = record?.token;
-          if (record === undefined || token === undefined) continue;
-          if (
-            token.lastUsedAt !== undefined &&
-            timestampMs(token.lastUsedAt) >= at
-          )
-            continue;
-          ops.push(
-            this.deps.tokens.putOp(
-              create(ApiTokenRecordSchema, {
-                ...record,
-                token: { ...token, lastUsedAt: timestampFromMs(at) },
-              }),
-            ),
-          );
-        }
-        await this.deps.tokens.write(ops);
-        return ops.length;
-      } catch (e) {
-        this.lastUsed.restore(batch);
-        throw e;
-      }
-    });
+  flushLastUsed(): Promise<number> {
+    return flushUses(this.lastUsed, this.deps.tokens);
   }
 }

@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { BackgroundTask } from "../../sessions/index.js";
+import { ABSENT, retryOnConflict, type WriteOp } from "../../store/index.js";
+import type { ApiTokenStore } from "./token-store.js";
 
 /**
  * LastUsedTracker remembers in memory when each token was last used, so that
@@ -30,6 +32,37 @@ export class LastUsedTracker {
   restore(batch: ReadonlyMap<string, number>): void {
     for (const [id, at] of batch)
       if (!this.pending.has(id)) this.pending.set(id, at);
+  }
+}
+
+/**
+ * flushUses writes the uses a tracker noted, in one batch, each to the
+ * token's own use key; each write asserts the use it replaces, so a replica
+ * flushing an older use never moves a newer one back. Uses it could not
+ * write go back to the tracker. Returns how many it wrote.
+ */
+export async function flushUses(
+  tracker: LastUsedTracker,
+  tokens: ApiTokenStore,
+): Promise<number> {
+  const batch = tracker.take();
+  if (batch.size === 0) return 0;
+  try {
+    return await retryOnConflict(async () => {
+      const ops: WriteOp[] = [];
+      let written = 0;
+      for (const [tokenId, at] of batch) {
+        const stored = await tokens.lastUsedEntry(tokenId);
+        if (stored !== undefined && stored.atMs >= at) continue;
+        ops.push(...tokens.lastUsedOps(tokenId, at, stored?.version ?? ABSENT));
+        written++;
+      }
+      await tokens.write(ops);
+      return written;
+    });
+  } catch (e) {
+    tracker.restore(batch);
+    throw e;
   }
 }
 

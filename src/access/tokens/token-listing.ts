@@ -1,6 +1,7 @@
 import type { ApiTokenRecord } from "../../../gen/palyra/store/v1/tokens_pb.js";
 import type { Principal } from "../../auth/index.js";
 import { PalyraError, pageSize } from "../../core/index.js";
+import type { Versioned } from "../../store/index.js";
 import { TOKEN_ID_PATTERN } from "./token-format.js";
 import type { ApiTokenStore } from "./token-store.js";
 
@@ -12,20 +13,22 @@ export interface ListOptions {
 }
 
 /**
- * findVisible reads a token the caller may see: a workspace-bound caller
- * cannot see tokens of other workspaces, so to it they do not exist.
+ * findVisible reads a token the caller may see, with the version a change of
+ * it asserts: a workspace-bound caller cannot see tokens of other
+ * workspaces, so to it they do not exist.
  */
 export async function findVisible(
   tokens: ApiTokenStore,
   tokenId: string,
   caller: Principal,
-): Promise<ApiTokenRecord | undefined> {
+): Promise<Versioned<ApiTokenRecord> | undefined> {
   if (!TOKEN_ID_PATTERN.test(tokenId)) return undefined;
-  const record = await tokens.get(tokenId);
-  if (record?.token === undefined) return undefined;
+  const entry = await tokens.getEntry(tokenId);
+  const token = entry?.value.token;
+  if (entry === undefined || token === undefined) return undefined;
   return caller.workspaceId === undefined ||
-    record.token.workspaceId === caller.workspaceId
-    ? record
+    token.workspaceId === caller.workspaceId
+    ? entry
     : undefined;
 }
 

@@ -10,11 +10,18 @@ import {
   MembershipSchema,
   type Invitation,
   type Membership,
+  type Workspace,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import type { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
 import { withArticle } from "../../auth/index.js";
-import { PalyraError, type Clock, type KeyedMutex } from "../../core/index.js";
-import type { Actor, AuditEntry, AuditTrail } from "../../store/index.js";
+import { PalyraError, type Clock } from "../../core/index.js";
+import {
+  retryOnConflict,
+  type Actor,
+  type AuditEntry,
+  type AuditTrail,
+  type Versioned,
+} from "../../store/index.js";
 import {
   invitationCodeHash,
   isInvitationCode,
@@ -38,22 +45,22 @@ export const INVITATION_MAX_TTL_MS = 30 * DAY_MS;
 const ms = (t: Timestamp | undefined): number =>
   t === undefined ? 0 : timestampDate(t).getTime();
 
-/** InvitationDeps are what invitations share with Workspaces: its rows, its per-workspace lock, and two hooks. */
+/** InvitationDeps are what invitations share with Workspaces: its rows and two hooks. */
 export interface InvitationDeps {
   rows: WorkspaceStore;
-  lock: KeyedMutex;
   audit: AuditTrail;
   clock: Clock;
   random: RandomBytes | undefined;
-  /** mustExist answers NOT_FOUND for an unknown workspace. */
-  mustExist(workspaceId: string): Promise<unknown>;
+  /** mustGet reads a workspace with its version, or answers NOT_FOUND. */
+  mustGet(workspaceId: string): Promise<Versioned<Workspace>>;
   /** membershipChanged tells token caches that a membership appeared. */
   membershipChanged(workspaceId: string, principal: string): Promise<void>;
 }
 
 /**
  * Invitations mints and redeems one-time workspace invitation codes for
- * Workspaces, under the same per-workspace lock as membership changes.
+ * Workspaces; like membership changes, each batch asserts the workspace's
+ * version (WorkspaceStore.guardOps).
  */
 export class Invitations {
   constructor(private readonly deps: InvitationDeps) {}
@@ -87,8 +94,8 @@ export class Invitations {
         "expires_at must be at most 30 days from now",
       );
     }
-    return await this.deps.lock.run(input.workspaceId, async () => {
-      await this.deps.mustExist(input.workspaceId);
+    return await retryOnConflict(async () => {
+      const read = await this.deps.mustGet(input.workspaceId);
       const code = newInvitationCode(this.deps.random);
       const invitation = create(InvitationSchema, {
         invitationId: ulid(now),
@@ -109,17 +116,24 @@ export class Invitations {
             expires_at: new Date(expiresAtMs).toISOString(),
           },
         },
-        this.deps.rows.putInvitationOps(invitationCodeHash(code), invitation),
+        [
+          ...this.deps.rows.guardOps(read),
+          ...this.deps.rows.putInvitationOps(
+            invitationCodeHash(code),
+            invitation,
+          ),
+        ],
       );
       return { invitation, code };
     });
   }
 
   /**
-   * accept joins `actor.principal` to the invitation's workspace
-   * with its role, once: the invitation is marked used in the same batch as
-   * the membership, under the workspace's lock, so of two concurrent accepts
-   * exactly one succeeds. `onlyWorkspace` is the caller's workspace binding.
+   * accept joins `actor.principal` to the invitation's workspace with its
+   * role, once: the invitation is marked used in the same batch as the
+   * membership, asserting the invitation's version, so of two concurrent
+   * accepts (on any replicas) exactly one succeeds. `onlyWorkspace` is the
+   * caller's workspace binding.
    */
   async accept(
     code: string,
@@ -133,7 +147,7 @@ export class Invitations {
       );
     }
     const hash = invitationCodeHash(code);
-    const found = await this.deps.rows.invitation(hash);
+    const found = (await this.deps.rows.invitation(hash))?.value;
     if (found === undefined) {
       await this.refuseAccept(actor, "", { reason: "unknown code" });
       throw new PalyraError(
@@ -156,11 +170,12 @@ export class Invitations {
         `this credential is bound to workspace "${onlyWorkspace}" and cannot join "${found.workspaceId}"`,
       );
     }
-    const joined = await this.deps.lock.run(found.workspaceId, async () => {
-      // Read again under the lock: a concurrent accept may have used it meanwhile.
-      const invitation = await this.deps.rows.invitation(hash);
+    const joined = await retryOnConflict(async () => {
+      // Read again on every attempt: a concurrent accept may have used it.
+      const entry = await this.deps.rows.invitation(hash);
+      const invitation = entry?.value;
       const refusal = { workspace_id: found.workspaceId };
-      if (invitation === undefined) {
+      if (entry === undefined || invitation === undefined) {
         await this.refuseAccept(actor, found.invitationId, {
           ...refusal,
           reason: "deleted",
@@ -191,6 +206,7 @@ export class Invitations {
           `this invitation expired at ${new Date(ms(invitation.expiresAt)).toISOString()}; ask for a new one`,
         );
       }
+      const read = await this.deps.mustGet(invitation.workspaceId);
       const existing = await this.deps.rows.membership(
         invitation.workspaceId,
         actor.principal,
@@ -226,7 +242,8 @@ export class Invitations {
           },
         },
         [
-          this.deps.rows.updateInvitationOp(hash, used),
+          ...this.deps.rows.guardOps(read),
+          ...this.deps.rows.updateInvitationOps(hash, used, entry.version),
           this.deps.rows.putMembershipOp(membership),
         ],
       );

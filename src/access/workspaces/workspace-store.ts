@@ -8,7 +8,12 @@ import {
   type Workspace,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import { WorkspaceInvitationIndexSchema } from "../../../gen/palyra/store/v1/workspaces_pb.js";
-import type { Store, WriteOp } from "../../store/index.js";
+import {
+  ABSENT,
+  type Store,
+  type Versioned,
+  type WriteOp,
+} from "../../store/index.js";
 
 // Keys in the `access` namespace (proto/palyra/store/v1/workspaces.proto).
 // The API-token area reads ws/<id> to check that a workspace exists: keep it.
@@ -25,6 +30,12 @@ export const workspaceKey = (workspaceId: string): string =>
  * WorkspaceStore keeps workspaces, memberships and invitations in the access
  * namespace, with the per-workspace invitation index written in the same
  * batch as each invitation. It only builds reads and ops; Workspaces decides.
+ *
+ * The workspace record's version stands for the version of everything under
+ * the workspace (its membership set, its invitations): every change to them
+ * asserts it and rewrites the record (guardOps), so two changes decided on
+ * the same state, on any replicas, cannot both commit. That is what keeps
+ * the last-Owner rule when two Owners are removed at once.
  */
 export class WorkspaceStore {
   private readonly workspaces;
@@ -47,6 +58,32 @@ export class WorkspaceStore {
     return this.workspaces.get(workspaceKey(workspaceId));
   }
 
+  /** getEntry reads a workspace with its version, the version of everything under it. */
+  getEntry(workspaceId: string): Promise<Versioned<Workspace> | undefined> {
+    return this.workspaces.getEntry(workspaceKey(workspaceId));
+  }
+
+  /**
+   * guardOps make a batch hold only if nothing under the workspace changed
+   * since `read`, and make every other such batch decided before it fail.
+   */
+  guardOps(read: Versioned<Workspace>): WriteOp[] {
+    const key = workspaceKey(read.value.workspaceId);
+    return [
+      this.workspaces.checkOp(key, read.version),
+      this.workspaces.putOp(key, read.value),
+    ];
+  }
+
+  /** createOps write a new workspace only if its id is still free. */
+  createOps(workspace: Workspace): WriteOp[] {
+    const key = workspaceKey(workspace.workspaceId);
+    return [
+      this.workspaces.checkOp(key, ABSENT),
+      this.workspaces.putOp(key, workspace),
+    ];
+  }
+
   /** page lists workspaces in id order after a cursor. */
   async page(after: string | undefined, limit: number): Promise<Workspace[]> {
     const rows = await this.workspaces.page({
@@ -55,14 +92,6 @@ export class WorkspaceStore {
       ...(after === undefined ? {} : { after: workspaceKey(after) }),
     });
     return rows.map(([, workspace]) => workspace);
-  }
-
-  /** putWorkspaceOp writes a workspace. */
-  putWorkspaceOp(workspace: Workspace): WriteOp {
-    return this.workspaces.putOp(
-      workspaceKey(workspace.workspaceId),
-      workspace,
-    );
   }
 
   /** membership reads one member of a workspace. */
@@ -96,9 +125,9 @@ export class WorkspaceStore {
     return this.memberships.delOp(membershipKey(workspaceId, principal));
   }
 
-  /** invitation reads an invitation by the SHA-256 of its code: one store read. */
-  invitation(codeHash: string): Promise<Invitation | undefined> {
-    return this.invitations.get(INVITATION + codeHash);
+  /** invitation reads an invitation by the SHA-256 of its code, with its version: one store read. */
+  invitation(codeHash: string): Promise<Versioned<Invitation> | undefined> {
+    return this.invitations.getEntry(INVITATION + codeHash);
   }
 
   /** putInvitationOps writes an invitation and its workspace index entry. */
@@ -112,9 +141,16 @@ export class WorkspaceStore {
     ];
   }
 
-  /** updateInvitationOp rewrites an existing invitation (e.g. marking it accepted). */
-  updateInvitationOp(codeHash: string, invitation: Invitation): WriteOp {
-    return this.invitations.putOp(INVITATION + codeHash, invitation);
+  /** updateInvitationOps rewrite an invitation (marking it accepted) only if it is still the version read: it is used once. */
+  updateInvitationOps(
+    codeHash: string,
+    invitation: Invitation,
+    version: bigint,
+  ): WriteOp[] {
+    return [
+      this.invitations.checkOp(INVITATION + codeHash, version),
+      this.invitations.putOp(INVITATION + codeHash, invitation),
+    ];
   }
 
   /**
@@ -122,9 +158,13 @@ export class WorkspaceStore {
    * invitation it has, for one atomic batch.
    */
   async deleteWorkspaceOps(
-    workspaceId: string,
+    read: Versioned<Workspace>,
   ): Promise<{ ops: WriteOp[]; memberships: number; invitations: number }> {
-    const ops: WriteOp[] = [this.workspaces.delOp(workspaceKey(workspaceId))];
+    const workspaceId = read.value.workspaceId;
+    const ops: WriteOp[] = [
+      this.workspaces.checkOp(workspaceKey(workspaceId), read.version),
+      this.workspaces.delOp(workspaceKey(workspaceId)),
+    ];
     let memberships = 0;
     for await (const [key] of this.memberships.entries(
       `${MEMBERSHIP}${workspaceId}/`,

@@ -10,7 +10,6 @@ import {
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
 import { withArticle } from "../../auth/index.js";
 import {
-  KeyedMutex,
   PalyraError,
   type Clock,
   type InvalidationBus,
@@ -20,7 +19,13 @@ import {
   MEMBERSHIP_CHANNEL,
   membershipCacheKey,
 } from "../tokens/workspace-lookup.js";
-import type { Actor, AuditTrail, Store } from "../../store/index.js";
+import {
+  retryOnConflict,
+  type Actor,
+  type AuditTrail,
+  type Store,
+  type Versioned,
+} from "../../store/index.js";
 import type { RandomBytes } from "./invitation-code.js";
 import { Invitations } from "./invitations.js";
 import {
@@ -52,13 +57,14 @@ export interface MembershipChange {
 
 /**
  * Workspaces owns workspaces, their memberships and one-time invitations.
- * Every change is written with its audit record in one batch, and changes to
- * one workspace run one at a time (KeyedMutex), so the last-Owner rule and the
- * one-time use of invitations hold under concurrent calls on this node.
+ * Every change is written with its audit record in one batch that asserts
+ * the workspace's version (WorkspaceStore.guardOps), so a change decided on
+ * state another change (on any replica) has since altered fails and is
+ * decided again on fresh state: the last-Owner rule and the one-time use of
+ * invitations hold under concurrent calls on any number of replicas.
  */
 export class Workspaces {
   private readonly rows: WorkspaceStore;
-  private readonly lock = new KeyedMutex();
   private readonly audit: AuditTrail;
   private readonly clock: Clock;
   private readonly bus: InvalidationBus;
@@ -71,11 +77,10 @@ export class Workspaces {
     this.clock = deps.clock;
     this.invitations = new Invitations({
       rows: this.rows,
-      lock: this.lock,
       audit: deps.audit,
       clock: deps.clock,
       random: deps.random,
-      mustExist: (workspaceId) => this.get(workspaceId),
+      mustGet: (workspaceId) => this.mustGetEntry(workspaceId),
       membershipChanged: (workspaceId, principal) =>
         this.membershipChanged(workspaceId, principal),
     });
@@ -86,7 +91,7 @@ export class Workspaces {
     input: { workspaceId: string; displayName: string },
     actor: Actor,
   ): Promise<{ workspace: Workspace; owner: Membership }> {
-    return await this.lock.run(input.workspaceId, async () => {
+    return await retryOnConflict(async () => {
       if ((await this.rows.get(input.workspaceId)) !== undefined) {
         throw new PalyraError(
           "already_exists",
@@ -114,7 +119,7 @@ export class Workspaces {
           outcome: "success",
           details: { owner: actor.principal },
         },
-        [this.rows.putWorkspaceOp(workspace), this.rows.putMembershipOp(owner)],
+        [...this.rows.createOps(workspace), this.rows.putMembershipOp(owner)],
       );
       return { workspace, owner };
     });
@@ -125,6 +130,15 @@ export class Workspaces {
     const workspace = await this.rows.get(workspaceId);
     if (workspace === undefined) throw notFound(workspaceId);
     return workspace;
+  }
+
+  // The workspace with its version, which every change under it asserts.
+  private async mustGetEntry(
+    workspaceId: string,
+  ): Promise<Versioned<Workspace>> {
+    const entry = await this.rows.getEntry(workspaceId);
+    if (entry === undefined) throw notFound(workspaceId);
+    return entry;
   }
 
   /** find returns a workspace or undefined. */
@@ -153,10 +167,10 @@ export class Workspaces {
 
   /** delete removes a workspace with all its memberships and invitations in one batch. */
   async delete(workspaceId: string, actor: Actor): Promise<void> {
-    await this.lock.run(workspaceId, async () => {
-      await this.get(workspaceId);
+    await retryOnConflict(async () => {
+      const read = await this.mustGetEntry(workspaceId);
       const { ops, memberships, invitations } =
-        await this.rows.deleteWorkspaceOps(workspaceId);
+        await this.rows.deleteWorkspaceOps(read);
       await this.audit.commit(
         actor,
         {
@@ -198,8 +212,8 @@ export class Workspaces {
       change.role,
       `grant the ${roleName(change.role)} role`,
     );
-    const membership = await this.lock.run(change.workspaceId, async () => {
-      await this.get(change.workspaceId);
+    const membership = await retryOnConflict(async () => {
+      const read = await this.mustGetEntry(change.workspaceId);
       const existing = await this.rows.membership(
         change.workspaceId,
         change.principal,
@@ -253,7 +267,7 @@ export class Workspaces {
                 }),
           },
         },
-        [this.rows.putMembershipOp(membership)],
+        [...this.rows.guardOps(read), this.rows.putMembershipOp(membership)],
       );
       return membership;
     });
@@ -283,8 +297,8 @@ export class Workspaces {
     actor: Actor,
     authority: Authority,
   ): Promise<void> {
-    await this.lock.run(workspaceId, async () => {
-      await this.get(workspaceId);
+    await retryOnConflict(async () => {
+      const read = await this.mustGetEntry(workspaceId);
       const existing = await this.rows.membership(workspaceId, principal);
       if (existing === undefined) {
         throw new PalyraError(
@@ -309,7 +323,10 @@ export class Workspaces {
           outcome: "success",
           details: { role: roleName(existing.role), bound_tokens: "stopped" },
         },
-        [this.rows.delMembershipOp(workspaceId, principal)],
+        [
+          ...this.rows.guardOps(read),
+          this.rows.delMembershipOp(workspaceId, principal),
+        ],
       );
     });
     await this.membershipChanged(workspaceId, principal);

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file palyra/store/v1/meta.proto.
  */
 export const file_palyra_store_v1_meta: GenFile = /*@__PURE__*/
-  fileDesc("ChpwYWx5cmEvc3RvcmUvdjEvbWV0YS5wcm90bxIPcGFseXJhLnN0b3JlLnYxIk0KClNjaGVtYUluZm8SDwoHdmVyc2lvbhgBIAEoDRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJyCg9BZG1pbkNyZWRlbnRpYWwSGwoNYXJnb24yaWRfaGFzaBgBIAEoCUIE6I0ZARIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAMgASgNYgZwcm90bzM", [file_google_protobuf_timestamp, file_palyra_common_v1_sensitive]);
+  fileDesc("ChpwYWx5cmEvc3RvcmUvdjEvbWV0YS5wcm90bxIPcGFseXJhLnN0b3JlLnYxIk0KClNjaGVtYUluZm8SDwoHdmVyc2lvbhgBIAEoDRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJyCg9BZG1pbkNyZWRlbnRpYWwSGwoNYXJnb24yaWRfaGFzaBgBIAEoCUIE6I0ZARIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAMgASgNIncKBUxlYXNlEg0KBW93bmVyGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2FjcXVpcmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp, file_palyra_common_v1_sensitive]);
 
 /**
  * SchemaInfo is stored under meta/schema: the layout version of the store, so
@@ -76,4 +76,40 @@ export type AdminCredential = Message<"palyra.store.v1.AdminCredential"> & {
  */
 export const AdminCredentialSchema: GenMessage<AdminCredential> = /*@__PURE__*/
   messageDesc(file_palyra_store_v1_meta, 1);
+
+/**
+ * Lease is stored under meta/lease/<name>: which replica runs a singleton
+ * task (the refresh scheduler, the session sweeper) and until when. It is
+ * taken and renewed with a conditional write on its version, so two replicas
+ * never both hold it; another replica may take it once it has expired.
+ *
+ * @generated from message palyra.store.v1.Lease
+ */
+export type Lease = Message<"palyra.store.v1.Lease"> & {
+  /**
+   * The replica holding the lease (a random id chosen at start).
+   *
+   * @generated from field: string owner = 1;
+   */
+  owner: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * When the current owner took it (kept across renewals).
+   *
+   * @generated from field: google.protobuf.Timestamp acquired_at = 3;
+   */
+  acquiredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message palyra.store.v1.Lease.
+ * Use `create(LeaseSchema)` to create a new message.
+ */
+export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
+  messageDesc(file_palyra_store_v1_meta, 2);
 

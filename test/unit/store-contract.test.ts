@@ -1,0 +1,347 @@
+import { create } from "@bufbuild/protobuf";
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { Level } from "level";
+import { MemoryLevel } from "memory-level";
+import { AuditHeadSchema } from "../../gen/palyra/store/v1/audit_pb.js";
+import { ManualClock } from "../../src/core/index.js";
+import {
+  ABSENT,
+  LevelBackend,
+  Leases,
+  SingletonLease,
+  Store,
+  retryOnConflict,
+  type KvBackend,
+} from "../../src/store/index.js";
+import { palyraError, tempStateDir } from "../helpers/fixtures.js";
+
+/**
+ * The storage contract, run against every backend. A backend case opens one
+ * empty database and hands out connections to it: two connections are two
+ * replicas sharing the database. A PostgreSQL backend runs this same file by
+ * adding one entry to `backends` (connect = a new pool on one schema).
+ */
+interface BackendCase {
+  name: string;
+  open(): Promise<{
+    connect: () => KvBackend;
+    /** Closes the database and opens it again (durability); absent for backends without one. */
+    reopen?: () => Promise<KvBackend>;
+    cleanup: () => Promise<void>;
+  }>;
+}
+
+const options = { keyEncoding: "utf8", valueEncoding: "view" } as const;
+
+const backends: BackendCase[] = [
+  {
+    name: "memory-level",
+    open() {
+      const db = new MemoryLevel<string, Uint8Array>(options);
+      return Promise.resolve({
+        connect: () => new LevelBackend(db),
+        cleanup: () => db.close(),
+      });
+    },
+  },
+  {
+    name: "LevelDB (classic-level)",
+    async open() {
+      const { dir, cleanup } = await tempStateDir();
+      let db = new Level<string, Uint8Array>(`${dir}/db`, options);
+      await db.open();
+      return {
+        connect: () => new LevelBackend(db),
+        async reopen() {
+          await db.close();
+          db = new Level<string, Uint8Array>(`${dir}/db`, options);
+          await db.open();
+          return new LevelBackend(db);
+        },
+        async cleanup() {
+          await db.close();
+          await cleanup();
+        },
+      };
+    },
+  },
+];
+
+const head = (index: number) =>
+  create(AuditHeadSchema, { index: BigInt(index), hash: `h${index}` });
+
+for (const backend of backends) {
+  describe(`store contract: ${backend.name}`, () => {
+    const cleanups: Array<() => Promise<void>> = [];
+    after(async () => {
+      for (const cleanup of cleanups) await cleanup();
+    });
+
+    // Two replicas' Store handles on one fresh database.
+    async function replicas(clock = new ManualClock()) {
+      const db = await backend.open();
+      cleanups.push(db.cleanup);
+      const a = await Store.fromBackend(db.connect(), clock);
+      const b = await Store.fromBackend(db.connect(), clock);
+      return { a, b, db, clock };
+    }
+
+    it("gets, puts and deletes; namespaces are apart", async () => {
+      const { a, b } = await replicas();
+      const meta = a.table("meta", AuditHeadSchema);
+      assert.equal(await meta.get("k"), undefined);
+      await meta.put("k", head(1));
+      assert.equal((await meta.get("k"))?.index, 1n);
+      assert.equal(
+        (await b.table("meta", AuditHeadSchema).get("k"))?.index,
+        1n,
+        "the other replica reads the write",
+      );
+      assert.equal(await a.table("audit", AuditHeadSchema).get("k"), undefined);
+      await meta.del("k");
+      assert.equal(await meta.get("k"), undefined);
+      await meta.del("k");
+    });
+
+    it("scans in key order, bounded, reversed, and pages with an exclusive cursor", async () => {
+      const { a } = await replicas();
+      const t = a.table("profiles", AuditHeadSchema);
+      const keys = Array.from(
+        { length: 30 },
+        (_, i) => `p/${String(i).padStart(3, "0")}`,
+      );
+      const shuffled = [...keys].sort(() => Math.random() - 0.5);
+      await a.write([
+        ...shuffled.map((k, i) => t.putOp(k, head(i))),
+        t.putOp("o/0", head(0)),
+        t.putOp("q/0", head(0)),
+      ]);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      for (;;) {
+        const page = await t.page({
+          prefix: "p/",
+          limit: 7,
+          ...(cursor === undefined ? {} : { after: cursor }),
+        });
+        if (page.length === 0) break;
+        seen.push(...page.map(([k]) => k));
+        cursor = page.at(-1)?.[0];
+      }
+      assert.deepEqual(seen, keys);
+      const everything: string[] = [];
+      for await (const [k] of t.entries()) everything.push(k);
+      assert.deepEqual(everything, ["o/0", ...keys, "q/0"]);
+    });
+
+    it("commits a multi-namespace batch atomically, and a failed check writes none of it", async () => {
+      const { a } = await replicas();
+      const tokens = a.table("tokens", AuditHeadSchema);
+      const audit = a.table("audit", AuditHeadSchema);
+      await a.write([tokens.putOp("x", head(1)), audit.putOp("y", head(2))]);
+      assert.equal((await tokens.get("x"))?.index, 1n);
+      assert.equal((await audit.get("y"))?.index, 2n);
+      const x = await tokens.getEntry("x");
+      assert.ok(x !== undefined);
+      await assert.rejects(
+        a.write([
+          tokens.delOp("x"),
+          audit.putOp("y", head(3)),
+          audit.putOp("z", head(4)),
+          tokens.checkOp("x", x.version + 1n),
+        ]),
+        palyraError("aborted", /concurrent change/),
+      );
+      assert.equal((await tokens.get("x"))?.index, 1n);
+      assert.equal((await audit.get("y"))?.index, 2n);
+      assert.equal(await audit.get("z"), undefined);
+    });
+
+    it("versions: every put changes a key's version and no version ever comes back", async () => {
+      const { a } = await replicas();
+      const t = a.table("meta", AuditHeadSchema);
+      assert.equal(await t.getEntry("k"), undefined);
+      const first = await a.write([
+        t.checkOp("k", ABSENT),
+        t.putOp("k", head(1)),
+      ]);
+      const one = await t.getEntry("k");
+      assert.equal(one?.version, first);
+      assert.ok(first > ABSENT);
+      await assert.rejects(
+        a.write([t.checkOp("k", ABSENT), t.putOp("k", head(2))]),
+        palyraError("aborted", /./),
+        "create-if-absent refuses an existing key",
+      );
+      await t.put("k", head(1));
+      const same = await t.getEntry("k");
+      assert.notEqual(
+        same?.version,
+        one?.version,
+        "an identical put is a new version",
+      );
+      await t.del("k");
+      await t.put("k", head(1));
+      const again = await t.getEntry("k");
+      assert.ok(again !== undefined && same !== undefined);
+      assert.notEqual(again.version, same.version, "re-created: no ABA");
+      assert.notEqual(again.version, one?.version);
+      // A batch of checks only asserts and writes nothing.
+      assert.equal(await a.write([t.checkOp("k", again.version)]), ABSENT);
+      assert.equal((await t.getEntry("k"))?.version, again.version);
+    });
+
+    it("conditional writes: two replicas incrementing one record lose no update", async () => {
+      const { a, b } = await replicas();
+      const increment = (store: Store) =>
+        retryOnConflict(async () => {
+          const t = store.table("meta", AuditHeadSchema);
+          const entry = await t.getEntry("n");
+          await store.write([
+            t.checkOp("n", entry?.version ?? ABSENT),
+            t.putOp("n", head(Number(entry?.value.index ?? 0n) + 1)),
+          ]);
+        }, 100);
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => increment(i % 2 ? a : b)),
+      );
+      assert.equal(
+        (await a.table("meta", AuditHeadSchema).get("n"))?.index,
+        20n,
+      );
+      assert.ok(a.stats.aborts + b.stats.aborts > 0, "the replicas did race");
+    });
+
+    it("conditional writes: of two replicas asserting one version, exactly one wins", async () => {
+      const { a, b } = await replicas();
+      await a.table("handoffs", AuditHeadSchema).put("h", head(1));
+      const consume = async (store: Store) => {
+        const t = store.table("handoffs", AuditHeadSchema);
+        const entry = await t.getEntry("h");
+        if (entry === undefined) return "gone";
+        return await store
+          .write([t.checkOp("h", entry.version), t.delOp("h")])
+          .then(
+            () => "won",
+            () => "lost",
+          );
+      };
+      const results = await Promise.all([consume(a), consume(b)]);
+      assert.deepEqual(
+        results.filter((r) => r === "won"),
+        ["won"],
+      );
+    });
+
+    it("counters: concurrent adds from two replicas sum exactly", async () => {
+      const { a, b } = await replicas();
+      assert.equal(await a.counter("meta", "c"), 0n);
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          (i % 2 ? a : b).add("meta", "c", 1n),
+        ),
+      );
+      assert.deepEqual(
+        [...results].sort((x, y) => Number(x - y)),
+        Array.from({ length: 40 }, (_, i) => BigInt(i + 1)),
+        "every add saw its own new value",
+      );
+      assert.equal(await b.add("meta", "c", -50n), -10n);
+      assert.equal(await a.counter("meta", "c"), -10n);
+      await a.table("meta", AuditHeadSchema).put("not-a-counter", head(12345));
+      await assert.rejects(
+        a.add("meta", "not-a-counter", 1n),
+        palyraError("internal", /not a counter/),
+      );
+    });
+
+    it("leases: one holder at a time, renewal, takeover after expiry, release", async () => {
+      const { a, b, clock } = await replicas();
+      const la = new SingletonLease(
+        new Leases(a, clock),
+        "job",
+        "replica-a",
+        30_000,
+      );
+      const lb = new SingletonLease(
+        new Leases(b, clock),
+        "job",
+        "replica-b",
+        30_000,
+      );
+      const raced = await Promise.all([la.hold(), lb.hold()]);
+      assert.equal(raced.filter(Boolean).length, 1, "exactly one took it");
+      const [holder, other] = raced[0] ? [la, lb] : [lb, la];
+      clock.advance(20_000);
+      assert.equal(await holder.hold(), true, "renewed");
+      clock.advance(20_000);
+      assert.equal(await other.hold(), false, "the renewal moved the expiry");
+      assert.equal(
+        (await new Leases(a, clock).holder("job"))?.owner,
+        holder.owner,
+      );
+      // The holder stops renewing (it crashed): after expiry the other takes over.
+      clock.advance(10_001);
+      assert.equal(await new Leases(b, clock).holder("job"), undefined);
+      let ran = 0;
+      assert.equal(await other.run(() => Promise.resolve(++ran)), 1);
+      assert.equal(await holder.run(() => Promise.resolve(++ran)), undefined);
+      assert.equal(ran, 1);
+      assert.equal(await holder.hold(), false, "the old holder cannot renew");
+      await holder.release();
+      assert.equal(
+        (await new Leases(a, clock).holder("job"))?.owner,
+        other.owner,
+      );
+      await other.release();
+      assert.equal(await holder.hold(), true, "released: free at once");
+    });
+
+    it("counts calls: a lookup is one get, a page one scan, a refused batch an abort and no write", async () => {
+      const { a } = await replicas();
+      const t = a.table("tokens", AuditHeadSchema);
+      await t.put("k", head(1));
+      let before = { ...a.stats };
+      await t.get("k");
+      await t.getEntry("missing");
+      assert.equal(a.stats.gets - before.gets, 2);
+      assert.equal(a.stats.scans - before.scans, 0);
+      before = { ...a.stats };
+      await t.page({ limit: 10 });
+      assert.equal(a.stats.scans - before.scans, 1);
+      assert.equal(a.stats.gets - before.gets, 0);
+      before = { ...a.stats };
+      await a.write([t.putOp("k", head(2))]);
+      await assert.rejects(a.write([t.checkOp("k", ABSENT), t.delOp("k")]));
+      await a.add("tokens", "count", 1n);
+      assert.equal(a.stats.writes - before.writes, 2);
+      assert.equal(a.stats.aborts - before.aborts, 1);
+      assert.equal(
+        a.stats.gets - before.gets,
+        0,
+        "checks are part of the write",
+      );
+    });
+
+    it("keeps values, versions and the version sequence across a restart", async (t) => {
+      const db = await backend.open();
+      cleanups.push(db.cleanup);
+      if (db.reopen === undefined) return t.skip("no durability to test");
+      const store = await Store.fromBackend(db.connect());
+      const table = store.table("meta", AuditHeadSchema);
+      await table.put("k", head(7));
+      const before = await table.getEntry("k");
+      const reopened = await Store.fromBackend(await db.reopen());
+      const t2 = reopened.table("meta", AuditHeadSchema);
+      const after = await t2.getEntry("k");
+      assert.equal(after?.value.index, 7n);
+      assert.equal(after?.version, before?.version);
+      await t2.put("other", head(1));
+      assert.ok(
+        ((await t2.getEntry("other"))?.version ?? 0n) > (before?.version ?? 0n),
+        "versions continue above those before the restart",
+      );
+    });
+  });
+}
