@@ -1,9 +1,6 @@
-export {
-  Vault,
-  MAX_SECRET_BYTES,
-  MAX_LIST_LIMIT,
-  type VaultOptions,
-} from "./vault.js";
+export { Vault, type VaultOptions } from "./vault.js";
+export { MAX_SECRET_BYTES } from "./sealing.js";
+export { MAX_LIST_LIMIT, type ListRefsOptions } from "./listing.js";
 export {
   parseVaultRef,
   formatVaultRef,

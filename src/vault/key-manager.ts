@@ -70,12 +70,23 @@ export interface KeyManagerOptions {
   clock: Clock;
 }
 
+/**
+ * SealingKey is a KEK with the key description (meta/vault_key) that names
+ * it and that description's store version, which every seal asserts: a
+ * secret is never committed under a key another writer has rotated away.
+ */
+export interface SealingKey {
+  readonly kek: Kek;
+  readonly info: VaultKeyInfo;
+  readonly version: bigint;
+}
+
 /** PendingRotation is a new KEK made but not yet committed; the caller commits `infoOp` with the rewrapped records. */
 export interface PendingRotation {
   kek: Kek;
   info: VaultKeyInfo;
   infoOp: WriteOp;
-  /** finish does what must follow the committed batch (promote vault.key.next). */
+  /** finish does what must follow the committed batch (rename vault.key.next to vault.key). */
   finish(): Promise<void>;
   /** abandon undoes the preparation when the batch was not committed. */
   abandon(): Promise<void>;
@@ -96,10 +107,7 @@ export class KeyManager {
   // then holds the live key and must not be treated as a leftover.
   private unpromoted = false;
 
-  private constructor(
-    private readonly options: KeyManagerOptions,
-    private info: VaultKeyInfo | undefined,
-  ) {
+  private constructor(private readonly options: KeyManagerOptions) {
     this.meta = options.store.table("meta", VaultKeyInfoSchema);
     this.keyPath = join(options.stateDir, VAULT_KEY_FILE);
     this.nextPath = this.keyPath + NEXT_KEY_SUFFIX;
@@ -110,32 +118,23 @@ export class KeyManager {
         : options.passphrase;
   }
 
-  /**
-   * open loads the current KEK, creating the vault's key on first start. It
-   * also returns the version of the key description the KEK belongs to,
-   * which every seal asserts (see Vault): a secret is never committed under
-   * a key another writer has rotated away.
-   */
+  /** open loads the current KEK, creating the vault's key on first start. */
   static async open(
     options: KeyManagerOptions,
-  ): Promise<{ manager: KeyManager; kek: Kek; version: bigint }> {
+  ): Promise<{ manager: KeyManager; sealing: SealingKey }> {
     const read = await options.store
       .table("meta", VaultKeyInfoSchema)
       .getEntry(VAULT_KEY_INFO);
-    const manager = new KeyManager(options, read?.value);
-    if (read === undefined) return { manager, ...(await manager.initialize()) };
-    return {
-      manager,
-      kek: await manager.unlock(read.value),
-      version: read.version,
-    };
-  }
-
-  /** currentInfo is the committed key description (id, kind, generation). */
-  get currentInfo(): VaultKeyInfo {
-    if (this.info === undefined)
-      throw new PalyraError("internal", "vault key manager is not open");
-    return this.info;
+    const manager = new KeyManager(options);
+    const sealing =
+      read === undefined
+        ? await manager.initialize()
+        : {
+            kek: await manager.unlock(read.value),
+            info: read.value,
+            version: read.version,
+          };
+    return { manager, sealing };
   }
 
   /**
@@ -144,22 +143,25 @@ export class KeyManager {
    * id, else unlocked anew. Key files are only read here, never renamed or
    * removed: the rotating replica finishes its own rotation.
    */
-  async reload(held: (kekId: string) => Kek | undefined): Promise<Kek> {
-    const info = await this.meta.get(VAULT_KEY_INFO);
-    if (info === undefined) {
+  async reload(held: (kekId: string) => Kek | undefined): Promise<SealingKey> {
+    const read = await this.meta.getEntry(VAULT_KEY_INFO);
+    if (read === undefined) {
       throw new PalyraError(
         "failed_precondition",
         "the vault key description (meta/vault_key) is missing; restore the store from a backup",
       );
     }
+    const info = read.value;
     const kek = held(info.kekId) ?? (await this.unlock(info, false));
-    this.info = info;
-    return kek;
+    return { kek, info, version: read.version };
   }
 
-  /** prepareRotation makes the next KEK (durably, for a key file) without changing what the store says. */
-  async prepareRotation(): Promise<PendingRotation> {
-    const current = this.currentInfo;
+  /**
+   * prepareRotation makes the KEK to follow `current` (durably, for a key
+   * file) without changing what the store says; the caller's batch asserts
+   * the version `current` was read at.
+   */
+  async prepareRotation(current: VaultKeyInfo): Promise<PendingRotation> {
     const generation = current.generation + 1;
     if (current.kind === VaultKeyKind.PASSPHRASE) {
       const passphrase = this.requirePassphrase();
@@ -175,10 +177,7 @@ export class KeyManager {
         kek,
         info,
         infoOp: this.meta.putOp(VAULT_KEY_INFO, info),
-        finish: () => {
-          this.info = info;
-          return Promise.resolve();
-        },
+        finish: () => Promise.resolve(),
         abandon: () => Promise.resolve(),
       };
     }
@@ -195,7 +194,6 @@ export class KeyManager {
       info,
       infoOp: this.meta.putOp(VAULT_KEY_INFO, info),
       finish: async () => {
-        this.info = info;
         this.unpromoted = true;
         await this.promote();
       },
@@ -208,7 +206,7 @@ export class KeyManager {
     this.unpromoted = false;
   }
 
-  private async initialize(): Promise<{ kek: Kek; version: bigint }> {
+  private async initialize(): Promise<SealingKey> {
     // Records without key info mean meta/vault_key was lost: a new key would
     // silently orphan every secret, so stop and say so.
     const records = this.options.store.table("vault", VaultRecordSchema);
@@ -240,8 +238,7 @@ export class KeyManager {
       this.meta.checkOp(VAULT_KEY_INFO, ABSENT),
       this.meta.putOp(VAULT_KEY_INFO, info),
     ]);
-    this.info = info;
-    return { kek, version };
+    return { kek, info, version };
   }
 
   // `settle` finishes or drops a crashed rotation's key file (at open only).
@@ -283,8 +280,10 @@ export class KeyManager {
         `this vault is sealed by the key file ${this.keyPath}, not by a passphrase; unset ${PASSPHRASE_ENV}`,
       );
     }
-    const current = await readKeyFile(this.keyPath);
+    // The next key first: a reload racing the rotating replica's rename then
+    // finds the new key in one file or the other.
     const next = await readKeyFile(this.nextPath);
+    const current = await readKeyFile(this.keyPath);
     const kekOf = (key: Buffer): Kek => ({ id: info.kekId, key });
 
     if (current !== undefined && checks(kekOf(current), info)) {

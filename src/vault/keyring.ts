@@ -1,10 +1,12 @@
 import {
   InvalidatingCache,
+  PalyraError,
+  isPalyraError,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
 import type { Kek } from "./envelope.js";
-import type { KeyManager } from "./key-manager.js";
+import type { KeyManager, SealingKey } from "./key-manager.js";
 
 /** VAULT_KEY_CHANNEL is the invalidation channel of the vault's key description; a rotation publishes CURRENT_KEY on it. */
 export const VAULT_KEY_CHANNEL = "vault_key";
@@ -13,54 +15,53 @@ const CURRENT_KEY = "current";
 /** KeyringOptions wire the keyring to the key manager and the bus. */
 export interface KeyringOptions {
   manager: KeyManager;
-  /** The KEK unlocked at open. */
-  first: Kek;
+  /** The sealing key unlocked at open. */
+  first: SealingKey;
   bus: InvalidationBus;
   clock: Clock;
   ttlMs?: number | undefined;
   /**
-   * rotatedElsewhere hears that another replica rotated the key: `old` was
-   * this replica's sealing key until now. The vault rewraps what was sealed
-   * under it meanwhile and then calls `forget(old)`.
+   * rotatedElsewhere hears that the sealing key moved to a KEK this replica
+   * did not make (another replica rotated): the vault then retires the keys
+   * it held before, once what was sealed under them is rewrapped.
    */
-  rotatedElsewhere: (old: Kek, next: Kek) => void;
+  rotatedElsewhere: () => void;
 }
 
 /**
  * Keyring holds the vault's key-encryption keys in memory, by id, and which
- * one seals new secrets. Which one seals is cached through an
+ * one seals new secrets together with the version of the key description
+ * naming it. Whether that answer is still fresh is cached through an
  * InvalidatingCache on VAULT_KEY_CHANNEL: a rotation on another replica
- * drops it (or the TTL does, when the message is lost, or a reconnect), and
- * the next seal re-reads the key description from the store, unlocking the
- * new KEK if it is not held yet. Key material is never re-derived while its
- * id is unchanged, so an expiry costs one small store read, not an argon2 run.
+ * drops it (or the TTL does when the message is lost, or a reconnect), and
+ * the next seal re-reads the key description, unlocking the new KEK if it is
+ * not held yet. Staleness costs an aborted batch and a re-seal, never a
+ * secret under a retired key: every seal asserts the version. Key material
+ * is never re-derived while its id is unchanged, so an expiry costs one small
+ * store read, not an argon2 run.
  */
 export class Keyring {
   private readonly keks = new Map<string, Kek>();
-  private readonly sealingKey: InvalidatingCache<Kek>;
-  private latest: Kek;
-  private reloading: Promise<Kek> | undefined;
+  private readonly fresh: InvalidatingCache<SealingKey>;
+  private latest: SealingKey;
+  private reloading: Promise<SealingKey> | undefined;
 
   constructor(private readonly options: KeyringOptions) {
     this.latest = options.first;
-    this.keks.set(options.first.id, options.first);
-    this.sealingKey = new InvalidatingCache<Kek>({
+    this.keks.set(options.first.kek.id, options.first.kek);
+    this.fresh = new InvalidatingCache<SealingKey>({
       bus: options.bus,
       channel: VAULT_KEY_CHANNEL,
       clock: options.clock,
       ttlMs: options.ttlMs,
       maxEntries: 1,
     });
-    this.sealingKey.setIfCurrent(
-      CURRENT_KEY,
-      options.first,
-      this.sealingKey.epoch(),
-    );
+    this.fresh.setIfCurrent(CURRENT_KEY, options.first, this.fresh.epoch());
   }
 
   /** lastKnownId is the sealing KEK's id as last read, for status and audit (no store read). */
   get lastKnownId(): string {
-    return this.latest.id;
+    return this.latest.kek.id;
   }
 
   /** byId returns a held KEK; synchronous, so a record is opened with no await between lookup and use. */
@@ -68,13 +69,23 @@ export class Keyring {
     return this.keks.get(kekId);
   }
 
-  /** sealing returns the KEK new secrets are sealed with, re-reading the key description when the cached answer was dropped or expired. */
-  async sealing(): Promise<Kek> {
-    return this.sealingKey.get(CURRENT_KEY) ?? (await this.reload());
+  /** refresh re-reads the key description when the cached answer was dropped (bus, reconnect) or expired (TTL). */
+  async refresh(): Promise<void> {
+    if (this.fresh.get(CURRENT_KEY) === undefined) await this.reload();
   }
 
-  /** reload re-reads the key description now (a record names a KEK not held here, or a rotation starts); concurrent callers share one read. */
-  reload(): Promise<Kek> {
+  /**
+   * sealing is the key new secrets are sealed under, as last read. It is
+   * synchronous on purpose: a caller that seals right away, with no await
+   * between, cannot see the key wiped, since only keys that are no longer
+   * `sealing` are ever wiped.
+   */
+  sealing(): SealingKey {
+    return this.latest;
+  }
+
+  /** reload re-reads the key description now (a record names a KEK not held here, a seal lost to a rotation, a rotation starts); concurrent callers share one read. */
+  reload(): Promise<SealingKey> {
     this.reloading ??= this.readCurrent().finally(() => {
       this.reloading = undefined;
     });
@@ -86,11 +97,12 @@ export class Keyring {
     this.keks.set(kek.id, kek);
   }
 
-  /** promote makes a committed local rotation's KEK the sealing key; call it after announcing the rotation on the bus. */
-  promote(kek: Kek): void {
-    this.keks.set(kek.id, kek);
-    this.latest = kek;
-    this.sealingKey.setIfCurrent(CURRENT_KEY, kek, this.sealingKey.epoch());
+  /** promote makes a committed local rotation's key the sealing key, unless a newer one was read meanwhile. */
+  promote(key: SealingKey): void {
+    this.keks.set(key.kek.id, key.kek);
+    if (key.info.generation < this.latest.info.generation) return;
+    this.latest = key;
+    this.fresh.setIfCurrent(CURRENT_KEY, key, this.fresh.epoch());
   }
 
   /** announce tells every replica (this one too) that the sealing key changed; after the commit. */
@@ -98,32 +110,50 @@ export class Keyring {
     await this.options.bus.publish(VAULT_KEY_CHANNEL, CURRENT_KEY);
   }
 
-  /** forget drops a retired KEK and wipes its bytes; the caller guarantees nothing still uses it. */
+  /** retired lists the held keys that no longer seal: what a retirement rewraps from, then forgets. */
+  retired(): Kek[] {
+    return [...this.keks.values()].filter((kek) => kek !== this.latest.kek);
+  }
+
+  /** forget drops a retired KEK and wipes its bytes; the sealing key is never wiped (see `sealing`). */
   forget(kek: Kek): void {
-    if (this.latest === kek) return;
+    if (this.latest.kek === kek) return;
     if (this.keks.get(kek.id) === kek) this.keks.delete(kek.id);
     kek.key.fill(0);
   }
 
   /** close stops listening for rotations. */
   close(): void {
-    this.sealingKey.close();
+    this.fresh.close();
   }
 
-  private async readCurrent(): Promise<Kek> {
-    const epoch = this.sealingKey.epoch();
-    const kek = await this.options.manager.reload((id) => this.keks.get(id));
-    const previous = this.latest;
-    if (kek !== previous && !this.keks.has(kek.id)) {
-      // Rotated on another replica: the new key is unlocked, the old one
-      // retires once what this replica sealed under it is rewrapped.
-      this.keks.set(kek.id, kek);
-      this.latest = kek;
-      this.options.rotatedElsewhere(previous, kek);
-    } else {
-      this.latest = kek;
+  private async readCurrent(): Promise<SealingKey> {
+    const epoch = this.fresh.epoch();
+    let read: SealingKey;
+    try {
+      read = await this.options.manager.reload((id) => this.keks.get(id));
+    } catch (e) {
+      if (!isPalyraError(e, "failed_precondition")) throw e;
+      throw new PalyraError(
+        "failed_precondition",
+        `the vault key changed (rotated by another replica?) and this replica cannot unlock it; replicas must share the state dir's vault.key or the passphrase: ${e.message}`,
+        { cause: e },
+      );
     }
-    this.sealingKey.setIfCurrent(CURRENT_KEY, kek, epoch);
-    return kek;
+    const held = this.keks.get(read.kek.id) === read.kek;
+    // Generations only grow: a read that started before a local rotation
+    // was promoted must not bring the old key back.
+    if (read.info.generation < this.latest.info.generation) {
+      if (!held) read.kek.key.fill(0);
+      return this.latest;
+    }
+    const moved = read.kek !== this.latest.kek;
+    this.keks.set(read.kek.id, read.kek);
+    this.latest = read;
+    this.fresh.setIfCurrent(CURRENT_KEY, read, epoch);
+    // A key this replica did not make: another replica rotated. A local
+    // rotation's key is held before its commit and retires its own old key.
+    if (moved && !held) this.options.rotatedElsewhere();
+    return read;
   }
 }

@@ -7,17 +7,20 @@ import {
 import { PalyraError, isPalyraError } from "../core/index.js";
 import type { Store, Table, Versioned, WriteOp } from "../store/index.js";
 import { unwrapDek, wrapDek, type Kek } from "./envelope.js";
-import { VAULT_KEY_INFO } from "./key-manager.js";
+import { VAULT_KEY_INFO, type SealingKey } from "./key-manager.js";
 import { parseVaultRef, type VaultRefParts } from "./vault-ref.js";
 
 // How many times a rotation re-reads the vault to catch writes committed
 // while it was rewrapping before it gives up and asks to be retried.
 const MAX_ROTATION_ROUNDS = 5;
 
+/** KekLookup finds a held KEK by id (Keyring.byId). */
+export type KekLookup = (kekId: string) => Kek | undefined;
+
 /**
- * Rewrapper moves every data key from one KEK to the next for a key
- * rotation, with conditional writes only: no lock keeps writers out, the
- * versions it asserts make it notice them instead. Secrets are never
+ * Rewrapper moves data keys to a new KEK, for a key rotation and for the
+ * keys it retires, with conditional writes only: no lock keeps writers out,
+ * the versions it asserts make it notice them instead. Secrets are never
  * decrypted, only their data keys.
  */
 export class Rewrapper {
@@ -28,14 +31,16 @@ export class Rewrapper {
   ) {}
 
   /**
-   * commit rewraps every record from `from` to `to` in one batch with
-   * `extra` (the new key description, the audit record), asserting each
-   * record's version and the key description's (`keyVersion`); a record
-   * changed meanwhile makes it read and try again. An abort none of its own
-   * checks explains is the caller's (from `extra`) and is passed on.
+   * commit rewraps every record to `to` in one batch with `extra` (the new
+   * key description, the audit record), asserting each record's version and
+   * the key description's (`keyVersion`); a record changed meanwhile makes
+   * it read and try again. Each record is unwrapped with the held KEK it
+   * names (`from`), so one not yet moved off a key retired earlier moves
+   * too. An abort none of its own checks explains is the caller's (from
+   * `extra`) and is passed on.
    */
   async commit(
-    from: Kek,
+    from: KekLookup,
     to: Kek,
     keyVersion: bigint,
     extra: readonly WriteOp[],
@@ -88,13 +93,15 @@ export class Rewrapper {
 
   private rewrapMany(
     records: ReadonlyMap<string, Versioned<VaultRecord>>,
-    from: Kek,
+    from: KekLookup,
     to: Kek,
   ): Map<string, WriteOp> {
     const ops = new Map<string, WriteOp>();
     const broken: string[] = [];
     for (const [key, { value: record }] of records) {
-      const op = this.rewrap(key, record, from, to);
+      const kek = from(record.kekId);
+      const op =
+        kek === undefined ? undefined : this.rewrap(key, record, kek, to);
       if (op === undefined) broken.push(key);
       else ops.set(key, op);
     }
@@ -140,30 +147,45 @@ export class Rewrapper {
   }
 
   /**
-   * stragglers rewraps, after the commit, what is still under `from`: a seal
-   * committed between the rotation's last read and its batch asserted the
-   * old key's (then current) description. Later seals cannot add more: their
-   * check fails and they re-seal under the new key.
+   * stragglers rewraps, after a rotation committed, what is still under one
+   * of the `retired` KEKs: a seal committed between the rotation's last read
+   * and its batch asserted the then current key description, and a replica
+   * that rotated may have stopped before doing this. Each batch asserts the
+   * records' versions and that `to` still seals (`to.version`); later seals
+   * cannot add more, their key check fails and they re-seal under the new
+   * key. Undefined means another rotation committed meanwhile: rewrap to
+   * its key instead. Records that do not unwrap are left as they are.
    */
-  async stragglers(from: Kek, to: Kek): Promise<number> {
+  async stragglers(
+    retired: readonly Kek[],
+    to: SealingKey,
+  ): Promise<number | undefined> {
+    const from = new Map(retired.map((kek) => [kek.id, kek]));
     for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
-      const ops: WriteOp[] = [];
+      const ops: WriteOp[] = [this.meta.checkOp(VAULT_KEY_INFO, to.version)];
       let count = 0;
       for (const [key, entry] of await this.readAll()) {
-        if (entry.value.kekId !== from.id) continue;
-        const op = this.rewrap(key, entry.value, from, to);
+        const kek = from.get(entry.value.kekId);
+        if (kek === undefined) continue;
+        const op = this.rewrap(key, entry.value, kek, to.kek);
         if (op === undefined) continue;
         ops.push(this.records.checkOp(key, entry.version), op);
         count++;
       }
+      if (count === 0) return 0;
       try {
-        if (ops.length > 0) await this.store.write(ops);
+        await this.store.write(ops);
         return count;
       } catch (e) {
-        // A straggler changed meanwhile (rewritten under the new key, or deleted): read again.
         if (!isPalyraError(e, "aborted")) throw e;
+        if ((await this.meta.getEntry(VAULT_KEY_INFO))?.version !== to.version)
+          return undefined;
+        // A straggler changed meanwhile (rewritten under the new key, or deleted): read again.
       }
     }
-    return 0;
+    throw new PalyraError(
+      "unavailable",
+      "the vault kept changing while secrets sealed under a retired key were being rewrapped; they are retried at the next rotation",
+    );
   }
 }

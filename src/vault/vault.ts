@@ -1,9 +1,6 @@
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   VaultKeyInfoSchema,
   VaultRecordSchema,
-  type VaultRecord,
 } from "../../gen/palyra/vault/v1/vault_pb.js";
 import {
   PalyraError,
@@ -13,21 +10,15 @@ import {
   type InvalidationBus,
 } from "../core/index.js";
 import type { Store, Table, WriteOp } from "../store/index.js";
-import { openSecret, sealEnvelope, unwrapDek, type Kek } from "./envelope.js";
-import { KeyManager, VAULT_KEY_INFO } from "./key-manager.js";
+import { KeyManager, type SealingKey } from "./key-manager.js";
+import { Keyring } from "./keyring.js";
+import { listRefs, type ListRefsOptions } from "./listing.js";
 import { Rewrapper } from "./rewrap.js";
-import {
-  assertVaultScope,
-  parseVaultRef,
-  type VaultRefParts,
-} from "./vault-ref.js";
+import { Rotations } from "./rotation.js";
+import { Sealer, secretBytes } from "./sealing.js";
+import { parseVaultRef } from "./vault-ref.js";
 
-/** MAX_SECRET_BYTES is the largest secret the vault accepts (64 KiB, as the original daemon). */
-export const MAX_SECRET_BYTES = 64 * 1024;
-/** MAX_LIST_LIMIT bounds one listRefs page. */
-export const MAX_LIST_LIMIT = 1000;
-
-// How many times guardWrite re-seals after a rotation committed first.
+// How many times guardWrite seals again after a rotation committed first.
 const MAX_SEAL_ATTEMPTS = 4;
 
 /** VaultOptions are what the vault needs: the store, the state dir for vault.key, and the passphrase when one is configured. */
@@ -37,8 +28,9 @@ export interface VaultOptions {
   /** PALYRA_VAULT_PASSPHRASE; when set (non-empty) the KEK is derived from it instead of vault.key. */
   passphrase?: string | undefined;
   clock?: Clock;
-  /** Where key rotations are announced to the other replicas (keyring re-integration pending in this merge). */
+  /** Where key rotations are announced, so every replica sharing the store seals under the new key. */
   bus: InvalidationBus;
+  /** How long the sealing key is trusted without re-reading the key description when a bus message is lost (default 30 s). */
   cacheTtlMs?: number | undefined;
 }
 
@@ -47,52 +39,72 @@ export interface VaultOptions {
  * wrapped by the vault's key-encryption key, so that records elsewhere hold
  * only refs and a copied store is useless without the key file or passphrase.
  *
- * Rotation and sealing never wait for each other: every seal's batch asserts
- * the version of the key description (meta/vault_key) it sealed under, and a
- * rotation's batch asserts the version of every record it rewraps, so a
- * secret is never committed under a retired key nor a deleted one brought
- * back, whichever replica does what.
+ * Rotation and sealing never wait for each other, on one replica or several:
+ * every seal's batch asserts the version of the key description
+ * (meta/vault_key) it sealed under, and a rotation's batch asserts the
+ * version of every record it rewraps, so a secret is never committed under a
+ * retired key nor a deleted one brought back. A replica follows a rotation
+ * made elsewhere through its Keyring (bus, TTL, a record naming an unknown
+ * key, or a seal refused by the key check), then rewraps what is still under
+ * the keys it held before and wipes them.
  */
 export class Vault {
   private readonly records: Table<typeof VaultRecordSchema>;
-  private readonly meta: Table<typeof VaultKeyInfoSchema>;
-  private readonly rewrapper: Rewrapper;
-  // KEKs by id: the current one, plus the next one while a rotation commits,
-  // so reads never block on a rotation.
-  private readonly keks = new Map<string, Kek>();
-  // Rotations in this process take turns because they share the key files in
-  // the state dir (vault.key.next); sealing never waits for them.
-  private rotations: Promise<unknown> = Promise.resolve();
+  private readonly keyring: Keyring;
+  private readonly sealer: Sealer;
+  private readonly rotations: Rotations;
 
   private constructor(
     private readonly store: Store,
-    private readonly keyManager: KeyManager,
-    private current: Kek,
-    private readonly clock: Clock,
-    // The version of meta/vault_key that describes `current`.
-    private keyVersion: bigint,
+    manager: KeyManager,
+    first: SealingKey,
+    clock: Clock,
+    options: VaultOptions,
   ) {
     this.records = store.table("vault", VaultRecordSchema);
-    this.meta = store.table("meta", VaultKeyInfoSchema);
-    this.rewrapper = new Rewrapper(store, this.records, this.meta);
-    this.keks.set(current.id, current);
+    const meta = store.table("meta", VaultKeyInfoSchema);
+    this.keyring = new Keyring({
+      manager,
+      first,
+      bus: options.bus,
+      clock,
+      ttlMs: options.cacheTtlMs,
+      // Called on a later reload, once `rotations` exists.
+      rotatedElsewhere: () => this.rotations.retire(),
+    });
+    this.sealer = new Sealer(this.records, meta, this.keyring, clock);
+    this.rotations = new Rotations(
+      manager,
+      this.keyring,
+      new Rewrapper(store, this.records, meta),
+    );
   }
 
   /** open unlocks (or on first start creates) the vault; a wrong passphrase or key file fails here, before any request. */
   static async open(options: VaultOptions): Promise<Vault> {
     const clock = options.clock ?? systemClock;
-    const { manager, kek, version } = await KeyManager.open({
+    const { manager, sealing } = await KeyManager.open({
       store: options.store,
       stateDir: options.stateDir,
       passphrase: options.passphrase,
       clock,
     });
-    return new Vault(options.store, manager, kek, clock, version);
+    return new Vault(options.store, manager, sealing, clock, options);
   }
 
-  /** kekId is the id of the current key-encryption key (for status and audit, never key material). */
+  /** kekId is the id of the current key-encryption key as last read (for status and audit, never key material). */
   get kekId(): string {
-    return this.current.id;
+    return this.keyring.lastKnownId;
+  }
+
+  /** settled resolves once queued rotations and the retirement of keys rotated away elsewhere (stragglers rewrapped, bytes wiped) are done; for tests and shutdown. */
+  async settled(): Promise<void> {
+    await this.rotations.settled();
+  }
+
+  /** close stops following rotations announced on the bus; a retirement already queued still finishes (see settled). */
+  close(): void {
+    this.keyring.close();
   }
 
   /**
@@ -105,7 +117,7 @@ export class Vault {
     const parts = parseVaultRef(ref);
     const plaintext = secretBytes(ref, secret);
     try {
-      return await this.sealUnlocked(ref, parts, plaintext);
+      return await this.sealer.seal(ref, parts, plaintext);
     } finally {
       if (typeof secret === "string") plaintext.fill(0);
     }
@@ -117,7 +129,7 @@ export class Vault {
     const plaintext = secretBytes(ref, secret);
     try {
       await this.guardWrite(async () => {
-        await this.store.write(await this.sealUnlocked(ref, parts, plaintext));
+        await this.store.write(await this.sealer.seal(ref, parts, plaintext));
       });
     } finally {
       if (typeof secret === "string") plaintext.fill(0);
@@ -126,39 +138,22 @@ export class Vault {
 
   /**
    * guardWrite runs `fn` (typically sealOps then store.write), and runs it
-   * again when its batch lost to a key rotation, so that it seals under the
-   * new key; any other failure, or a rotation it cannot follow, is thrown.
+   * again when its batch lost to a key rotation, made here or on another
+   * replica, after learning the new key, so that it seals under that key;
+   * any other failure is thrown.
    */
   async guardWrite<T>(fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const version = this.keyVersion;
+      const before = this.keyring.sealing().version;
       try {
         return await fn();
       } catch (e) {
-        if (
-          !isPalyraError(e, "aborted") ||
-          attempt >= MAX_SEAL_ATTEMPTS ||
-          !(await this.rotatedSince(version))
-        )
+        if (!isPalyraError(e, "aborted") || attempt >= MAX_SEAL_ATTEMPTS)
           throw e;
+        // From the store: was the key rotated since this attempt sealed?
+        if ((await this.keyring.reload()).version === before) throw e;
       }
     }
-  }
-
-  // Whether the key changed since a seal asserted `version`; waits for a
-  // rotation of this process to switch over so the next seal uses its key.
-  private async rotatedSince(version: bigint): Promise<boolean> {
-    if (this.keyVersion !== version) return true;
-    const stored = await this.meta.getEntry(VAULT_KEY_INFO);
-    if (stored === undefined || stored.version === version) return false;
-    if (this.keks.has(stored.value.kekId)) {
-      await this.rotations;
-      return true;
-    }
-    throw new PalyraError(
-      "unavailable",
-      "the vault key was rotated by another replica and this one does not have the new key yet; try again shortly",
-    );
   }
 
   /** get decrypts one secret, or returns undefined when none is stored; a record that does not open is an error naming the ref. */
@@ -166,12 +161,15 @@ export class Vault {
     const parts = parseVaultRef(ref);
     let record = await this.records.get(ref);
     if (record === undefined) return undefined;
-    if (!this.keks.has(record.kekId)) {
-      // A rotation may have committed between the read and now: read again.
+    if (this.keyring.byId(record.kekId) === undefined) {
+      // A rotation may have committed between the read and now: read again,
+      // and if it was another replica's, learn its key.
       record = await this.records.get(ref);
       if (record === undefined) return undefined;
+      if (this.keyring.byId(record.kekId) === undefined)
+        await this.keyring.reload();
     }
-    return this.openRecord(ref, parts, record);
+    return this.sealer.open(ref, parts, record);
   }
 
   /** getString is get for text secrets (API keys, tokens); bytes that are not UTF-8 are an error rather than a mangled credential. */
@@ -208,179 +206,21 @@ export class Vault {
   }
 
   /** listRefs pages through stored refs in key order, optionally within one scope; it never returns or decrypts values. */
-  async listRefs(options: {
-    scope?: string;
-    after?: string;
-    limit: number;
-  }): Promise<string[]> {
-    const { scope, after, limit } = options;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-      throw new PalyraError(
-        "invalid_argument",
-        `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`,
-      );
-    }
-    if (scope !== undefined) assertVaultScope(scope);
-    if (after !== undefined) {
-      const cursor = parseVaultRef(after);
-      if (scope !== undefined && cursor.scope !== scope) {
-        throw new PalyraError(
-          "invalid_argument",
-          `the cursor ${after} is not in scope ${scope}`,
-        );
-      }
-    }
-    const page = await this.records.page({
-      ...(scope === undefined ? {} : { prefix: `${scope}/` }),
-      ...(after === undefined ? {} : { after }),
-      limit,
-    });
-    return page.map(([key]) => key);
+  async listRefs(options: ListRefsOptions): Promise<string[]> {
+    return await listRefs(this.records, options);
   }
 
   /**
    * rotateKey makes a new KEK and rewraps every data key under it in one
    * atomic batch, together with the new key description; secrets themselves
-   * are never decrypted. Afterwards the old KEK opens nothing. A crash at any
-   * point leaves a vault that opens with exactly one of the two keys.
-   * `alsoWrite` (e.g. the audit record) commits in the same batch.
+   * are never decrypted. Afterwards the old KEK opens nothing, here and,
+   * once they hear of it, on the other replicas. A crash at any point leaves
+   * a vault that opens with exactly one of the two keys. `alsoWrite` (e.g.
+   * the audit record) commits in the same batch.
    */
   rotateKey(
     alsoWrite: readonly WriteOp[] = [],
   ): Promise<{ rewrapped: number; kekId: string }> {
-    const run = () => this.rotate(alsoWrite);
-    const next = this.rotations.then(run, run);
-    this.rotations = next.catch(() => undefined);
-    return next;
+    return this.rotations.rotate(alsoWrite);
   }
-
-  private async rotate(
-    alsoWrite: readonly WriteOp[],
-  ): Promise<{ rewrapped: number; kekId: string }> {
-    const old = this.current;
-    const pending = await this.keyManager.prepareRotation();
-    const next = pending.kek;
-    this.keks.set(next.id, next);
-    let committed: { rewrapped: number; version: bigint };
-    try {
-      committed = await this.rewrapper.commit(old, next, this.keyVersion, [
-        pending.infoOp,
-        ...alsoWrite,
-      ]);
-    } catch (e) {
-      this.keks.delete(next.id);
-      next.key.fill(0);
-      await pending.abandon().catch(() => undefined);
-      throw e;
-    }
-    this.current = next;
-    this.keyVersion = committed.version;
-    let rewrapped = committed.rewrapped;
-    let finishError: unknown;
-    try {
-      await pending.finish();
-    } catch (e) {
-      finishError = e;
-    }
-    try {
-      rewrapped += await this.rewrapper.stragglers(old, next);
-    } finally {
-      this.keks.delete(old.id);
-      old.key.fill(0);
-    }
-    if (finishError !== undefined) {
-      throw new PalyraError(
-        "internal",
-        "the key rotation committed, but vault.key.next could not be renamed to vault.key; the next start (or rotation) completes it",
-        { cause: finishError },
-      );
-    }
-    return { rewrapped, kekId: next.id };
-  }
-
-  // Seals under the current key; the ops assert that key is still current.
-  private async sealUnlocked(
-    ref: string,
-    parts: VaultRefParts,
-    plaintext: Uint8Array,
-  ): Promise<WriteOp[]> {
-    const previous = await this.records.get(ref).catch((e: unknown) => {
-      // Overwriting an unreadable record is how it gets repaired.
-      if (isPalyraError(e, "internal")) return undefined;
-      throw e;
-    });
-    // The key and its version are read together, with no await between.
-    const envelope = sealEnvelope(this.current, parts, plaintext);
-    const keyCheck = this.meta.checkOp(VAULT_KEY_INFO, this.keyVersion);
-    const now = timestampFromMs(this.clock.now());
-    return [
-      keyCheck,
-      this.records.putOp(
-        ref,
-        create(VaultRecordSchema, {
-          ref,
-          ...envelope,
-          createdAt: previous?.createdAt ?? now,
-          updatedAt: now,
-          size: plaintext.length,
-        }),
-      ),
-    ];
-  }
-
-  private openRecord(
-    ref: string,
-    parts: VaultRefParts,
-    record: VaultRecord,
-  ): Uint8Array {
-    if (record.ref !== ref) {
-      throw new PalyraError(
-        "internal",
-        `vault secret ${ref} cannot be opened: the record stored under it belongs to another ref`,
-      );
-    }
-    const kek = this.keks.get(record.kekId);
-    if (kek === undefined) {
-      throw new PalyraError(
-        "internal",
-        `vault secret ${ref} cannot be opened: it was sealed under a key-encryption key this vault no longer has; store it again`,
-      );
-    }
-    const dek = unwrapDek(kek, parts, record);
-    if (dek === undefined) {
-      throw new PalyraError(
-        "internal",
-        `vault secret ${ref} cannot be opened: its data key does not unwrap (the record was altered or sealed under another key)`,
-      );
-    }
-    let plaintext: Buffer | undefined;
-    try {
-      plaintext = openSecret(dek, parts, record);
-    } finally {
-      dek.fill(0);
-    }
-    if (plaintext === undefined) {
-      throw new PalyraError(
-        "internal",
-        `vault secret ${ref} cannot be opened: the ciphertext failed authentication (altered, or copied from another ref)`,
-      );
-    }
-    // Copy out of Buffer's shared pool and wipe the pooled bytes.
-    const out = new Uint8Array(plaintext);
-    plaintext.fill(0);
-    return out;
-  }
-}
-
-function secretBytes(ref: string, secret: string | Uint8Array): Uint8Array {
-  const bytes =
-    typeof secret === "string" ? Buffer.from(secret, "utf8") : secret;
-  if (bytes.length > MAX_SECRET_BYTES) {
-    if (typeof secret === "string") bytes.fill(0);
-    throw new PalyraError(
-      "invalid_argument",
-      `the secret for ${ref} is ${bytes.length} bytes; the vault holds at most ${MAX_SECRET_BYTES} bytes (64 KiB) per secret`,
-    );
-  }
-  return bytes;
 }
