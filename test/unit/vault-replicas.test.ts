@@ -1,44 +1,69 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { VaultRecordSchema } from "../../gen/palyra/vault/v1/vault_pb.js";
+import { MemoryLevel } from "memory-level";
 import { ManualClock } from "../../src/core/index.js";
-import type { Store } from "../../src/store/index.js";
+import {
+  LevelBackend,
+  Store,
+  type WriteOp,
+} from "../../src/store/index.js";
 import { Vault } from "../../src/vault/index.js";
 import { BusBridge, type ReplicaBus } from "../helpers/bus-bridge.js";
-import { memoryStore, tempStateDir } from "../helpers/fixtures.js";
+import { tempStateDir } from "../helpers/fixtures.js";
 
 const TTL_MS = 30_000;
 
-/** Two vaults on one store and one state dir (a shared volume), each with its own keyring and bus. */
+/** HookedBackend lets a test act before a replica's batch commits, or fail it. */
+class HookedBackend extends LevelBackend {
+  beforeWrite: ((ops: readonly WriteOp[]) => Promise<void>) | undefined;
+  override async write(ops: readonly WriteOp[]): Promise<bigint> {
+    await this.beforeWrite?.(ops);
+    return await super.write(ops);
+  }
+}
+
+/**
+ * Two vaults on one store and one state dir (a shared volume), each with its
+ * own keyring and bus; A's store handle can be hooked (`kvA`).
+ */
 async function replicas(passphrase?: string): Promise<{
   a: Vault;
   b: Vault;
   store: Store;
+  kvA: HookedBackend;
   clock: ManualClock;
   bridge: BusBridge;
   busB: ReplicaBus;
   done: () => Promise<void>;
 }> {
   const clock = new ManualClock();
-  const store = await memoryStore(clock);
+  const db = new MemoryLevel<string, Uint8Array>({
+    keyEncoding: "utf8",
+    valueEncoding: "view",
+  });
+  const kvA = new HookedBackend(db);
+  const storeA = await Store.fromBackend(kvA, clock);
+  const store = await Store.fromBackend(new LevelBackend(db), clock);
   const dir = await tempStateDir();
   const bridge = new BusBridge();
-  const open = (bus: ReplicaBus): Promise<Vault> =>
-    Vault.open({ store, stateDir: dir.dir, passphrase, clock, bus });
-  const a = await open(bridge.replica());
+  const open = (on: Store, bus: ReplicaBus): Promise<Vault> =>
+    Vault.open({ store: on, stateDir: dir.dir, passphrase, clock, bus });
+  const a = await open(storeA, bridge.replica());
   const busB = bridge.replica();
-  const b = await open(busB);
+  const b = await open(store, busB);
   return {
     a,
     b,
     store,
+    kvA,
     clock,
     bridge,
     busB,
     async done() {
       a.close();
       b.close();
-      await store.close();
+      await db.close();
       await dir.cleanup();
     },
   };
@@ -94,25 +119,67 @@ describe("vault key rotation across replicas", () => {
     }
   });
 
-  it("what B sealed under the old key before it heard is rewrapped when it does", async () => {
+  it("a seal B made before it heard is refused by the key check and made again under the new key", async () => {
+    // In i17-cache B committed this under the old key and rewrapped it when
+    // it heard; A could not read it meanwhile. The key check now refuses the
+    // batch, B reads the key description and seals again: nothing is ever
+    // committed under a retired key, and every replica can read it at once.
     const { a, b, store, bridge, busB, done } = await replicas();
     try {
       const oldKek = b.kekId;
       bridge.dropping = true;
       const { kekId } = await a.rotateKey();
-      // B has not heard: it still seals under the old key, which A no longer holds.
-      await b.put("global/straggler", "sealed late");
-      assert.equal(await kekOf(store, "global/straggler"), oldKek);
-      await assert.rejects(a.get("global/straggler"), /no longer has/);
-      // B's bus reconnects (messages may have been lost): its next seal
-      // re-reads the key description and the old key retires.
+      assert.notEqual(kekId, oldKek);
+      const aborts = store.stats.aborts;
+      await b.put("global/late", "sealed late");
+      assert.equal(store.stats.aborts, aborts + 1, "B's first batch refused");
+      assert.equal(await kekOf(store, "global/late"), kekId);
+      assert.equal(text(await a.get("global/late")), "sealed late");
+      assert.equal(b.kekId, kekId);
+      await b.settled();
+      // A reconnect (messages may have been lost) makes B re-read the key
+      // description before its next seal: no refused batch.
+      const next = await a.rotateKey();
       bridge.dropping = false;
       busB.reconnect();
+      const before = store.stats.aborts;
+      await b.put("global/probe", "probe");
+      assert.equal(store.stats.aborts, before);
+      assert.equal(await kekOf(store, "global/probe"), next.kekId);
+    } finally {
+      await done();
+    }
+  });
+
+  it("what the rotating replica left under the old key is rewrapped by the replica that hears of it", async () => {
+    const { a, b, store, kvA, done } = await replicas();
+    try {
+      await a.put("global/k", "sealed first");
+      const oldKek = a.kekId;
+      let committed = false;
+      kvA.beforeWrite = async (ops) => {
+        if (ops.some((op) => op.ns === "meta" && op.type === "put")) {
+          // B seals while A's rotation batch is on its way: under the old
+          // key, which its key check still allows.
+          await b.put("global/late", "sealed during the rotation");
+          committed = true;
+        } else if (committed) {
+          throw new Error("replica A stopped before its straggler pass");
+        }
+      };
+      await assert.rejects(a.rotateKey(), /could not be rewrapped yet/);
+      kvA.beforeWrite = undefined;
+      assert.equal(await kekOf(store, "global/late"), oldKek);
+      const kekId = await kekOf(store, "global/k");
+      assert.notEqual(kekId, oldKek);
+      // B heard of the rotation (announced before the straggler pass): its
+      // next seal reads the new key and it retires the old one.
       await b.put("global/probe", "probe");
       await b.settled();
       assert.equal(await kekOf(store, "global/probe"), kekId);
-      assert.equal(await kekOf(store, "global/straggler"), kekId);
-      assert.equal(text(await a.get("global/straggler")), "sealed late");
+      assert.equal(await kekOf(store, "global/late"), kekId);
+      assert.equal(text(await b.get("global/late")), "sealed during the rotation");
+      assert.equal(text(await a.get("global/late")), "sealed during the rotation");
     } finally {
       await done();
     }
