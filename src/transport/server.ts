@@ -325,6 +325,12 @@ export async function buildServer(
           ),
         ),
         apiTokens.task,
+        // On close the vault stops following key rotations, after a key
+        // retirement in flight has finished while the store is still open.
+        {
+          start: () => undefined,
+          stop: () => vault.settled().then(() => vault.close()),
+        },
       ],
       ownsStore,
     );

@@ -1,11 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import argon2 from "argon2";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  Argon2ParamsSchema,
   VaultKeyInfoSchema,
   VaultKeyKind,
   VaultRecordSchema,
@@ -29,33 +27,17 @@ import {
   readKeyFile,
   removeKeyFile,
 } from "./key-file.js";
+import {
+  deriveKek,
+  newArgon2Params,
+  validArgon2Params,
+} from "./passphrase-key.js";
 
 /** VAULT_KEY_INFO is the meta key under which the vault keeps its VaultKeyInfo. */
 export const VAULT_KEY_INFO = "vault_key";
 
 /** PASSPHRASE_ENV names the variable operators set; errors name it so the fix is obvious. */
 const PASSPHRASE_ENV = "PALYRA_VAULT_PASSPHRASE";
-
-// argon2id parameters for new passphrase-derived keys: the argon2 library's
-// defaults (64 MiB, 3 passes, 4 lanes), about a tenth of a second once per
-// start and per rotation. Stored beside the data so that later defaults can
-// change without locking anyone out.
-const ARGON2_DEFAULTS = {
-  memoryKib: 65536,
-  iterations: 3,
-  parallelism: 4,
-  version: 0x13,
-} as const;
-const SALT_BYTES = 16;
-
-// Bounds on stored parameters: a tampered meta record must not make the
-// daemon allocate gigabytes or spin for minutes before failing.
-const ARGON2_LIMITS = {
-  memoryKib: [1024, 4 * 1024 * 1024],
-  iterations: [1, 64],
-  parallelism: [1, 64],
-  saltBytes: [8, 64],
-} as const;
 
 const CHECK_TEXT = Buffer.from("palyra.vault.v1 key check", "utf8");
 function checkAad(kekId: string): string {
@@ -342,51 +324,6 @@ export class KeyManager {
       generation,
     });
   }
-}
-
-/** deriveKek runs argon2id over the passphrase with the stored salt and parameters, so the same KEK comes back at every start. */
-async function deriveKek(
-  kekId: string,
-  passphrase: string,
-  params: Argon2Params,
-): Promise<Kek> {
-  const key = await argon2.hash(passphrase, {
-    type: argon2.argon2id,
-    raw: true,
-    salt: Buffer.from(params.salt),
-    memoryCost: params.memoryKib,
-    timeCost: params.iterations,
-    parallelism: params.parallelism,
-    version: params.version,
-    hashLength: KEY_BYTES,
-  });
-  return { id: kekId, key };
-}
-
-function newArgon2Params(): Argon2Params {
-  return create(Argon2ParamsSchema, {
-    ...ARGON2_DEFAULTS,
-    salt: randomBytes(SALT_BYTES),
-  });
-}
-
-function validArgon2Params(params: Argon2Params | undefined): Argon2Params {
-  const within = (v: number, [lo, hi]: readonly [number, number]): boolean =>
-    v >= lo && v <= hi;
-  if (
-    params === undefined ||
-    params.version !== ARGON2_DEFAULTS.version ||
-    !within(params.memoryKib, ARGON2_LIMITS.memoryKib) ||
-    !within(params.iterations, ARGON2_LIMITS.iterations) ||
-    !within(params.parallelism, ARGON2_LIMITS.parallelism) ||
-    !within(params.salt.length, ARGON2_LIMITS.saltBytes)
-  ) {
-    throw new PalyraError(
-      "failed_precondition",
-      "the vault key description (meta/vault_key) has missing or out-of-range argon2id parameters; restore the store from a backup",
-    );
-  }
-  return params;
 }
 
 function checks(kek: Kek, info: VaultKeyInfo): boolean {

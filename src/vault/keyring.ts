@@ -44,7 +44,9 @@ export class Keyring {
   private readonly keks = new Map<string, Kek>();
   private readonly fresh: InvalidatingCache<SealingKey>;
   private latest: SealingKey;
-  private reloading: Promise<SealingKey> | undefined;
+  // The key description read under way, and the one queued to follow it.
+  private reading: Promise<SealingKey> | undefined;
+  private following: Promise<SealingKey> | undefined;
 
   constructor(private readonly options: KeyringOptions) {
     this.latest = options.first;
@@ -84,12 +86,26 @@ export class Keyring {
     return this.latest;
   }
 
-  /** reload re-reads the key description now (a record names a KEK not held here, a seal lost to a rotation, a rotation starts); concurrent callers share one read. */
+  /**
+   * reload re-reads the key description (a record names a KEK not held here,
+   * a seal lost to a rotation, a rotation starts) with a read that starts
+   * after the call, so a caller that just saw a rotation learns of it; calls
+   * made while a read is under way share the one read that follows it.
+   */
   reload(): Promise<SealingKey> {
-    this.reloading ??= this.readCurrent().finally(() => {
-      this.reloading = undefined;
-    });
-    return this.reloading;
+    if (this.reading === undefined) {
+      this.reading = this.readCurrent().finally(() => {
+        this.reading = undefined;
+      });
+      return this.reading;
+    }
+    this.following ??= this.reading
+      .catch(() => undefined)
+      .then(() => {
+        this.following = undefined;
+        return this.reload();
+      });
+    return this.following;
   }
 
   /** hold adds a KEK a local rotation is about to commit, so records rewrapped under it open at once. */

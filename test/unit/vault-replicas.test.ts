@@ -3,11 +3,7 @@ import { describe, it } from "node:test";
 import { VaultRecordSchema } from "../../gen/palyra/vault/v1/vault_pb.js";
 import { MemoryLevel } from "memory-level";
 import { ManualClock } from "../../src/core/index.js";
-import {
-  LevelBackend,
-  Store,
-  type WriteOp,
-} from "../../src/store/index.js";
+import { LevelBackend, Store, type WriteOp } from "../../src/store/index.js";
 import { Vault } from "../../src/vault/index.js";
 import { BusBridge, type ReplicaBus } from "../helpers/bus-bridge.js";
 import { tempStateDir } from "../helpers/fixtures.js";
@@ -178,8 +174,14 @@ describe("vault key rotation across replicas", () => {
       await b.settled();
       assert.equal(await kekOf(store, "global/probe"), kekId);
       assert.equal(await kekOf(store, "global/late"), kekId);
-      assert.equal(text(await b.get("global/late")), "sealed during the rotation");
-      assert.equal(text(await a.get("global/late")), "sealed during the rotation");
+      assert.equal(
+        text(await b.get("global/late")),
+        "sealed during the rotation",
+      );
+      assert.equal(
+        text(await a.get("global/late")),
+        "sealed during the rotation",
+      );
     } finally {
       await done();
     }
