@@ -73,7 +73,9 @@ export class Keyring {
 
   /** refresh re-reads the key description when the cached answer was dropped (bus, reconnect) or expired (TTL). */
   async refresh(): Promise<void> {
-    if (this.fresh.get(CURRENT_KEY) === undefined) await this.reload();
+    if (this.fresh.get(CURRENT_KEY) !== undefined) return;
+    // A read already under way is fresh enough for an expiry.
+    await (this.reading ?? this.reload());
   }
 
   /**

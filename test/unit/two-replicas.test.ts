@@ -231,6 +231,7 @@ describe("two replicas on one store", () => {
       for (const r of [a, b]) {
         await r.profiles.close();
         r.sessions.close();
+        r.vault.close();
       }
       await db.close();
       await dir.cleanup();
@@ -502,6 +503,7 @@ describe("two replicas refreshing OAuth profiles", () => {
       for (const r of [a, b]) {
         await r.profiles.close();
         r.sessions.close();
+        r.vault.close();
       }
       await db.close();
       await dir.cleanup();
