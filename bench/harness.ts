@@ -1,6 +1,59 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
+
+const REPO = new URL("../", import.meta.url);
+const BUILD = new URL("dist/bench-build/", REPO);
+const CHILDREN = ["daemon-child.ts", "bare-child.ts"];
+let compiled = false;
+
+/**
+ * childEntry is the command line of a bench child. By default the children
+ * run as tsc output, as palyrad ships (`npm start`): tsx compiles with esbuild
+ * `keepNames`, which wraps every named closure in a `__name()` call made each
+ * time the closure is created, a per-request cost production never pays.
+ * BENCH_RUNTIME=tsx runs the TypeScript sources through tsx instead.
+ */
+function childEntry(script: string): string[] {
+  const source = new URL(script, import.meta.url).pathname;
+  if (process.env.BENCH_RUNTIME === "tsx") return ["--import", "tsx", source];
+  if (!compiled) {
+    // Only the children and what they import: a few seconds, incremental.
+    const config = new URL("tsconfig.json", BUILD).pathname;
+    mkdirSync(BUILD, { recursive: true });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        extends: "../../tsconfig.json",
+        compilerOptions: {
+          noEmit: false,
+          outDir: ".",
+          rootDir: "../..",
+          incremental: true,
+          tsBuildInfoFile: "./.tsbuildinfo",
+        },
+        files: CHILDREN.map((c) => `../../bench/${c}`),
+        include: [],
+      }),
+    );
+    const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+    const build = spawnSync(process.execPath, [tsc, "-p", config], {
+      cwd: REPO.pathname,
+      stdio: "inherit",
+    });
+    if (build.status !== 0)
+      throw new Error(`compiling the bench children failed (${build.status})`);
+    compiled = true;
+  }
+  return [
+    new URL(
+      `bench/${script.replace(/^\.\//, "").replace(/\.ts$/, ".js")}`,
+      BUILD,
+    ).pathname,
+  ];
+}
 
 /** ChildServer is a benchmark server running in its own process. */
 export interface ChildServer {
@@ -21,6 +74,7 @@ export interface ChildDaemon extends ChildServer {
  * then "cpu" on stdin answers its CPU time) so every benchmark server speaks
  * one protocol. BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each child
  * there when it exits, for `node --cpu-prof` analysis of the server alone.
+ * `script` is relative to bench/ and must be listed in CHILDREN.
  */
 export async function startChild(
   script: string,
@@ -33,9 +87,7 @@ export async function startChild(
       ...(profDir === undefined || profDir === ""
         ? []
         : ["--cpu-prof", `--cpu-prof-dir=${profDir}`]),
-      "--import",
-      "tsx",
-      new URL(script, import.meta.url).pathname,
+      ...childEntry(script),
     ],
     {
       env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...env },

@@ -291,6 +291,7 @@ await writeResult("unary", {
     rounds,
     concurrency,
     tokenPool: poolSize,
+    runtime: process.env.BENCH_RUNTIME === "tsx" ? "tsx" : "compiled (tsc)",
     statistic:
       "rps, p50Ms, p99Ms from the best round (by rps) per side; serverCpuUsPerRequest is the median of rounds; rounds lists each round's rps",
   },
