@@ -221,6 +221,11 @@ try {
   await Promise.all(servers.map((s) => s.stop()));
 }
 
+/** median of sorted numbers (the lower middle for an even count). */
+function median(sorted: readonly number[]): number | undefined {
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
 /** SideReport is one side's best round, with the median server CPU per request across rounds. */
 interface SideReport extends LoadResult {
   rounds: number[];
@@ -235,7 +240,7 @@ function report(protocol: Protocol, side: Side): SideReport | undefined {
     .sort((a, b) => a - b);
   return {
     ...best,
-    serverCpuUsPerRequest: cpu[Math.floor(cpu.length / 2)] ?? 0,
+    serverCpuUsPerRequest: median(cpu) ?? 0,
     rounds: runs.map((r) => r.rps),
   };
 }
@@ -270,11 +275,27 @@ const summary = Object.fromEntries(
               ),
             ]),
           );
+    // Paired: each round's rps over the base's rps in the same round, median
+    // of rounds. Slow drift on a shared machine hits both sides of a pair.
+    const pairedRatios = (base: Side) => {
+      const baseRounds = bySide[base]?.rounds;
+      if (baseRounds === undefined) return undefined;
+      return Object.fromEntries(
+        Object.entries(bySide).map(([side, r]) => {
+          const each = r.rounds
+            .map((rps, i) => rps / (baseRounds[i] ?? 0))
+            .filter(Number.isFinite)
+            .sort((a, b) => a - b);
+          return [side, Number((median(each) ?? 0).toFixed(3))];
+        }),
+      );
+    };
     return [
       protocol,
       {
         sides: bySide,
         rpsRatioToBare: ratios(bySide.bare),
+        pairedRpsRatioToBare: pairedRatios("bare"),
         rpsRatioToAuthOff: ratios(bySide.authOff),
         cpuRatioToBare: cpuRatios(bySide.bare),
         cpuRatioToAuthOff: cpuRatios(bySide.authOff),
@@ -293,7 +314,7 @@ await writeResult("unary", {
     tokenPool: poolSize,
     runtime: process.env.BENCH_RUNTIME === "tsx" ? "tsx" : "compiled (tsc)",
     statistic:
-      "rps, p50Ms, p99Ms from the best round (by rps) per side; serverCpuUsPerRequest is the median of rounds; rounds lists each round's rps",
+      "rps, p50Ms, p99Ms from the best round (by rps) per side; serverCpuUsPerRequest is the median of rounds; rounds lists each round's rps; pairedRpsRatioToBare is the median over rounds of side rps / bare rps in the same round",
   },
   ...summary,
 });
