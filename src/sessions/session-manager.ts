@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
-  timestampDate,
+  timestampMs,
   timestampFromMs,
   type Timestamp,
 } from "@bufbuild/protobuf/wkt";
@@ -81,8 +81,10 @@ export interface IssuedSession {
   record: SessionRecord;
 }
 
+// timestampMs is what timestampDate(t).getTime() computes, without the Date
+// (three per verified cookie, on every console call).
 const ms = (t: Timestamp | undefined): number =>
-  t === undefined ? 0 : timestampDate(t).getTime();
+  t === undefined ? 0 : timestampMs(t);
 
 const sessionTarget = (sessionId: string): string =>
   `console_session:${sessionId}`;
