@@ -127,7 +127,7 @@ export async function startChildDaemon(
   env: Record<string, string> = {},
 ): Promise<ChildDaemon> {
   const { info, ...child } = await startChild("./daemon-child.ts", env);
-  return { ...child, token: String(info.token ?? "") };
+  return { ...child, token: typeof info.token === "string" ? info.token : "" };
 }
 
 /** serveCpuQueries answers "cpu" lines on stdin with this process's CPU time (µs), for a bench child. */
