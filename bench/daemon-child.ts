@@ -6,9 +6,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { loadConfig } from "../src/config/index.js";
 import { buildServer } from "../src/transport/index.js";
+import { serveCpuQueries } from "./harness.js";
 
 const stateDir = await mkdtemp(join(tmpdir(), "palyra-bench-"));
 const config = await loadConfig(
@@ -30,11 +30,4 @@ process.once("SIGTERM", () => {
     .then(() => process.exit(0));
 });
 
-// "cpu" on stdin answers this process's CPU time so far (user + system, µs),
-// so a benchmark can report server cost per request even when the load
-// generator is the bottleneck.
-createInterface({ input: process.stdin }).on("line", (line) => {
-  if (line.trim() !== "cpu") return;
-  const { user, system } = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ cpuMicros: user + system }) + "\n");
-});
+serveCpuQueries();

@@ -1,24 +1,94 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 
-/** ChildDaemon is a benchmark daemon running in its own process. */
-export interface ChildDaemon {
+const REPO = new URL("../", import.meta.url);
+const BUILD = new URL("dist/bench-build/", REPO);
+const CHILDREN = ["daemon-child.ts", "bare-child.ts"];
+let compiled = false;
+
+/**
+ * childEntry is the command line of a bench child. By default the children
+ * run as tsc output, as palyrad ships (`npm start`): tsx compiles with esbuild
+ * `keepNames`, which wraps every named closure in a `__name()` call made each
+ * time the closure is created, a per-request cost production never pays.
+ * BENCH_RUNTIME=tsx runs the TypeScript sources through tsx instead.
+ */
+function childEntry(script: string): string[] {
+  const source = new URL(script, import.meta.url).pathname;
+  if (process.env.BENCH_RUNTIME === "tsx") return ["--import", "tsx", source];
+  if (!compiled) {
+    // Only the children and what they import: a few seconds, incremental.
+    const config = new URL("tsconfig.json", BUILD).pathname;
+    mkdirSync(BUILD, { recursive: true });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        extends: "../../tsconfig.json",
+        compilerOptions: {
+          noEmit: false,
+          outDir: ".",
+          rootDir: "../..",
+          incremental: true,
+          tsBuildInfoFile: "./.tsbuildinfo",
+        },
+        files: CHILDREN.map((c) => `../../bench/${c}`),
+        include: [],
+      }),
+    );
+    const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+    const build = spawnSync(process.execPath, [tsc, "-p", config], {
+      cwd: REPO.pathname,
+      stdio: "inherit",
+    });
+    if (build.status !== 0)
+      throw new Error(`compiling the bench children failed (${build.status})`);
+    compiled = true;
+  }
+  return [
+    new URL(
+      `bench/${script.replace(/^\.\//, "").replace(/\.ts$/, ".js")}`,
+      BUILD,
+    ).pathname,
+  ];
+}
+
+/** ChildServer is a benchmark server running in its own process. */
+export interface ChildServer {
   url: string;
-  token: string;
   process: ChildProcess;
-  /** cpuMicros is the daemon process's CPU time so far (user + system). */
+  /** cpuMicros is the server process's CPU time so far (user + system). */
   cpuMicros(): Promise<number>;
   stop(): Promise<void>;
 }
 
-/** startChildDaemon runs bench/daemon-child.ts with extra env and waits for its address. */
-export async function startChildDaemon(
+/** ChildDaemon is a benchmark daemon running in its own process. */
+export interface ChildDaemon extends ChildServer {
+  token: string;
+}
+
+/**
+ * startChild runs a bench child script (first stdout line: its JSON address,
+ * then "cpu" on stdin answers its CPU time) so every benchmark server speaks
+ * one protocol. BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each child
+ * there when it exits, for `node --cpu-prof` analysis of the server alone.
+ * `script` is relative to bench/ and must be listed in CHILDREN.
+ */
+export async function startChild(
+  script: string,
   env: Record<string, string> = {},
-): Promise<ChildDaemon> {
+): Promise<{ info: Record<string, unknown> } & ChildServer> {
+  const profDir = process.env.BENCH_CPU_PROF;
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", new URL("./daemon-child.ts", import.meta.url).pathname],
+    [
+      ...(profDir === undefined || profDir === ""
+        ? []
+        : ["--cpu-prof", `--cpu-prof-dir=${profDir}`]),
+      ...childEntry(script),
+    ],
     {
       env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...env },
       stdio: ["pipe", "pipe", "inherit"],
@@ -28,10 +98,10 @@ export async function startChildDaemon(
   const first = await new Promise<string>((resolve, reject) => {
     lines.once("line", resolve);
     child.once("exit", (code) =>
-      reject(new Error(`bench daemon exited with ${code}`)),
+      reject(new Error(`bench child ${script} exited with ${code}`)),
     );
   });
-  const { url, token } = JSON.parse(first) as { url: string; token: string };
+  const info = JSON.parse(first) as { url: string } & Record<string, unknown>;
   const cpuMicros = (): Promise<number> =>
     new Promise((resolve) => {
       lines.once("line", (line) =>
@@ -40,8 +110,8 @@ export async function startChildDaemon(
       child.stdin?.write("cpu\n");
     });
   return {
-    url,
-    token,
+    info,
+    url: info.url,
     process: child,
     cpuMicros,
     stop: () =>
@@ -50,6 +120,25 @@ export async function startChildDaemon(
         child.kill("SIGTERM");
       }),
   };
+}
+
+/** startChildDaemon runs bench/daemon-child.ts with extra env and waits for its address. */
+export async function startChildDaemon(
+  env: Record<string, string> = {},
+): Promise<ChildDaemon> {
+  const { info, ...child } = await startChild("./daemon-child.ts", env);
+  return { ...child, token: typeof info.token === "string" ? info.token : "" };
+}
+
+/** serveCpuQueries answers "cpu" lines on stdin with this process's CPU time (µs), for a bench child. */
+export function serveCpuQueries(): void {
+  // Lets a benchmark report server cost per request even when the load
+  // generator, on the same machine, is the bottleneck.
+  createInterface({ input: process.stdin }).on("line", (line) => {
+    if (line.trim() !== "cpu") return;
+    const { user, system } = process.cpuUsage();
+    process.stdout.write(JSON.stringify({ cpuMicros: user + system }) + "\n");
+  });
 }
 
 /** LoadResult is one measured run. */

@@ -9,18 +9,22 @@ import { clientKey, principalKey } from "./principal.js";
  */
 export function createAuthInterceptor(gate: AccessGate): Interceptor {
   return (next) => async (req) => {
-    const responseHeaders = new Headers();
+    // Made on first use: almost no call adds a header, and a Headers object
+    // per call showed in CPU profiles of the hot path.
+    let responseHeaders: Headers | undefined;
     const principal = await gate.admit({
       headers: req.header,
       method: req.method,
       httpMethod: req.requestMethod,
       url: req.url,
       client: req.contextValues.get(clientKey),
-      responseHeaders,
+      get responseHeaders() {
+        return (responseHeaders ??= new Headers());
+      },
     });
     if (principal !== undefined) req.contextValues.set(principalKey, principal);
     const res = await next(req);
-    responseHeaders.forEach((value, key) => res.header.append(key, value));
+    responseHeaders?.forEach((value, key) => res.header.append(key, value));
     return res;
   };
 }

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
-  timestampDate,
+  timestampMs,
   timestampFromMs,
   type Timestamp,
 } from "@bufbuild/protobuf/wkt";
@@ -85,8 +85,10 @@ export interface IssuedSession {
   record: SessionRecord;
 }
 
+// timestampMs is what timestampDate(t).getTime() computes, without the Date
+// (three per verified cookie, on every console call).
 const ms = (t: Timestamp | undefined): number =>
-  t === undefined ? 0 : timestampDate(t).getTime();
+  t === undefined ? 0 : timestampMs(t);
 
 // A session ends at its idle expiry or its absolute lifetime, whichever is first.
 const expired = (record: SessionRecord, now: number): boolean =>

@@ -1,5 +1,5 @@
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
 import { adminPrincipal, type CredentialResolver } from "../auth/index.js";
 import { PalyraError, type Clock } from "../core/index.js";
@@ -83,17 +83,17 @@ export function createSessionResolver(
           MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
       checkCsrf(call.headers, record.csrfToken, safeRead);
       if (verified.touched && record.expiresAt !== undefined) {
-        const remaining =
-          (timestampDate(record.expiresAt).getTime() - clock.now()) / 1000;
+        const remaining = (timestampMs(record.expiresAt) - clock.now()) / 1000;
         call.responseHeaders.append(
           "set-cookie",
           sessionCookie(token, remaining, call.client.tls),
         );
       }
+      // timestampMs: the number timestampDate(…).getTime() gives, without a Date per call.
       const absolute =
         record.absoluteExpiresAt === undefined
           ? undefined
-          : timestampDate(record.absoluteExpiresAt).getTime();
+          : timestampMs(record.absoluteExpiresAt);
       return {
         principal: {
           ...adminPrincipal(

@@ -1,3 +1,4 @@
+import * as nodeCrypto from "node:crypto";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** RandomBytes is injected so tests can make tokens predictable; the default is node:crypto. */
@@ -10,7 +11,11 @@ export function newToken(random: RandomBytes = randomBytes): string {
 
 /** tokenHash is the storage key of a bearer-style token: its SHA-256, hex. */
 export function tokenHash(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
+  // One-shot nodeCrypto.hash (Node >= 20.12): no Hash stream object per
+  // cookie-authenticated request, as createHash makes; same digest.
+  return typeof nodeCrypto.hash === "function"
+    ? nodeCrypto.hash("sha256", token, "hex")
+    : createHash("sha256").update(token, "utf8").digest("hex");
 }
 
 /** sameSecret compares two secrets in constant time (for equal lengths). */

@@ -1,4 +1,10 @@
-import type { Interceptor } from "@connectrpc/connect";
+import type {
+  Interceptor,
+  StreamRequest,
+  StreamResponse,
+  UnaryRequest,
+  UnaryResponse,
+} from "@connectrpc/connect";
 import { clientKey, principalKey } from "../auth/index.js";
 import { PalyraError } from "../core/index.js";
 
@@ -18,10 +24,13 @@ export function createStreamLimitInterceptor(
     if (n <= 0) open.delete(key);
     else open.set(key, n);
   };
-  return (next) => async (req) => {
-    const kind = req.method.methodKind;
-    if (kind !== "server_streaming" && kind !== "bidi_streaming")
-      return await next(req);
+  type Next = (
+    req: UnaryRequest | StreamRequest,
+  ) => Promise<UnaryResponse | StreamResponse>;
+  const limited = async (
+    next: Next,
+    req: UnaryRequest | StreamRequest,
+  ): Promise<UnaryResponse | StreamResponse> => {
     const principal = req.contextValues.get(principalKey);
     const key =
       principal?.id ?? `client_ip:${req.contextValues.get(clientKey).ip}`;
@@ -63,5 +72,13 @@ export function createStreamLimitInterceptor(
       once();
       throw e;
     }
+  };
+  return (next) => (req) => {
+    const kind = req.method.methodKind;
+    // Unary calls pass straight through, without an async wrapper of ours:
+    // that is a promise and a microtask hop per call on the hot path.
+    if (kind !== "server_streaming" && kind !== "bidi_streaming")
+      return next(req);
+    return limited(next, req);
   };
 }
