@@ -17,7 +17,6 @@ export {
   FeatureFlags,
   createFlagHandlers,
   FLAG_DEFINITIONS,
-  type FlagReader,
 } from "./feature-flags.js";
 export {
   AuditLog,

@@ -20,9 +20,4 @@ export {
 export { computePosture } from "./posture.js";
 export { SESSION_COOKIE, sessionCookie, sessionCookieValue } from "./cookie.js";
 export { checkRedirectPath } from "./redirect-path.js";
-export {
-  createSessionSweeper,
-  sweepOnce,
-  SWEEP_LEASE,
-  type BackgroundTask,
-} from "./sweeper.js";
+export { createSessionSweeper, sweepOnce, SWEEP_LEASE } from "./sweeper.js";

@@ -18,11 +18,7 @@ import type { SessionRecord } from "../../gen/palyra/store/v1/sessions_pb.js";
 import { actorOf, type ClientInfo, type Principal } from "../auth/index.js";
 import type { Actor } from "../store/index.js";
 
-/** FlagReader answers whether a feature flag is on (implemented by access/FeatureFlags). */
-export interface FlagReader {
-  isEnabled(name: string): Promise<boolean>;
-}
-import { PalyraError, pageSize } from "../core/index.js";
+import { PalyraError, pageSize, type FlagReader } from "../core/index.js";
 import { clearedSessionCookie, sessionCookie } from "./cookie.js";
 import { checkRedirectPath } from "./redirect-path.js";
 import {

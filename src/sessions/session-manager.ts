@@ -1,10 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import {
-  timestampDate,
-  timestampFromMs,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
-import { randomBytes } from "node:crypto";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ulid } from "ulid";
 import {
   HandoffRecordSchema,
@@ -20,9 +15,13 @@ import {
 import {
   InvalidatingCache,
   PalyraError,
+  cryptoRandomBytes,
   isPalyraError,
+  msOf,
+  randomToken,
   type Clock,
   type InvalidationBus,
+  type RandomBytes,
 } from "../core/index.js";
 import {
   retryOnConflict,
@@ -33,7 +32,7 @@ import {
   type WriteOp,
 } from "../store/index.js";
 import { SessionStore, withActivity } from "./session-store.js";
-import { newToken, tokenHash, type RandomBytes } from "./tokens.js";
+import { tokenHash } from "./tokens.js";
 
 /** SESSION_CHANNEL is the invalidation channel for sessions; keys are token hashes, "*" means all. */
 export const SESSION_CHANNEL = "sessions";
@@ -85,12 +84,10 @@ export interface IssuedSession {
   record: SessionRecord;
 }
 
-const ms = (t: Timestamp | undefined): number =>
-  t === undefined ? 0 : timestampDate(t).getTime();
-
 // A session ends at its idle expiry or its absolute lifetime, whichever is first.
 const expired = (record: SessionRecord, now: number): boolean =>
-  now >= ms(record.expiresAt) || now >= ms(record.absoluteExpiresAt);
+  now >= (msOf(record.expiresAt) ?? 0) ||
+  now >= (msOf(record.absoluteExpiresAt) ?? 0);
 
 const sessionTarget = (sessionId: string): string =>
   `console_session:${sessionId}`;
@@ -143,7 +140,7 @@ export class SessionManager {
       clock: deps.clock,
       ttlMs: deps.cacheTtlMs,
     });
-    this.random = deps.random ?? randomBytes;
+    this.random = deps.random ?? cryptoRandomBytes;
   }
 
   private async invalidate(hash: string): Promise<void> {
@@ -162,14 +159,14 @@ export class SessionManager {
   ): Promise<IssuedSession> {
     const now = this.deps.clock.now();
     const { idleMs, absoluteMs } = this.deps.settings;
-    const token = newToken(this.random);
+    const token = randomToken(this.random);
     const hash = tokenHash(token);
     const record = create(SessionRecordSchema, {
       sessionId: ulid(now),
       principal: identity.principal,
       deviceId: identity.deviceId,
       channel: identity.channel,
-      csrfToken: newToken(this.random),
+      csrfToken: randomToken(this.random),
       issuedAt: timestampFromMs(now),
       expiresAt: timestampFromMs(Math.min(now + idleMs, now + absoluteMs)),
       absoluteExpiresAt: timestampFromMs(now + absoluteMs),
@@ -259,11 +256,11 @@ export class SessionManager {
           if (!isPalyraError(e, "aborted") || attempt > 1) throw e;
           return await this.verify(token, attempt + 1);
         }
-        this.invalidate(hash);
+        await this.invalidate(hash);
         return undefined;
       }
     }
-    if (now - ms(record.lastSeenAt) < touchIntervalMs) {
+    if (now - (msOf(record.lastSeenAt) ?? 0) < touchIntervalMs) {
       this.cache.setIfCurrent(hash, record, epoch);
       return { hash, record, touched: false };
     }
@@ -318,10 +315,7 @@ export class SessionManager {
       limit,
       this.deps.settings.idleMs,
     );
-    return page.filter(
-      ({ record }) =>
-        now < ms(record.expiresAt) && now < ms(record.absoluteExpiresAt),
-    );
+    return page.filter(({ record }) => !expired(record, now));
   }
 
   /** revoke ends one session by its public id. */
@@ -418,7 +412,7 @@ export class SessionManager {
     redirectPath: string,
     actor: Actor,
   ): Promise<{ token: string; expiresAtMs: number }> {
-    const token = newToken(this.random);
+    const token = randomToken(this.random);
     const expiresAtMs = this.deps.clock.now() + this.deps.settings.handoffTtlMs;
     const record: HandoffRecord = create(HandoffRecordSchema, {
       ...identity,
@@ -479,7 +473,7 @@ export class SessionManager {
     // this replica or another, exactly one batch commits.
     const used = this.sessions.consumeHandoffOps(hash, version);
     try {
-      if (this.deps.clock.now() >= ms(record.expiresAt))
+      if (this.deps.clock.now() >= (msOf(record.expiresAt) ?? 0))
         return await refuse("expired", used);
       // The handoff's deletion, the new session and the record: one batch.
       const session = await this.issue(
@@ -525,7 +519,7 @@ export class SessionManager {
       }
       let handoffs = 0;
       for await (const { hash, record } of this.sessions.allHandoffs()) {
-        if (now >= ms(record.expiresAt)) {
+        if (now >= (msOf(record.expiresAt) ?? 0)) {
           ops.push(this.sessions.deleteHandoffOp(hash));
           handoffs++;
         }

@@ -17,6 +17,7 @@ import {
   type Versioned,
   type WriteOp,
 } from "../store/index.js";
+import { msOf } from "../core/index.js";
 
 const TOKEN_PREFIX = "tok/";
 const ID_PREFIX = "id/";
@@ -204,12 +205,8 @@ export function withActivity(
   seenMs: number,
   idleMs: number,
 ): SessionRecord {
-  const absolute =
-    record.absoluteExpiresAt === undefined
-      ? Infinity
-      : timestampMs(record.absoluteExpiresAt);
-  const previous =
-    record.lastSeenAt === undefined ? 0 : timestampMs(record.lastSeenAt);
+  const absolute = msOf(record.absoluteExpiresAt) ?? Infinity;
+  const previous = msOf(record.lastSeenAt) ?? 0;
   if (seenMs <= previous) return record;
   return create(SessionRecordSchema, {
     ...record,

@@ -49,6 +49,7 @@ import {
   LocalInvalidationBus,
   PalyraError,
   systemClock,
+  type BackgroundTask,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
@@ -59,7 +60,6 @@ import {
   createSessionResolver,
   createSessionSweeper,
   SWEEP_LEASE,
-  type BackgroundTask,
 } from "../sessions/index.js";
 import { SessionService } from "../../gen/palyra/session/v1/session_pb.js";
 import {

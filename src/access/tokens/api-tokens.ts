@@ -1,11 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import {
-  timestampDate,
-  timestampFromMs,
-  timestampMs,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
-import { randomBytes } from "node:crypto";
+import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   ApiTokenSchema,
   type ApiToken,
@@ -18,8 +12,14 @@ import {
 import { roleDefinition, type Principal } from "../../auth/index.js";
 import {
   PalyraError,
+  cryptoRandomBytes,
+  isoOf,
+  msOf,
+  randomToken,
   type Clock,
+  type FlagReader,
   type InvalidationBus,
+  type RandomBytes,
 } from "../../core/index.js";
 import {
   ABSENT,
@@ -29,16 +29,9 @@ import {
   type AuditTrail,
   type Versioned,
 } from "../../store/index.js";
-import type { FlagReader } from "../feature-flags.js";
 import { LastUsedTracker, flushUses } from "./last-used.js";
 import { API_TOKEN_CHANNEL } from "./token-cache.js";
-import {
-  formatToken,
-  newTokenId,
-  newTokenSecret,
-  tokenDigest,
-  type RandomBytes,
-} from "./token-format.js";
+import { formatToken, newTokenId, tokenDigest } from "./token-format.js";
 import { TokenAuthority } from "./token-authority.js";
 import { findVisible, listRecords, type ListOptions } from "./token-listing.js";
 import {
@@ -108,8 +101,6 @@ export interface Caller {
 }
 
 const target = (tokenId: string): string => `api_token:${tokenId}`;
-const iso = (t: Timestamp | undefined): string =>
-  t === undefined ? "" : timestampDate(t).toISOString();
 
 /**
  * ApiTokens manages API tokens: create, list, revoke, rotate and update.
@@ -125,7 +116,7 @@ export class ApiTokens {
 
   constructor(private readonly deps: ApiTokensDeps) {
     this.lastUsed = deps.lastUsed ?? new LastUsedTracker();
-    this.random = deps.random ?? randomBytes;
+    this.random = deps.random ?? cryptoRandomBytes;
     this.authority = new TokenAuthority(deps);
   }
 
@@ -139,7 +130,7 @@ export class ApiTokens {
     const latest = Math.max(
       this.lastUsed.peek(token.tokenId) ?? 0,
       storedUseMs,
-      token.lastUsedAt === undefined ? 0 : timestampMs(token.lastUsedAt),
+      msOf(token.lastUsedAt) ?? 0,
     );
     return create(ApiTokenSchema, {
       ...token,
@@ -162,7 +153,7 @@ export class ApiTokens {
     const scopes = validateScopes(input.scopes, role);
     const rate = validateRateLimit(input.rateLimitPerMinute);
     const now = this.deps.clock.now();
-    if (input.expiresAt !== undefined && timestampMs(input.expiresAt) <= now)
+    if ((msOf(input.expiresAt) ?? Infinity) <= now)
       throw new PalyraError(
         "invalid_argument",
         "expires_at must be in the future",
@@ -191,7 +182,7 @@ export class ApiTokens {
     // replica taking the same id) fails the write and a new id is drawn.
     return await retryOnConflict(async () => {
       const tokenId = newTokenId(this.random);
-      const token = formatToken(tokenId, newTokenSecret(this.random));
+      const token = formatToken(tokenId, randomToken(this.random));
       const record = create(ApiTokenRecordSchema, {
         token: {
           tokenId,
@@ -221,7 +212,7 @@ export class ApiTokens {
             role: role.name,
             scopes: scopes.join(","),
             workspace_id: workspaceId,
-            expires_at: iso(input.expiresAt),
+            expires_at: isoOf(input.expiresAt),
             rate_limit_per_minute: String(rate),
           },
         },
@@ -364,7 +355,7 @@ export class ApiTokens {
         },
       );
       const now = this.deps.clock.now();
-      const fresh = formatToken(token.tokenId, newTokenSecret(this.random));
+      const fresh = formatToken(token.tokenId, randomToken(this.random));
       const rotated = create(ApiTokenRecordSchema, {
         token: {
           ...token,
@@ -459,10 +450,7 @@ export class ApiTokens {
   private assertLive(token: ApiToken): void {
     if (token.revokedAt !== undefined)
       throw new PalyraError("failed_precondition", "the API token was revoked");
-    if (
-      token.expiresAt !== undefined &&
-      timestampMs(token.expiresAt) <= this.deps.clock.now()
-    )
+    if ((msOf(token.expiresAt) ?? Infinity) <= this.deps.clock.now())
       throw new PalyraError("failed_precondition", "the API token has expired");
   }
 

@@ -33,7 +33,6 @@ export {
   formatToken,
   parseToken,
   newTokenId,
-  newTokenSecret,
   tokenDigest,
   TOKEN_ID_LENGTH,
 } from "./token-format.js";

@@ -13,6 +13,7 @@ import {
   PalyraError,
   type Clock,
   type InvalidationBus,
+  type RandomBytes,
 } from "../../core/index.js";
 import { API_TOKEN_CHANNEL } from "../tokens/token-cache.js";
 import {
@@ -26,7 +27,6 @@ import {
   type Store,
   type Versioned,
 } from "../../store/index.js";
-import type { RandomBytes } from "./invitation-code.js";
 import { Invitations } from "./invitations.js";
 import {
   assertCeiling,
