@@ -9,7 +9,7 @@ export {
 } from "./session-manager.js";
 export { SessionApi, type RequestSide } from "./session-api.js";
 export { createSessionService } from "./session-service.js";
-export { registerSessionRestRoutes, sendRestError } from "./rest-routes.js";
+export { registerSessionRestRoutes } from "./rest-routes.js";
 export {
   createSessionResolver,
   checkOrigin,

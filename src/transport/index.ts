@@ -10,5 +10,13 @@ export {
   servedServices,
   descriptorRegistry,
 } from "./routes.js";
-export { toConnectError } from "./errors.js";
+export {
+  toConnectError,
+  sendError,
+  publicError,
+  restErrorBody,
+  type PublicError,
+  type ErrorBodyFormat,
+  type ErrorCategory,
+} from "./error-mapper.js";
 export { createLogger, redactUrl, requestPath } from "./logger.js";
