@@ -40,5 +40,7 @@ export {
   ApiTokenStore,
   ApiTokenVerifier,
   ROTATION_GRACE_FLAG,
+  memoryTokenLimiter,
   type ApiTokenArea,
+  type LimiterFactory,
 } from "./tokens/index.js";

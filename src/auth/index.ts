@@ -22,6 +22,7 @@ export {
 } from "./authenticator.js";
 export {
   RateLimits,
+  createMemoryRateLimiters,
   type RateLimitSettings,
   type RateLimiters,
 } from "./rate-limits.js";

@@ -1,9 +1,11 @@
+export { buildServer, type BuildServerOptions } from "./server.js";
 export {
-  buildServer,
+  ServerLifecycle,
   type PalyraServer,
-  type BuildServerOptions,
   type ListeningAddress,
-} from "./server.js";
+  type ServerLifecycleOptions,
+} from "./lifecycle.js";
+export { embeddedBackends, type Backends } from "./backends.js";
 export {
   palyraServices,
   standardServices,

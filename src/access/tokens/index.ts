@@ -24,7 +24,11 @@ export {
   API_TOKEN_CHANNEL,
   type TokenCache,
 } from "./token-cache.js";
-export { TokenRateLimiter, type LimiterFactory } from "./token-rate-limiter.js";
+export {
+  TokenRateLimiter,
+  memoryTokenLimiter,
+  type LimiterFactory,
+} from "./token-rate-limiter.js";
 export { LastUsedTracker, createLastUsedFlusher } from "./last-used.js";
 export { createApiTokenResolver } from "./token-resolver.js";
 export { createTokenHandlers } from "./token-handlers.js";
