@@ -9,7 +9,8 @@ import type {
 } from "../../core/index.js";
 import type { AuditTrail, Store } from "../../store/index.js";
 import type { TokenHandlers } from "../handlers.js";
-import { ApiTokens, type WorkspaceExists } from "./api-tokens.js";
+import { ApiTokens } from "./api-tokens.js";
+import type { WorkspaceExists } from "./token-inputs.js";
 import { LastUsedTracker, createLastUsedFlusher } from "./last-used.js";
 import { createTokenCache } from "./token-cache.js";
 import { TokenRateLimiter, type LimiterFactory } from "./token-rate-limiter.js";

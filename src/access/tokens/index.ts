@@ -3,16 +3,15 @@ export {
   type ApiTokenArea,
   type ApiTokenAreaDeps,
 } from "./create-api-tokens.js";
-export {
-  ApiTokens,
-  ROTATION_GRACE_FLAG,
-  type ApiTokensDeps,
-  type Caller,
-  type CreateTokenInput,
-  type UpdateTokenInput,
-  type IssuedToken,
-  type WorkspaceExists,
-} from "./api-tokens.js";
+export { ApiTokens, ROTATION_GRACE_FLAG } from "./api-tokens.js";
+export type {
+  ApiTokensDeps,
+  Caller,
+  CreateTokenInput,
+  UpdateTokenInput,
+  IssuedToken,
+  WorkspaceExists,
+} from "./token-inputs.js";
 export {
   ApiTokenVerifier,
   verifiedToken,

@@ -10,7 +10,7 @@ import {
   type InvalidationBus,
 } from "../../core/index.js";
 import type { Store } from "../../store/index.js";
-import type { WorkspaceExists } from "./api-tokens.js";
+import type { WorkspaceExists } from "./token-inputs.js";
 
 // The workspaces area keeps its records in namespace `access` under these
 // keys (workspace-store.ts); tokens read them here so as not to depend on
