@@ -1,12 +1,14 @@
 export {
   SessionManager,
+  type SessionSettings,
+  type SessionManagerDeps,
+} from "./session-manager.js";
+export {
   normalizeIdentity,
   DEFAULT_DEVICE_ID,
   DEFAULT_CONSOLE_PRINCIPAL,
-  type SessionSettings,
-  type SessionManagerDeps,
   type Identity,
-} from "./session-manager.js";
+} from "./session-identity.js";
 export { SessionApi, type RequestSide } from "./session-api.js";
 export { createSessionService } from "./session-service.js";
 export { registerSessionRestRoutes } from "./rest-routes.js";

@@ -21,11 +21,8 @@ import type { Actor } from "../store/index.js";
 import { PalyraError, pageSize, type FlagReader } from "../core/index.js";
 import { clearedSessionCookie, sessionCookie } from "./cookie.js";
 import { checkRedirectPath } from "./redirect-path.js";
-import {
-  normalizeIdentity,
-  type Identity,
-  type SessionManager,
-} from "./session-manager.js";
+import { normalizeIdentity, type Identity } from "./session-identity.js";
+import type { SessionManager } from "./session-manager.js";
 
 /** RequestSide is what a session operation needs from the transport, whichever protocol carried it. */
 export interface RequestSide {
