@@ -16,6 +16,18 @@ export interface Identity {
   channel: string;
 }
 
+// An empty field takes its default; the value used must match `pattern`.
+function normalizedField(
+  value: string,
+  fallback: string,
+  pattern: RegExp,
+  message: string,
+): string {
+  const used = value === "" ? fallback : value;
+  if (!pattern.test(used)) throw new PalyraError("invalid_argument", message);
+  return used;
+}
+
 /** normalizeIdentity validates principal, device and channel as the console receives them. */
 export function normalizeIdentity(
   principal: string,
@@ -23,20 +35,18 @@ export function normalizeIdentity(
   channel: string,
   defaultChannel: string,
 ): Identity {
-  const device =
-    deviceId.trim() === "" ? DEFAULT_DEVICE_ID : deviceId.trim().toUpperCase();
-  if (!ULID_PATTERN.test(device))
-    throw new PalyraError(
-      "invalid_argument",
-      "device_id must be a ULID (26 Crockford base32 characters)",
-    );
-  const ch =
-    channel.trim() === "" ? defaultChannel : channel.trim().toLowerCase();
-  if (!CHANNEL_PATTERN.test(ch))
-    throw new PalyraError(
-      "invalid_argument",
-      "channel must be 1..64 characters of [a-z0-9._-]",
-    );
+  const device = normalizedField(
+    deviceId.trim().toUpperCase(),
+    DEFAULT_DEVICE_ID,
+    ULID_PATTERN,
+    "device_id must be a ULID (26 Crockford base32 characters)",
+  );
+  const ch = normalizedField(
+    channel.trim().toLowerCase(),
+    defaultChannel,
+    CHANNEL_PATTERN,
+    "channel must be 1..64 characters of [a-z0-9._-]",
+  );
   return {
     principal: validateAdminPrincipal(
       principal.trim() === "" ? DEFAULT_CONSOLE_PRINCIPAL : principal,

@@ -27,12 +27,11 @@ import {
 } from "../../store/index.js";
 import { invitationCodeHash, isInvitationCode } from "./invitation-code.js";
 import {
-  assertCeiling,
+  assertRoleInReach,
   invitationTarget,
-  ownerRightsNeeded,
   type Authority,
 } from "./membership-rules.js";
-import { isOwner, roleName } from "./workspace-input.js";
+import { roleName } from "./workspace-input.js";
 import type { WorkspaceStore } from "./workspace-store.js";
 
 const DAY_MS = 24 * 3600_000;
@@ -69,13 +68,11 @@ export class Invitations {
     actor: Actor,
     authority: Authority,
   ): Promise<{ invitation: Invitation; code: string }> {
-    assertCeiling(
+    assertRoleInReach(
       authority,
       input.role,
       `invite ${withArticle(roleName(input.role))}`,
     );
-    if (!authority.ownerRights && isOwner(input.role))
-      throw ownerRightsNeeded();
     const now = this.deps.clock.now();
     const expiresAtMs = input.expiresAtMs ?? now + INVITATION_DEFAULT_TTL_MS;
     if (expiresAtMs <= now)

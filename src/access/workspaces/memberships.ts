@@ -24,6 +24,7 @@ import {
 } from "../tokens/workspace-lookup.js";
 import {
   assertCeiling,
+  assertRoleInReach,
   memberTarget,
   ownerRightsNeeded,
   type Authority,
@@ -173,13 +174,11 @@ export class Memberships {
           `"${principal}" is not a member of workspace "${workspaceId}"`,
         );
       }
-      assertCeiling(
+      assertRoleInReach(
         authority,
         existing.role,
         `remove ${withArticle(roleName(existing.role))}`,
       );
-      if (!authority.ownerRights && isOwner(existing.role))
-        throw ownerRightsNeeded();
       if (isOwner(existing.role))
         await this.assertAnotherOwner(workspaceId, principal, "remove");
       await this.deps.audit.commit(
