@@ -11,6 +11,7 @@ import {
   InvalidatingCache,
   PalyraError,
   type Clock,
+  type FlagReader,
   type InvalidationBus,
 } from "../core/index.js";
 import type { Actor, AuditTrail, Store } from "../store/index.js";
@@ -39,11 +40,6 @@ export const FLAG_DEFINITIONS: Readonly<
       "RotateApiToken may keep the previous secret working for a grace period",
   },
 };
-
-/** FlagReader is what other areas need: is a flag on? */
-export interface FlagReader {
-  isEnabled(name: string): Promise<boolean>;
-}
 
 const FLAG_CHANNEL = "feature_flags";
 const key = (name: string): string => `flag/${name}`;

@@ -17,7 +17,6 @@ export {
   FeatureFlags,
   createFlagHandlers,
   FLAG_DEFINITIONS,
-  type FlagReader,
 } from "./feature-flags.js";
 export {
   AuditLog,
@@ -41,5 +40,7 @@ export {
   ApiTokenStore,
   ApiTokenVerifier,
   ROTATION_GRACE_FLAG,
+  memoryTokenLimiter,
   type ApiTokenArea,
+  type LimiterFactory,
 } from "./tokens/index.js";

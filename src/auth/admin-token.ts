@@ -3,27 +3,32 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import argon2 from "argon2";
 import * as nodeCrypto from "node:crypto";
 import { createHash, timingSafeEqual } from "node:crypto";
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { rename } from "node:fs/promises";
 import { join } from "node:path";
 import { ulid } from "ulid";
 import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import {
   InvalidatingCache,
   PalyraError,
+  cryptoRandomBytes,
   systemClock,
   type Clock,
   type InvalidationBus,
+  type RandomBytes,
 } from "../core/index.js";
 import type { Store, WriteOp } from "../store/index.js";
-
-/** ADMIN_TOKEN_FILE is the name of the token file in the state dir, read by the local CLI. */
-export const ADMIN_TOKEN_FILE = "admin.token";
+import {
+  ADMIN_TOKEN_FILE,
+  PENDING_SUFFIX,
+  readTokenFile,
+  settlePendingRotation,
+  writeTokenFile,
+} from "./admin-token-file.js";
 
 const CREDENTIAL_KEY = "admin_credential";
 
 /** ADMIN_CREDENTIAL_CHANNEL is where a rotation announces a new admin credential, so every replica re-reads it. */
 export const ADMIN_CREDENTIAL_CHANNEL = "admin_credential";
-const PENDING_SUFFIX = ".rotating";
 
 // Tokens longer than this are refused before hashing: no legitimate admin
 // token is this long, and it bounds the work an attacker can ask for.
@@ -41,6 +46,8 @@ export interface AdminTokenOptions {
   /** Token from PALYRA_ADMIN_TOKEN or palyra.toml; when set nothing is generated. */
   configured?: string | undefined;
   clock?: Clock;
+  /** Randomness of generated tokens (first start, rotation); node:crypto by default. */
+  random?: RandomBytes;
   /** Where a rotation is announced, so the other replicas stop accepting the old token. */
   bus: InvalidationBus;
   /** How long the stored credential is trusted without a re-read when a bus message is lost (default 30 s). */
@@ -59,14 +66,26 @@ interface ManagedCredential {
   store: Store;
   tokenFile: string;
   clock: Clock;
+  random: RandomBytes;
   generation: number;
   bus: InvalidationBus;
   cache: InvalidatingCache<Credential>;
 }
 
-/** generateAdminToken mints a token in the original daemon's format: palyra_admin_<ULID>_<ULID>. */
-export function generateAdminToken(): string {
-  return `palyra_admin_${ulid()}_${ulid()}`;
+/**
+ * generateAdminToken mints a token in the original daemon's format,
+ * palyra_admin_<ULID>_<ULID>, from injected randomness and time so tests can
+ * predict it: 160 random bits, one byte per ULID character.
+ */
+export function generateAdminToken(
+  random: RandomBytes = cryptoRandomBytes,
+  nowMs: number = Date.now(),
+): string {
+  const bytes = random(32);
+  let next = 0;
+  // A byte's top five bits pick one of the 32 ULID symbols without bias.
+  const prng = (): number => (bytes[next++] ?? 0) / 256;
+  return `palyra_admin_${ulid(nowMs, prng)}_${ulid(nowMs, prng)}`;
 }
 
 // nodeCrypto.hash (Node >= 20.12) digests in one call; createHash builds a
@@ -124,7 +143,7 @@ export class AdminTokenVerifier {
         "the admin token comes from PALYRA_ADMIN_TOKEN or palyra.toml; change it there and restart",
       );
     }
-    const token = generateAdminToken();
+    const token = generateAdminToken(managed.random, managed.clock.now());
     const hash = await argon2.hash(token, { type: argon2.argon2id });
     const pendingFile = `${managed.tokenFile}${PENDING_SUFFIX}`;
     await writeTokenFile(pendingFile, token);
@@ -191,7 +210,7 @@ export class AdminTokenVerifier {
 
     // No credential yet. A token file without a stored hash means an earlier
     // start crashed between writing the file and the hash: adopt the file.
-    const token = fileToken ?? generateAdminToken();
+    const token = fileToken ?? generateAdminToken(options.random, clock.now());
     if (fileToken === undefined) await writeTokenFile(tokenFile, token);
     const hash = await argon2.hash(token, { type: argon2.argon2id });
     await table.put(
@@ -303,6 +322,7 @@ function managedCredential(
     store: options.store,
     tokenFile,
     clock,
+    random: options.random ?? cryptoRandomBytes,
     generation,
     bus: options.bus,
     cache: new InvalidatingCache<Credential>({
@@ -313,43 +333,4 @@ function managedCredential(
       maxEntries: 1,
     }),
   };
-}
-
-/**
- * settlePendingRotation finishes a rotation that crashed after writing the new
- * token's side file: if the stored hash already belongs to it, it becomes the
- * token file; otherwise the batch never committed and the side file is dropped.
- */
-async function settlePendingRotation(
-  tokenFile: string,
-  storedHash: string | undefined,
-): Promise<void> {
-  const pendingFile = `${tokenFile}${PENDING_SUFFIX}`;
-  const pending = await readTokenFile(pendingFile);
-  if (pending === undefined) return;
-  if (storedHash !== undefined && (await argon2.verify(storedHash, pending)))
-    await rename(pendingFile, tokenFile);
-  else await unlink(pendingFile);
-}
-
-async function readTokenFile(path: string): Promise<string | undefined> {
-  try {
-    const text = (await readFile(path, "utf8")).trim();
-    return text === "" ? undefined : text;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
-  }
-}
-
-async function writeTokenFile(path: string, token: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const handle = await open(tmp, "w", 0o600);
-  try {
-    await handle.writeFile(token + "\n", "utf8");
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
 }

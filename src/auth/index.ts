@@ -1,8 +1,5 @@
-export {
-  AdminTokenVerifier,
-  generateAdminToken,
-  ADMIN_TOKEN_FILE,
-} from "./admin-token.js";
+export { AdminTokenVerifier, generateAdminToken } from "./admin-token.js";
+export { ADMIN_TOKEN_FILE } from "./admin-token-file.js";
 export {
   AccessRules,
   ruleOf,
@@ -22,6 +19,7 @@ export {
 } from "./authenticator.js";
 export {
   RateLimits,
+  createMemoryRateLimiters,
   type RateLimitSettings,
   type RateLimiters,
 } from "./rate-limits.js";

@@ -26,6 +26,30 @@ export interface RateLimiters {
   failures: RateLimiterAbstract;
 }
 
+/** createMemoryRateLimiters is the embedded limiter backend: counts kept in this process only. */
+export function createMemoryRateLimiters(
+  settings: RateLimitSettings,
+): RateLimiters {
+  return {
+    remote: new RateLimiterMemory({
+      keyPrefix: "session-remote",
+      points: settings.sessionRpsRemote,
+      duration: 1,
+    }),
+    loopback: new RateLimiterMemory({
+      keyPrefix: "session-loopback",
+      points: settings.sessionRpsLoopback,
+      duration: 1,
+    }),
+    failures: new RateLimiterMemory({
+      keyPrefix: "auth-failures",
+      points: settings.failuresPerMinute,
+      duration: 60,
+      blockDuration: settings.failureBlockSeconds,
+    }),
+  };
+}
+
 function retryAfter(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
@@ -44,24 +68,7 @@ export class RateLimits {
     /** Told once when an address becomes blocked ("auth.blocked"), not on every refused attempt. */
     private readonly audit?: AuditTrail,
   ) {
-    this.limiters = limiters ?? {
-      remote: new RateLimiterMemory({
-        keyPrefix: "session-remote",
-        points: settings.sessionRpsRemote,
-        duration: 1,
-      }),
-      loopback: new RateLimiterMemory({
-        keyPrefix: "session-loopback",
-        points: settings.sessionRpsLoopback,
-        duration: 1,
-      }),
-      failures: new RateLimiterMemory({
-        keyPrefix: "auth-failures",
-        points: settings.failuresPerMinute,
-        duration: 60,
-        blockDuration: settings.failureBlockSeconds,
-      }),
-    };
+    this.limiters = limiters ?? createMemoryRateLimiters(settings);
   }
 
   /** consumeRequest counts one console/session request for an IP and throws RESOURCE_EXHAUSTED past the limit. */

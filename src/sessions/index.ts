@@ -1,15 +1,17 @@
 export {
   SessionManager,
+  type SessionSettings,
+  type SessionManagerDeps,
+} from "./session-manager.js";
+export {
   normalizeIdentity,
   DEFAULT_DEVICE_ID,
   DEFAULT_CONSOLE_PRINCIPAL,
-  type SessionSettings,
-  type SessionManagerDeps,
   type Identity,
-} from "./session-manager.js";
+} from "./session-identity.js";
 export { SessionApi, type RequestSide } from "./session-api.js";
 export { createSessionService } from "./session-service.js";
-export { registerSessionRestRoutes, sendRestError } from "./rest-routes.js";
+export { registerSessionRestRoutes } from "./rest-routes.js";
 export {
   createSessionResolver,
   checkOrigin,
@@ -20,9 +22,4 @@ export {
 export { computePosture } from "./posture.js";
 export { SESSION_COOKIE, sessionCookie, sessionCookieValue } from "./cookie.js";
 export { checkRedirectPath } from "./redirect-path.js";
-export {
-  createSessionSweeper,
-  sweepOnce,
-  SWEEP_LEASE,
-  type BackgroundTask,
-} from "./sweeper.js";
+export { createSessionSweeper, sweepOnce, SWEEP_LEASE } from "./sweeper.js";

@@ -6,61 +6,8 @@ import {
   SessionService,
 } from "../../gen/palyra/session/v1/session_pb.js";
 import { callContextOf, principalKey, type AccessGate } from "../auth/index.js";
-import { PalyraError, isPalyraError, type ErrorCode } from "../core/index.js";
+import { PalyraError } from "../core/index.js";
 import type { RequestSide, SessionApi } from "./session-api.js";
-
-const httpStatus: Record<ErrorCode, number> = {
-  invalid_argument: 400,
-  unauthenticated: 401,
-  permission_denied: 403,
-  not_found: 404,
-  already_exists: 409,
-  failed_precondition: 412,
-  aborted: 409,
-  resource_exhausted: 429,
-  unavailable: 503,
-  unimplemented: 501,
-  internal: 500,
-};
-
-const category: Record<ErrorCode, string> = {
-  invalid_argument: "validation",
-  unauthenticated: "auth",
-  permission_denied: "policy",
-  not_found: "not_found",
-  already_exists: "conflict",
-  failed_precondition: "precondition",
-  aborted: "conflict",
-  resource_exhausted: "rate_limit",
-  unavailable: "unavailable",
-  unimplemented: "unsupported",
-  internal: "internal",
-};
-
-/**
- * sendRestError writes the original daemon's error body {error, code,
- * category, retryable}; `status` overrides the code's HTTP status (fastify's
- * own 413 and 415 keep theirs).
- */
-export function sendRestError(
-  reply: FastifyReply,
-  e: unknown,
-  status?: number,
-): FastifyReply {
-  const code: ErrorCode = isPalyraError(e) ? e.code : "internal";
-  if (code === "internal") reply.log.error({ err: e }, "internal error");
-  if (isPalyraError(e) && e.retryAfterSeconds !== undefined)
-    void reply.header("retry-after", String(e.retryAfterSeconds));
-  return reply.code(status ?? httpStatus[code]).send({
-    error: code === "internal" ? "internal error" : (e as Error).message,
-    code,
-    category: category[code],
-    retryable:
-      code === "resource_exhausted" ||
-      code === "unavailable" ||
-      code === "aborted",
-  });
-}
 
 function headersOf(req: FastifyRequest): Headers {
   const headers = new Headers();
@@ -99,30 +46,28 @@ export function registerSessionRestRoutes(
       const origin = `${tls ? "https" : "http"}://${req.host}`;
       const responseHeaders = new Headers();
       const client = { ip: req.ip, tls };
-      try {
-        const principal = await gate.admit({
-          headers,
-          method,
-          httpMethod: req.method,
-          url: origin + req.url,
-          client,
-          responseHeaders,
-        });
-        // For the access log, as the Connect interceptor does for RPCs.
-        if (principal !== undefined)
-          callContextOf(req).set(principalKey, principal);
-        const body = await run(req, {
-          client,
-          origin,
-          requestHeaders: headers,
-          responseHeaders,
-          principal,
-        });
-        for (const [k, v] of responseHeaders) void reply.header(k, v);
-        return await reply.send(body ?? {});
-      } catch (e) {
-        return sendRestError(reply, e);
-      }
+      // A refusal or failure is thrown to fastify's error handler: the
+      // transport's error mapper writes the REST error body.
+      const principal = await gate.admit({
+        headers,
+        method,
+        httpMethod: req.method,
+        url: origin + req.url,
+        client,
+        responseHeaders,
+      });
+      // For the access log, as the Connect interceptor does for RPCs.
+      if (principal !== undefined)
+        callContextOf(req).set(principalKey, principal);
+      const body = await run(req, {
+        client,
+        origin,
+        requestHeaders: headers,
+        responseHeaders,
+        principal,
+      });
+      for (const [k, v] of responseHeaders) void reply.header(k, v);
+      return await reply.send(body ?? {});
     };
   };
   const session = (s: Parameters<typeof toJson>[1]): unknown =>
@@ -190,9 +135,9 @@ export function registerSessionRestRoutes(
   app.get("/console/v1/auth/browser-handoff/consume", async (req, reply) => {
     const token = (req.query as Record<string, unknown>).token;
     if (typeof token !== "string" || !/^[A-Za-z0-9_-]{16,128}$/.test(token)) {
-      return sendRestError(
-        reply,
-        new PalyraError("invalid_argument", "token is missing or malformed"),
+      throw new PalyraError(
+        "invalid_argument",
+        "token is missing or malformed",
       );
     }
     return await reply

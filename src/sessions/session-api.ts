@@ -18,18 +18,11 @@ import type { SessionRecord } from "../../gen/palyra/store/v1/sessions_pb.js";
 import { actorOf, type ClientInfo, type Principal } from "../auth/index.js";
 import type { Actor } from "../store/index.js";
 
-/** FlagReader answers whether a feature flag is on (implemented by access/FeatureFlags). */
-export interface FlagReader {
-  isEnabled(name: string): Promise<boolean>;
-}
-import { PalyraError, pageSize } from "../core/index.js";
+import { PalyraError, pageSize, type FlagReader } from "../core/index.js";
 import { clearedSessionCookie, sessionCookie } from "./cookie.js";
 import { checkRedirectPath } from "./redirect-path.js";
-import {
-  normalizeIdentity,
-  type Identity,
-  type SessionManager,
-} from "./session-manager.js";
+import { normalizeIdentity, type Identity } from "./session-identity.js";
+import type { SessionManager } from "./session-manager.js";
 
 /** RequestSide is what a session operation needs from the transport, whichever protocol carried it. */
 export interface RequestSide {

@@ -17,6 +17,7 @@ import {
   type Versioned,
   type WriteOp,
 } from "../store/index.js";
+import { msOf } from "../core/index.js";
 
 const TOKEN_PREFIX = "tok/";
 const ID_PREFIX = "id/";
@@ -192,6 +193,56 @@ export class SessionStore {
       yield { hash, record };
   }
 
+  /** deleteAllOps delete every session and handoff (revoke-all, admin-token rotation), counted for the audit record. */
+  async deleteAllOps(
+    idleMs: number,
+  ): Promise<{ ops: WriteOp[]; sessions: number; handoffs: number }> {
+    const ops: WriteOp[] = [];
+    let sessions = 0;
+    let handoffs = 0;
+    for await (const { hash, record } of this.allSessions(idleMs)) {
+      ops.push(...this.deleteOps(hash, record.sessionId));
+      sessions++;
+    }
+    for await (const { hash } of this.allHandoffs()) {
+      ops.push(this.deleteHandoffOp(hash));
+      handoffs++;
+    }
+    return { ops, sessions, handoffs };
+  }
+
+  /**
+   * expiredOps delete what expired by `now`: sessions (each asserting the
+   * activity it was judged on, re-read, so one used meanwhile survives),
+   * handoffs and orphaned activity keys. `hashes` are the sessions deleted,
+   * for the caches.
+   */
+  async expiredOps(
+    now: number,
+    idleMs: number,
+  ): Promise<{ ops: WriteOp[]; hashes: string[]; handoffs: number }> {
+    const ops: WriteOp[] = [];
+    const hashes: string[] = [];
+    for await (const { hash, record } of this.allSessions(idleMs)) {
+      if (!isExpired(record, now)) continue;
+      const live = await this.getLiveEntry(hash, idleMs);
+      if (live === undefined || !isExpired(live.record, now)) continue;
+      ops.push(
+        ...this.expireOps(hash, live.record.sessionId, live.seenVersion),
+      );
+      hashes.push(hash);
+    }
+    let handoffs = 0;
+    for await (const { hash, record } of this.allHandoffs()) {
+      if (now >= (msOf(record.expiresAt) ?? 0)) {
+        ops.push(this.deleteHandoffOp(hash));
+        handoffs++;
+      }
+    }
+    ops.push(...(await this.orphanTouches()));
+    return { ops, hashes, handoffs };
+  }
+
   /** write commits ops atomically. */
   async write(ops: readonly WriteOp[]): Promise<void> {
     await this.store.write(ops);
@@ -204,16 +255,20 @@ export function withActivity(
   seenMs: number,
   idleMs: number,
 ): SessionRecord {
-  const absolute =
-    record.absoluteExpiresAt === undefined
-      ? Infinity
-      : timestampMs(record.absoluteExpiresAt);
-  const previous =
-    record.lastSeenAt === undefined ? 0 : timestampMs(record.lastSeenAt);
+  const absolute = msOf(record.absoluteExpiresAt) ?? Infinity;
+  const previous = msOf(record.lastSeenAt) ?? 0;
   if (seenMs <= previous) return record;
   return create(SessionRecordSchema, {
     ...record,
     lastSeenAt: timestampFromMs(seenMs),
     expiresAt: timestampFromMs(Math.min(seenMs + idleMs, absolute)),
   });
+}
+
+/** isExpired tells whether a session has ended: at its idle expiry or its absolute lifetime, whichever is first. */
+export function isExpired(record: SessionRecord, now: number): boolean {
+  return (
+    now >= (msOf(record.expiresAt) ?? 0) ||
+    now >= (msOf(record.absoluteExpiresAt) ?? 0)
+  );
 }

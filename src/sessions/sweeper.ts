@@ -1,12 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
+import type { BackgroundTask } from "../core/index.js";
 import type { SingletonLease } from "../store/index.js";
 import type { SessionManager } from "./session-manager.js";
-
-/** BackgroundTask is something the daemon starts on listen and stops before the store closes. */
-export interface BackgroundTask {
-  start(): void;
-  stop(): Promise<void>;
-}
 
 /** SWEEP_LEASE is the name of the session sweeper's lease. */
 export const SWEEP_LEASE = "sessions.sweep";

@@ -1,13 +1,5 @@
 import * as nodeCrypto from "node:crypto";
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-
-/** RandomBytes is injected so tests can make tokens predictable; the default is node:crypto. */
-export type RandomBytes = (size: number) => Buffer;
-
-/** newToken returns 32 random bytes as base64url: session, CSRF and handoff tokens. */
-export function newToken(random: RandomBytes = randomBytes): string {
-  return random(32).toString("base64url");
-}
+import { createHash, timingSafeEqual } from "node:crypto";
 
 /** tokenHash is the storage key of a bearer-style token: its SHA-256, hex. */
 export function tokenHash(token: string): string {

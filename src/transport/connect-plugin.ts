@@ -17,12 +17,13 @@ import * as protoConnect from "@connectrpc/connect/protocol-connect";
 import * as protoGrpc from "@connectrpc/connect/protocol-grpc";
 import * as protoGrpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
   answerMalformedUnary,
   callKey,
   type CallState,
 } from "./decode-errors.js";
+import { sendConnectError } from "./error-mapper.js";
 
 /** ConnectPluginOptions are connect-fastify's options, minus the shutdown timer we do not use. */
 export interface ConnectPluginOptions extends ConnectRouterOptions {
@@ -88,9 +89,9 @@ export function connectPlugin(
       } catch (e) {
         // Node accepts a Host (or :authority) that the URL parser rejects.
         req.log.info({ rpc, reason: String(e) }, "malformed request");
-        return answerEarly(
+        return sendConnectError(
+          req,
           reply,
-          contentType,
           new ConnectError(
             "malformed request: invalid Host header",
             Code.InvalidArgument,
@@ -116,9 +117,9 @@ export function connectPlugin(
         if (!reply.raw.headersSent) {
           // connect-es answers every error itself: this is our bug.
           req.log.error({ err: e, rpc }, "internal error");
-          return answerEarly(
+          return sendConnectError(
+            req,
             reply,
-            contentType,
             new ConnectError("internal error", Code.Internal),
           );
         }
@@ -130,27 +131,4 @@ export function connectPlugin(
     });
   }
   done();
-}
-
-/**
- * answerEarly answers a call connect-es never got to, in the caller's
- * protocol: the status in headers for gRPC and gRPC-Web (trailers-only),
- * a Connect error body otherwise.
- */
-function answerEarly(
-  reply: FastifyReply,
-  contentType: string,
-  error: ConnectError,
-): FastifyReply {
-  if (contentType.startsWith("application/grpc"))
-    return reply
-      .code(200)
-      .header("content-type", contentType)
-      .header("grpc-status", String(error.code))
-      .header("grpc-message", encodeURIComponent(error.rawMessage))
-      .send();
-  return reply
-    .code(protoConnect.codeToHttpStatus(error.code))
-    .header("content-type", protoConnect.contentTypeUnaryJson)
-    .send(Buffer.from(protoConnect.errorToJsonBytes(error, undefined)));
 }

@@ -1,73 +1,20 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type {
   FastifyBaseLogger,
   FastifyError,
   FastifyReply,
   FastifyRequest,
 } from "fastify";
+import { PalyraError, redact, sensitiveValues } from "../core/index.js";
+import { callKey, guardRequestStream } from "./decode-errors.js";
 import {
-  PalyraError,
-  redact,
-  scrubError,
-  scrubText,
-  sensitiveValues,
-} from "../core/index.js";
-import { sendRestError } from "../sessions/index.js";
-import {
-  callKey,
-  guardRequestStream,
-  malformedRequest,
-} from "./decode-errors.js";
-
-/**
- * toConnectError maps any thrown value to what may cross the wire: a
- * PalyraError keeps its code and human message (never its cause); a
- * ConnectError raised by Connect itself (bad input, limits, deadlines) passes;
- * anything else becomes a bare INTERNAL so no stack trace or secret leaks.
- * `log` should be the request's logger, so an INTERNAL is logged with its id.
- * `secrets` are the request's sensitive values: a message that echoes one
- * (a validation error quoting its input) is scrubbed on the wire and in logs.
- */
-export function toConnectError(
-  e: unknown,
-  log: FastifyBaseLogger,
-  rpc: string,
-  secrets: readonly string[] = [],
-  request?: unknown,
-): ConnectError {
-  const logged = { err: scrubError(e, secrets), rpc, request };
-  if (e instanceof PalyraError) {
-    if (e.code === "internal") log.error(logged, "internal error");
-    const metadata =
-      e.retryAfterSeconds === undefined
-        ? undefined
-        : new Headers({ "retry-after": String(e.retryAfterSeconds) });
-    return new ConnectError(
-      scrubText(e.message, secrets),
-      e.grpcCode,
-      metadata,
-    );
-  }
-  if (e instanceof ConnectError) {
-    // A streaming call that carried no message (or two for one): connect-es
-    // says UNIMPLEMENTED, but the method is there and the request is wrong.
-    if (e.code === Code.Unimplemented) {
-      const malformed = malformedRequest(e);
-      if (malformed !== undefined) return malformed;
-    }
-    if (e.code === Code.Internal || e.code === Code.Unknown) {
-      log.error(logged, "internal error");
-      return new ConnectError("internal error", Code.Internal);
-    }
-    return new ConnectError(
-      scrubText(e.rawMessage, secrets),
-      e.code,
-      e.metadata,
-    );
-  }
-  log.error(logged, "unexpected error");
-  return new ConnectError("internal error", Code.Internal);
-}
+  BODY_TOO_LARGE,
+  refuse,
+  sendError,
+  toConnectError,
+  wireProtocolOf,
+} from "./error-mapper.js";
+import { requestPath } from "./logger.js";
 
 /**
  * createErrorInterceptor is the outermost interceptor: errors are mapped once,
@@ -121,20 +68,47 @@ export function createErrorInterceptor(
 }
 
 /**
- * handleHttpError is fastify's error handler: what fastify rejects itself (a
- * body that does not parse, an unknown media type, a body over the limit) is
- * the client's mistake, answered with its 4xx in the REST error shape and
- * logged without a stack; anything else is our bug, a logged INTERNAL.
+ * handleHttpError is fastify's error handler, so every HTTP route answers
+ * through the mapper: a PalyraError a route throws gets its code's status;
+ * what fastify rejects itself (a body that does not parse, an unknown media
+ * type, a body over the limit) is the client's mistake, answered with its
+ * 4xx and logged without a stack; anything else is our bug, a logged INTERNAL.
  */
 export function handleHttpError(
   error: FastifyError,
   req: FastifyRequest,
   reply: FastifyReply,
 ): FastifyReply {
+  if (error instanceof PalyraError) return sendError(reply, error);
   const status = error.statusCode ?? 500;
-  if (status < 400 || status >= 500) return sendRestError(reply, error);
+  if (status < 400 || status >= 500) return sendError(reply, error);
   const reason = error.message.slice(0, 160);
   req.log.info({ code: error.code, reason }, "rejected request");
-  const code = status === 413 ? "resource_exhausted" : "invalid_argument";
-  return sendRestError(reply, new PalyraError(code, reason), status);
+  return status === 413
+    ? sendError(
+        reply,
+        new PalyraError("resource_exhausted", reason),
+        BODY_TOO_LARGE,
+      )
+    : sendError(reply, new PalyraError("invalid_argument", reason), {
+        status,
+      });
+}
+
+/**
+ * handleNotFound answers a request no route matched, in the caller's terms:
+ * an unknown RPC is UNIMPLEMENTED to gRPC and Connect clients (as connect-es
+ * answers it), an unknown URL a 404 in the REST shape. The path is echoed
+ * redacted, as the access log writes it: a token pasted into it stays out.
+ */
+export function handleNotFound(
+  req: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const path = requestPath(req);
+  const unknown =
+    wireProtocolOf(req) === "http"
+      ? new PalyraError("not_found", `no route ${req.method} ${path}`)
+      : new PalyraError("unimplemented", `no method ${path} on this daemon`);
+  return refuse(req, reply, unknown, { status: 404 });
 }

@@ -1,8 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { IncomingMessage } from "node:http";
-import type { Http2ServerRequest } from "node:http2";
 import { normalizeHost } from "../config/index.js";
-import { SECURITY_HEADERS } from "./security-headers.js";
+import { PalyraError } from "../core/index.js";
+import { refuse } from "./error-mapper.js";
 
 /** MISDIRECTED is the HTTP status for a request whose Host this daemon does not serve (RFC 9110 §15.5.20). */
 const MISDIRECTED = 421;
@@ -43,44 +42,9 @@ export function createHostCheck(allowed: ReadonlySet<string>) {
       presented === ""
         ? "the request names no host; send a Host header this daemon serves"
         : `this daemon does not serve the host "${presented.slice(0, 256)}"; add it to server.allowed_hosts if it is one of its names`;
-    const contentType = String(req.headers["content-type"] ?? "");
-    const raw = req.raw as IncomingMessage | Http2ServerRequest;
-    if (
-      contentType.startsWith("application/grpc") &&
-      !contentType.startsWith("application/grpc-web") &&
-      "stream" in raw
-    ) {
-      // gRPC over HTTP/2 needs a "trailers-only" answer: one HEADERS frame
-      // carrying the status and END_STREAM, which fastify's send() cannot make.
-      reply.hijack();
-      raw.stream.respond(
-        {
-          ":status": 200,
-          "content-type": contentType.split(";")[0] ?? contentType,
-          "grpc-status": "7",
-          "grpc-message": encodeURIComponent(message),
-          ...SECURITY_HEADERS,
-        },
-        { endStream: true },
-      );
-      return;
-    }
-    if (contentType.startsWith("application/grpc")) {
-      // gRPC-Web reads the status from the response headers.
-      await reply
-        .code(200)
-        .header("content-type", contentType.split(";")[0] ?? contentType)
-        .header("grpc-status", "7")
-        .header("grpc-message", encodeURIComponent(message))
-        .send();
-      return;
-    }
-    await reply.code(MISDIRECTED).send({
-      code: "permission_denied",
-      message,
-      error: message,
-      category: "policy",
-      retryable: false,
+    // gRPC callers read PERMISSION_DENIED, everyone else a 421.
+    await refuse(req, reply, new PalyraError("permission_denied", message), {
+      status: MISDIRECTED,
     });
   };
 }

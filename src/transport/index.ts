@@ -1,14 +1,24 @@
+export { buildServer, type BuildServerOptions } from "./server.js";
 export {
-  buildServer,
+  ServerLifecycle,
   type PalyraServer,
-  type BuildServerOptions,
   type ListeningAddress,
-} from "./server.js";
+  type ServerLifecycleOptions,
+} from "./lifecycle.js";
+export { embeddedBackends, type Backends } from "./backends.js";
 export {
   palyraServices,
   standardServices,
   servedServices,
   descriptorRegistry,
 } from "./routes.js";
-export { toConnectError } from "./errors.js";
+export {
+  toConnectError,
+  sendError,
+  publicError,
+  restErrorBody,
+  type PublicError,
+  type ErrorBodyFormat,
+  type ErrorCategory,
+} from "./error-mapper.js";
 export { createLogger, redactUrl, requestPath } from "./logger.js";

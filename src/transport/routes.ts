@@ -51,8 +51,10 @@ import {
   registerSessionRestRoutes,
   type SessionApi,
 } from "../sessions/index.js";
+import { PalyraError } from "../core/index.js";
 import { connectPlugin } from "./connect-plugin.js";
-import { handleHttpError } from "./errors.js";
+import { handleHttpError, handleNotFound } from "./errors.js";
+import { BODY_TOO_LARGE, refuse } from "./error-mapper.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [
@@ -110,6 +112,7 @@ export async function registerRoutes(
 ): Promise<void> {
   decorateCallContext(app);
   app.setErrorHandler(handleHttpError);
+  app.setNotFoundHandler(handleNotFound);
   // Callback style, not async: an async hook costs every request a promise
   // and a microtask hop for what is synchronous work.
   app.addHook("onRequest", (_req, reply, done) => {
@@ -126,14 +129,15 @@ export async function registerRoutes(
       "application/grpc",
     );
     if (length > deps.readMaxBytes && !grpc) {
-      const message = `request body is ${length} bytes; the limit is ${deps.readMaxBytes}`;
-      await reply.code(413).send({
-        code: "resource_exhausted",
-        message,
-        error: message,
-        category: "policy",
-        retryable: false,
-      });
+      await refuse(
+        req,
+        reply,
+        new PalyraError(
+          "resource_exhausted",
+          `request body is ${length} bytes; the limit is ${deps.readMaxBytes}`,
+        ),
+        BODY_TOO_LARGE,
+      );
     }
   });
 

@@ -91,6 +91,61 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
     assert.equal(res.status, 200);
   });
 
+  it("answers an unknown route with 404 in the REST error shape, the path redacted", async () => {
+    const secret = "palyra_abcdefghijkl_" + "s".repeat(43);
+    const res = await fetch(`${d.address.url}/console/v1/nope/${secret}?x=1`);
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get("x-frame-options"), "DENY");
+    const text = await res.text();
+    assert.ok(!text.includes(secret), text);
+    const body = JSON.parse(text) as Record<string, unknown>;
+    assert.deepEqual(
+      { ...body, error: typeof body.error, message: typeof body.message },
+      {
+        error: "string",
+        message: "string",
+        code: "not_found",
+        category: "not_found",
+        retryable: false,
+      },
+    );
+    assert.match(String(body.error), /^no route GET \/console\/v1\/nope\//);
+  });
+
+  it("answers an unknown method UNIMPLEMENTED over gRPC and Connect", async () => {
+    const client = new grpc.Client(
+      authority,
+      grpc.credentials.createInsecure(),
+    );
+    try {
+      const code = await new Promise<grpc.status | undefined>((resolve) =>
+        client.makeUnaryRequest(
+          "/palyra.nope.v1.Nope/Call",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.alloc(0),
+          (err) => resolve(err?.code),
+        ),
+      );
+      assert.equal(code, grpc.status.UNIMPLEMENTED);
+    } finally {
+      client.close();
+    }
+    const res = await fetch(`${d.address.url}/palyra.nope.v1.Nope/Call`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+      },
+      body: "{}",
+    });
+    assert.equal(res.status, 404);
+    assert.equal(
+      ((await res.json()) as { code: string }).code,
+      "unimplemented",
+    );
+  });
+
   it("lists all four palyra services through gRPC reflection (grpc-js bidi stream)", async () => {
     const client = grpcJsClient(ServerReflection, authority);
     try {

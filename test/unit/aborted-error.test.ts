@@ -3,7 +3,7 @@ import type { FastifyReply } from "fastify";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PalyraError } from "../../src/core/index.js";
-import { sendRestError } from "../../src/sessions/index.js";
+import { sendError } from "../../src/transport/index.js";
 
 describe("the aborted error code (a conditional write lost a race)", () => {
   it("is gRPC ABORTED", () => {
@@ -24,7 +24,7 @@ describe("the aborted error code (a conditional write lost a race)", () => {
         return reply;
       },
     };
-    sendRestError(
+    sendError(
       reply as unknown as FastifyReply,
       new PalyraError("aborted", "a concurrent change came first"),
     );

@@ -3,7 +3,11 @@ import { readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { AdminCredentialSchema } from "../../gen/palyra/store/v1/meta_pb.js";
-import { AdminTokenVerifier, bearerToken } from "../../src/auth/index.js";
+import {
+  AdminTokenVerifier,
+  bearerToken,
+  generateAdminToken,
+} from "../../src/auth/index.js";
 import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
 import { BusBridge } from "../helpers/bus-bridge.js";
 import { tempStateDir, memoryStore } from "../helpers/fixtures.js";
@@ -181,6 +185,34 @@ describe("admin token", () => {
       assert.equal(b.verifier.slowVerifications, 2);
       assert.equal(await a.verifier.verify(rotated), true);
       assert.equal(a.verifier.slowVerifications, 0);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("mints its tokens from the injected randomness and clock (first start and rotation)", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const clock = new ManualClock();
+      // Every byte 0xff: every random ULID character is the last symbol, Z.
+      const random = (size: number): Buffer => Buffer.alloc(size, 0xff);
+      const first = await AdminTokenVerifier.initialize({
+        bus: new LocalInvalidationBus(),
+        store: await memoryStore(),
+        stateDir: dir,
+        clock,
+        random,
+      });
+      assert.equal(first.generated, generateAdminToken(random, clock.now()));
+      assert.match(
+        first.generated ?? "",
+        /^palyra_admin_[0-9A-HJKMNP-TV-Z]{10}Z{16}_[0-9A-HJKMNP-TV-Z]{10}Z{16}$/,
+      );
+      clock.advance(60_000);
+      const rotated = await first.verifier.rotate();
+      assert.equal(rotated, generateAdminToken(random, clock.now()));
+      assert.notEqual(rotated, first.generated);
+      assert.equal(await first.verifier.verify(rotated), true);
     } finally {
       await cleanup();
     }

@@ -1,115 +1,49 @@
 import { create } from "@bufbuild/protobuf";
-import {
-  timestampDate,
-  timestampFromMs,
-  timestampMs,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
-import { randomBytes } from "node:crypto";
-import {
-  ApiTokenSchema,
-  type ApiToken,
-} from "../../../gen/palyra/access/v1/tokens_pb.js";
-import type { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ApiToken } from "../../../gen/palyra/access/v1/tokens_pb.js";
 import {
   ApiTokenRecordSchema,
   type ApiTokenRecord,
 } from "../../../gen/palyra/store/v1/tokens_pb.js";
-import { roleDefinition, type Principal } from "../../auth/index.js";
+import { roleDefinition, type RoleDefinition } from "../../auth/index.js";
 import {
   PalyraError,
-  type Clock,
-  type InvalidationBus,
+  cryptoRandomBytes,
+  isoOf,
+  msOf,
+  randomToken,
+  type RandomBytes,
 } from "../../core/index.js";
 import {
   ABSENT,
   retryOnConflict,
-  type Actor,
   type AuditEntry,
-  type AuditTrail,
   type Versioned,
 } from "../../store/index.js";
-import type { FlagReader } from "../feature-flags.js";
 import { LastUsedTracker, flushUses } from "./last-used.js";
 import { API_TOKEN_CHANNEL } from "./token-cache.js";
-import {
-  formatToken,
-  newTokenId,
-  newTokenSecret,
-  tokenDigest,
-  type RandomBytes,
-} from "./token-format.js";
+import { formatToken, newTokenId, tokenDigest } from "./token-format.js";
 import { TokenAuthority } from "./token-authority.js";
-import { findVisible, listRecords, type ListOptions } from "./token-listing.js";
+import { TokenViews, findVisible, type ListOptions } from "./token-listing.js";
 import {
   tokenPermissions,
+  validateCreate,
   validateGrace,
-  validateLabel,
-  validateRateLimit,
-  validateRole,
   validateScopes,
-  validateTokenPrincipal,
   validateUpdate,
-  validateWorkspaceId,
 } from "./token-rules.js";
-import type { ApiTokenStore } from "./token-store.js";
-import type { MembershipOf } from "./workspace-lookup.js";
+import type {
+  ApiTokensDeps,
+  Caller,
+  CreateTokenInput,
+  IssuedToken,
+  UpdateTokenInput,
+} from "./token-inputs.js";
 
 /** ROTATION_GRACE_FLAG must be on for RotateApiToken to keep the previous secret working. */
 export const ROTATION_GRACE_FLAG = "api_token_rotation_grace";
 
-/** WorkspaceExists tells whether a workspace id is known; injected so tokens do not depend on the workspaces code. */
-export type WorkspaceExists = (workspaceId: string) => Promise<boolean>;
-
-/** ApiTokensDeps are the manager's collaborators, injected. */
-export interface ApiTokensDeps {
-  tokens: ApiTokenStore;
-  audit: AuditTrail;
-  flags: FlagReader;
-  clock: Clock;
-  bus: InvalidationBus;
-  workspaceExists: WorkspaceExists;
-  /** Read fresh from the store: binding a token checks the principal's current membership. */
-  membershipOf: MembershipOf;
-  lastUsed?: LastUsedTracker;
-  random?: RandomBytes;
-}
-
-/** CreateTokenInput is a CreateApiToken request as the manager takes it. */
-export interface CreateTokenInput {
-  label: string;
-  principal: string;
-  role: Role;
-  scopes: readonly string[];
-  workspaceId: string;
-  expiresAt?: Timestamp | undefined;
-  rateLimitPerMinute?: number | undefined;
-}
-
-/** UpdateTokenInput is an UpdateApiToken request as the manager takes it. */
-export interface UpdateTokenInput {
-  tokenId: string;
-  label?: string | undefined;
-  scopes: readonly string[];
-  replaceScopes: boolean;
-  rateLimitPerMinute?: number | undefined;
-}
-
-/** IssuedToken is a token's public view plus the token string, which is shown once. */
-export interface IssuedToken {
-  apiToken: ApiToken;
-  token: string;
-}
-
-/** Caller is who asks for a change: the principal for permission checks, the actor for the audit log. */
-export interface Caller {
-  principal: Principal;
-  actor: Actor;
-}
-
 const target = (tokenId: string): string => `api_token:${tokenId}`;
-const iso = (t: Timestamp | undefined): string =>
-  t === undefined ? "" : timestampDate(t).toISOString();
 
 /**
  * ApiTokens manages API tokens: create, list, revoke, rotate and update.
@@ -122,62 +56,20 @@ export class ApiTokens {
   readonly lastUsed: LastUsedTracker;
   private readonly random: RandomBytes;
   private readonly authority: TokenAuthority;
+  private readonly views: TokenViews;
 
   constructor(private readonly deps: ApiTokensDeps) {
     this.lastUsed = deps.lastUsed ?? new LastUsedTracker();
-    this.random = deps.random ?? randomBytes;
+    this.random = deps.random ?? cryptoRandomBytes;
     this.authority = new TokenAuthority(deps);
-  }
-
-  /**
-   * view is a record's public face: no hashes, and the latest use, whether
-   * noted here and not yet flushed, flushed to its own key (`storedUseMs`),
-   * or kept in the record by a daemon before uses had their own key.
-   */
-  view(record: ApiTokenRecord, storedUseMs = 0): ApiToken {
-    const token = record.token ?? create(ApiTokenSchema);
-    const latest = Math.max(
-      this.lastUsed.peek(token.tokenId) ?? 0,
-      storedUseMs,
-      token.lastUsedAt === undefined ? 0 : timestampMs(token.lastUsedAt),
-    );
-    return create(ApiTokenSchema, {
-      ...token,
-      ...(latest > 0 ? { lastUsedAt: timestampFromMs(latest) } : {}),
-    });
-  }
-
-  private async viewOne(record: ApiTokenRecord): Promise<ApiToken> {
-    const use = await this.deps.tokens.lastUsedEntry(
-      record.token?.tokenId ?? "",
-    );
-    return this.view(record, use?.atMs);
+    this.views = new TokenViews(deps.tokens, this.lastUsed);
   }
 
   /** create validates a request, mints the token and stores only its hash. */
   async create(input: CreateTokenInput, caller: Caller): Promise<IssuedToken> {
-    const label = validateLabel(input.label);
-    const principal = validateTokenPrincipal(input.principal);
-    const role = validateRole(input.role);
-    const scopes = validateScopes(input.scopes, role);
-    const rate = validateRateLimit(input.rateLimitPerMinute);
     const now = this.deps.clock.now();
-    if (input.expiresAt !== undefined && timestampMs(input.expiresAt) <= now)
-      throw new PalyraError(
-        "invalid_argument",
-        "expires_at must be in the future",
-      );
-    const workspaceId =
-      input.workspaceId.trim() === ""
-        ? ""
-        : validateWorkspaceId(input.workspaceId);
-    const bound = caller.principal.workspaceId;
-    if (bound !== undefined && workspaceId !== bound) {
-      throw new PalyraError(
-        "permission_denied",
-        `a caller bound to workspace ${bound} may only create tokens bound to it`,
-      );
-    }
+    const { label, principal, role, scopes, rate, workspaceId } =
+      validateCreate(input, caller.principal, now);
     await this.authority.assertWithinCeiling(caller, role.role, "create", "");
     await this.authority.assertGrantable(
       caller,
@@ -191,7 +83,7 @@ export class ApiTokens {
     // replica taking the same id) fails the write and a new id is drawn.
     return await retryOnConflict(async () => {
       const tokenId = newTokenId(this.random);
-      const token = formatToken(tokenId, newTokenSecret(this.random));
+      const token = formatToken(tokenId, randomToken(this.random));
       const record = create(ApiTokenRecordSchema, {
         token: {
           tokenId,
@@ -221,7 +113,7 @@ export class ApiTokens {
             role: role.name,
             scopes: scopes.join(","),
             workspace_id: workspaceId,
-            expires_at: iso(input.expiresAt),
+            expires_at: isoOf(input.expiresAt),
             rate_limit_per_minute: String(rate),
           },
         },
@@ -230,39 +122,54 @@ export class ApiTokens {
           this.deps.tokens.putOp(record),
         ],
       );
-      return { apiToken: this.view(record), token };
+      return { apiToken: this.views.view(record), token };
     });
   }
 
   /** list pages through tokens in id order; a workspace-bound caller sees only its workspace's tokens. */
-  async list(
+  list(
     options: ListOptions,
     caller: Caller,
   ): Promise<{ apiTokens: ApiToken[]; nextAfterTokenId: string }> {
-    const page = await listRecords(this.deps.tokens, options, caller.principal);
-    // The page's last uses: one scan over the same id range.
-    const uses = await this.deps.tokens.lastUsedBetween(
-      page.records[0]?.token?.tokenId ?? "",
-      page.records.at(-1)?.token?.tokenId ?? "",
-    );
-    return {
-      apiTokens: page.records.map((r) =>
-        this.view(r, uses.get(r.token?.tokenId ?? "")),
-      ),
-      nextAfterTokenId: page.nextAfterTokenId,
-    };
+    return this.views.list(options, caller.principal);
   }
 
-  // A workspace-bound caller cannot see tokens of other workspaces: they are NOT_FOUND to it.
-  private async mustGet(
+  // Reads a token `caller` may `verb`, with the version its change asserts. A
+  // workspace-bound caller cannot see tokens of other workspaces: they are
+  // NOT_FOUND to it; a token above the caller's ceiling is refused.
+  private async readForChange(
     tokenId: string,
-    caller: Principal,
-  ): Promise<Versioned<ApiTokenRecord>> {
+    caller: Caller,
+    verb: "revoke" | "rotate" | "update",
+  ): Promise<Versioned<ApiTokenRecord> & { token: ApiToken }> {
     const id = tokenId.trim();
-    const entry = await findVisible(this.deps.tokens, id, caller);
-    if (entry === undefined)
+    const entry = await findVisible(this.deps.tokens, id, caller.principal);
+    if (entry?.value.token === undefined)
       throw new PalyraError("not_found", `no API token ${JSON.stringify(id)}`);
-    return entry;
+    const token = entry.value.token;
+    await this.authority.assertWithinCeiling(
+      caller,
+      token.role,
+      verb,
+      target(token.tokenId),
+    );
+    return { ...entry, token };
+  }
+
+  // The role of a token that may still be changed: neither revoked, nor
+  // expired, nor of a role this build does not know.
+  private liveRole(token: ApiToken): RoleDefinition {
+    if (token.revokedAt !== undefined)
+      throw new PalyraError("failed_precondition", "the API token was revoked");
+    if ((msOf(token.expiresAt) ?? Infinity) <= this.deps.clock.now())
+      throw new PalyraError("failed_precondition", "the API token has expired");
+    const def = roleDefinition(token.role);
+    if (def === undefined)
+      throw new PalyraError(
+        "failed_precondition",
+        "the token's role is unknown",
+      );
+    return def;
   }
 
   // Writes a changed record only if it is still the version it was read at.
@@ -283,18 +190,13 @@ export class ApiTokens {
   /** revoke stops a token at once (on every replica, through the bus); revoking twice changes nothing. */
   async revoke(tokenId: string, caller: Caller): Promise<ApiToken> {
     return await retryOnConflict(async () => {
-      const { value: record, version } = await this.mustGet(
-        tokenId,
-        caller.principal,
-      );
-      const token = record.token!;
-      await this.authority.assertWithinCeiling(
-        caller,
-        token.role,
-        "revoke",
-        target(token.tokenId),
-      );
-      if (token.revokedAt !== undefined) return await this.viewOne(record);
+      const {
+        value: record,
+        version,
+        token,
+      } = await this.readForChange(tokenId, caller, "revoke");
+      if (token.revokedAt !== undefined)
+        return await this.views.viewOne(record);
       const revoked = create(ApiTokenRecordSchema, {
         ...record,
         token: { ...token, revokedAt: timestampFromMs(this.deps.clock.now()) },
@@ -310,7 +212,7 @@ export class ApiTokens {
         revoked,
         version,
       );
-      return await this.viewOne(revoked);
+      return await this.views.viewOne(revoked);
     });
   }
 
@@ -326,17 +228,11 @@ export class ApiTokens {
   ): Promise<IssuedToken> {
     const grace = validateGrace(graceSeconds);
     return await retryOnConflict(async () => {
-      const { value: record, version } = await this.mustGet(
-        tokenId,
-        caller.principal,
-      );
-      const token = record.token!;
-      await this.authority.assertWithinCeiling(
-        caller,
-        token.role,
-        "rotate",
-        target(token.tokenId),
-      );
+      const {
+        value: record,
+        version,
+        token,
+      } = await this.readForChange(tokenId, caller, "rotate");
       if (
         grace > 0 &&
         !(await this.deps.flags.isEnabled(ROTATION_GRACE_FLAG))
@@ -346,13 +242,7 @@ export class ApiTokens {
           `a rotation grace period needs the ${ROTATION_GRACE_FLAG} feature flag; rotate with grace_seconds 0 or turn the flag on`,
         );
       }
-      this.assertLive(token);
-      const def = roleDefinition(token.role);
-      if (def === undefined)
-        throw new PalyraError(
-          "failed_precondition",
-          "the token's role is unknown",
-        );
+      const def = this.liveRole(token);
       // A rotation hands out a working secret: only to callers who could mint it.
       await this.authority.assertGrantable(
         caller,
@@ -364,7 +254,7 @@ export class ApiTokens {
         },
       );
       const now = this.deps.clock.now();
-      const fresh = formatToken(token.tokenId, newTokenSecret(this.random));
+      const fresh = formatToken(token.tokenId, randomToken(this.random));
       const rotated = create(ApiTokenRecordSchema, {
         token: {
           ...token,
@@ -388,7 +278,7 @@ export class ApiTokens {
         rotated,
         version,
       );
-      return { apiToken: await this.viewOne(rotated), token: fresh };
+      return { apiToken: await this.views.viewOne(rotated), token: fresh };
     });
   }
 
@@ -396,24 +286,12 @@ export class ApiTokens {
   async update(input: UpdateTokenInput, caller: Caller): Promise<ApiToken> {
     const { label, rate } = validateUpdate(input);
     return await retryOnConflict(async () => {
-      const { value: record, version } = await this.mustGet(
-        input.tokenId,
-        caller.principal,
-      );
-      const token = record.token!;
-      await this.authority.assertWithinCeiling(
-        caller,
-        token.role,
-        "update",
-        target(token.tokenId),
-      );
-      this.assertLive(token);
-      const def = roleDefinition(token.role);
-      if (def === undefined)
-        throw new PalyraError(
-          "failed_precondition",
-          "the token's role is unknown",
-        );
+      const {
+        value: record,
+        version,
+        token,
+      } = await this.readForChange(input.tokenId, caller, "update");
+      const def = this.liveRole(token);
       const scopes = input.replaceScopes
         ? validateScopes(input.scopes, def)
         : token.scopes;
@@ -452,18 +330,8 @@ export class ApiTokens {
         updated,
         version,
       );
-      return await this.viewOne(updated);
+      return await this.views.viewOne(updated);
     });
-  }
-
-  private assertLive(token: ApiToken): void {
-    if (token.revokedAt !== undefined)
-      throw new PalyraError("failed_precondition", "the API token was revoked");
-    if (
-      token.expiresAt !== undefined &&
-      timestampMs(token.expiresAt) <= this.deps.clock.now()
-    )
-      throw new PalyraError("failed_precondition", "the API token has expired");
   }
 
   /**

@@ -1,14 +1,18 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { CredentialResolver } from "../../auth/index.js";
-import type { Clock, InvalidationBus } from "../../core/index.js";
-import type { BackgroundTask } from "../../sessions/index.js";
+import type {
+  BackgroundTask,
+  Clock,
+  FlagReader,
+  InvalidationBus,
+  RandomBytes,
+} from "../../core/index.js";
 import type { AuditTrail, Store } from "../../store/index.js";
-import type { FlagReader } from "../feature-flags.js";
 import type { TokenHandlers } from "../handlers.js";
-import { ApiTokens, type WorkspaceExists } from "./api-tokens.js";
+import { ApiTokens } from "./api-tokens.js";
+import type { WorkspaceExists } from "./token-inputs.js";
 import { LastUsedTracker, createLastUsedFlusher } from "./last-used.js";
 import { createTokenCache } from "./token-cache.js";
-import type { RandomBytes } from "./token-format.js";
 import { TokenRateLimiter, type LimiterFactory } from "./token-rate-limiter.js";
 import { createTokenHandlers } from "./token-handlers.js";
 import { createApiTokenResolver } from "./token-resolver.js";

@@ -3,16 +3,15 @@ export {
   type ApiTokenArea,
   type ApiTokenAreaDeps,
 } from "./create-api-tokens.js";
-export {
-  ApiTokens,
-  ROTATION_GRACE_FLAG,
-  type ApiTokensDeps,
-  type Caller,
-  type CreateTokenInput,
-  type UpdateTokenInput,
-  type IssuedToken,
-  type WorkspaceExists,
-} from "./api-tokens.js";
+export { ApiTokens, ROTATION_GRACE_FLAG } from "./api-tokens.js";
+export type {
+  ApiTokensDeps,
+  Caller,
+  CreateTokenInput,
+  UpdateTokenInput,
+  IssuedToken,
+  WorkspaceExists,
+} from "./token-inputs.js";
 export {
   ApiTokenVerifier,
   verifiedToken,
@@ -24,7 +23,11 @@ export {
   API_TOKEN_CHANNEL,
   type TokenCache,
 } from "./token-cache.js";
-export { TokenRateLimiter, type LimiterFactory } from "./token-rate-limiter.js";
+export {
+  TokenRateLimiter,
+  memoryTokenLimiter,
+  type LimiterFactory,
+} from "./token-rate-limiter.js";
 export { LastUsedTracker, createLastUsedFlusher } from "./last-used.js";
 export { createApiTokenResolver } from "./token-resolver.js";
 export { createTokenHandlers } from "./token-handlers.js";
@@ -33,7 +36,6 @@ export {
   formatToken,
   parseToken,
   newTokenId,
-  newTokenSecret,
   tokenDigest,
   TOKEN_ID_LENGTH,
 } from "./token-format.js";

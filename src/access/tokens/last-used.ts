@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from "fastify";
-import type { BackgroundTask } from "../../sessions/index.js";
+import type { BackgroundTask } from "../../core/index.js";
 import { ABSENT, retryOnConflict, type WriteOp } from "../../store/index.js";
 import type { ApiTokenStore } from "./token-store.js";
 

@@ -8,7 +8,7 @@ import {
 } from "../../auth/index.js";
 import { PalyraError } from "../../core/index.js";
 import type { AuditEntry, AuditTrail } from "../../store/index.js";
-import type { Caller, WorkspaceExists } from "./api-tokens.js";
+import type { Caller, WorkspaceExists } from "./token-inputs.js";
 import { assertCallerHolds } from "./token-rules.js";
 import type { MembershipOf } from "./workspace-lookup.js";
 

@@ -1,8 +1,6 @@
 import * as nodeCrypto from "node:crypto";
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-
-/** RandomBytes is injected so tests can make token ids and secrets predictable; node:crypto by default. */
-export type RandomBytes = (size: number) => Buffer;
+import { createHash, timingSafeEqual } from "node:crypto";
+import { cryptoRandomBytes, type RandomBytes } from "../../core/index.js";
 
 /** TOKEN_ID_LENGTH is the length of a token id (its public prefix): 12 base32 characters, 60 bits. */
 export const TOKEN_ID_LENGTH = 12;
@@ -22,18 +20,13 @@ export const TOKEN_ID_PATTERN = /^[a-z2-7]{12}$/;
  * newTokenId mints a token id. It never contains "admin", so an API token can
  * never be read as, or confused with, a `palyra_admin_…` admin token.
  */
-export function newTokenId(random: RandomBytes = randomBytes): string {
+export function newTokenId(random: RandomBytes = cryptoRandomBytes): string {
   for (;;) {
     const bytes = random(TOKEN_ID_LENGTH);
     let id = "";
     for (const byte of bytes) id += ID_ALPHABET[byte & 31];
     if (!id.includes("admin")) return id;
   }
-}
-
-/** newTokenSecret returns 32 random bytes as base64url (43 characters). */
-export function newTokenSecret(random: RandomBytes = randomBytes): string {
-  return random(32).toString("base64url");
 }
 
 /** formatToken builds the string handed to the caller once: `palyra_<token_id>_<secret>`. */

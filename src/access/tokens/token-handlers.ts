@@ -10,7 +10,8 @@ import {
 import { actorOf, clientKey } from "../../auth/index.js";
 import type { TokenHandlers } from "../handlers.js";
 import { callerOf } from "../identity.js";
-import type { ApiTokens, Caller } from "./api-tokens.js";
+import type { ApiTokens } from "./api-tokens.js";
+import type { Caller } from "./token-inputs.js";
 
 function callerFrom(ctx: HandlerContext): Caller {
   const principal = callerOf(ctx);

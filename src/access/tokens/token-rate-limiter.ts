@@ -8,7 +8,8 @@ import { PalyraError } from "../../core/index.js";
 /** LimiterFactory builds a limiter allowing `points` requests per minute; a Redis-backed one for scale-out. */
 export type LimiterFactory = (points: number) => RateLimiterAbstract;
 
-const memoryLimiter: LimiterFactory = (points) =>
+/** memoryTokenLimiter is the embedded per-token limiter backend: counts kept in this process only. */
+export const memoryTokenLimiter: LimiterFactory = (points) =>
   new RateLimiterMemory({
     keyPrefix: `api-token-${points}`,
     points,
@@ -23,7 +24,7 @@ const memoryLimiter: LimiterFactory = (points) =>
 export class TokenRateLimiter {
   private readonly limiters = new Map<number, RateLimiterAbstract>();
 
-  constructor(private readonly factory: LimiterFactory = memoryLimiter) {}
+  constructor(private readonly factory: LimiterFactory = memoryTokenLimiter) {}
 
   /** consume counts one request for a token and throws RESOURCE_EXHAUSTED (with retry-after) past its limit. */
   async consume(tokenId: string, perMinute: number): Promise<void> {

@@ -7,7 +7,8 @@ import {
   type Principal,
   type RoleDefinition,
 } from "../../auth/index.js";
-import { PalyraError } from "../../core/index.js";
+import { PalyraError, msOf } from "../../core/index.js";
+import type { CreateTokenInput } from "./token-inputs.js";
 
 /** Limits and defaults of API tokens (REFERENCE.md "Rate limits and exposure", issue 6). */
 export const TOKEN_LIMITS = {
@@ -191,4 +192,45 @@ export function validateUpdate(input: {
         ? undefined
         : validateRateLimit(input.rateLimitPerMinute),
   };
+}
+
+/**
+ * validateCreate checks a CreateApiToken request before any read: its fields,
+ * an expiry in the future, and a workspace-bound caller creating tokens bound
+ * to its own workspace only.
+ */
+export function validateCreate(
+  input: CreateTokenInput,
+  caller: Principal,
+  nowMs: number,
+): {
+  label: string;
+  principal: string;
+  role: RoleDefinition;
+  scopes: string[];
+  rate: number;
+  workspaceId: string;
+} {
+  const label = validateLabel(input.label);
+  const principal = validateTokenPrincipal(input.principal);
+  const role = validateRole(input.role);
+  const scopes = validateScopes(input.scopes, role);
+  const rate = validateRateLimit(input.rateLimitPerMinute);
+  if ((msOf(input.expiresAt) ?? Infinity) <= nowMs)
+    throw new PalyraError(
+      "invalid_argument",
+      "expires_at must be in the future",
+    );
+  const workspaceId =
+    input.workspaceId.trim() === ""
+      ? ""
+      : validateWorkspaceId(input.workspaceId);
+  const bound = caller.workspaceId;
+  if (bound !== undefined && workspaceId !== bound) {
+    throw new PalyraError(
+      "permission_denied",
+      `a caller bound to workspace ${bound} may only create tokens bound to it`,
+    );
+  }
+  return { label, principal, role, scopes, rate, workspaceId };
 }

@@ -1,4 +1,3 @@
-import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuthMethod } from "../../../gen/palyra/access/v1/access_pb.js";
 import type { ApiTokenRecord } from "../../../gen/palyra/store/v1/tokens_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
@@ -9,7 +8,7 @@ import {
   type Principal,
   type Resolution,
 } from "../../auth/index.js";
-import type { Clock } from "../../core/index.js";
+import { msOf, type Clock } from "../../core/index.js";
 import type { LastUsedTracker } from "./last-used.js";
 import type { TokenCache } from "./token-cache.js";
 import { parseToken, sameDigest, tokenDigest } from "./token-format.js";
@@ -38,9 +37,6 @@ export interface VerifiedToken {
   /** Set on load: the bound workspace was deleted after the token was made. */
   readonly workspaceGone?: boolean;
 }
-
-const msOf = (t: Timestamp | undefined): number | undefined =>
-  t === undefined ? undefined : timestampMs(t);
 
 /** verifiedToken precomputes the principal and checks of a stored record. */
 export function verifiedToken(record: ApiTokenRecord): VerifiedToken {

@@ -3,14 +3,14 @@ import {
   WorkspaceSchema,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import type { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   InvalidatingCache,
+  msOf,
   type Clock,
   type InvalidationBus,
 } from "../../core/index.js";
 import type { Store } from "../../store/index.js";
-import type { WorkspaceExists } from "./api-tokens.js";
+import type { WorkspaceExists } from "./token-inputs.js";
 
 // The workspaces area keeps its records in namespace `access` under these
 // keys (workspace-store.ts); tokens read them here so as not to depend on
@@ -56,11 +56,7 @@ export function workspaceCreatedIn(store: Store): WorkspaceCreatedAt {
   const table = store.table("access", WorkspaceSchema);
   return async (workspaceId) => {
     const ws = await table.get(workspaceKey(workspaceId));
-    return ws === undefined
-      ? undefined
-      : ws.createdAt === undefined
-        ? 0
-        : timestampMs(ws.createdAt);
+    return ws === undefined ? undefined : (msOf(ws.createdAt) ?? 0);
   };
 }
 
@@ -85,7 +81,7 @@ export function membershipIn(store: Store): MembershipOf {
       ? undefined
       : {
           role: m.role,
-          createdAtMs: m.createdAt === undefined ? 0 : timestampMs(m.createdAt),
+          createdAtMs: msOf(m.createdAt) ?? 0,
         };
   };
 }

@@ -1,8 +1,5 @@
-export {
-  Workspaces,
-  type WorkspacesDeps,
-  type MembershipChange,
-} from "./workspaces.js";
+export { Workspaces, type WorkspacesDeps } from "./workspaces.js";
+export type { MembershipChange } from "./memberships.js";
 export {
   INVITATION_DEFAULT_TTL_MS,
   INVITATION_MAX_TTL_MS,

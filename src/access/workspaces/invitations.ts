@@ -1,9 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import {
-  timestampDate,
-  timestampFromMs,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ulid } from "ulid";
 import {
   InvitationSchema,
@@ -14,7 +10,14 @@ import {
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import type { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
 import { withArticle } from "../../auth/index.js";
-import { PalyraError, type Clock } from "../../core/index.js";
+import {
+  PalyraError,
+  isoOf,
+  msOf,
+  randomToken,
+  type Clock,
+  type RandomBytes,
+} from "../../core/index.js";
 import {
   retryOnConflict,
   type Actor,
@@ -22,28 +25,19 @@ import {
   type AuditTrail,
   type Versioned,
 } from "../../store/index.js";
+import { invitationCodeHash, isInvitationCode } from "./invitation-code.js";
 import {
-  invitationCodeHash,
-  isInvitationCode,
-  newInvitationCode,
-  type RandomBytes,
-} from "./invitation-code.js";
-import {
-  assertCeiling,
+  assertRoleInReach,
   invitationTarget,
-  ownerRightsNeeded,
   type Authority,
 } from "./membership-rules.js";
-import { isOwner, roleName } from "./workspace-input.js";
+import { roleName } from "./workspace-input.js";
 import type { WorkspaceStore } from "./workspace-store.js";
 
 const DAY_MS = 24 * 3600_000;
 /** INVITATION_DEFAULT_TTL_MS and INVITATION_MAX_TTL_MS bound how long a code works (7 and 30 days). */
 export const INVITATION_DEFAULT_TTL_MS = 7 * DAY_MS;
 export const INVITATION_MAX_TTL_MS = 30 * DAY_MS;
-
-const ms = (t: Timestamp | undefined): number =>
-  t === undefined ? 0 : timestampDate(t).getTime();
 
 /** InvitationDeps are what invitations share with Workspaces: its rows and two hooks. */
 export interface InvitationDeps {
@@ -74,13 +68,11 @@ export class Invitations {
     actor: Actor,
     authority: Authority,
   ): Promise<{ invitation: Invitation; code: string }> {
-    assertCeiling(
+    assertRoleInReach(
       authority,
       input.role,
       `invite ${withArticle(roleName(input.role))}`,
     );
-    if (!authority.ownerRights && isOwner(input.role))
-      throw ownerRightsNeeded();
     const now = this.deps.clock.now();
     const expiresAtMs = input.expiresAtMs ?? now + INVITATION_DEFAULT_TTL_MS;
     if (expiresAtMs <= now)
@@ -96,7 +88,7 @@ export class Invitations {
     }
     return await retryOnConflict(async () => {
       const read = await this.deps.mustGet(input.workspaceId);
-      const code = newInvitationCode(this.deps.random);
+      const code = randomToken(this.deps.random);
       const invitation = create(InvitationSchema, {
         invitationId: ulid(now),
         workspaceId: input.workspaceId,
@@ -196,14 +188,14 @@ export class Invitations {
         );
       }
       const now = this.deps.clock.now();
-      if (now >= ms(invitation.expiresAt)) {
+      if (now >= (msOf(invitation.expiresAt) ?? 0)) {
         await this.refuseAccept(actor, invitation.invitationId, {
           ...refusal,
           reason: "expired",
         });
         throw new PalyraError(
           "failed_precondition",
-          `this invitation expired at ${new Date(ms(invitation.expiresAt)).toISOString()}; ask for a new one`,
+          `this invitation expired at ${isoOf(invitation.expiresAt)}; ask for a new one`,
         );
       }
       const read = await this.deps.mustGet(invitation.workspaceId);

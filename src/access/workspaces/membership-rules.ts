@@ -28,6 +28,19 @@ export function assertCeiling(
     throw ceilingDenied(authority.role, action);
 }
 
+/**
+ * assertRoleInReach refuses acting on a member or invitation of `role` above
+ * the caller's own, or of the Owner role without `ownerRights`.
+ */
+export function assertRoleInReach(
+  authority: Authority,
+  role: Role,
+  action: string,
+): void {
+  assertCeiling(authority, role, action);
+  if (!authority.ownerRights && role === Role.OWNER) throw ownerRightsNeeded();
+}
+
 /** ownerRightsNeeded is the refusal when a caller without workspace.manage touches the Owner role. */
 export function ownerRightsNeeded(): PalyraError {
   return new PalyraError(

@@ -8,17 +8,14 @@ import {
   type Workspace,
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
-import { withArticle } from "../../auth/index.js";
 import {
   PalyraError,
   type Clock,
   type InvalidationBus,
+  type RandomBytes,
 } from "../../core/index.js";
 import { API_TOKEN_CHANNEL } from "../tokens/token-cache.js";
-import {
-  MEMBERSHIP_CHANNEL,
-  membershipCacheKey,
-} from "../tokens/workspace-lookup.js";
+import { MEMBERSHIP_CHANNEL } from "../tokens/workspace-lookup.js";
 import {
   retryOnConflict,
   type Actor,
@@ -26,16 +23,9 @@ import {
   type Store,
   type Versioned,
 } from "../../store/index.js";
-import type { RandomBytes } from "./invitation-code.js";
 import { Invitations } from "./invitations.js";
-import {
-  assertCeiling,
-  memberTarget,
-  ownerRightsNeeded,
-  workspaceTarget,
-  type Authority,
-} from "./membership-rules.js";
-import { isOwner, roleName } from "./workspace-input.js";
+import { workspaceTarget, type Authority } from "./membership-rules.js";
+import { Memberships, type MembershipChange } from "./memberships.js";
 import { WorkspaceStore } from "./workspace-store.js";
 
 /** WorkspacesDeps are injected: the store, the audit trail every write goes through, time and randomness. */
@@ -46,13 +36,6 @@ export interface WorkspacesDeps {
   random?: RandomBytes;
   /** Told when a workspace or a membership changes, so caches of tokens bound to it re-check (on every replica). */
   bus: InvalidationBus;
-}
-
-/** Inputs arrive normalised and validated (workspace-input.ts); Workspaces checks state, not syntax. */
-export interface MembershipChange {
-  workspaceId: string;
-  principal: string;
-  role: Role;
 }
 
 /**
@@ -68,6 +51,7 @@ export class Workspaces {
   private readonly audit: AuditTrail;
   private readonly clock: Clock;
   private readonly bus: InvalidationBus;
+  private readonly members: Memberships;
   private readonly invitations: Invitations;
 
   constructor(deps: WorkspacesDeps) {
@@ -75,14 +59,23 @@ export class Workspaces {
     this.rows = new WorkspaceStore(deps.store);
     this.audit = deps.audit;
     this.clock = deps.clock;
+    const mustGet = (workspaceId: string): Promise<Versioned<Workspace>> =>
+      this.mustGetEntry(workspaceId);
+    this.members = new Memberships({
+      rows: this.rows,
+      audit: deps.audit,
+      clock: deps.clock,
+      bus: deps.bus,
+      mustGet,
+    });
     this.invitations = new Invitations({
       rows: this.rows,
       audit: deps.audit,
       clock: deps.clock,
       random: deps.random,
-      mustGet: (workspaceId) => this.mustGetEntry(workspaceId),
+      mustGet,
       membershipChanged: (workspaceId, principal) =>
-        this.membershipChanged(workspaceId, principal),
+        this.members.changed(workspaceId, principal),
     });
   }
 
@@ -196,140 +189,25 @@ export class Workspaces {
   }
 
   /**
-   * setMembership adds a member or changes its role; the last Owner cannot be
-   * demoted. The caller may grant only roles up to its own and change only
-   * members at most its own role; granting or taking away Owner also needs
-   * `ownerRights` (workspace.manage), so an Admin cannot promote itself past
-   * Admin. The member's workspace-bound tokens follow on their next call.
+   * setMembership adds a member or changes its role, within the caller's
+   * authority and never demoting the last Owner (see Memberships.set).
    */
-  async setMembership(
+  setMembership(
     change: MembershipChange,
     actor: Actor,
     authority: Authority,
   ): Promise<Membership> {
-    assertCeiling(
-      authority,
-      change.role,
-      `grant the ${roleName(change.role)} role`,
-    );
-    const membership = await retryOnConflict(async () => {
-      const read = await this.mustGetEntry(change.workspaceId);
-      const existing = await this.rows.membership(
-        change.workspaceId,
-        change.principal,
-      );
-      if (existing !== undefined)
-        assertCeiling(
-          authority,
-          existing.role,
-          `change ${withArticle(roleName(existing.role))}'s membership`,
-        );
-      if (
-        !authority.ownerRights &&
-        (isOwner(change.role) ||
-          (existing !== undefined && isOwner(existing.role)))
-      ) {
-        throw ownerRightsNeeded();
-      }
-      if (
-        existing !== undefined &&
-        isOwner(existing.role) &&
-        !isOwner(change.role)
-      ) {
-        await this.assertAnotherOwner(
-          change.workspaceId,
-          change.principal,
-          "demote",
-        );
-      }
-      const now = timestampFromMs(this.clock.now());
-      const membership = create(MembershipSchema, {
-        workspaceId: change.workspaceId,
-        principal: change.principal,
-        role: change.role,
-        createdAt: existing?.createdAt ?? now,
-        updatedAt: now,
-      });
-      await this.audit.commit(
-        actor,
-        {
-          action: "membership.set",
-          target: memberTarget(change.workspaceId, change.principal),
-          outcome: "success",
-          details: {
-            role: roleName(change.role),
-            ...(existing === undefined
-              ? {}
-              : {
-                  previous_role: roleName(existing.role),
-                  // Tokens bound to the workspace act as at most the member's role.
-                  bound_tokens: `at most ${roleName(change.role)}`,
-                }),
-          },
-        },
-        [...this.rows.guardOps(read), this.rows.putMembershipOp(membership)],
-      );
-      return membership;
-    });
-    await this.membershipChanged(change.workspaceId, change.principal);
-    return membership;
+    return this.members.set(change, actor, authority);
   }
 
-  // After the commit, so a verifier that reads in between cannot cache the old role over it.
-  private async membershipChanged(
-    workspaceId: string,
-    principal: string,
-  ): Promise<void> {
-    await this.bus.publish(
-      MEMBERSHIP_CHANNEL,
-      membershipCacheKey(workspaceId, principal),
-    );
-  }
-
-  /**
-   * removeMembership removes a member; the last Owner cannot be removed, a
-   * member above the caller's role cannot be removed, and removing an Owner
-   * needs `ownerRights`. The member's workspace-bound tokens stop at once.
-   */
-  async removeMembership(
+  /** removeMembership removes a member, never the last Owner (see Memberships.remove). */
+  removeMembership(
     workspaceId: string,
     principal: string,
     actor: Actor,
     authority: Authority,
   ): Promise<void> {
-    await retryOnConflict(async () => {
-      const read = await this.mustGetEntry(workspaceId);
-      const existing = await this.rows.membership(workspaceId, principal);
-      if (existing === undefined) {
-        throw new PalyraError(
-          "not_found",
-          `"${principal}" is not a member of workspace "${workspaceId}"`,
-        );
-      }
-      assertCeiling(
-        authority,
-        existing.role,
-        `remove ${withArticle(roleName(existing.role))}`,
-      );
-      if (!authority.ownerRights && isOwner(existing.role))
-        throw ownerRightsNeeded();
-      if (isOwner(existing.role))
-        await this.assertAnotherOwner(workspaceId, principal, "remove");
-      await this.audit.commit(
-        actor,
-        {
-          action: "membership.remove",
-          target: memberTarget(workspaceId, principal),
-          outcome: "success",
-          details: { role: roleName(existing.role), bound_tokens: "stopped" },
-        },
-        [
-          ...this.rows.guardOps(read),
-          this.rows.delMembershipOp(workspaceId, principal),
-        ],
-      );
-    });
-    await this.membershipChanged(workspaceId, principal);
+    return this.members.remove(workspaceId, principal, actor, authority);
   }
 
   /** createInvitation mints a one-time code that joins the workspace with `role` (see Invitations.create). */
@@ -348,22 +226,6 @@ export class Workspaces {
     onlyWorkspace?: string,
   ): Promise<Membership> {
     return this.invitations.accept(code, actor, onlyWorkspace);
-  }
-
-  private async assertAnotherOwner(
-    workspaceId: string,
-    principal: string,
-    verb: "remove" | "demote",
-  ): Promise<void> {
-    const owners = (await this.rows.members(workspaceId)).filter(
-      (m) => isOwner(m.role) && m.principal !== principal,
-    );
-    if (owners.length === 0) {
-      throw new PalyraError(
-        "failed_precondition",
-        `cannot ${verb} "${principal}": it is the last Owner of workspace "${workspaceId}"; make another member Owner first`,
-      );
-    }
   }
 }
 

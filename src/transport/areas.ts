@@ -1,0 +1,203 @@
+import type { Logger } from "pino";
+import { randomUUID } from "node:crypto";
+import {
+  AuditLog,
+  FeatureFlags,
+  Workspaces,
+  createAccessService,
+  createApiTokens,
+  createAuditHandlers,
+  createFlagHandlers,
+  createIdentityHandlers,
+  createWorkspaceHandlers,
+} from "../access/index.js";
+import {
+  AccessGate,
+  AdminTokenVerifier,
+  Authenticator,
+  RateLimits,
+  createAdminTokenResolver,
+  type AccessRules,
+} from "../auth/index.js";
+import type { PalyraConfig } from "../config/index.js";
+import type { BackgroundTask, Clock, InvalidationBus } from "../core/index.js";
+import {
+  SessionApi,
+  SessionManager,
+  createSessionResolver,
+  createSessionSweeper,
+  SWEEP_LEASE,
+} from "../sessions/index.js";
+import { SessionService } from "../../gen/palyra/session/v1/session_pb.js";
+import { createProfiles, type FetchLike } from "../profiles/index.js";
+import { Leases, SingletonLease, type Store } from "../store/index.js";
+import { Vault } from "../vault/index.js";
+import { rateLimitSettings, type Backends } from "./backends.js";
+import type { RouteDeps } from "./routes.js";
+
+// Sessions past their expiry are purged this often, by one replica at a time.
+const SWEEP_MS = 5 * 60_000;
+
+/** WiringInputs are what every area is built over: config, time, logs and the shared backends. */
+export interface WiringInputs {
+  config: PalyraConfig;
+  clock: Clock;
+  log: Logger;
+  store: Store;
+  bus: InvalidationBus;
+  backends: Backends;
+  rules: AccessRules;
+  fetch: FetchLike;
+}
+
+/** WiredAreas are the services for the routes and the tasks for the lifecycle. */
+export interface WiredAreas {
+  routes: Pick<RouteDeps, "access" | "auth" | "sessions">;
+  adminToken: { generated: string | undefined; file: string | undefined };
+  streamingTasks: BackgroundTask[];
+  tasks: BackgroundTask[];
+}
+
+/**
+ * wireAreas builds every area's services over the shared store and bus, in
+ * the order of their dependencies, so buildServer only assembles the app.
+ */
+export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
+  const { config, clock, log, store, bus, backends } = inputs;
+  const cacheTtlMs = config.cache.ttl_seconds * 1000;
+  // Names this process when it holds a singleton task's lease.
+  const replicaId = randomUUID();
+  const admin = await AdminTokenVerifier.initialize({
+    store,
+    stateDir: config.stateDir,
+    configured: config.admin.token,
+    clock,
+    bus,
+    cacheTtlMs,
+  });
+  const audit = new AuditLog(store, clock);
+  const limits = new RateLimits(
+    rateLimitSettings(config),
+    backends.createRateLimiters(config),
+    audit,
+  );
+  const flags = new FeatureFlags(store, audit, clock, bus, cacheTtlMs);
+  const apiTokens = createApiTokens({
+    store,
+    audit,
+    flags,
+    clock,
+    bus,
+    cacheTtlMs,
+    log,
+    limiterFactory: backends.createTokenLimiter(config),
+  });
+  const sessions = new SessionManager({
+    store,
+    admin: admin.verifier,
+    failures: limits,
+    audit,
+    bus,
+    clock,
+    cacheTtlMs,
+    settings: {
+      idleMs: config.console.idle_timeout_seconds * 1000,
+      absoluteMs: config.console.absolute_lifetime_seconds * 1000,
+      handoffTtlMs: 60_000,
+      touchIntervalMs: 60_000,
+    },
+  });
+  const authenticator = new Authenticator(
+    [
+      // API tokens first: only `palyra_<id>_<secret>` strings enter it (never
+      // `palyra_admin_…`), and the first rejection is what the caller reads,
+      // so a revoked or expired API token is reported as such.
+      apiTokens.resolver,
+      createAdminTokenResolver(admin.verifier),
+      createSessionResolver(
+        sessions,
+        {
+          allowedOrigins: new Set(config.console.allowed_origins),
+          allowedHosts: config.allowedHosts,
+        },
+        clock,
+      ),
+    ],
+    config.admin.require_auth,
+    limits,
+  );
+  const gate = new AccessGate({
+    rules: inputs.rules,
+    authenticator,
+    limits,
+    limitedServices: new Set([SessionService.typeName]),
+  });
+  const vault = await Vault.open({
+    store,
+    stateDir: config.stateDir,
+    passphrase: config.vault.passphrase,
+    clock,
+    bus,
+    cacheTtlMs,
+  });
+  const profiles = createProfiles({
+    store,
+    vault,
+    clock,
+    fetch: inputs.fetch,
+    log,
+    bus,
+    cacheTtlMs,
+    audit,
+    defaultProfileId: config.model_provider.auth_profile_id,
+    replicaId,
+  });
+  return {
+    routes: {
+      access: createAccessService({
+        identity: createIdentityHandlers(),
+        flags: createFlagHandlers(flags),
+        tokens: apiTokens.handlers,
+        workspaces: createWorkspaceHandlers(
+          new Workspaces({ store, audit, clock, bus }),
+        ),
+        audit: createAuditHandlers(audit),
+      }),
+      auth: profiles.service,
+      sessions: {
+        api: new SessionApi(
+          sessions,
+          config.console.idle_timeout_seconds,
+          flags,
+        ),
+        gate,
+        config,
+      },
+    },
+    adminToken: { generated: admin.generated, file: admin.tokenFile },
+    // The refresh scheduler; closing profiles also ends health watch streams.
+    streamingTasks: [
+      { start: () => profiles.scheduler.start(), stop: () => profiles.close() },
+    ],
+    tasks: [
+      createSessionSweeper(
+        sessions,
+        SWEEP_MS,
+        log,
+        new SingletonLease(
+          new Leases(store, clock),
+          SWEEP_LEASE,
+          replicaId,
+          3 * SWEEP_MS,
+        ),
+      ),
+      apiTokens.task,
+      // On close the vault stops following key rotations, after a key
+      // retirement in flight has finished while the store is still open.
+      {
+        start: () => undefined,
+        stop: () => vault.settled().then(() => vault.close()),
+      },
+    ],
+  };
+}
