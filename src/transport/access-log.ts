@@ -15,6 +15,7 @@ import {
 import pino from "pino";
 import { callerOf } from "../auth/index.js";
 import { requestPath } from "./logger.js";
+import { onResponseErrors } from "./response-errors.js";
 
 /** AccessLogMode is config `log.access`: a line for every request, for failed ones only, or none. */
 export type AccessLogMode = "all" | "errors" | "off";
@@ -60,31 +61,14 @@ export class AccessLogController extends LogController {
  * from a good one. It goes outermost, to see errors as the mapper left them.
  */
 export function createRpcOutcomeInterceptor(): Interceptor {
-  // Interceptors are applied per call: try/catch instead of a `.catch` with a
-  // closure keeps the happy path to one async frame and no extra promise.
-  return (next) => async (req) => {
-    let res;
-    try {
-      res = await next(req);
-    } catch (e) {
-      req.contextValues.set(rpcCodeKey, ConnectError.from(e).code);
-      throw e;
-    }
-    if (!res.stream) return res;
-    const inner = res.message;
-    const values = req.contextValues;
-    return {
-      ...res,
-      message: (async function* () {
-        try {
-          yield* inner;
-        } catch (e) {
-          values.set(rpcCodeKey, ConnectError.from(e).code);
-          throw e;
-        }
-      })(),
-    };
-  };
+  return (next) => (req) =>
+    onResponseErrors(
+      () => next(req),
+      (e) => {
+        req.contextValues.set(rpcCodeKey, ConnectError.from(e).code);
+        throw e;
+      },
+    );
 }
 
 const INFO = pino.levels.values.info ?? 30;

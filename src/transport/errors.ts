@@ -15,6 +15,7 @@ import {
   wireProtocolOf,
 } from "./error-mapper.js";
 import { requestPath } from "./logger.js";
+import { onResponseErrors } from "./response-errors.js";
 
 /**
  * createErrorInterceptor is the outermost interceptor: errors are mapped once,
@@ -46,24 +47,12 @@ export function createErrorInterceptor(
             sensitiveValues(req.method.input, req.message),
             redact(req.method.input, req.message),
           );
-    try {
-      const res = await next(request);
-      if (!res.stream) return res;
-      // Errors of a streaming response surface while its messages are read.
-      const inner = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* inner;
-          } catch (e) {
-            throw fail(e);
-          }
-        })(),
-      };
-    } catch (e) {
-      throw fail(e);
-    }
+    return await onResponseErrors(
+      () => next(request),
+      (e) => {
+        throw fail(e);
+      },
+    );
   };
 }
 
