@@ -8,7 +8,7 @@ import {
   type Clock,
   type ErrorCode,
 } from "../../src/core/index.js";
-import { LevelBackend, Store } from "../../src/store/index.js";
+import { LevelBackend, Store, type Namespace } from "../../src/store/index.js";
 
 /** LogCapture collects every log line a test daemon writes, to search for planted secrets. */
 export class LogCapture extends Writable {
@@ -77,4 +77,33 @@ export async function replicaStores(clock?: Clock): Promise<[Store, Store]> {
     await Store.fromBackend(new LevelBackend(db), clock),
     await Store.fromBackend(new LevelBackend(db), clock),
   ];
+}
+
+/**
+ * ReadGateBackend holds reads of `ns`/`keyPrefix*` after they have read, while
+ * `gate` is set, so a test can land a change between a read and the caching
+ * of what it read.
+ */
+export class ReadGateBackend extends LevelBackend {
+  gate: Promise<void> | undefined;
+  constructor(
+    db: ConstructorParameters<typeof LevelBackend>[0],
+    private readonly ns: Namespace,
+    private readonly keyPrefix: string,
+  ) {
+    super(db);
+  }
+  override async get(
+    ns: Namespace,
+    key: string,
+  ): Promise<Uint8Array | undefined> {
+    const value = await super.get(ns, key);
+    if (
+      ns === this.ns &&
+      key.startsWith(this.keyPrefix) &&
+      this.gate !== undefined
+    )
+      await this.gate;
+    return value;
+  }
 }

@@ -8,7 +8,8 @@ import {
   LocalInvalidationBus,
   ManualClock,
 } from "../../src/core/index.js";
-import { LevelBackend, Store, type Namespace } from "../../src/store/index.js";
+import { LevelBackend, Store } from "../../src/store/index.js";
+import { ReadGateBackend } from "../helpers/fixtures.js";
 import { BusBridge } from "../helpers/bus-bridge.js";
 
 const actor = { principal: "admin:local", clientIp: "127.0.0.1" };
@@ -25,20 +26,6 @@ function cacheOn(
     ttlMs,
   });
   return { cache, bus, clock };
-}
-
-/** GatedBackend holds reads of access/flag/* after they have read, so a change can land in between. */
-class GatedBackend extends LevelBackend {
-  gate: Promise<void> | undefined;
-  override async get(
-    ns: Namespace,
-    key: string,
-  ): Promise<Uint8Array | undefined> {
-    const value = await super.get(ns, key);
-    if (ns === "access" && key.startsWith("flag/") && this.gate !== undefined)
-      await this.gate;
-    return value;
-  }
 }
 
 describe("InvalidatingCache", () => {
@@ -150,11 +137,13 @@ describe("feature flags on InvalidatingCache", () => {
   }
 
   it("does not cache a load that a change overtook (even in one process)", async () => {
-    const backend = new GatedBackend(
+    const backend = new ReadGateBackend(
       new MemoryLevel<string, Uint8Array>({
         keyEncoding: "utf8",
         valueEncoding: "view",
       }),
+      "access",
+      "flag/",
     );
     const { flags } = await flagsOn(backend);
     let open!: () => void;

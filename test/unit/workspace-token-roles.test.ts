@@ -16,36 +16,14 @@ import {
 import { cachedMemberships } from "../../src/access/tokens/workspace-lookup.js";
 import { adminPrincipal, type Principal } from "../../src/auth/index.js";
 import { LocalInvalidationBus, ManualClock } from "../../src/core/index.js";
-import {
-  LevelBackend,
-  Store,
-  type KvBackend,
-  type Namespace,
-} from "../../src/store/index.js";
-import { palyraError } from "../helpers/fixtures.js";
+import { LevelBackend, Store, type KvBackend } from "../../src/store/index.js";
+import { ReadGateBackend, palyraError } from "../helpers/fixtures.js";
 
 const actor = { principal: "admin:local", clientIp: "127.0.0.1" };
 const admin = {
   principal: adminPrincipal("admin:local", AuthMethod.ADMIN_TOKEN),
   actor,
 };
-
-/**
- * GatedBackend holds membership reads after they have read, so a test can
- * land a change between a read and the caching of what it read.
- */
-class GatedBackend extends LevelBackend {
-  gate: Promise<void> | undefined;
-  override async get(
-    ns: Namespace,
-    key: string,
-  ): Promise<Uint8Array | undefined> {
-    const value = await super.get(ns, key);
-    if (ns === "access" && key.startsWith("wsm/") && this.gate !== undefined)
-      await this.gate;
-    return value;
-  }
-}
 
 async function setup(backend?: KvBackend) {
   const clock = new ManualClock();
@@ -148,7 +126,7 @@ describe("workspace membership roles on workspace-bound tokens", () => {
   });
 
   it("does not cache a membership read over a change that landed during the read", async () => {
-    const backend = new GatedBackend(memoryLevel());
+    const backend = new ReadGateBackend(memoryLevel(), "access", "wsm/");
     const { clock, store, bus, workspaces } = await setup(backend);
     await workspaces.setMembership(
       { workspaceId: "ws", principal: "user:alice", role: Role.OWNER },
