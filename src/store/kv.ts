@@ -76,8 +76,20 @@ export interface KvStats {
   aborts: number;
 }
 
+/** BackendInfo names a backend for the posture report and /readyz; it never holds a password. */
+export interface BackendInfo {
+  /** level (LevelDB or memory-level) or postgres. */
+  kind: "level" | "postgres";
+  /** Where the data is: a directory, "memory", or a URL without its password. */
+  location: string;
+}
+
 /** KvBackend is the minimal ordered key-value store the daemon needs. */
 export interface KvBackend {
+  /** info names the backend (no secrets). */
+  readonly info: BackendInfo;
+  /** ping resolves when the backend answers, and rejects with `unavailable` when it does not. */
+  ping(): Promise<void>;
   /** get reads one value, or undefined when the key is absent. */
   get(ns: Namespace, key: string): Promise<Uint8Array | undefined>;
   /** getEntry reads one value with its version, for a later `check`. */

@@ -1,6 +1,7 @@
 import type { AbstractLevel, AbstractSublevel } from "abstract-level";
 import { PalyraError } from "../core/index.js";
 import type {
+  BackendInfo,
   Entry,
   KvBackend,
   KvStats,
@@ -53,6 +54,7 @@ export class LevelBackend implements KvBackend {
     private readonly db: AnyLevel,
     private readonly sync = false,
     private readonly onClose: () => void = () => undefined,
+    readonly info: BackendInfo = { kind: "level", location: "memory" },
   ) {
     const options = { keyEncoding: "utf8", valueEncoding: "view" } as const;
     this.subs = new Map(
@@ -163,6 +165,14 @@ export class LevelBackend implements KvBackend {
       );
       return next;
     });
+  }
+
+  /** ping answers while the database is open (an embedded database has no link to lose). */
+  ping(): Promise<void> {
+    if (this.db.status === "open") return Promise.resolve();
+    return Promise.reject(
+      new PalyraError("unavailable", `the store is ${this.db.status}`),
+    );
   }
 
   /** close closes the database and releases its lock. */

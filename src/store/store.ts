@@ -6,7 +6,7 @@ import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { SchemaInfoSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import { PalyraError, systemClock, type Clock } from "../core/index.js";
-import type { KvBackend, Namespace, WriteOp } from "./kv.js";
+import type { BackendInfo, KvBackend, Namespace, WriteOp } from "./kv.js";
 import { LevelBackend } from "./level-backend.js";
 import { Table } from "./table.js";
 import { decodeCounter } from "./value-format.js";
@@ -87,6 +87,16 @@ export class Store {
     return this.kv.stats;
   }
 
+  /** backend names the backend (kind and location, no secrets) for posture and readiness. */
+  get backend(): BackendInfo {
+    return this.kv.info;
+  }
+
+  /** ping resolves when the backend answers (the /readyz probe). */
+  ping(): Promise<void> {
+    return this.kv.ping();
+  }
+
   /** close flushes and releases the store. */
   async close(): Promise<void> {
     await this.kv.close();
@@ -144,7 +154,10 @@ async function openLevel(path: string, sync: boolean): Promise<KvBackend> {
     });
   }
   openInThisProcess.add(key);
-  return new LevelBackend(db, sync, () => openInThisProcess.delete(key));
+  return new LevelBackend(db, sync, () => openInThisProcess.delete(key), {
+    kind: "level",
+    location: key,
+  });
 }
 
 function lockHeld(path: string, cause?: unknown): PalyraError {

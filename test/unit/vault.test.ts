@@ -60,6 +60,12 @@ class HookedBackend implements KvBackend {
   get stats(): KvBackend["stats"] {
     return this.inner.stats;
   }
+  get info(): KvBackend["info"] {
+    return this.inner.info;
+  }
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
   get(ns: Namespace, key: string): Promise<Uint8Array | undefined> {
     return this.inner.get(ns, key);
   }
