@@ -172,6 +172,17 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    profiles: z
+      .object({
+        /**
+         * Longest wait between two sweeps of the OAuth refresh scheduler. Each
+         * sweep renews the scheduler's lease, which lives three sweeps: with
+         * several replicas, a crashed holder is replaced after that long.
+         */
+        refresh_sweep_seconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .strict()
+      .prefault({}),
     model_provider: z
       .object({
         /** The auth profile a run uses when its agent has no profile of its own; no default. */
@@ -202,6 +213,12 @@ export const envBindings = [
     env: "PALYRA_ADMIN_REQUIRE_AUTH",
     key: "admin.require_auth",
     type: "boolean",
+  },
+  { env: "PALYRA_CACHE_TTL_SECONDS", key: "cache.ttl_seconds", type: "number" },
+  {
+    env: "PALYRA_PROFILES_REFRESH_SWEEP_SECONDS",
+    key: "profiles.refresh_sweep_seconds",
+    type: "number",
   },
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },
   { env: "PALYRA_LOG_FORMAT", key: "log.format", type: "string" },

@@ -151,6 +151,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     audit,
     defaultProfileId: config.model_provider.auth_profile_id,
     replicaId,
+    schedulerMaxSleepMs: config.profiles.refresh_sweep_seconds * 1000,
   });
   return {
     routes: {

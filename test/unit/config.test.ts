@@ -99,6 +99,19 @@ describe("config", () => {
         /must be true or false/,
       );
       await assert.rejects(
+        loadConfig({ stateDir: dir }, { PALYRA_CACHE_TTL_SECONDS: "30s" }),
+        /PALYRA_CACHE_TTL_SECONDS must be a number, got "30s"/,
+      );
+      const tuned = await loadConfig(
+        { stateDir: dir },
+        {
+          PALYRA_CACHE_TTL_SECONDS: "5",
+          PALYRA_PROFILES_REFRESH_SWEEP_SECONDS: "2",
+        },
+      );
+      assert.equal(tuned.cache.ttl_seconds, 5);
+      assert.equal(tuned.profiles.refresh_sweep_seconds, 2);
+      await assert.rejects(
         loadConfig({ stateDir: dir, config: join(dir, "missing.toml") }, {}),
         /does not exist/,
       );
