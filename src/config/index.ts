@@ -13,3 +13,9 @@ export {
   type ListenAddress,
 } from "./listen-address.js";
 export { allowedHosts, normalizeHost, LOOPBACK_HOSTS } from "./hosts.js";
+export {
+  parseStoreUrl,
+  storeUrlProblem,
+  STORE_URL_FORMS,
+  type StoreTarget,
+} from "./store-url.js";

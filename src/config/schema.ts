@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isHostName, isTrustedProxyEntry } from "./hosts.js";
 import { parseListenAddress } from "./listen-address.js";
+import { STORE_URL_FORMS, storeUrlProblem } from "./store-url.js";
 
 /**
  * The palyra.toml schema. Every default is declared here, next to its key, and
@@ -190,6 +191,31 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    store: z
+      .object({
+        /**
+         * Where the store lives. Unset or "level:" = LevelDB in <state-dir>/db
+         * (one process); "level:<dir>" = LevelDB there (relative to the state
+         * dir); "postgres://user:pass@host:5432/db" = PostgreSQL shared by
+         * every replica. Prefer PALYRA_STORE_URL when it holds a password.
+         */
+        url: z
+          .string()
+          .refine((s) => storeUrlProblem(s) === undefined, {
+            message: STORE_URL_FORMS,
+          })
+          .optional(),
+        /** PostgreSQL schema of the store's tables (created when missing); ignored for LevelDB. Same rule as isPgSchemaName (src/store). */
+        schema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, {
+            message:
+              "expected a plain PostgreSQL name: lowercase letters, digits and _, at most 63, not starting with a digit",
+          })
+          .default("palyra"),
+      })
+      .strict()
+      .prefault({}),
     vault: z
       .object({
         /** Derives the vault key with argon2id instead of <state-dir>/vault.key. Prefer PALYRA_VAULT_PASSPHRASE. */
@@ -223,6 +249,8 @@ export const envBindings = [
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },
   { env: "PALYRA_LOG_FORMAT", key: "log.format", type: "string" },
   { env: "PALYRA_LOG_ACCESS", key: "log.access", type: "string" },
+  { env: "PALYRA_STORE_URL", key: "store.url", type: "string" },
+  { env: "PALYRA_STORE_SCHEMA", key: "store.schema", type: "string" },
   {
     env: "PALYRA_VAULT_PASSPHRASE",
     key: "vault.passphrase",

@@ -19,3 +19,9 @@ export type {
   AuditOutcomeName,
   Actor,
 } from "./audit-trail.js";
+export { PostgresBackend, type PostgresOptions } from "./pg-backend.js";
+export {
+  DEFAULT_PG_SCHEMA,
+  PG_LAYOUT_VERSION,
+  isPgSchemaName,
+} from "./pg-schema.js";

@@ -4,13 +4,13 @@ import {
   type RateLimitSettings,
   type RateLimiters,
 } from "../auth/index.js";
-import type { PalyraConfig } from "../config/index.js";
+import { parseStoreUrl, type PalyraConfig } from "../config/index.js";
 import {
   LocalInvalidationBus,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import { Store } from "../store/index.js";
+import { PostgresBackend, Store } from "../store/index.js";
 
 /**
  * Backends build what several replicas would share: the store, the cache
@@ -46,10 +46,30 @@ export function rateLimitSettings(config: PalyraConfig): RateLimitSettings {
  * them, which is why they are the default only for a single process.
  */
 export const embeddedBackends: Backends = {
-  openStore: (config, clock) =>
-    Store.open({ path: `${config.stateDir}/db`, clock }),
+  openStore: (config, clock) => openConfiguredStore(config, clock),
   createBus: () => new LocalInvalidationBus(),
   createRateLimiters: (config) =>
     createMemoryRateLimiters(rateLimitSettings(config)),
   createTokenLimiter: () => memoryTokenLimiter,
 };
+
+/**
+ * openConfiguredStore opens the store `store.url` names: LevelDB (the
+ * default, under the state dir) or PostgreSQL shared by every replica. The
+ * services get the same Store either way.
+ */
+export async function openConfiguredStore(
+  config: PalyraConfig,
+  clock: Clock,
+): Promise<Store> {
+  const target = parseStoreUrl(config.store.url, config.stateDir);
+  if (target.kind === "level")
+    return await Store.open({ path: target.path, clock });
+  return await Store.fromBackend(
+    await PostgresBackend.open({
+      url: target.url,
+      schema: config.store.schema,
+    }),
+    clock,
+  );
+}
