@@ -13,3 +13,4 @@ export {
   type ListenAddress,
 } from "./listen-address.js";
 export { allowedHosts, normalizeHost, LOOPBACK_HOSTS } from "./hosts.js";
+export { replicaIdOf } from "./replica-id.js";
