@@ -11,6 +11,7 @@ export {
   type Backends,
   type BackendContext,
 } from "./backends.js";
+export { createReadinessProbe, type Readiness } from "./readiness.js";
 export {
   palyraServices,
   standardServices,
