@@ -19,3 +19,4 @@ export {
   STORE_URL_FORMS,
   type StoreTarget,
 } from "./store-url.js";
+export { replicaIdOf } from "./replica-id.js";

@@ -69,6 +69,18 @@ export const fileSchema = z
           .default(10_000),
         /** Open connections accepted at once; further ones are closed on accept. */
         max_connections: z.number().int().min(1).max(1_000_000).default(1024),
+        /**
+         * Names this replica in the posture report and as the holder of
+         * singleton leases; must differ between replicas. Default: the host
+         * name plus a short random suffix chosen at each start.
+         */
+        replica_id: z
+          .string()
+          .regex(/^[A-Za-z0-9._:-]{1,128}$/, {
+            message:
+              'expected 1..128 letters, digits or "._:-", e.g. "palyra-a"',
+          })
+          .optional(),
       })
       .strict()
       .prefault({}),
@@ -223,6 +235,32 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    redis: z
+      .object({
+        /**
+         * Shared state for several replicas: rate limits counted in Redis and
+         * cache invalidations over Redis pub/sub. No default: without it the
+         * limiters and the bus are per process. Prefer PALYRA_REDIS_URL when
+         * the URL holds a password.
+         */
+        url: z
+          .string()
+          .refine((s) => /^rediss?:\/\/[^\s]+$/.test(s), {
+            message:
+              'expected a redis:// or rediss:// URL, e.g. "redis://127.0.0.1:6379/0"',
+          })
+          .optional(),
+        /** Prefix of every Redis key and pub/sub channel, so deployments can share one Redis. */
+        key_prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._:{}-]{1,64}$/, {
+            message:
+              'expected 1..64 letters, digits or "._:{}-", e.g. "palyra-prod:"',
+          })
+          .default("palyra:"),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -256,4 +294,7 @@ export const envBindings = [
     key: "vault.passphrase",
     type: "string",
   },
+  { env: "PALYRA_REDIS_URL", key: "redis.url", type: "string" },
+  { env: "PALYRA_REDIS_KEY_PREFIX", key: "redis.key_prefix", type: "string" },
+  { env: "PALYRA_REPLICA_ID", key: "server.replica_id", type: "string" },
 ] as const;

@@ -1,5 +1,4 @@
 import type { Logger } from "pino";
-import { randomUUID } from "node:crypto";
 import {
   AuditLog,
   FeatureFlags,
@@ -19,7 +18,7 @@ import {
   createAdminTokenResolver,
   type AccessRules,
 } from "../auth/index.js";
-import type { PalyraConfig } from "../config/index.js";
+import { replicaIdOf, type PalyraConfig } from "../config/index.js";
 import type { BackgroundTask, Clock, InvalidationBus } from "../core/index.js";
 import {
   SessionApi,
@@ -30,6 +29,7 @@ import {
 } from "../sessions/index.js";
 import { SessionService } from "../../gen/palyra/session/v1/session_pb.js";
 import { createProfiles, type FetchLike } from "../profiles/index.js";
+import { NOT_CONFIGURED, type SharedState } from "../shared-state/index.js";
 import { Leases, SingletonLease, type Store } from "../store/index.js";
 import { Vault } from "../vault/index.js";
 import { rateLimitSettings, type Backends } from "./backends.js";
@@ -46,6 +46,8 @@ export interface WiringInputs {
   store: Store;
   bus: InvalidationBus;
   backends: Backends;
+  /** The Redis link when configured, for the posture report. */
+  sharedState?: SharedState | undefined;
   rules: AccessRules;
   fetch: FetchLike;
 }
@@ -65,8 +67,8 @@ export interface WiredAreas {
 export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
   const { config, clock, log, store, bus, backends } = inputs;
   const cacheTtlMs = config.cache.ttl_seconds * 1000;
-  // Names this process when it holds a singleton task's lease.
-  const replicaId = randomUUID();
+  // Names this process when it holds a singleton task's lease, and in the posture report.
+  const replicaId = replicaIdOf(config.server.replica_id);
   const admin = await AdminTokenVerifier.initialize({
     store,
     stateDir: config.stateDir,
@@ -173,6 +175,11 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         ),
         gate,
         config,
+        runtime: () => ({
+          replicaId,
+          store: store.backend,
+          redis: inputs.sharedState?.status() ?? NOT_CONFIGURED,
+        }),
       },
     },
     adminToken: { generated: admin.generated, file: admin.tokenFile },

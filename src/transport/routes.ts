@@ -49,12 +49,14 @@ import type { PalyraConfig } from "../config/index.js";
 import {
   createSessionService,
   registerSessionRestRoutes,
+  type PostureRuntime,
   type SessionApi,
 } from "../sessions/index.js";
 import { PalyraError } from "../core/index.js";
 import { connectPlugin } from "./connect-plugin.js";
 import { handleHttpError, handleNotFound } from "./errors.js";
 import { BODY_TOO_LARGE, refuse } from "./error-mapper.js";
+import type { Readiness } from "./readiness.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [
@@ -92,7 +94,13 @@ export const descriptorRegistry = fileRegistryFrom(
 export interface RouteDeps {
   access: Partial<AccessHandlers>;
   auth: AuthServiceImpl;
-  sessions: { api: SessionApi; gate: AccessGate; config: PalyraConfig };
+  sessions: {
+    api: SessionApi;
+    gate: AccessGate;
+    config: PalyraConfig;
+    /** This replica's store, id and Redis link, for the posture report. */
+    runtime?: () => PostureRuntime;
+  };
   health: HealthStatusBoard;
   interceptors: Interceptor[];
   readMaxBytes: number;
@@ -100,6 +108,8 @@ export interface RouteDeps {
   allowedHosts: ReadonlySet<string>;
   shutdownSignal: AbortSignal;
   tls: boolean;
+  /** Asks the store and Redis whether they answer, for GET /readyz. */
+  readiness: () => Promise<Readiness>;
 }
 
 /**
@@ -155,6 +165,18 @@ export async function registerRoutes(
       .send({ status: serving ? "SERVING" : "NOT_SERVING" });
   });
 
+  // For load balancers: unauthenticated like /healthz, but it asks the store
+  // and Redis, so a replica that lost either is taken out of rotation.
+  app.get("/readyz", async (_req, reply) => {
+    const readiness = await deps.readiness();
+    const serving = deps.health.isServing("");
+    const ready = readiness.ready && serving;
+    return await reply.code(ready ? 200 : 503).send({
+      ...readiness.body,
+      status: ready ? "ready" : "not_ready",
+    });
+  });
+
   const reflection = createReflectionServices(descriptorRegistry, () =>
     servedServices.map((s) => s.typeName),
   );
@@ -172,7 +194,11 @@ export async function registerRoutes(
       router.service(AuthService, deps.auth);
       router.service(
         SessionService,
-        createSessionService(deps.sessions.api, deps.sessions.config),
+        createSessionService(
+          deps.sessions.api,
+          deps.sessions.config,
+          deps.sessions.runtime,
+        ),
       );
       // Answers UNIMPLEMENTED (after the permission check) until the runs issue.
       router.service(RunService, {});
