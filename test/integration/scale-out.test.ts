@@ -168,7 +168,7 @@ describe("scale-out: three palyrad processes on PostgreSQL + Redis", () => {
   /** refreshHolder reads who holds the refresh scheduler's lease from the shared store. */
   async function refreshHolder(): Promise<string | undefined> {
     const res = await db.query<{ value: Buffer }>(
-      `SELECT value FROM "${schema}"."meta" WHERE key = 'lease/profiles.refresh'`,
+      `SELECT value FROM "${schema}"."kv_meta" WHERE key = 'lease/profiles.refresh'`,
     );
     const row = res.rows[0];
     if (row === undefined) return undefined;
