@@ -241,6 +241,33 @@ describe("palyra admin migrate-store: LevelDB state dir to PostgreSQL", () => {
     }
   });
 
+  it("migrates back from PostgreSQL to a LevelDB directory", async () => {
+    const back = await tempStateDir();
+    cleanups.push(back.cleanup);
+    const res = await cli(
+      "--json",
+      "admin",
+      "migrate-store",
+      "--from",
+      TARGET_URL,
+      "--from-schema",
+      schema,
+      "--to",
+      `level:${back.dir}/db`,
+    );
+    assert.equal(res.code, 0, res.err);
+    const report = JSON.parse(res.out) as {
+      ok: boolean;
+      namespaces: Array<{ namespace: string; source: number; target: number }>;
+      audit: { ok: boolean };
+    };
+    assert.equal(report.ok, true);
+    assert.equal(report.audit.ok, true);
+    const tokens = report.namespaces.find((n) => n.namespace === "tokens");
+    assert.ok(tokens !== undefined && tokens.source > 0);
+    assert.equal(tokens.target, tokens.source);
+  });
+
   it("refuses a source that is not a store, and an unknown URL, with the documented exit codes", async () => {
     const empty = await tempStateDir();
     cleanups.push(empty.cleanup);
