@@ -78,7 +78,7 @@ describe("palyra admin migrate-store: LevelDB state dir to PostgreSQL", () => {
     // 1. A daemon on LevelDB: a token, a profile with a vault secret, audit events.
     const level = await startDaemon({
       stateDir: state.dir,
-      env: { PALYRA_ADMIN_TOKEN: ADMIN },
+      env: { PALYRA_ADMIN_TOKEN: ADMIN, PALYRA_STORE_URL: "level:" },
     });
     const auth = { authorization: `Bearer ${ADMIN}` };
     let access = grpcJsClient(AccessService, `127.0.0.1:${level.address.port}`);
