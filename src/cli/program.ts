@@ -13,6 +13,7 @@ import {
 } from "../../gen/palyra/access/v1/access_pb.js";
 import { connect, type ConnectionOptions } from "./connection.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
+import { registerMigrateStore } from "./migrate-store.js";
 
 /** Output is where commands write, injected so tests can capture it. */
 export interface Output {
@@ -113,6 +114,8 @@ export function buildProgram(io: Output): {
         fail(e);
       }
     });
+
+  registerMigrateStore(program, io, (code) => (exitCode = code));
 
   return {
     async run(argv) {

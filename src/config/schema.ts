@@ -225,6 +225,8 @@ export const fileSchema = z
               "expected a plain PostgreSQL name: lowercase letters, digits and _, at most 63, not starting with a digit",
           })
           .default("palyra"),
+        /** PostgreSQL connections each replica keeps open at most; ignored for LevelDB. */
+        pool_size: z.number().int().min(1).max(1000).default(10),
       })
       .strict()
       .prefault({}),

@@ -1,4 +1,9 @@
-export { Store, SCHEMA_VERSION, type StoreOptions } from "./store.js";
+export {
+  Store,
+  SCHEMA_VERSION,
+  openLevelBackend,
+  type StoreOptions,
+} from "./store.js";
 export { Table, type PageOptions, type Versioned } from "./table.js";
 export {
   ABSENT,
@@ -25,3 +30,10 @@ export {
   PG_LAYOUT_VERSION,
   isPgSchemaName,
 } from "./pg-schema.js";
+export {
+  migrateStore,
+  type MigrationOptions,
+  type MigrationProgress,
+  type MigrationReport,
+  type NamespaceReport,
+} from "./migrate.js";

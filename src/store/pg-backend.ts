@@ -35,7 +35,16 @@ export interface PostgresOptions {
   poolSize?: number;
   /** How long to wait for a connection before answering `unavailable` (default 5000 ms). */
   connectTimeoutMs?: number;
+  /** How long a write waits for a key another replica holds before answering `unavailable` (default 10000 ms). */
+  lockTimeoutMs?: number;
 }
+
+// A replica that stops mid-transaction without closing its socket (a network
+// partition, a paused VM) would hold its key locks until TCP keepalive
+// noticed, hours later; the server ends such a session after this long.
+const IDLE_IN_TRANSACTION_MS = 30_000;
+// No statement of the store runs long; one that does is stuck.
+const STATEMENT_TIMEOUT_MS = 30_000;
 
 // Rows a range scan fetches per query: a scan of a large namespace streams
 // page by page (keyset pagination) instead of loading everything.
@@ -83,6 +92,10 @@ export class PostgresBackend implements KvBackend {
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       application_name: "palyrad",
+      keepAlive: true,
+      lock_timeout: options.lockTimeoutMs ?? 10_000,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
     });
     // An idle connection that dies (server restart) is reported here; without
     // a listener it would crash the process. The next query reconnects.

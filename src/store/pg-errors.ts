@@ -102,6 +102,20 @@ export function pgError(e: unknown, url: PgUrl, doing: string): PalyraError {
       { cause },
     );
   const code = (e as { code?: unknown }).code;
+  // lock_not_available (lock_timeout) and query_canceled (statement_timeout):
+  // another replica held a key too long, or the server is overloaded.
+  if (code === "55P03" || code === "57014")
+    return new PalyraError(
+      "unavailable",
+      `the PostgreSQL store at ${url.location} timed out while ${doing} (a key stayed locked or the server is overloaded); try again`,
+      { cause },
+    );
+  if (code === "40001" || code === "40P01")
+    return new PalyraError(
+      "aborted",
+      `a concurrent change came first while ${doing}; nothing was written, try again`,
+      { cause },
+    );
   if (code === "54000" || code === "22021" || code === "22P05")
     return new PalyraError(
       "invalid_argument",

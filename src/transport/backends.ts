@@ -88,6 +88,7 @@ export async function openConfiguredStore(
     await PostgresBackend.open({
       url: target.url,
       schema: config.store.schema,
+      poolSize: config.store.pool_size,
     }),
     clock,
   );

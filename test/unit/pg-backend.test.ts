@@ -8,6 +8,7 @@ import {
   namespaces,
   type KvBackend,
 } from "../../src/store/index.js";
+import { lockId } from "../../src/store/pg-schema.js";
 import { palyraError } from "../helpers/fixtures.js";
 import {
   PG_TEST_URL,
@@ -236,5 +237,66 @@ describe("PostgreSQL store backend", () => {
       kv.add("token_use", "c", 2n ** 63n - 1n),
       palyraError("invalid_argument", /64-bit/),
     );
+  });
+
+  it("a key another session keeps locked answers unavailable after lock_timeout, other keys keep working", async () => {
+    const schema = fresh();
+    const kv = await track(
+      PostgresBackend.open({ url: PG_TEST_URL, schema, lockTimeoutMs: 200 }),
+    );
+    const blocker = new pg.Client({ connectionString: PG_TEST_URL });
+    await blocker.connect();
+    try {
+      // What a replica frozen mid-batch would hold.
+      await blocker.query("SELECT pg_advisory_lock($1)", [
+        lockId(schema, "sessions", "stuck").toString(),
+      ]);
+      await assert.rejects(
+        kv.write([
+          {
+            type: "put",
+            ns: "sessions",
+            key: "stuck",
+            value: new Uint8Array([1]),
+          },
+          {
+            type: "put",
+            ns: "sessions",
+            key: "other",
+            value: new Uint8Array([1]),
+          },
+        ]),
+        palyraError("unavailable", /timed out while writing/),
+      );
+      await assert.rejects(
+        kv.add("sessions", "stuck", 1n),
+        palyraError("unavailable", /timed out/),
+      );
+      assert.equal(
+        await kv.get("sessions", "other"),
+        undefined,
+        "all or nothing",
+      );
+      await kv.write([
+        {
+          type: "put",
+          ns: "sessions",
+          key: "free",
+          value: new Uint8Array([2]),
+        },
+      ]);
+      await blocker.query("SELECT pg_advisory_unlock_all()");
+      await kv.write([
+        {
+          type: "put",
+          ns: "sessions",
+          key: "stuck",
+          value: new Uint8Array([3]),
+        },
+      ]);
+      assert.deepEqual(await kv.get("sessions", "stuck"), new Uint8Array([3]));
+    } finally {
+      await blocker.end();
+    }
   });
 });
