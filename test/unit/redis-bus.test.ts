@@ -9,6 +9,7 @@ import {
 } from "../../src/shared-state/index.js";
 import { LogCapture } from "../helpers/fixtures.js";
 import {
+  CuttableLink,
   PrivateRedis,
   SHARED_REDIS_URL,
   dropKeys,
@@ -192,6 +193,55 @@ describe("RedisInvalidationBus through a Redis outage", () => {
         assert.equal(late.status().connected, true);
       } finally {
         await late.close();
+      }
+    },
+  );
+});
+
+describe("RedisInvalidationBus when one replica loses its link", () => {
+  it(
+    "tells the others to flush what it could not publish, once its link is back",
+    { timeout: 20_000 },
+    async () => {
+      const redis = await PrivateRedis.start();
+      const link = await CuttableLink.open(redis.port);
+      const prefix = randomKeyPrefix();
+      const log = pino({ level: "silent" });
+      const a = await RedisInvalidationBus.open({
+        url: `redis://127.0.0.1:${link.port}`,
+        keyPrefix: prefix,
+        log,
+        clock: systemClock,
+      });
+      const b = await RedisInvalidationBus.open({
+        url: redis.url,
+        keyPrefix: prefix,
+        log,
+        clock: systemClock,
+      });
+      try {
+        let bReconnects = 0;
+        b.onReconnect(() => bReconnects++);
+        const onB: string[] = [];
+        b.subscribe("tokens", (key) => onB.push(`tokens:${key}`));
+        b.subscribe("flags", (key) => onB.push(`flags:${key}`));
+
+        await link.cut();
+        assert.equal(await eventually(() => !a.status().connected, 5000), true);
+        await a.publish("tokens", "t1");
+        assert.deepEqual(onB, [], "B never heard of t1");
+        assert.equal(b.status().connected, true, "B's own link never dropped");
+
+        await link.restore();
+        assert.equal(await eventually(() => onB.length > 0, 10_000), true);
+        // B did not reconnect (so did not flush), but is told to drop every token.
+        assert.deepEqual(onB, ["tokens:*"]);
+        assert.equal(bReconnects, 0);
+      } finally {
+        await a.close();
+        await b.close();
+        await link.cut();
+        await redis.kill();
       }
     },
   );
