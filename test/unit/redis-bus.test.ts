@@ -159,12 +159,15 @@ describe("RedisInvalidationBus through a Redis outage", () => {
       );
       assert.equal(a.status().downSinceMs, undefined);
       await a.ping();
-      // The message lost during the outage stays lost (that is what the flush is for) ...
-      assert.deepEqual(onB, []);
-      // ... and delivery works again.
+      // The messages lost during the outage stay lost (that is what the
+      // flush is for); at most A's "drop every token" after its link came
+      // back reaches B, if B was subscribed again by then. Delivery works again.
       await a.publish("tokens", "after");
-      assert.equal(await eventually(() => onB.length === 1, 1000), true);
-      assert.deepEqual(onB, ["after"]);
+      assert.equal(await eventually(() => onB.includes("after"), 1000), true);
+      assert.deepEqual(
+        onB.filter((key) => key !== "*"),
+        ["after"],
+      );
       assert.equal(a.status().location.includes(PLANTED_PASSWORD), false);
       assert.equal(a.status().location, `redis://127.0.0.1:${redis.port}`);
     },
