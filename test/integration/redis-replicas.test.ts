@@ -68,12 +68,12 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
  */
 class ReplicaGroup {
   readonly replicas: Replica[] = [];
-  readonly clock!: ManualClock;
   adminToken = "";
 
   private constructor(
     private readonly dir: { dir: string; cleanup: () => Promise<void> },
     private readonly store: Store,
+    readonly clock: ManualClock,
     readonly config: PalyraConfig,
     readonly redisUrl: string,
     readonly keyPrefix: string,
@@ -93,8 +93,14 @@ class ReplicaGroup {
     );
     const clock = new ManualClock(Date.now());
     const store = await Store.open({ path: join(dir.dir, "db"), clock });
-    const group = new ReplicaGroup(dir, store, config, redisUrl, keyPrefix);
-    Object.assign(group, { clock });
+    const group = new ReplicaGroup(
+      dir,
+      store,
+      clock,
+      config,
+      redisUrl,
+      keyPrefix,
+    );
     for (let i = 0; i < count; i++) {
       const logs = new LogCapture();
       // No backends option: buildServer picks them from the config (backendsFor).

@@ -140,7 +140,11 @@ describe("RedisInvalidationBus through a Redis outage", () => {
       await a.publish("tokens", "revoked-while-down");
       await a.publish("tokens", "again");
       assert.deepEqual(onA, ["revoked-while-down", "again"]);
-      assert.deepEqual(onB, []);
+      assert.equal(
+        onB.length,
+        0,
+        "B heard a message sent while Redis was down",
+      );
       assert.match(logs.text, /Redis unavailable/);
       assert.equal(reconnects, 0);
 
