@@ -52,7 +52,11 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
   private closed = false;
   private downSinceMs: number | undefined;
   private warnedThisOutage = false;
-  private firstSubscription: (() => void) | undefined;
+  private firstUp: (() => void) | undefined;
+  // Channels whose invalidation did not reach Redis: once the command
+  // connection is back, a "*" on each tells the other replicas (whose own
+  // link may never have dropped, so they did not flush) to drop them all.
+  private readonly unsent = new Set<string>();
 
   /** client is the command connection, shared with the Redis rate limiters. */
   readonly client: Redis;
@@ -64,7 +68,10 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
     this.downSinceMs = options.clock.now();
     this.client = openRedis(options.url, "palyra-commands");
     this.subscriber = openRedis(options.url, "palyra-invalidations");
-    this.client.on("ready", () => this.updateState());
+    this.client.on("ready", () => {
+      this.updateState();
+      void this.resendFlushes();
+    });
     this.client.on("close", () => this.updateState());
     this.client.on("error", (e: Error) => this.trouble("commands", e));
     this.subscriber.on("error", (e: Error) => this.trouble("subscriber", e));
@@ -88,13 +95,13 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
     const waitMs = options.connectWaitMs ?? 2000;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
-      bus.firstSubscription = resolve;
+      bus.firstUp = resolve;
       timer = setTimeout(resolve, waitMs);
     });
     clearTimeout(timer);
-    bus.firstSubscription = undefined;
+    bus.firstUp = undefined;
     bus.opened = true;
-    if (!bus.subscribed)
+    if (bus.downSinceMs !== undefined)
       options.log.warn(
         { redis: bus.location },
         "Redis does not answer yet; rate limits and cache invalidation are per process until it does",
@@ -109,7 +116,9 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
     const message: WireMessage = { o: this.origin, c: channel, k: key };
     try {
       await this.client.publish(this.channel, JSON.stringify(message));
+      if (this.unsent.size > 0) await this.resendFlushes();
     } catch (e) {
+      this.unsent.add(channel);
       this.trouble("publish", e as Error, { channel });
     }
   }
@@ -146,7 +155,7 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.firstSubscription?.();
+    this.firstUp?.();
     await Promise.all(
       [this.client, this.subscriber].map((c) =>
         c.quit().catch(() => c.disconnect()),
@@ -166,7 +175,6 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
     this.subscribed = true;
     this.everSubscribed = true;
     this.updateState();
-    this.firstSubscription?.();
     // Messages published while this replica was not subscribed are gone:
     // whatever it cached meanwhile may be stale, so caches start afresh.
     if (missedSome) {
@@ -179,6 +187,20 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
             "cache flush after Redis reconnect failed",
           );
         }
+      }
+    }
+  }
+
+  private async resendFlushes(): Promise<void> {
+    for (const channel of [...this.unsent]) {
+      const message: WireMessage = { o: this.origin, c: channel, k: "*" };
+      try {
+        await this.client.publish(this.channel, JSON.stringify(message));
+        this.unsent.delete(channel);
+      } catch (e) {
+        // Down again: the next "ready" retries.
+        this.trouble("publish", e as Error, { channel });
+        return;
       }
     }
   }
@@ -206,6 +228,7 @@ export class RedisInvalidationBus implements InvalidationBus, SharedState {
         );
       this.downSinceMs = undefined;
       this.warnedThisOutage = false;
+      this.firstUp?.();
     } else {
       this.downSinceMs ??= this.options.clock.now();
     }

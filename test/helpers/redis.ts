@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer, connect } from "node:net";
+import { createServer, connect, type Socket } from "node:net";
 import { Redis } from "ioredis";
 
 /** SHARED_REDIS_URL is the machine's Redis; tests isolate themselves by key prefix. */
@@ -149,5 +149,55 @@ export async function eventually(
     if (await check()) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * CuttableLink is a TCP relay to a port that the test can cut and restore:
+ * one client's network path to Redis fails while other clients keep theirs.
+ */
+export class CuttableLink {
+  private server = createServer();
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    readonly port: number,
+    private readonly targetPort: number,
+  ) {}
+
+  /** open relays a free port to targetPort on 127.0.0.1. */
+  static async open(targetPort: number): Promise<CuttableLink> {
+    const link = new CuttableLink(await freePort(), targetPort);
+    await link.restore();
+    return link;
+  }
+
+  /** restore accepts and relays connections again. */
+  async restore(): Promise<void> {
+    this.server = createServer((inbound) => {
+      const outbound = connect(this.targetPort, "127.0.0.1");
+      for (const s of [inbound, outbound]) {
+        this.sockets.add(s);
+        s.on("error", () => undefined);
+        s.once("close", () => {
+          this.sockets.delete(s);
+          inbound.destroy();
+          outbound.destroy();
+        });
+      }
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    await new Promise<void>((resolve) =>
+      this.server.listen(this.port, "127.0.0.1", () => resolve()),
+    );
+  }
+
+  /** cut drops every relayed connection and refuses new ones. */
+  async cut(): Promise<void> {
+    const closed = new Promise<void>((resolve) =>
+      this.server.close(() => resolve()),
+    );
+    for (const s of this.sockets) s.destroy();
+    await closed;
   }
 }
