@@ -1,7 +1,7 @@
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { AuditLog } from "../access/index.js";
 import { parseStoreUrl, type StoreTarget } from "../config/index.js";
 import { isPalyraError, systemClock } from "../core/index.js";
@@ -54,19 +54,21 @@ export function registerMigrateStore(
       "--from <url>",
       "source store: level:<dir> (a state dir or its db directory) or postgres://…",
     )
-    .requiredOption(
-      "--to <url>",
-      "target store: postgres://… (or level:<dir>); prefer PALYRA_STORE_URL-style env for passwords in scripts",
+    .addOption(
+      // From the environment by default, so a password stays out of argv (ps).
+      new Option("--to <url>", "target store: postgres://… (or level:<dir>)")
+        .env("PALYRA_STORE_URL")
+        .makeOptionMandatory(),
     )
     .option(
       "--from-schema <name>",
       "PostgreSQL schema of a postgres source",
       "palyra",
     )
-    .option(
-      "--to-schema <name>",
-      "PostgreSQL schema of a postgres target",
-      "palyra",
+    .addOption(
+      new Option("--to-schema <name>", "PostgreSQL schema of a postgres target")
+        .env("PALYRA_STORE_SCHEMA")
+        .default("palyra"),
     )
     .option("--batch <n>", "records per target transaction", "500")
     .option(

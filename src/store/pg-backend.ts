@@ -151,10 +151,13 @@ export class PostgresBackend implements KvBackend {
     options: RangeOptions,
   ): AsyncIterable<[string, Uint8Array]> {
     this.stats.scans++;
+    // A negative or missing limit means none, as in abstract-level.
     const limit =
-      options.limit === undefined || options.limit < 0
+      options.limit === undefined ||
+      Number.isNaN(options.limit) ||
+      options.limit < 0
         ? Infinity
-        : options.limit;
+        : Math.floor(options.limit);
     const reverse = options.reverse === true;
     const bounds: Array<[string, string]> = [];
     for (const [op, value] of [

@@ -6,9 +6,10 @@ import { namespaces, type Namespace } from "./kv.js";
 /**
  * PG_LAYOUT_VERSION is the table layout this build reads and writes: 1 = one
  * table per namespace `(key text COLLATE "C" PRIMARY KEY, value bytea,
- * version bigint)` and one version sequence. It is recorded in `kv_schema`;
- * a newer number means a newer palyrad migrated the database, so this one
- * refuses to start rather than misread it.
+ * version bigint)` and one version sequence. It is recorded in `_kv_layout`
+ * (internal names start with _, so no namespace table `kv_<name>` collides
+ * with them); a newer number means a newer palyrad migrated the database, so
+ * this one refuses to start rather than misread it.
  */
 export const PG_LAYOUT_VERSION = 1;
 
@@ -50,8 +51,8 @@ export function pgNames(schema: string): PgNames {
   return {
     schema,
     table: (ns) => `${q}."kv_${ns}"`,
-    sequenceLiteral: `'${q}."kv_version_seq"'`,
-    layoutTable: `${q}."kv_schema"`,
+    sequenceLiteral: `'${q}."_kv_version_seq"'`,
+    layoutTable: `${q}."_kv_layout"`,
   };
 }
 
@@ -108,7 +109,7 @@ export async function prepareSchema(
         ])
       ).rowCount === 1;
     if (!schemaExists) await client.query(`CREATE SCHEMA "${names.schema}"`);
-    if (!have.has("kv_schema"))
+    if (!have.has("_kv_layout"))
       await client.query(
         `CREATE TABLE ${names.layoutTable} (id int PRIMARY KEY CHECK (id = 1), layout int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
       );
@@ -121,7 +122,7 @@ export async function prepareSchema(
         "failed_precondition",
         `the PostgreSQL store in schema ${names.schema} was laid out by a newer palyrad (layout ${current}; this build knows up to ${PG_LAYOUT_VERSION}); upgrade palyrad`,
       );
-    if (!have.has("kv_version_seq"))
+    if (!have.has("_kv_version_seq"))
       // Versions start above LEGACY_VERSION (1) like LevelDB's, and never repeat.
       await client.query(
         `CREATE SEQUENCE ${names.sequenceLiteral.slice(1, -1)} AS bigint START WITH 2 MINVALUE 2 NO CYCLE`,

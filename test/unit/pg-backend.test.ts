@@ -67,7 +67,7 @@ describe("PostgreSQL store backend", () => {
     );
     assert.deepEqual(
       tables.rows.map((r: { table_name: string }) => r.table_name),
-      [...namespaces.map((ns) => `kv_${ns}`), "kv_schema"].sort(),
+      [...namespaces.map((ns) => `kv_${ns}`), "_kv_layout"].sort(),
     );
     const collation = await sql(
       "SELECT DISTINCT collation_name FROM information_schema.columns WHERE table_schema = $1 AND column_name = 'key'",
@@ -92,7 +92,7 @@ describe("PostgreSQL store backend", () => {
   it("refuses a schema laid out by a newer build", async () => {
     const schema = fresh();
     await (await openPg(schema)).close();
-    await sql(`UPDATE "${schema}"."kv_schema" SET layout = 99`);
+    await sql(`UPDATE "${schema}"."_kv_layout" SET layout = 99`);
     await assert.rejects(
       openPg(schema),
       palyraError("failed_precondition", /newer palyrad.*layout 99/),
