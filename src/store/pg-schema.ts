@@ -122,16 +122,30 @@ export async function prepareSchema(
         "failed_precondition",
         `the PostgreSQL store in schema ${names.schema} was laid out by a newer palyrad (layout ${current}; this build knows up to ${PG_LAYOUT_VERSION}); upgrade palyrad`,
       );
-    if (!have.has("_kv_version_seq"))
-      // Versions start above LEGACY_VERSION (1) like LevelDB's, and never repeat.
-      await client.query(
-        `CREATE SEQUENCE ${names.sequenceLiteral.slice(1, -1)} AS bigint START WITH 2 MINVALUE 2 NO CYCLE`,
-      );
     for (const ns of namespaces) {
       if (have.has(`kv_${ns}`)) continue;
       await client.query(
         `CREATE TABLE ${names.table(ns)} (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL, version bigint NOT NULL)`,
       );
+    }
+    if (!have.has("_kv_version_seq")) {
+      // Versions start above LEGACY_VERSION (1) like LevelDB's, and never
+      // repeat: a sequence created beside existing rows (tables restored
+      // without it) starts above every version they hold.
+      const seq = names.sequenceLiteral.slice(1, -1);
+      await client.query(
+        `CREATE SEQUENCE ${seq} AS bigint START WITH 2 MINVALUE 2 NO CYCLE`,
+      );
+      const existingTables = namespaces.filter((ns) => have.has(`kv_${ns}`));
+      if (existingTables.length > 0)
+        await client.query(
+          `SELECT setval(${names.sequenceLiteral}, GREATEST(2, ${existingTables
+            .map(
+              (ns) =>
+                `(SELECT coalesce(max(version), 0) FROM ${names.table(ns)})`,
+            )
+            .join(", ")}))`,
+        );
     }
     if (current !== PG_LAYOUT_VERSION)
       await client.query(

@@ -76,17 +76,30 @@ describe("PostgreSQL store backend", () => {
     assert.deepEqual(collation.rows, [{ collation_name: "C" }]);
   });
 
-  it("re-creates a namespace table that is missing (a namespace added by a later build) and keeps the others' data", async () => {
+  it("re-creates a missing namespace table (a namespace added by a later build) or sequence, and keeps the data and the version order", async () => {
     const schema = fresh();
     const first = await openPg(schema);
     await first.write([
       { type: "put", ns: "profiles", key: "p", value: new Uint8Array([7]) },
     ]);
+    await first.write([
+      { type: "put", ns: "profiles", key: "q", value: new Uint8Array([8]) },
+    ]);
+    const highest = (await first.getEntry("profiles", "q"))?.version ?? 0n;
     await first.close();
     await sql(`DROP TABLE "${schema}"."kv_handoffs"`);
+    // Tables restored without their sequence: versions must still not repeat.
+    await sql(`DROP SEQUENCE "${schema}"."_kv_version_seq"`);
     const again = await track(openPg(schema));
     assert.deepEqual(await again.get("profiles", "p"), new Uint8Array([7]));
     assert.equal(await again.get("handoffs", "h"), undefined);
+    await again.write([
+      { type: "put", ns: "handoffs", key: "h", value: new Uint8Array([9]) },
+    ]);
+    assert.ok(
+      ((await again.getEntry("handoffs", "h"))?.version ?? 0n) > highest,
+      "the new sequence starts above every stored version",
+    );
   });
 
   it("refuses a schema laid out by a newer build", async () => {
