@@ -2,6 +2,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AuthProviderKind } from "../../gen/palyra/auth/v1/profile_pb.js";
 import {
@@ -16,6 +17,9 @@ import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import { openAiText, startFakeOpenAi } from "../helpers/fake-openai.js";
 import type { FakeUpstream } from "../helpers/fake-upstream.js";
 import { bidiCollect, grpcJsClient } from "../helpers/grpc-js.js";
+import { BusBridge } from "../helpers/bus-bridge.js";
+import { tempStateDir } from "../helpers/fixtures.js";
+import { Store } from "../../src/store/index.js";
 import {
   collect,
   connectCode,
@@ -64,7 +68,8 @@ async function waitForEnd(
   throw new Error(`run ${runId} never ended`);
 }
 
-describe("cancelling runs", () => {
+// The upstream hangs in these tests: a bug shows as a timeout, not a stuck run.
+describe("cancelling runs", { timeout: 60_000 }, () => {
   let openai: FakeUpstream;
   let d: RunsDaemon;
   let grpcClient: grpc.Client;
@@ -207,5 +212,51 @@ describe("cancelling runs", () => {
       d.runs(alice).cancelRun({ runId: "not-a-run" }),
       connectCode(Code.InvalidArgument, /^run_id:/),
     );
+  });
+});
+
+// Two palyrad sharing one store, joined by a bus bridge standing in for
+// Redis pub/sub: a CancelRun answered by B reaches the run streaming on A.
+describe("cancelling a run on another replica", { timeout: 60_000 }, () => {
+  let openai: FakeUpstream;
+  let dir: { dir: string; cleanup: () => Promise<void> };
+  let store: Store;
+  let a: RunsDaemon;
+  let b: RunsDaemon;
+  before(async () => {
+    openai = await startFakeOpenAi();
+    dir = await tempStateDir();
+    store = await Store.open({ path: join(dir.dir, "db"), sync: false });
+    const bridge = new BusBridge();
+    const replica = () =>
+      startRunsDaemon({
+        openaiBaseUrl: openai.baseUrl,
+        shared: { dir: dir.dir, store, bus: bridge.replica() },
+      });
+    a = await replica();
+    b = await replica();
+    await a.setApiKeyProfile("openai-main", KEY, AuthProviderKind.OPENAI);
+  });
+  after(async () => {
+    await a.stop();
+    await b.stop();
+    await store.close();
+    await dir.cleanup();
+    await openai.stop();
+  });
+
+  it("CancelRun on B aborts the upstream request of the run streaming on A", async () => {
+    const { token } = await a.createToken({ principal: "user:alice" });
+    openai.next({ kind: "hang", events: openAiText(["first"]).slice(0, 2) });
+    const statuses: RunStatus[] = [];
+    for await (const e of a
+      .runs(token)
+      .startRun({ model: "gpt-4o", input: "hi" })) {
+      if (e.event.case === "status") statuses.push(e.event.value);
+      if (e.event.case === "modelToken")
+        await b.runs(token).cancelRun({ runId: e.runId });
+    }
+    await openai.requests.at(-1)!.aborted;
+    assert.equal(statuses.at(-1), RunStatus.CANCELLED);
   });
 });
