@@ -14,6 +14,8 @@ import type { ModelProvider, ProviderCall, ProviderEvent } from "./types.js";
 export const ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1";
 /** ANTHROPIC_VERSION is the API version header every request carries. */
 export const ANTHROPIC_VERSION = "2023-06-01";
+/** ANTHROPIC_OAUTH_BETA is the beta flag under which the Messages API takes an OAuth bearer token. */
+export const ANTHROPIC_OAUTH_BETA = "oauth-2025-04-20";
 /** DEFAULT_MAX_TOKENS is sent when the run names none: the Messages API requires the field. */
 export const DEFAULT_MAX_TOKENS = 4096;
 /**
@@ -65,7 +67,11 @@ export class AnthropicProvider implements ModelProvider {
       credential === undefined
         ? {}
         : credential.kind === "oauth"
-          ? { authorization: `Bearer ${credential.secret}` }
+          ? // OAuth access tokens are accepted as a bearer behind this beta flag.
+            {
+              authorization: `Bearer ${credential.secret}`,
+              "anthropic-beta": ANTHROPIC_OAUTH_BETA,
+            }
           : { "x-api-key": credential.secret };
     const events = await openEventStream(
       this.options.fetch,

@@ -155,10 +155,17 @@ export class Engine implements RunEngine {
       ended();
     };
 
-    // The record and the upstream request go out together: the first token
-    // waits for neither the other.
+    // The record and the upstream request go out together, so the first
+    // token waits for neither the other; a run id the caller picked is
+    // checked first, so a taken one never reaches the provider.
+    const recorded = deps.records.create(this.record(run.run));
+    if (request.runId !== undefined)
+      await recorded.catch((e: unknown) => {
+        release();
+        throw e;
+      });
     const [created, opened] = await Promise.allSettled([
-      deps.records.create(this.record(run.run)),
+      recorded,
       provider.open(
         { model: route.model, request, credential },
         controller.signal,

@@ -140,6 +140,26 @@ describe("runs with the offline echo model (StartRun over Connect, HTTP/1.1)", (
     assert.equal(after.completionTokens - before.completionTokens, 5n);
   });
 
+  it("takes a run id the client picked, and refuses one already taken", async () => {
+    const runId = "01KBHX0000TESTRVN1D000AAAA";
+    const events = await collect(
+      d.runs(token).startRun({ input: "mine", runId }),
+    );
+    assert.equal(events[0]?.runId, runId);
+    await assert.rejects(
+      collect(d.runs(token).startRun({ input: "again", runId })),
+      (e: unknown) => {
+        const err = ConnectError.from(e);
+        assert.equal(err.code, Code.AlreadyExists);
+        assert.match(
+          err.rawMessage,
+          /^run_id: a run with id .* already exists/,
+        );
+        return true;
+      },
+    );
+  });
+
   it("lists echo among the models, available without a profile", async () => {
     const res = await d.runs(token).listModels({});
     const echo = res.models.find((m) => m.id === "echo");
