@@ -1,5 +1,10 @@
 import { PalyraError } from "../core/index.js";
-import type { ChatMessage, ModelInfo, RunRequest } from "../runs/types.js";
+import type {
+  ChatMessage,
+  FinishReason,
+  ModelInfo,
+  RunRequest,
+} from "../runs/types.js";
 import { streamError } from "./upstream-errors.js";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -199,12 +204,26 @@ function toolInput(args: string): unknown {
   }
 }
 
+const STOP: Record<string, FinishReason> = {
+  end_turn: "stop",
+  stop_sequence: "stop",
+  pause_turn: "stop",
+  max_tokens: "length",
+  tool_use: "tool_calls",
+  refusal: "content_filter",
+};
+
 interface StreamEvent {
   type?: string;
   index?: number;
   message?: { usage?: AnthropicUsage };
   content_block?: { type?: string; id?: string; name?: string };
-  delta?: { type?: string; text?: string; partial_json?: string };
+  delta?: {
+    type?: string;
+    text?: string;
+    partial_json?: string;
+    stop_reason?: string | null;
+  };
   usage?: AnthropicUsage;
   error?: { type?: string };
 }
@@ -274,11 +293,19 @@ async function* translate(
         }
         break;
       }
-      case "message_delta":
+      case "message_delta": {
         // output_tokens here is the running total for the message.
         if (ev.usage?.output_tokens !== undefined)
           completionTokens = ev.usage.output_tokens;
+        // The forced JSON tool is the answer, not a tool call.
+        const reason = STOP[ev.delta?.stop_reason ?? ""];
+        if (reason !== undefined)
+          yield {
+            kind: "finish",
+            reason: jsonAsText && reason === "tool_calls" ? "stop" : reason,
+          };
         break;
+      }
       case "message_stop":
         yield { kind: "usage", usage: { promptTokens, completionTokens } };
         return;
