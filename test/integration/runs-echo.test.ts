@@ -54,6 +54,7 @@ describe("runs with the offline echo model (StartRun over Connect, HTTP/1.1)", (
     assert.equal(usage.event.value.completionTokens, 4n);
     const final = events.at(-2);
     assert.ok(final?.event.case === "modelToken" && final.event.value.isFinal);
+    assert.equal(events.at(-1)?.finishReason, "stop");
 
     const runId = events[0].runId;
     assert.match(runId, /^[0-9A-HJKMNP-TV-Z]{26}$/);
@@ -93,6 +94,7 @@ describe("runs with the offline echo model (StartRun over Connect, HTTP/1.1)", (
       }),
     );
     assert.equal(tokensOf(events).join(""), "system: be brief");
+    assert.equal(events.at(-1)?.finishReason, "length");
   });
 
   it("refuses fields echo cannot honour, naming the field", async () => {
