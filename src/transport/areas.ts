@@ -199,8 +199,6 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     // The refresh scheduler; closing profiles also ends health watch streams.
     streamingTasks: [
       { start: () => profiles.scheduler.start(), stop: () => profiles.close() },
-      // Runs still streaming at shutdown end CANCELLED (and are recorded so).
-      { start: () => undefined, stop: () => runs.close() },
     ],
     tasks: [
       createSessionSweeper(
@@ -215,6 +213,10 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         ),
       ),
       apiTokens.task,
+      // Runs are finite: they get the shutdown grace like any call. Those
+      // still streaming after it are cancelled, and recorded so before the
+      // store closes.
+      { start: () => undefined, stop: () => runs.close() },
       // On close the vault stops following key rotations, after a key
       // retirement in flight has finished while the store is still open.
       {

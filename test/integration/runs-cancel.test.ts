@@ -285,3 +285,40 @@ describe("cancelling a run on another replica", { timeout: 60_000 }, () => {
     assert.equal(statuses.at(-1), RunStatus.CANCELLED);
   });
 });
+
+describe("a run streaming when the daemon stops", { timeout: 60_000 }, () => {
+  it("gets the shutdown grace, then is aborted upstream and recorded CANCELLED before the store closes", async () => {
+    const openai = await startFakeOpenAi();
+    const d = await startRunsDaemon({
+      openaiBaseUrl: openai.baseUrl,
+      toml: "[server]\nshutdown_grace_ms = 100\n",
+    });
+    try {
+      await d.setApiKeyProfile("openai-main", KEY, AuthProviderKind.OPENAI);
+      const { token } = await d.createToken({ principal: "user:alice" });
+      openai.next({ kind: "hang", events: openAiText(["first"]).slice(0, 2) });
+      let runId = "";
+      let firstToken!: () => void;
+      const tokenSeen = new Promise<void>((r) => (firstToken = r));
+      // Keeps reading: the client stays connected until the daemon stops.
+      const reading = (async () => {
+        for await (const e of d
+          .runs(token)
+          .startRun({ model: "gpt-4o", input: "hi" })) {
+          runId = e.runId;
+          if (e.event.case === "modelToken") firstToken();
+        }
+      })().catch(() => undefined);
+      await tokenSeen;
+      assert.equal(openai.requests.at(-1)!.wasAborted(), false);
+      await d.server.close();
+      await reading;
+      await openai.requests.at(-1)!.aborted;
+      const record = await d.records.get(runId);
+      assert.equal(record?.run?.status, RunStatus.CANCELLED);
+    } finally {
+      await d.stop();
+      await openai.stop();
+    }
+  });
+});
