@@ -19,7 +19,13 @@ import {
   type AccessRules,
 } from "../auth/index.js";
 import { replicaIdOf, type PalyraConfig } from "../config/index.js";
-import type { BackgroundTask, Clock, InvalidationBus } from "../core/index.js";
+import {
+  cryptoRandomBytes,
+  type BackgroundTask,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
+import { createRuns } from "../runs/index.js";
 import {
   SessionApi,
   SessionManager,
@@ -54,7 +60,7 @@ export interface WiringInputs {
 
 /** WiredAreas are the services for the routes and the tasks for the lifecycle. */
 export interface WiredAreas {
-  routes: Pick<RouteDeps, "access" | "auth" | "sessions">;
+  routes: Pick<RouteDeps, "access" | "auth" | "sessions" | "runs">;
   adminToken: { generated: string | undefined; file: string | undefined };
   streamingTasks: BackgroundTask[];
   tasks: BackgroundTask[];
@@ -155,6 +161,20 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     replicaId,
     schedulerMaxSleepMs: config.profiles.refresh_sweep_seconds * 1000,
   });
+  const runs = createRuns({
+    store,
+    vault,
+    profiles,
+    clock,
+    random: cryptoRandomBytes,
+    fetch: inputs.fetch,
+    bus,
+    replicaId,
+    log,
+    openaiBaseUrl: config.model_provider.openai_base_url,
+    anthropicBaseUrl: config.model_provider.anthropic_base_url,
+    upstreamTimeoutMs: config.model_provider.timeout_ms,
+  });
   return {
     routes: {
       access: createAccessService({
@@ -167,6 +187,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         audit: createAuditHandlers(audit),
       }),
       auth: profiles.service,
+      runs: { service: runs.service, engine: runs.engine },
       sessions: {
         api: new SessionApi(
           sessions,
@@ -200,6 +221,10 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         ),
       ),
       apiTokens.task,
+      // Runs are finite: they get the shutdown grace like any call. Those
+      // still streaming after it are cancelled, and recorded so before the
+      // store closes.
+      { start: () => undefined, stop: () => runs.close() },
       // On close the vault stops following key rotations, after a key
       // retirement in flight has finished while the store is still open.
       {
