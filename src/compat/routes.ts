@@ -12,6 +12,7 @@ import {
   can,
   principalKey,
   type AccessGate,
+  type RateLimitState,
 } from "../auth/index.js";
 import { PalyraError, type Clock, type FlagReader } from "../core/index.js";
 import type { RunEngine } from "../runs/types.js";
@@ -65,6 +66,33 @@ export interface CompatDeps {
   errors: { openai: ErrorRenderer; anthropic: ErrorRenderer };
 }
 
+/** resetText writes a reset delay as OpenAI does ("20ms", "1.5s"). */
+function resetText(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}
+
+/** rateLimitHeaders are OpenAI's x-ratelimit-*-requests headers for a token's per-minute limit. */
+function rateLimitHeaders(state: RateLimitState): Record<string, string> {
+  return {
+    "x-ratelimit-limit-requests": String(state.limit),
+    "x-ratelimit-remaining-requests": String(state.remaining),
+    "x-ratelimit-reset-requests": resetText(state.resetMs),
+  };
+}
+
+/** exhaustedHeaders are the x-ratelimit-* headers of a refusal: nothing left until the retry. */
+function exhaustedHeaders(e: PalyraError): Record<string, string> {
+  return {
+    "x-ratelimit-remaining-requests": "0",
+    ...(e.retryAfterSeconds === undefined
+      ? {}
+      : {
+          "x-ratelimit-reset-requests": resetText(e.retryAfterSeconds * 1000),
+        }),
+  };
+}
+
 /**
  * headersOf copies the request headers for the access gate. An Anthropic
  * client sends its key as `x-api-key`: it is presented to the gate as the
@@ -108,16 +136,25 @@ export function registerCompatRoutes(
         );
       const responseHeaders = new Headers();
       const origin = `${deps.tls ? "https" : "http"}://${req.host}`;
-      const principal = await deps.gate.admit({
-        headers: headersOf(req),
-        method,
-        httpMethod: req.method,
-        url: origin + req.url,
-        client: { ip: req.ip, tls: deps.tls },
-        responseHeaders,
-      });
+      let principal;
+      try {
+        principal = await deps.gate.admit({
+          headers: headersOf(req),
+          method,
+          httpMethod: req.method,
+          url: origin + req.url,
+          client: { ip: req.ip, tls: deps.tls },
+          responseHeaders,
+        });
+      } catch (e) {
+        if (e instanceof PalyraError && e.code === "resource_exhausted")
+          void reply.headers(exhaustedHeaders(e));
+        throw e;
+      }
       callContextOf(req).set(principalKey, principal);
       for (const [k, v] of responseHeaders) void reply.header(k, v);
+      if (principal?.rateLimit !== undefined)
+        void reply.headers(rateLimitHeaders(principal.rateLimit));
     };
 
   const route = (
