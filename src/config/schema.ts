@@ -176,6 +176,12 @@ export const fileSchema = z
       .object({
         /** The auth profile a run uses when its agent has no profile of its own; no default. */
         auth_profile_id: z.string().min(1).max(128).optional(),
+        /** Chat Completions API base for openai runs; a local fake or a compatible server in tests. */
+        openai_base_url: z.url().default("https://api.openai.com/v1"),
+        /** Messages API base for anthropic runs. */
+        anthropic_base_url: z.url().default("https://api.anthropic.com/v1"),
+        /** How long a provider may take to answer, and may stay silent mid-stream, before the run fails UNAVAILABLE. */
+        timeout_ms: z.number().int().min(100).max(600_000).default(120_000),
       })
       .strict()
       .prefault({}),
@@ -206,6 +212,16 @@ export const envBindings = [
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },
   { env: "PALYRA_LOG_FORMAT", key: "log.format", type: "string" },
   { env: "PALYRA_LOG_ACCESS", key: "log.access", type: "string" },
+  {
+    env: "PALYRA_MODEL_PROVIDER_OPENAI_BASE_URL",
+    key: "model_provider.openai_base_url",
+    type: "string",
+  },
+  {
+    env: "PALYRA_MODEL_PROVIDER_ANTHROPIC_BASE_URL",
+    key: "model_provider.anthropic_base_url",
+    type: "string",
+  },
   {
     env: "PALYRA_VAULT_PASSPHRASE",
     key: "vault.passphrase",

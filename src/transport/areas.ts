@@ -20,7 +20,13 @@ import {
   type AccessRules,
 } from "../auth/index.js";
 import type { PalyraConfig } from "../config/index.js";
-import type { BackgroundTask, Clock, InvalidationBus } from "../core/index.js";
+import {
+  cryptoRandomBytes,
+  type BackgroundTask,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
+import { createRuns } from "../runs/index.js";
 import {
   SessionApi,
   SessionManager,
@@ -52,7 +58,7 @@ export interface WiringInputs {
 
 /** WiredAreas are the services for the routes and the tasks for the lifecycle. */
 export interface WiredAreas {
-  routes: Pick<RouteDeps, "access" | "auth" | "sessions">;
+  routes: Pick<RouteDeps, "access" | "auth" | "sessions" | "runs">;
   adminToken: { generated: string | undefined; file: string | undefined };
   streamingTasks: BackgroundTask[];
   tasks: BackgroundTask[];
@@ -152,6 +158,20 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     defaultProfileId: config.model_provider.auth_profile_id,
     replicaId,
   });
+  const runs = createRuns({
+    store,
+    vault,
+    profiles,
+    clock,
+    random: cryptoRandomBytes,
+    fetch: inputs.fetch,
+    bus,
+    replicaId,
+    log,
+    openaiBaseUrl: config.model_provider.openai_base_url,
+    anthropicBaseUrl: config.model_provider.anthropic_base_url,
+    upstreamTimeoutMs: config.model_provider.timeout_ms,
+  });
   return {
     routes: {
       access: createAccessService({
@@ -164,6 +184,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         audit: createAuditHandlers(audit),
       }),
       auth: profiles.service,
+      runs: { service: runs.service, engine: runs.engine },
       sessions: {
         api: new SessionApi(
           sessions,
@@ -178,6 +199,8 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     // The refresh scheduler; closing profiles also ends health watch streams.
     streamingTasks: [
       { start: () => profiles.scheduler.start(), stop: () => profiles.close() },
+      // Runs still streaming at shutdown end CANCELLED (and are recorded so).
+      { start: () => undefined, stop: () => runs.close() },
     ],
     tasks: [
       createSessionSweeper(

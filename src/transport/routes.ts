@@ -1,5 +1,9 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import {
+  type ConnectRouter,
+  type Interceptor,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import type { FastifyInstance } from "fastify";
 import {
   Health,
@@ -46,6 +50,7 @@ import {
   type HealthStatusBoard,
 } from "../grpc-std/index.js";
 import type { AuthServiceImpl } from "../profiles/index.js";
+import type { RunEngine } from "../runs/index.js";
 import type { AccessGate } from "../auth/index.js";
 import type { PalyraConfig } from "../config/index.js";
 import {
@@ -110,6 +115,8 @@ export const descriptorRegistry = fileRegistryFrom(
 export interface RouteDeps {
   access: Partial<AccessHandlers>;
   auth: AuthServiceImpl;
+  /** RunService, and the engine it runs on (the /v1 routes run through it too). */
+  runs: { service: ServiceImpl<typeof RunService>; engine: RunEngine };
   sessions: { api: SessionApi; gate: AccessGate; config: PalyraConfig };
   health: HealthStatusBoard;
   interceptors: Interceptor[];
@@ -215,8 +222,7 @@ export async function registerRoutes(
         SessionService,
         createSessionService(deps.sessions.api, deps.sessions.config),
       );
-      // Answers UNIMPLEMENTED (after the permission check) until the runs issue.
-      router.service(RunService, {});
+      router.service(RunService, deps.runs.service);
       router.service(Health, createHealthService(deps.health));
       router.service(ReflectionV1, reflection.v1);
       router.service(ReflectionV1alpha, reflection.v1alpha);

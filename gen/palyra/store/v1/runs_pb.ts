@@ -12,11 +12,13 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file palyra/store/v1/runs.proto.
  */
 export const file_palyra_store_v1_runs: GenFile = /*@__PURE__*/
-  fileDesc("ChpwYWx5cmEvc3RvcmUvdjEvcnVucy5wcm90bxIPcGFseXJhLnN0b3JlLnYxIkAKCVJ1blJlY29yZBIfCgNydW4YASABKAsyEi5wYWx5cmEucnVuLnYxLlJ1bhISCgpyZXBsaWNhX2lkGAIgASgJIhMKEVJ1blByaW5jaXBhbEluZGV4YgZwcm90bzM", [file_palyra_run_v1_run]);
+  fileDesc("ChpwYWx5cmEvc3RvcmUvdjEvcnVucy5wcm90bxIPcGFseXJhLnN0b3JlLnYxIkAKCVJ1blJlY29yZBIfCgNydW4YASABKAsyEi5wYWx5cmEucnVuLnYxLlJ1bhISCgpyZXBsaWNhX2lkGAIgASgJYgZwcm90bzM", [file_palyra_run_v1_run]);
 
 /**
  * RunRecord is stored under runs/id/<run_id> (a ULID, so keys sort by start
- * time). It is written when the run starts and again when it ends.
+ * time), and a copy under runs/by/<principal, URI-encoded>/<run_id> so that
+ * one principal's runs list in time order with one scan. Both are written
+ * when the run starts and again when it ends, in one batch.
  *
  * @generated from message palyra.store.v1.RunRecord
  */
@@ -42,20 +44,4 @@ export type RunRecord = Message<"palyra.store.v1.RunRecord"> & {
  */
 export const RunRecordSchema: GenMessage<RunRecord> = /*@__PURE__*/
   messageDesc(file_palyra_store_v1_runs, 0);
-
-/**
- * RunPrincipalIndex is stored under runs/by/<principal, URI-encoded>/<run_id>
- * so that one principal's runs list in time order without a full scan.
- *
- * @generated from message palyra.store.v1.RunPrincipalIndex
- */
-export type RunPrincipalIndex = Message<"palyra.store.v1.RunPrincipalIndex"> & {
-};
-
-/**
- * Describes the message palyra.store.v1.RunPrincipalIndex.
- * Use `create(RunPrincipalIndexSchema)` to create a new message.
- */
-export const RunPrincipalIndexSchema: GenMessage<RunPrincipalIndex> = /*@__PURE__*/
-  messageDesc(file_palyra_store_v1_runs, 1);
 
