@@ -26,7 +26,9 @@ const textPart = z.strictObject({
 // to name the part's type in the refusal.
 const contentPart = z.looseObject({ type: z.string() });
 
-const content = z.union([z.string(), z.array(contentPart)]);
+const content = z.union([z.string(), z.array(contentPart)], {
+  error: "must be a string or an array of content parts",
+});
 
 const toolCall = z.strictObject({
   id: z.string().min(1),

@@ -58,7 +58,7 @@ export function parseBody<S extends z.ZodType>(
   }
   const field = fieldPath([...prefix, ...issue.path]);
   if (field === "") throw new PalyraError("invalid_argument", issue.message);
-  if (issue.code === "invalid_type" && issue.input === undefined)
-    throw invalidField(field, "is required");
+  // JSON has no undefined: an issue about an undefined value is a missing field.
+  if (issue.input === undefined) throw invalidField(field, "is required");
   throw invalidField(field, issue.message);
 }

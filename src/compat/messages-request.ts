@@ -12,6 +12,8 @@ import { invalidField, parseBody, unsupportedField } from "./fields.js";
 // tool_result blocks, a system prompt, tools and tool_choice. Images,
 // documents, thinking and sampling options a run cannot carry are refused.
 
+const TEXT_OR_BLOCKS = "must be a string or an array of text blocks";
+
 // cache_control is a caching hint for Anthropic's servers; it changes no
 // output, so it is accepted (and not passed on).
 const cacheControl = z.looseObject({ type: z.string() }).nullable().optional();
@@ -34,7 +36,9 @@ const toolUseBlock = z.strictObject({
 const toolResultBlock = z.strictObject({
   type: z.literal("tool_result"),
   tool_use_id: z.string().min(1),
-  content: z.union([z.string(), z.array(textBlock)]).optional(),
+  content: z
+    .union([z.string(), z.array(textBlock)], { error: TEXT_OR_BLOCKS })
+    .optional(),
   is_error: z.boolean().optional(),
   cache_control: cacheControl,
 });
@@ -44,7 +48,9 @@ const block = z.looseObject({ type: z.string() });
 
 const message = z.strictObject({
   role: z.enum(["user", "assistant"]),
-  content: z.union([z.string(), z.array(block)]),
+  content: z.union([z.string(), z.array(block)], {
+    error: "must be a string or an array of content blocks",
+  }),
 });
 
 const tool = z.strictObject({
@@ -78,7 +84,9 @@ export const messagesSchema = z.strictObject({
   // Required by Anthropic's API, so clients always send it.
   max_tokens: maxTokensField,
   messages: z.array(message).min(1, "must hold at least one message"),
-  system: z.union([z.string(), z.array(textBlock)]).optional(),
+  system: z
+    .union([z.string(), z.array(textBlock)], { error: TEXT_OR_BLOCKS })
+    .optional(),
   stream: z.boolean().optional(),
   temperature: z.number().min(0).max(1).optional(),
   tools: z.array(tool).optional(),

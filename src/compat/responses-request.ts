@@ -26,7 +26,9 @@ const messageItem = z.strictObject({
   id: z.string().optional(),
   status: z.string().optional(),
   role: z.enum(["user", "assistant", "system", "developer"]),
-  content: z.union([z.string(), z.array(contentPart)]),
+  content: z.union([z.string(), z.array(contentPart)], {
+    error: "must be a string or an array of content parts",
+  }),
 });
 
 const functionCallItem = z.strictObject({
@@ -79,7 +81,9 @@ const format = z.discriminatedUnion("type", [
 /** responsesSchema is the accepted Responses request. */
 export const responsesSchema = z.strictObject({
   model: modelField,
-  input: z.union([z.string(), z.array(inputItem).min(1)]),
+  input: z.union([z.string(), z.array(inputItem).min(1)], {
+    error: "must be a string or a non-empty array of input items",
+  }),
   instructions: z.string().nullable().optional(),
   stream: z.boolean().nullable().optional(),
   max_output_tokens: maxTokensField.nullable().optional(),

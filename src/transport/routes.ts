@@ -125,8 +125,8 @@ export interface RouteDeps {
   allowedHosts: ReadonlySet<string>;
   shutdownSignal: AbortSignal;
   tls: boolean;
-  /** The /v1 API's run engine, flags and clock; the routes exist once the engine is wired. */
-  compat?: Pick<CompatDeps, "engine" | "flags" | "clock">;
+  /** What the /v1 API needs besides the run engine: its feature flag and the clock. */
+  compat: Pick<CompatDeps, "flags" | "clock">;
 }
 
 /**
@@ -177,24 +177,24 @@ export async function registerRoutes(
     deps.tls,
   );
 
-  if (deps.compat !== undefined)
-    registerCompatRoutes(app, {
-      ...deps.compat,
-      gate: deps.sessions.gate,
-      tls: deps.tls,
-      shutdownSignal: deps.shutdownSignal,
-      bodyLimit: deps.readMaxBytes,
-      errors: {
-        openai: {
-          format: openaiErrorBody,
-          body: (e) => openaiErrorBody(publicError(e)),
-        },
-        anthropic: {
-          format: anthropicErrorBody,
-          body: (e) => anthropicErrorBody(publicError(e)),
-        },
+  registerCompatRoutes(app, {
+    ...deps.compat,
+    engine: deps.runs.engine,
+    gate: deps.sessions.gate,
+    tls: deps.tls,
+    shutdownSignal: deps.shutdownSignal,
+    bodyLimit: deps.readMaxBytes,
+    errors: {
+      openai: {
+        format: openaiErrorBody,
+        body: (e) => openaiErrorBody(publicError(e)),
       },
-    });
+      anthropic: {
+        format: anthropicErrorBody,
+        body: (e) => anthropicErrorBody(publicError(e)),
+      },
+    },
+  });
 
   app.get("/healthz", async (_req, reply) => {
     const serving = deps.health.isServing("");
