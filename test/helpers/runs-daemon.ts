@@ -7,6 +7,7 @@ import { AuthProviderKind } from "../../gen/palyra/auth/v1/profile_pb.js";
 import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import { RunService } from "../../gen/palyra/run/v1/run_pb.js";
 import { loadConfig } from "../../src/config/index.js";
+import type { InvalidationBus } from "../../src/core/index.js";
 import { RunRecords } from "../../src/runs/index.js";
 import { Store } from "../../src/store/index.js";
 import {
@@ -54,9 +55,15 @@ export async function startRunsDaemon(
     openaiBaseUrl?: string;
     anthropicBaseUrl?: string;
     env?: Record<string, string>;
+    /** A replica of a pair: state dir, store and bus shared with the other (not closed by stop). */
+    shared?: { dir: string; store: Store; bus: InvalidationBus };
   } = {},
 ): Promise<RunsDaemon> {
-  const dir = await tempStateDir();
+  const shared = options.shared;
+  const dir =
+    shared === undefined
+      ? await tempStateDir()
+      : { dir: shared.dir, cleanup: () => Promise.resolve() };
   const config = await loadConfig(
     { stateDir: dir.dir, listen: "127.0.0.1:0" },
     {
@@ -77,8 +84,15 @@ export async function startRunsDaemon(
   );
   const logs = new LogCapture();
   // Opened here so the test can read run records and usage counters.
-  const store = await Store.open({ path: join(dir.dir, "store"), sync: false });
-  const server = await buildServer({ config, logDestination: logs, store });
+  const store =
+    shared?.store ??
+    (await Store.open({ path: join(dir.dir, "store"), sync: false }));
+  const server = await buildServer({
+    config,
+    logDestination: logs,
+    store,
+    ...(shared === undefined ? {} : { bus: shared.bus }),
+  });
   const address = await server.listen();
   const transport = createConnectTransport({
     baseUrl: address.url,
@@ -130,7 +144,7 @@ export async function startRunsDaemon(
     },
     async stop() {
       await server.close();
-      await store.close();
+      if (shared === undefined) await store.close();
       await dir.cleanup();
     },
   };
