@@ -11,6 +11,9 @@ import type {
 import type { RunOutcome, StreamTranslator } from "./run-output.js";
 import { SseWriter } from "./sse.js";
 
+/** OVERHEAD_HEADER tells how long the daemon took before handing the run to the engine, in ms. */
+export const OVERHEAD_HEADER = "x-palyra-overhead-ms";
+
 /** RUN_ID_HEADER carries the run id on every answer that started a run, for GetRun and the logs. */
 export const RUN_ID_HEADER = "x-palyra-run-id";
 
@@ -54,19 +57,37 @@ export async function startRun(
     if (!reply.raw.writableFinished) client.abort();
   });
   const signal = AbortSignal.any([client.signal, shutdown]);
+  // The daemon's own share of the answer: auth, body parsing, validation and
+  // translation, until the run is handed to the engine.
+  void reply.header(OVERHEAD_HEADER, reply.elapsedTime.toFixed(3));
   let handle: RunHandle;
   try {
     handle = await engine.start(runCallerOf(req), request, signal);
   } catch (e) {
-    if (
-      e instanceof PalyraError &&
-      e.code === "not_found" &&
-      e.field === undefined
-    )
-      throw new PalyraError(e.code, e.message, { cause: e, field: "model" });
-    throw e;
+    throw e instanceof PalyraError ? withField(e) : e;
   }
   return { handle, clientGone: () => client.signal.aborted };
+}
+
+// "tools: the echo model cannot call tools" names its field first.
+const FIELD_PREFIX = /^([a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z_][a-z0-9_]*)*): /;
+
+/**
+ * withField gives an engine refusal the request field it names (OpenAI's
+ * `param`). A model the engine cannot route, or the provider does not know,
+ * is the unknown model that OpenAI answers 404 model_not_found.
+ */
+function withField(e: PalyraError): PalyraError {
+  if (e.field !== undefined) return e;
+  const field =
+    e.code === "not_found" ? "model" : FIELD_PREFIX.exec(e.message)?.[1];
+  if (
+    field === undefined ||
+    (e.code !== "invalid_argument" && e.code !== "not_found")
+  )
+    return e;
+  const code = field === "model" ? "not_found" : e.code;
+  return new PalyraError(code, e.message, { cause: e, field });
 }
 
 const FINAL: ReadonlySet<RunStatus> = new Set(["done", "failed", "cancelled"]);

@@ -322,10 +322,22 @@ describe("/v1 refusals, limits, secrets and cancellation", () => {
       },
     });
     assert.equal(tools.status, 400);
+    assert.equal((tools.json.error as { param: string }).param, "tools");
     assert.match(
       String((tools.json.error as { message: string }).message),
       /tools/,
     );
+    // A model no route accepts is OpenAI's 404 model_not_found.
+    const unknown = await call("POST", "/v1/chat/completions", {
+      headers: bearer(token),
+      body: { ...chat(), model: "no-such-model" },
+    });
+    assert.equal(unknown.status, 404);
+    assert.equal(
+      (unknown.json.error as { code: string }).code,
+      "model_not_found",
+    );
+    assert.equal((unknown.json.error as { param: string }).param, "model");
     // Anthropic's shape on /v1/messages.
     const m = await call("POST", "/v1/messages", {
       headers: { "x-api-key": token },

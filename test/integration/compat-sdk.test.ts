@@ -29,6 +29,7 @@ describe("/v1 with the official SDKs", () => {
   let fakeOpenAi: FakeUpstream;
   let fakeAnthropic: FakeUpstream;
   let token: string;
+  let tokenId: string;
   let openai: OpenAI;
   let anthropic: Anthropic;
 
@@ -49,7 +50,7 @@ describe("/v1 with the official SDKs", () => {
       PLANTED_ANTHROPIC_KEY,
       AuthProviderKind.ANTHROPIC,
     );
-    ({ token } = await d.createToken({ principal: "user:sdk" }));
+    ({ token, tokenId } = await d.createToken({ principal: "user:sdk" }));
     openai = new OpenAI({
       baseURL: `${d.address.url}/v1`,
       apiKey: token,
@@ -112,6 +113,10 @@ describe("/v1 with the official SDKs", () => {
     );
     assert.ok(res.response.headers.get("x-ratelimit-remaining-requests"));
     assert.ok(res.response.headers.get("x-palyra-run-id"));
+    assert.match(
+      res.response.headers.get("x-palyra-overhead-ms") ?? "",
+      /^\d+\.\d{3}$/,
+    );
   });
 
   it("chat.completions.create streams chunks and the usage chunk", async () => {
@@ -382,7 +387,7 @@ describe("/v1 with the official SDKs", () => {
     const { run } = await d.runs(token).getRun({ runId });
     assert.equal(run?.status, RunStatus.DONE);
     assert.equal(run?.principal, "user:sdk");
-    assert.equal(run?.apiTokenId, token.split("_")[1]);
+    assert.equal(run?.apiTokenId, tokenId);
     assert.equal(run?.outputText, "recorded");
   });
 });
