@@ -8,6 +8,11 @@ import { AccessService } from "../../gen/palyra/access/v1/access_pb.js";
 import { AuthProviderKind } from "../../gen/palyra/auth/v1/profile_pb.js";
 import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import { RunStatus } from "../../gen/palyra/run/v1/run_pb.js";
+import {
+  anthropicStreamError,
+  anthropicText,
+  startFakeAnthropic,
+} from "../helpers/fake-anthropic.js";
 import { openAiText, startFakeOpenAi } from "../helpers/fake-openai.js";
 import type { FakeUpstream } from "../helpers/fake-upstream.js";
 import {
@@ -34,6 +39,7 @@ interface Reply {
 describe("/v1 refusals, limits, secrets and cancellation", () => {
   let d: RunsDaemon;
   let fake: FakeUpstream;
+  let fakeAnthropic: FakeUpstream;
   let token: string;
   const seen: string[] = [];
 
@@ -84,7 +90,16 @@ describe("/v1 refusals, limits, secrets and cancellation", () => {
 
   before(async () => {
     fake = await startFakeOpenAi();
-    d = await startRunsDaemon({ openaiBaseUrl: fake.baseUrl });
+    fakeAnthropic = await startFakeAnthropic();
+    d = await startRunsDaemon({
+      openaiBaseUrl: fake.baseUrl,
+      anthropicBaseUrl: fakeAnthropic.baseUrl,
+    });
+    await d.setApiKeyProfile(
+      "anthropic-main",
+      PLANTED_KEY,
+      AuthProviderKind.ANTHROPIC,
+    );
     await d.setApiKeyProfile(
       "openai-main",
       PLANTED_KEY,
@@ -95,6 +110,7 @@ describe("/v1 refusals, limits, secrets and cancellation", () => {
   after(async () => {
     await d.stop();
     await fake.stop();
+    await fakeAnthropic.stop();
   });
 
   it("answers 404 in OpenAI's shape while the compat_api flag is off", async () => {
@@ -414,6 +430,70 @@ describe("/v1 refusals, limits, secrets and cancellation", () => {
         await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.equal(status, RunStatus.CANCELLED);
+  });
+
+  it("ends a stream with each API's error when the upstream fails mid-stream", async () => {
+    const sdk = new OpenAI({
+      baseURL: `${d.address.url}/v1`,
+      apiKey: token,
+      maxRetries: 0,
+    });
+    // Chat Completions: the answer started (200, a stream), then the error
+    // object arrives in it and the SDK raises it.
+    fake.next({ kind: "break", events: openAiText(["partial"]).slice(0, 2) });
+    const chat = await sdk.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "x" }],
+      stream: true,
+    });
+    await assert.rejects(
+      async () => {
+        for await (const c of chat) assert.ok(c.choices.length > 0);
+      },
+      (e) => {
+        assert.ok(e instanceof OpenAI.APIError, String(e));
+        assert.equal(e.status, undefined);
+        assert.equal((e.error as { type: string }).type, "server_error");
+        return true;
+      },
+    );
+    // Responses: response.failed with the error.
+    fake.next({ kind: "break", events: openAiText(["partial"]).slice(0, 2) });
+    const events = [];
+    const stream = await sdk.responses.create({
+      model: "gpt-4o-mini",
+      input: "x",
+      stream: true,
+    });
+    for await (const e of stream) events.push(e);
+    const last = events.at(-1);
+    assert.equal(last?.type, "response.failed");
+    assert.ok(last?.type === "response.failed");
+    assert.equal(last.response.status, "failed");
+    assert.equal(last.response.error?.code, "unavailable");
+    // Anthropic: an error event, which the SDK raises.
+    fakeAnthropic.next({
+      kind: "stream",
+      events: [
+        ...anthropicText(["partial"]).slice(0, 4),
+        anthropicStreamError("overloaded_error"),
+      ],
+    });
+    const claude = new Anthropic({
+      baseURL: d.address.url,
+      apiKey: token,
+      maxRetries: 0,
+    });
+    await assert.rejects(
+      claude.messages
+        .stream({
+          model: "claude-sonnet-4-5",
+          max_tokens: 10,
+          messages: [{ role: "user", content: "x" }],
+        })
+        .finalMessage(),
+      Anthropic.APIError,
+    );
   });
 
   it("never shows the provider's key in a /v1 answer or a log line", async () => {

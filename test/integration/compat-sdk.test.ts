@@ -327,6 +327,37 @@ describe("/v1 with the official SDKs", () => {
     assert.ok(call?.type === "function_call");
     assert.equal(call.call_id, "call_def");
     assert.equal(call.arguments, '{"city":"Bergen"}');
+
+    // Streamed: function_call_arguments deltas, assembled by the SDK helper.
+    fakeOpenAi.next({
+      kind: "stream",
+      events: openAiToolCall("call_ghi", "get_weather", [
+        '{"city":',
+        '"Tromsø"}',
+      ]),
+    });
+    const streamed = openai.responses.stream({
+      model: "gpt-4o-mini",
+      input: "weather in Tromsø?",
+      tools: [
+        {
+          type: "function",
+          name: "get_weather",
+          parameters: { type: "object" },
+          strict: false,
+        },
+      ],
+    });
+    const deltas: string[] = [];
+    streamed.on("response.function_call_arguments.delta", (e) =>
+      deltas.push(e.delta),
+    );
+    const final = await streamed.finalResponse();
+    assert.deepEqual(deltas, ['{"city":', '"Tromsø"}']);
+    const streamedCall = final.output.find((o) => o.type === "function_call");
+    assert.ok(streamedCall?.type === "function_call");
+    assert.equal(streamedCall.arguments, '{"city":"Tromsø"}');
+    assert.equal(streamedCall.name, "get_weather");
   });
 
   it("anthropic messages through the fake Anthropic upstream, tool_use streamed", async () => {
