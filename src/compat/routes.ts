@@ -29,6 +29,7 @@ import {
   responseObject,
 } from "./responses-response.js";
 import {
+  OVERHEAD_HEADER,
   RUN_ID_HEADER,
   failureOf,
   runCallerOf,
@@ -157,11 +158,26 @@ export function registerCompatRoutes(
         void reply.headers(rateLimitHeaders(principal.rateLimit));
     };
 
+  // Every /v1 answer says how long the daemon itself took: a run's answer
+  // set it when the run reached the engine (startRun); any other answer
+  // (models, refusals) is all overhead.
+  const overhead = (
+    _req: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (err: null, payload: unknown) => void,
+  ): void => {
+    if (!reply.hasHeader(OVERHEAD_HEADER))
+      void reply.header(OVERHEAD_HEADER, reply.elapsedTime.toFixed(3));
+    done(null, payload);
+  };
+
   const route = (
     method: DescMethod,
     renderer: ErrorRenderer,
   ): RouteShorthandOptions => ({
     onRequest: admit(method),
+    onSend: overhead,
     bodyLimit,
     config: { errorFormat: renderer.format },
   });
@@ -358,12 +374,24 @@ export function registerCompatRoutes(
     },
   );
 
-  // Any other /v1 path: a 404 in OpenAI's shape, as OpenAI answers one.
-  app.all("/v1/*", { config: { errorFormat: openai.format } }, (req): never => {
-    // The path is not echoed: a token pasted into it would be.
-    throw new PalyraError(
-      "not_found",
-      `no such /v1 route for ${req.method}; /v1 serves GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/responses, GET /v1/responses/{id} and POST /v1/messages`,
-    );
-  });
+  // Any other /v1 path: a 404 in OpenAI's shape, as OpenAI answers one. A
+  // not-found handler rather than a catch-all route, so the access log keeps
+  // writing the (redacted) path that was asked for.
+  void app.register(
+    (v1, _options, done) => {
+      v1.setNotFoundHandler((req, reply) =>
+        reply.code(404).send(
+          openai.body(
+            new PalyraError(
+              "not_found",
+              // The path is not echoed: a token pasted into it would be.
+              `no such /v1 route for ${req.method}; /v1 serves GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/responses, GET /v1/responses/{id} and POST /v1/messages`,
+            ),
+          ),
+        ),
+      );
+      done();
+    },
+    { prefix: "/v1" },
+  );
 }

@@ -262,6 +262,7 @@ describe("/v1 refusals, limits, secrets and cancellation", () => {
     assert.equal(r.status, 429);
     assert.match(r.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
     assert.equal(r.headers.get("x-ratelimit-remaining-requests"), "0");
+    assert.match(r.headers.get("x-palyra-overhead-ms") ?? "", /^\d+\.\d{3}$/);
     assert.deepEqual(r.json, {
       error: {
         message:
