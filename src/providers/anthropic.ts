@@ -1,5 +1,10 @@
 import { PalyraError } from "../core/index.js";
-import type { ChatMessage, ModelInfo, RunRequest } from "../runs/types.js";
+import type {
+  ChatMessage,
+  FinishReason,
+  ModelInfo,
+  RunRequest,
+} from "../runs/types.js";
 import { streamError } from "./upstream-errors.js";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -14,6 +19,8 @@ import type { ModelProvider, ProviderCall, ProviderEvent } from "./types.js";
 export const ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1";
 /** ANTHROPIC_VERSION is the API version header every request carries. */
 export const ANTHROPIC_VERSION = "2023-06-01";
+/** ANTHROPIC_OAUTH_BETA is the beta flag under which the Messages API takes an OAuth bearer token. */
+export const ANTHROPIC_OAUTH_BETA = "oauth-2025-04-20";
 /** DEFAULT_MAX_TOKENS is sent when the run names none: the Messages API requires the field. */
 export const DEFAULT_MAX_TOKENS = 4096;
 /**
@@ -65,7 +72,11 @@ export class AnthropicProvider implements ModelProvider {
       credential === undefined
         ? {}
         : credential.kind === "oauth"
-          ? { authorization: `Bearer ${credential.secret}` }
+          ? // OAuth access tokens are accepted as a bearer behind this beta flag.
+            {
+              authorization: `Bearer ${credential.secret}`,
+              "anthropic-beta": ANTHROPIC_OAUTH_BETA,
+            }
           : { "x-api-key": credential.secret };
     const events = await openEventStream(
       this.options.fetch,
@@ -193,12 +204,26 @@ function toolInput(args: string): unknown {
   }
 }
 
+const STOP: Record<string, FinishReason> = {
+  end_turn: "stop",
+  stop_sequence: "stop",
+  pause_turn: "stop",
+  max_tokens: "length",
+  tool_use: "tool_calls",
+  refusal: "content_filter",
+};
+
 interface StreamEvent {
   type?: string;
   index?: number;
   message?: { usage?: AnthropicUsage };
   content_block?: { type?: string; id?: string; name?: string };
-  delta?: { type?: string; text?: string; partial_json?: string };
+  delta?: {
+    type?: string;
+    text?: string;
+    partial_json?: string;
+    stop_reason?: string | null;
+  };
   usage?: AnthropicUsage;
   error?: { type?: string };
 }
@@ -268,11 +293,19 @@ async function* translate(
         }
         break;
       }
-      case "message_delta":
+      case "message_delta": {
         // output_tokens here is the running total for the message.
         if (ev.usage?.output_tokens !== undefined)
           completionTokens = ev.usage.output_tokens;
+        // The forced JSON tool is the answer, not a tool call.
+        const reason = STOP[ev.delta?.stop_reason ?? ""];
+        if (reason !== undefined)
+          yield {
+            kind: "finish",
+            reason: jsonAsText && reason === "tool_calls" ? "stop" : reason,
+          };
         break;
+      }
       case "message_stop":
         yield { kind: "usage", usage: { promptTokens, completionTokens } };
         return;

@@ -64,8 +64,11 @@ export class EchoProvider implements ModelProvider {
     const prompt = renderPrompt(call.request.messages);
     let tokens = wordTokens(prompt);
     const max = call.request.maxTokens;
-    if (max !== undefined && max > 0) tokens = tokens.slice(0, max);
-    return Promise.resolve(stream(tokens, countWords(prompt), signal));
+    const cut = max !== undefined && max > 0 && tokens.length > max;
+    if (cut) tokens = tokens.slice(0, max);
+    return Promise.resolve(
+      stream(tokens, countWords(prompt), cut ? "length" : "stop", signal),
+    );
   }
 
   /** models is the one echo model. */
@@ -77,6 +80,7 @@ export class EchoProvider implements ModelProvider {
 async function* stream(
   tokens: readonly string[],
   promptTokens: number,
+  reason: "stop" | "length",
   signal: AbortSignal,
 ): AsyncIterable<ProviderEvent> {
   for (const text of tokens) {
@@ -86,6 +90,7 @@ async function* stream(
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   signal.throwIfAborted();
+  yield { kind: "finish", reason };
   yield {
     kind: "usage",
     usage: {

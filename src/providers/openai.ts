@@ -1,6 +1,7 @@
 import { PalyraError } from "../core/index.js";
 import type {
   ChatMessage,
+  FinishReason,
   ModelInfo,
   RunRequest,
   ToolChoice,
@@ -138,8 +139,17 @@ function toolChoice(choice: ToolChoice): unknown {
     : { type: "function", function: { name: choice.name } };
 }
 
+const FINISH: Record<string, FinishReason> = {
+  stop: "stop",
+  length: "length",
+  tool_calls: "tool_calls",
+  function_call: "tool_calls",
+  content_filter: "content_filter",
+};
+
 interface Chunk {
   choices?: Array<{
+    finish_reason?: string | null;
     delta?: {
       content?: string | null;
       tool_calls?: Array<{
@@ -181,6 +191,8 @@ async function* translate(
           ...(t.function?.name === undefined ? {} : { name: t.function.name }),
           argumentsDelta: t.function?.arguments ?? "",
         };
+      const reason = FINISH[choice.finish_reason ?? ""];
+      if (reason !== undefined) yield { kind: "finish", reason };
     }
     if (chunk.usage != null)
       yield {

@@ -1,4 +1,9 @@
-import type { ModelInfo, RunRequest, Usage } from "../runs/types.js";
+import type {
+  FinishReason,
+  ModelInfo,
+  RunRequest,
+  Usage,
+} from "../runs/types.js";
 
 /** ProviderName is a provider the daemon routes runs to. */
 export type ProviderName = "echo" | "openai" | "anthropic";
@@ -21,7 +26,9 @@ export type ProviderEvent =
       name?: string;
       argumentsDelta: string;
     }
-  | { kind: "usage"; usage: Usage };
+  | { kind: "usage"; usage: Usage }
+  /** Why the model stopped; the engine puts it on the final status. */
+  | { kind: "finish"; reason: FinishReason };
 
 /** ProviderCall is one run as a provider receives it: the request, the provider's model name and the credential. */
 export interface ProviderCall {

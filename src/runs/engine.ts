@@ -22,6 +22,7 @@ import { newRunId, parseRunId } from "./run-ids.js";
 import { listLimit, parsePageToken, type RunRecords } from "./run-records.js";
 import { isFinal, runOf, statusToProto, storedRunOf } from "./run-view.js";
 import type {
+  FinishReason,
   ModelInfo,
   RunCaller,
   RunEngine,
@@ -155,10 +156,17 @@ export class Engine implements RunEngine {
       ended();
     };
 
-    // The record and the upstream request go out together: the first token
-    // waits for neither the other.
+    // The record and the upstream request go out together, so the first
+    // token waits for neither the other; a run id the caller picked is
+    // checked first, so a taken one never reaches the provider.
+    const recorded = deps.records.create(this.record(run.run));
+    if (request.runId !== undefined)
+      await recorded.catch((e: unknown) => {
+        release();
+        throw e;
+      });
     const [created, opened] = await Promise.allSettled([
-      deps.records.create(this.record(run.run)),
+      recorded,
       provider.open(
         { model: route.model, request, credential },
         controller.signal,
@@ -304,7 +312,7 @@ export class Engine implements RunEngine {
       try {
         for await (const event of stream) {
           run.observe(event, this.deps.clock.now());
-          yield event;
+          if (event.kind !== "finish") yield event;
         }
         if (controller.signal.aborted) status = "cancelled";
       } catch (e) {
@@ -323,7 +331,9 @@ export class Engine implements RunEngine {
       ended = true;
       await this.finish(run, status, error);
       release();
-      yield { kind: "status", status };
+      yield status === "done" && run.finishReason !== undefined
+        ? { kind: "status", status, finishReason: run.finishReason }
+        : { kind: "status", status };
     } finally {
       if (!ended) {
         // The consumer stopped reading (client gone): abort the upstream.
@@ -384,6 +394,7 @@ class RunState {
   private readonly toolCalls = new Map<number, ToolCall>();
   private firstTokenAtMs: number | undefined;
   usage: Usage | undefined;
+  finishReason: FinishReason | undefined;
 
   constructor(
     readonly run: Run,
@@ -393,6 +404,10 @@ class RunState {
   observe(event: ProviderEvent, nowMs: number): void {
     if (event.kind === "usage") {
       this.usage = event.usage;
+      return;
+    }
+    if (event.kind === "finish") {
+      this.finishReason = event.reason;
       return;
     }
     this.firstTokenAtMs ??= nowMs;
@@ -428,6 +443,9 @@ class RunState {
         .map(([, c]) => c),
       endedAtMs,
       ...(this.usage === undefined ? {} : { usage: this.usage }),
+      ...(this.finishReason === undefined || status !== "done"
+        ? {}
+        : { finishReason: this.finishReason }),
       ...(this.firstTokenAtMs === undefined
         ? {}
         : { timeToFirstTokenMs: this.firstTokenAtMs - this.startedAtMs }),

@@ -54,14 +54,17 @@ export function createRunService(
         );
       const req = first.value;
       checkFirst(req);
+      const caller = callerOf(ctx);
+      const input = parseRunInput(req);
+      // Read from now on: a cancel may come while the provider has not
+      // answered yet, and then aborts the request in flight.
       const cancelled = new AbortController();
+      void watchCancels(iterator, cancelled);
       const handle = await engine.start(
-        callerOf(ctx),
-        parseRunInput(req),
+        caller,
+        input,
         AbortSignal.any([ctx.signal, cancelled.signal]),
       );
-      // Later messages may only cancel; the client may also just half-close.
-      void watchCancels(iterator, handle, cancelled);
       yield* streamEvents(handle);
     },
 
@@ -136,7 +139,6 @@ function checkFirst(req: RunStreamRequest): void {
 // signal covers a client that goes away.
 async function watchCancels(
   iterator: AsyncIterator<RunStreamRequest>,
-  handle: RunHandle,
   cancelled: AbortController,
 ): Promise<void> {
   try {
@@ -145,7 +147,6 @@ async function watchCancels(
       if (next.done === true) return;
       if (next.value.cancel) {
         cancelled.abort();
-        handle.cancel();
         return;
       }
     }
@@ -176,8 +177,12 @@ function eventOf(runId: string, event: RunEvent): RunStreamEvent {
   const e = (value: RunStreamEvent["event"]): RunStreamEvent =>
     create(RunStreamEventSchema, { runId, event: value });
   switch (event.kind) {
-    case "status":
-      return e({ case: "status", value: statusToProto(event.status) });
+    case "status": {
+      const out = e({ case: "status", value: statusToProto(event.status) });
+      if (event.finishReason !== undefined)
+        out.finishReason = event.finishReason;
+      return out;
+    }
     case "token":
       return e({
         case: "modelToken",

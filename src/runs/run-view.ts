@@ -6,7 +6,7 @@ import {
   type Run,
 } from "../../gen/palyra/run/v1/run_pb.js";
 import { msOf } from "../core/index.js";
-import type { RunStatus, StoredRun } from "./types.js";
+import type { FinishReason, RunStatus, StoredRun } from "./types.js";
 
 const TO_PROTO: Record<RunStatus, RunStatusProto> = {
   accepted: RunStatusProto.ACCEPTED,
@@ -62,6 +62,8 @@ export function storedRunOf(run: Run): StoredRun {
   if (ended !== undefined) out.endedAtMs = ended;
   if (run.timeToFirstTokenMs !== undefined)
     out.timeToFirstTokenMs = Number(run.timeToFirstTokenMs);
+  if (run.finishReason !== "")
+    out.finishReason = run.finishReason as FinishReason;
   if (run.error !== undefined) {
     out.errorMessage = run.error.message;
     out.errorCode = run.error.code;
@@ -90,6 +92,7 @@ export function runOf(s: StoredRun): Run {
           },
         }),
     outputText: s.outputText,
+    finishReason: s.finishReason ?? "",
     toolCalls: s.toolCalls,
     startedAt: timestampFromMs(s.startedAtMs),
     ...(s.endedAtMs === undefined

@@ -83,9 +83,13 @@ export interface Usage {
   completionTokens: number;
 }
 
+/** FinishReason is why the model stopped, in OpenAI's terms (Anthropic's stop reasons are mapped). */
+export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
+
 /** RunEvent is one thing that happened in a run, in order. */
 export type RunEvent =
-  | { kind: "status"; status: RunStatus }
+  /** On the final "done" status: why the model stopped, when the provider said. */
+  | { kind: "status"; status: RunStatus; finishReason?: FinishReason }
   /** A fragment of the model's text output. */
   | { kind: "token"; text: string }
   /** A fragment of a tool call: `index` tells calls apart; id and name come with a call's first fragment. */
@@ -147,6 +151,8 @@ export interface StoredRun {
   errorMessage?: string;
   /** The error's code (lower snake case, e.g. "unavailable") when the run failed. */
   errorCode?: string;
+  /** Why the model stopped, when the provider said. */
+  finishReason?: FinishReason;
 }
 
 /** RunQuery selects one page of recorded runs (oldest first). */

@@ -39,7 +39,9 @@ export type Behavior =
   /** Stream these events, then cut the connection without ending the stream. */
   | { kind: "break"; events: SseEvent[] }
   /** Stream these events, then send nothing more until the client goes away. */
-  | { kind: "hang"; events: SseEvent[] };
+  | { kind: "hang"; events: SseEvent[] }
+  /** Send nothing at all, not even the status line, until the client goes away. */
+  | { kind: "silent" };
 
 /**
  * FakeUpstream is a real HTTP server on 127.0.0.1 port 0 that answers
@@ -111,6 +113,7 @@ export class FakeUpstream {
     };
     this.requests.push(recorded);
     const behavior = this.queue.shift() ?? this.fallback(recorded);
+    if (behavior.kind === "silent") return;
     if (behavior.kind === "status") {
       res.writeHead(behavior.status, {
         "content-type": "application/json",

@@ -1,5 +1,6 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AccessService } from "../../gen/palyra/access/v1/access_pb.js";
 import { AuthService } from "../../gen/palyra/auth/v1/auth_pb.js";
@@ -32,6 +33,8 @@ export interface RunsDaemon {
   logs: LogCapture;
   store: Store;
   records: RunRecords;
+  /** AuthService as the admin, for profiles and health. */
+  adminAuth: Client<typeof AuthService>;
   /** A RunService client over the Connect protocol on HTTP/1.1, as a browser calls. */
   runs(token: string): Client<typeof RunService>;
   /** createToken mints an API token and returns it with its id. */
@@ -55,6 +58,8 @@ export async function startRunsDaemon(
     openaiBaseUrl?: string;
     anthropicBaseUrl?: string;
     env?: Record<string, string>;
+    /** Written to <state-dir>/palyra.toml before the daemon starts. */
+    toml?: string;
     /** A replica of a pair: state dir, store and bus shared with the other (not closed by stop). */
     shared?: { dir: string; store: Store; bus: InvalidationBus };
   } = {},
@@ -64,6 +69,8 @@ export async function startRunsDaemon(
     shared === undefined
       ? await tempStateDir()
       : { dir: shared.dir, cleanup: () => Promise.resolve() };
+  if (options.toml !== undefined)
+    await writeFile(join(dir.dir, "palyra.toml"), options.toml);
   const config = await loadConfig(
     { stateDir: dir.dir, listen: "127.0.0.1:0" },
     {
@@ -109,6 +116,7 @@ export async function startRunsDaemon(
     logs,
     store,
     records: new RunRecords(store),
+    adminAuth: admin.auth,
     runs(token) {
       return createClient(
         RunService,

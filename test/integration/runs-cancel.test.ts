@@ -145,6 +145,31 @@ describe("cancelling runs", { timeout: 60_000 }, () => {
     bidi.call.end();
   });
 
+  it("a cancel sent before the provider answered aborts the request in flight", async () => {
+    openai.next({ kind: "silent" });
+    const bidi = openBidi(grpcClient, alice);
+    const sent = openai.requests.length;
+    bidi.call.write(
+      create(RunStreamRequestSchema, { v: 1, model: "gpt-4o", input: "hi" }),
+    );
+    while (openai.requests.length === sent)
+      await new Promise((r) => setTimeout(r, 5));
+    const upstream = openai.requests.at(-1)!;
+    bidi.call.write(create(RunStreamRequestSchema, { cancel: true }));
+    await assert.rejects(bidi.ended, (e: grpc.ServiceError) => {
+      assert.equal(e.code, grpc.status.UNAVAILABLE);
+      assert.match(decodeURIComponent(e.details), /the run was cancelled/);
+      return true;
+    });
+    await upstream.aborted;
+    const page = await d
+      .runs(alice)
+      .listRuns({ status: RunStatus.CANCELLED, model: "gpt-4o" });
+    assert.ok(
+      page.runs.some((r) => r.outputText === "" && !r.timeToFirstTokenMs),
+    );
+  });
+
   it("CancelRun stops a StartRun stream (as a browser would) and the upstream sees the abort", async () => {
     hangAfterOneToken();
     const events: RunStreamEvent[] = [];

@@ -54,6 +54,7 @@ describe("runs with the offline echo model (StartRun over Connect, HTTP/1.1)", (
     assert.equal(usage.event.value.completionTokens, 4n);
     const final = events.at(-2);
     assert.ok(final?.event.case === "modelToken" && final.event.value.isFinal);
+    assert.equal(events.at(-1)?.finishReason, "stop");
 
     const runId = events[0].runId;
     assert.match(runId, /^[0-9A-HJKMNP-TV-Z]{26}$/);
@@ -93,6 +94,7 @@ describe("runs with the offline echo model (StartRun over Connect, HTTP/1.1)", (
       }),
     );
     assert.equal(tokensOf(events).join(""), "system: be brief");
+    assert.equal(events.at(-1)?.finishReason, "length");
   });
 
   it("refuses fields echo cannot honour, naming the field", async () => {
@@ -138,6 +140,26 @@ describe("runs with the offline echo model (StartRun over Connect, HTTP/1.1)", (
     assert.equal(after.runs - before.runs, 2n);
     assert.equal(after.promptTokens - before.promptTokens, 5n);
     assert.equal(after.completionTokens - before.completionTokens, 5n);
+  });
+
+  it("takes a run id the client picked, and refuses one already taken", async () => {
+    const runId = "01KBHX0000TESTRVN1D000AAAA";
+    const events = await collect(
+      d.runs(token).startRun({ input: "mine", runId }),
+    );
+    assert.equal(events[0]?.runId, runId);
+    await assert.rejects(
+      collect(d.runs(token).startRun({ input: "again", runId })),
+      (e: unknown) => {
+        const err = ConnectError.from(e);
+        assert.equal(err.code, Code.AlreadyExists);
+        assert.match(
+          err.rawMessage,
+          /^run_id: a run with id .* already exists/,
+        );
+        return true;
+      },
+    );
   });
 
   it("lists echo among the models, available without a profile", async () => {

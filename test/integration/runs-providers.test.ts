@@ -102,6 +102,7 @@ describe("runs through OpenAI and Anthropic (fake upstreams on 127.0.0.1)", () =
     assert.deepEqual(statusesOf(events).at(-1), RunStatus.DONE);
     assert.deepEqual(usageOf(events), { prompt: 7, completion: 4 });
     assert.equal(events[0]?.provider, "openai");
+    assert.equal(events.at(-1)?.finishReason, "stop");
 
     const req = openai.requests[0]!;
     assert.equal(req.method, "POST");
@@ -151,6 +152,7 @@ describe("runs through OpenAI and Anthropic (fake upstreams on 127.0.0.1)", () =
       deltas.map((x) => x.argumentsDelta).join(""),
       '{"city":"Oslo"}',
     );
+    assert.equal(events.at(-1)?.finishReason, "tool_calls");
     const body = openai.requests[0]!.body;
     assert.equal(body.model, "my-finetune");
     assert.deepEqual(body.tools, [
@@ -191,6 +193,7 @@ describe("runs through OpenAI and Anthropic (fake upstreams on 127.0.0.1)", () =
     ]);
     assert.deepEqual(usageOf(events), { prompt: 11, completion: 4 });
     assert.equal(statusesOf(events).at(-1), RunStatus.DONE);
+    assert.equal(events.at(-1)?.finishReason, "stop");
     const req = anthropic.requests[0]!;
     assert.equal(req.path, "/v1/messages");
     assert.equal(req.headers["x-api-key"], ANTHROPIC_KEY);
@@ -227,6 +230,7 @@ describe("runs through OpenAI and Anthropic (fake upstreams on 127.0.0.1)", () =
       '{"q":"palyra"}',
     );
     assert.deepEqual(usageOf(events), { prompt: 30, completion: 15 });
+    assert.equal(events.at(-1)?.finishReason, "tool_calls");
     const body = anthropic.requests[0]!.body;
     assert.deepEqual(body.tools, [
       { name: "lookup", input_schema: { type: "object" } },
