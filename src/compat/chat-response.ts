@@ -1,5 +1,5 @@
 import type { PalyraError } from "../core/index.js";
-import type { RunEvent, Usage } from "../runs/types.js";
+import type { FinishReason, RunEvent, Usage } from "../runs/types.js";
 import {
   ToolCallAssembler,
   callId,
@@ -32,9 +32,12 @@ function usageOf(usage: Usage | undefined): Record<string, number> | null {
   };
 }
 
-/** finishReasonOf says why the model stopped, as far as a run tells: tool calls or a natural stop. */
-export function finishReasonOf(toolCalls: number): "tool_calls" | "stop" {
-  return toolCalls > 0 ? "tool_calls" : "stop";
+/** finishReasonOf says why the model stopped: the engine's reason, else tool calls or a natural stop. */
+export function finishReasonOf(
+  toolCalls: number,
+  reason: FinishReason | undefined,
+): FinishReason {
+  return reason ?? (toolCalls > 0 ? "tool_calls" : "stop");
 }
 
 /** chatCompletion renders a finished run as a `chat.completion` object. */
@@ -67,7 +70,7 @@ export function chatCompletion(
               }),
         },
         logprobs: null,
-        finish_reason: finishReasonOf(run.toolCalls.length),
+        finish_reason: finishReasonOf(run.toolCalls.length, run.finishReason),
       },
     ],
     usage: usageOf(run.usage) ?? {
@@ -157,7 +160,12 @@ export class ChatStream implements StreamTranslator {
     // raises it as an APIError), and no [DONE]: the answer is not complete.
     if (outcome.error !== undefined)
       return [{ data: JSON.stringify(errorBody(outcome.error)) }];
-    const frames = [this.chunk({}, finishReasonOf(this.calls.list().length))];
+    const frames = [
+      this.chunk(
+        {},
+        finishReasonOf(this.calls.list().length, outcome.finishReason),
+      ),
+    ];
     if (this.includeUsage)
       frames.push({
         data: JSON.stringify({

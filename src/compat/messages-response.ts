@@ -1,5 +1,5 @@
 import type { PalyraError } from "../core/index.js";
-import type { RunEvent, ToolCall, Usage } from "../runs/types.js";
+import type { FinishReason, RunEvent, ToolCall, Usage } from "../runs/types.js";
 import {
   ToolCallAssembler,
   type CollectedRun,
@@ -39,7 +39,19 @@ export function inputOf(call: ToolCall): Record<string, unknown> {
   return { arguments: call.arguments };
 }
 
-function stopReasonOf(toolCalls: number): "tool_use" | "end_turn" {
+// Anthropic's stop reasons for the engine's (OpenAI-termed) finish reasons.
+const stopReasons: Record<FinishReason, string> = {
+  stop: "end_turn",
+  length: "max_tokens",
+  tool_calls: "tool_use",
+  content_filter: "refusal",
+};
+
+function stopReasonOf(
+  toolCalls: number,
+  reason: FinishReason | undefined,
+): string {
+  if (reason !== undefined) return stopReasons[reason];
   return toolCalls > 0 ? "tool_use" : "end_turn";
 }
 
@@ -74,7 +86,7 @@ export function anthropicMessage(
     role: "assistant",
     model: ids.model,
     content,
-    stop_reason: stopReasonOf(run.toolCalls.length),
+    stop_reason: stopReasonOf(run.toolCalls.length, run.finishReason),
     stop_sequence: null,
     usage: usageOf(run.usage),
   };
@@ -210,7 +222,10 @@ export class MessagesStream implements StreamTranslator {
     frames.push(
       this.frame("message_delta", {
         delta: {
-          stop_reason: stopReasonOf(this.calls.list().length),
+          stop_reason: stopReasonOf(
+            this.calls.list().length,
+            outcome.finishReason,
+          ),
           stop_sequence: null,
         },
         usage: usageOf(this.usage),

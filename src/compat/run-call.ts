@@ -129,6 +129,7 @@ export async function streamRun(
     for await (const e of run.handle.events) {
       if (e.kind === "status") {
         if (FINAL.has(e.status)) outcome.status = e.status;
+        if (e.finishReason !== undefined) outcome.finishReason = e.finishReason;
       } else if (e.kind === "error") {
         outcome.error = e.error;
       } else {

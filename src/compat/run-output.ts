@@ -1,5 +1,11 @@
 import type { PalyraError } from "../core/index.js";
-import type { RunEvent, RunStatus, ToolCall, Usage } from "../runs/types.js";
+import type {
+  FinishReason,
+  RunEvent,
+  RunStatus,
+  ToolCall,
+  Usage,
+} from "../runs/types.js";
 
 /** SseFrame is one server-sent event: an optional `event:` name and its `data:` line. */
 export interface SseFrame {
@@ -11,6 +17,8 @@ export interface SseFrame {
 export interface RunOutcome {
   status: RunStatus;
   error?: PalyraError;
+  /** Why the model stopped, when the engine said so on the final status. */
+  finishReason?: FinishReason;
 }
 
 /**
@@ -92,6 +100,7 @@ export async function collectRun(
   let usage: Usage | undefined;
   let status: RunStatus = "failed";
   let error: PalyraError | undefined;
+  let finishReason: FinishReason | undefined;
   for await (const e of events) {
     switch (e.kind) {
       case "token":
@@ -108,6 +117,7 @@ export async function collectRun(
         break;
       case "status":
         if (FINAL.has(e.status)) status = e.status;
+        if (e.finishReason !== undefined) finishReason = e.finishReason;
         break;
     }
   }
@@ -117,5 +127,6 @@ export async function collectRun(
     status,
     ...(usage === undefined ? {} : { usage }),
     ...(error === undefined ? {} : { error }),
+    ...(finishReason === undefined ? {} : { finishReason }),
   };
 }

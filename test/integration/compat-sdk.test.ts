@@ -113,6 +113,14 @@ describe("/v1 with the official SDKs", () => {
     );
     assert.ok(res.response.headers.get("x-ratelimit-remaining-requests"));
     assert.ok(res.response.headers.get("x-palyra-run-id"));
+    // Cut at max_tokens: the stop reason says so.
+    const cut = await openai.chat.completions.create({
+      model: "echo",
+      messages: [{ role: "user", content: "one two three" }],
+      max_completion_tokens: 1,
+    });
+    assert.equal(cut.choices[0]?.message.content, "one");
+    assert.equal(cut.choices[0]?.finish_reason, "length");
     assert.match(
       res.response.headers.get("x-palyra-overhead-ms") ?? "",
       /^\d+\.\d{3}$/,
@@ -204,6 +212,12 @@ describe("/v1 with the official SDKs", () => {
     ]);
     assert.equal(msg.stop_reason, "end_turn");
     assert.equal(msg.usage.output_tokens, 6);
+    const cut = await anthropic.messages.create({
+      model: "echo",
+      max_tokens: 1,
+      messages: [{ role: "user", content: "one two three" }],
+    });
+    assert.equal(cut.stop_reason, "max_tokens");
 
     const stream = anthropic.messages.stream({
       model: "echo",
