@@ -60,7 +60,7 @@ export interface WiringInputs {
 
 /** WiredAreas are the services for the routes and the tasks for the lifecycle. */
 export interface WiredAreas {
-  routes: Pick<RouteDeps, "access" | "auth" | "sessions" | "runs">;
+  routes: Pick<RouteDeps, "access" | "auth" | "sessions" | "runs" | "compat">;
   adminToken: { generated: string | undefined; file: string | undefined };
   streamingTasks: BackgroundTask[];
   tasks: BackgroundTask[];
@@ -188,6 +188,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
       }),
       auth: profiles.service,
       runs: { service: runs.service, engine: runs.engine },
+      compat: { flags, clock },
       sessions: {
         api: new SessionApi(
           sessions,

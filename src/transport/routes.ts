@@ -33,6 +33,8 @@ import {
   SessionService,
   file_palyra_session_v1_session,
 } from "../../gen/palyra/session/v1/session_pb.js";
+import { CompatService } from "../../gen/palyra/compat/v1/compat_pb.js";
+import { registerCompatRoutes, type CompatDeps } from "../compat/index.js";
 import type { AccessHandlers } from "../access/index.js";
 import {
   callContextOf,
@@ -60,8 +62,14 @@ import {
 import { PalyraError } from "../core/index.js";
 import { connectPlugin } from "./connect-plugin.js";
 import { handleHttpError, handleNotFound } from "./errors.js";
-import { BODY_TOO_LARGE, refuse } from "./error-mapper.js";
 import type { Readiness } from "./readiness.js";
+import {
+  BODY_TOO_LARGE,
+  anthropicErrorBody,
+  openaiErrorBody,
+  publicError,
+  refuse,
+} from "./error-mapper.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [
@@ -82,6 +90,16 @@ export const standardServices: readonly DescService[] = [
 export const servedServices: readonly DescService[] = [
   ...palyraServices,
   ...standardServices,
+];
+
+/**
+ * ruledServices are the services whose access rules the gate enforces: the
+ * served ones, and CompatService, which only declares the rules of the /v1
+ * HTTP routes (it is not served over gRPC or Connect).
+ */
+export const ruledServices: readonly DescService[] = [
+  ...servedServices,
+  CompatService,
 ];
 
 /** descriptorRegistry holds every served file and its imports, for reflection. */
@@ -117,6 +135,8 @@ export interface RouteDeps {
   tls: boolean;
   /** Asks the store and Redis whether they answer, for GET /readyz. */
   readiness: () => Promise<Readiness>;
+  /** What the /v1 API needs besides the run engine: its feature flag and the clock. */
+  compat: Pick<CompatDeps, "flags" | "clock">;
 }
 
 /**
@@ -141,17 +161,19 @@ export async function registerRoutes(
   app.addHook("onRequest", async (req, reply) => {
     // Refuse an oversized body before reading it. gRPC keeps its own framing
     // (readMaxBytes answers RESOURCE_EXHAUSTED in the trailer).
+    // A route may set its own limit (/v1 takes long prompts).
+    const limit = req.routeOptions.bodyLimit ?? deps.readMaxBytes;
     const length = Number(req.headers["content-length"] ?? 0);
     const grpc = String(req.headers["content-type"] ?? "").startsWith(
       "application/grpc",
     );
-    if (length > deps.readMaxBytes && !grpc) {
+    if (length > limit && !grpc) {
       await refuse(
         req,
         reply,
         new PalyraError(
           "resource_exhausted",
-          `request body is ${length} bytes; the limit is ${deps.readMaxBytes}`,
+          `request body is ${length} bytes; the limit is ${limit}`,
         ),
         BODY_TOO_LARGE,
       );
@@ -164,6 +186,25 @@ export async function registerRoutes(
     deps.sessions.gate,
     deps.tls,
   );
+
+  registerCompatRoutes(app, {
+    ...deps.compat,
+    engine: deps.runs.engine,
+    gate: deps.sessions.gate,
+    tls: deps.tls,
+    shutdownSignal: deps.shutdownSignal,
+    bodyLimit: deps.readMaxBytes,
+    errors: {
+      openai: {
+        format: openaiErrorBody,
+        body: (e) => openaiErrorBody(publicError(e)),
+      },
+      anthropic: {
+        format: anthropicErrorBody,
+        body: (e) => anthropicErrorBody(publicError(e)),
+      },
+    },
+  });
 
   app.get("/healthz", async (_req, reply) => {
     const serving = deps.health.isServing("");

@@ -33,7 +33,7 @@ import {
 import { createLogger } from "./logger.js";
 import { createReadinessProbe } from "./readiness.js";
 import { createStreamLimitInterceptor } from "./stream-limit.js";
-import { registerRoutes, servedServices } from "./routes.js";
+import { registerRoutes, ruledServices, servedServices } from "./routes.js";
 
 /** BuildServerOptions are the daemon's inputs; everything else is derived or defaulted. */
 export interface BuildServerOptions {
@@ -75,7 +75,7 @@ export async function buildServer(
       ? await readTlsFiles(config.tls.cert_path, config.tls.key_path)
       : undefined;
   // Fails before anything is opened when an RPC lacks its access option.
-  const rules = new AccessRules(servedServices);
+  const rules = new AccessRules(ruledServices);
   const store = options.store ?? (await backends.openStore(config, clock));
   const ownsStore = options.store === undefined;
   let sharedState: SharedState | undefined;
