@@ -80,6 +80,8 @@ describe("runs with the offline echo model (StartRun over Connect, HTTP/1.1)", (
       completionTokens: "4",
     });
     assert.ok(typeof body.run.endedAt === "string");
+    assert.ok(typeof body.run.timeToFirstTokenMs === "string");
+    assert.equal(body.run.finishReason, "stop");
   });
 
   it("renders several messages as role lines and honours max_tokens", async () => {
