@@ -9,6 +9,7 @@ import { file_palyra_auth_v1_profile } from "../../gen/palyra/auth/v1/profile_pb
 import { file_palyra_common_v1_access } from "../../gen/palyra/common/v1/access_pb.js";
 import { file_palyra_common_v1_permissions } from "../../gen/palyra/common/v1/permissions_pb.js";
 import { file_palyra_common_v1_sensitive } from "../../gen/palyra/common/v1/sensitive_pb.js";
+import { file_palyra_compat_v1_compat } from "../../gen/palyra/compat/v1/compat_pb.js";
 import { file_palyra_run_v1_run } from "../../gen/palyra/run/v1/run_pb.js";
 import { file_palyra_session_v1_session } from "../../gen/palyra/session/v1/session_pb.js";
 import { file_palyra_store_v1_audit } from "../../gen/palyra/store/v1/audit_pb.js";
@@ -34,6 +35,7 @@ export const palyraFiles: readonly DescFile[] = [
   file_palyra_common_v1_access,
   file_palyra_common_v1_permissions,
   file_palyra_common_v1_sensitive,
+  file_palyra_compat_v1_compat,
   file_palyra_run_v1_run,
   file_palyra_session_v1_session,
   file_palyra_store_v1_audit,
