@@ -1,3 +1,4 @@
+import type { DescService, FileRegistry } from "@bufbuild/protobuf";
 import { Command, Option } from "commander";
 import { DEFAULT_URL } from "./connection.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
@@ -20,8 +21,19 @@ import {
 
 export type { Output } from "./io.js";
 
+/** ProgramOptions replace what the generated tree is built from (tests use a fixture descriptor set). */
+export interface ProgramOptions {
+  /** Services for `palyra rpc`; every palyra service in gen/ when absent. */
+  services?: readonly DescService[];
+  /** Descriptor set with source info for help text; gen/descriptors.binpb when absent. */
+  registry?: FileRegistry;
+}
+
 /** buildProgram assembles the `palyra` command tree; `run` parses argv and resolves with the exit code. */
-export function buildProgram(output: Output): {
+export function buildProgram(
+  output: Output,
+  options: ProgramOptions = {},
+): {
   run(argv: string[]): Promise<number>;
 } {
   const io = resolveIo(output);
@@ -93,8 +105,10 @@ export function buildProgram(output: Output): {
   return {
     async run(argv) {
       // The generated tree needs the gen/ modules, loaded once per run.
-      const services = await loadPalyraServices();
-      const docs = new ProtoDocs(await loadDescriptorSet());
+      const services = options.services ?? (await loadPalyraServices());
+      const docs = new ProtoDocs(
+        options.registry ?? (await loadDescriptorSet()),
+      );
       program.addCommand(buildRpcCommand(services, docs, ctx, run));
       program.addCommand(completionCommand(program, io));
       inheritSettings(program);
