@@ -100,7 +100,7 @@ export function refuseSecretsInJson(
 /** readSecret reads one secret from its source; stdin is read to its end and trimmed of the final newline. */
 export async function readSecret(
   io: CliIo,
-  f: FieldFlag,
+  flag: string,
   source: SecretSource,
 ): Promise<string> {
   let value: string | undefined;
@@ -110,21 +110,18 @@ export async function readSecret(
       if (value === undefined || value === "")
         throw new PalyraError(
           "invalid_argument",
-          `--${f.flag}-env ${source.name}: that variable is not set`,
+          `--${flag}-env ${source.name}: that variable is not set`,
         );
       break;
     case "stdin":
       value = (await readAll(io)).replace(/\r?\n$/, "");
       break;
     case "prompt":
-      value = await promptSecret(io, f.flag);
+      value = await promptSecret(io, flag);
       break;
   }
   if (value === "")
-    throw new PalyraError(
-      "invalid_argument",
-      `--${f.flag}: the secret is empty`,
-    );
+    throw new PalyraError("invalid_argument", `--${flag}: the secret is empty`);
   return value;
 }
 
@@ -168,7 +165,7 @@ export async function buildRequest(
   }
   const secrets: string[] = [];
   for (const [f, source] of input.secrets) {
-    const secret = await readSecret(io, f, source);
+    const secret = await readSecret(io, f.flag, source);
     secrets.push(secret);
     setPath(json, f.jsonPath, secret);
   }

@@ -4,6 +4,7 @@ import {
   type DescService,
   type Message,
 } from "@bufbuild/protobuf";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { Command, Option } from "commander";
 import { access } from "../../gen/palyra/common/v1/access_pb.js";
 import { PalyraError } from "../core/index.js";
@@ -248,25 +249,7 @@ async function requestsOf(
     return ndjsonRequests(ctx, method);
   }
   const first = await buildRequest(ctx.io, method.input, input);
-  return oneMessage(first);
-}
-
-// A stream of exactly one request, for a streaming RPC called with flags.
-function oneMessage(message: Message): AsyncIterable<Message> {
-  return {
-    [Symbol.asyncIterator]() {
-      let done = false;
-      return {
-        next: () => {
-          const result: IteratorResult<Message> = done
-            ? { done: true, value: undefined }
-            : { done: false, value: message };
-          done = true;
-          return Promise.resolve(result);
-        },
-      };
-    },
-  };
+  return createAsyncIterable([first]);
 }
 
 async function* ndjsonRequests(

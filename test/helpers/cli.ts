@@ -20,6 +20,7 @@ export async function runCli(
     stdin?: string;
     program?: ProgramOptions;
     onOut?: (text: string) => void;
+    isTTY?: boolean;
   } = {},
 ): Promise<CliResult> {
   let stdout = "";
@@ -34,6 +35,7 @@ export async function runCli(
         stderr += s;
       },
       env: { PALYRA_STATE_ROOT: "/nonexistent-palyra-state", ...options.env },
+      isTTY: options.isTTY ?? false,
       stdin: Readable.from(
         options.stdin === undefined ? [] : [Buffer.from(options.stdin)],
       ),

@@ -586,6 +586,72 @@ describe("palyra CLI against a real daemon", () => {
     assert.match(handoff.stdout, new RegExp(`^${d.address.url}/\\S+token=`));
   });
 
+  it("colours tables only on a terminal, never with NO_COLOR or --no-color", async () => {
+    const esc = "\u001b[";
+    const tty = await cli(["access", "roles"], { isTTY: true });
+    assert.equal(tty.code, 0, tty.stderr);
+    assert.ok(tty.stdout.includes(esc));
+    const noColorEnv = await cli(["access", "roles"], {
+      isTTY: true,
+      env: { NO_COLOR: "1" },
+    });
+    assert.ok(!noColorEnv.stdout.includes(esc));
+    const noColorFlag = await cli(["access", "roles", "--no-color"], {
+      isTTY: true,
+    });
+    assert.ok(!noColorFlag.stdout.includes(esc));
+    const json = await cli(["--json", "access", "roles"], { isTTY: true });
+    assert.ok(!json.stdout.includes(esc));
+  });
+
+  it("auth openai api-key stores a key read from env or stdin, refuses it as a flag, never prints it", async () => {
+    const env = await cli(
+      [
+        "auth",
+        "openai",
+        "api-key",
+        "--profile-id",
+        "oa",
+        "--api-key-env",
+        "OPENAI_KEY",
+      ],
+      { env: { OPENAI_KEY: PLANTED } },
+    );
+    assert.equal(env.code, 0, env.stderr);
+    assert.match(env.stdout, /created profile oa/);
+    const stdin = await cli(
+      [
+        "--json",
+        "auth",
+        "anthropic",
+        "api-key",
+        "--profile-id",
+        "an",
+        "--api-key-stdin",
+      ],
+      { stdin: `${PLANTED}\n` },
+    );
+    assert.equal(stdin.code, 0, stdin.stderr);
+    for (const bad of [
+      ["--api-key", PLANTED],
+      [`--api-key=${PLANTED}`],
+      [],
+      ["--api-key-stdin", "--api-key-env", "X"],
+    ]) {
+      const r = await cli(
+        ["auth", "openai", "api-key", "--profile-id", "oa2", ...bad],
+        { env: { X: PLANTED }, stdin: PLANTED },
+      );
+      assert.equal(r.code, 2, `${bad.join(" ")}: ${r.stderr}`);
+      assert.ok(!(r.stdout + r.stderr).includes(PLANTED));
+    }
+    const list = await cli(["auth", "profiles", "list"]);
+    assert.match(list.stdout, /^oa\s+openai\s+default\s+global\s+apiKey/m);
+    assert.match(list.stdout, /^an\s+anthropic/m);
+    for (const r of [env, stdin, list])
+      assert.ok(!(r.stdout + r.stderr).includes(PLANTED));
+  });
+
   it("admin rotate-token prints the new token once; the old one stops working", async () => {
     const r = await cli(["admin", "rotate-token"]);
     assert.equal(r.code, 0, r.stderr);

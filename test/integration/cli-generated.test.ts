@@ -45,6 +45,9 @@ describe("palyra rpc generated from a fixture descriptor set", () => {
         await gate;
         yield { ...echo(req), requestJson: "second" };
       },
+      async *echoWidgets(reqs: AsyncIterable<Message>) {
+        for await (const req of reqs) yield echo(req);
+      },
     };
     server = http2.createServer(
       connectNodeAdapter({
@@ -254,6 +257,47 @@ describe("palyra rpc generated from a fixture descriptor set", () => {
       );
     },
   );
+
+  it("sends a bidi stream's requests from NDJSON on stdin (--data -), or one from flags", async () => {
+    const r = await call(
+      ["--json", "rpc", "widget", "echo-widgets", "--data", "-"],
+      {
+        stdin: '{"widgetId":"a"}\n\n{"widgetId":"b","color":"COLOR_RED"}\n',
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const got = r.stdout
+      .trim()
+      .split("\n")
+      .map(
+        (l) =>
+          JSON.parse(
+            (JSON.parse(l) as { requestJson: string }).requestJson,
+          ) as unknown,
+      );
+    assert.deepEqual(got, [
+      { widgetId: "a" },
+      { widgetId: "b", color: "COLOR_RED" },
+    ]);
+    const one = await call([
+      "--json",
+      "rpc",
+      "widget",
+      "echo-widgets",
+      "--widget-id",
+      "c",
+    ]);
+    assert.equal(one.code, 0, one.stderr);
+    assert.deepEqual(sent(one.stdout), { widgetId: "c" });
+    const secret = await call(
+      ["rpc", "widget", "echo-widgets", "--data", "-"],
+      {
+        stdin: `{"widgetId":"a"}\n${JSON.stringify({ secret: PLANTED })}\n`,
+      },
+    );
+    assert.notEqual(secret.code, 0);
+    assert.ok(!(secret.stdout + secret.stderr).includes(PLANTED));
+  });
 
   it("--help shows the RPC comment, its permission, and each field with its type and comment", async () => {
     const r = await call(["rpc", "widget", "get-widget", "--help"]);

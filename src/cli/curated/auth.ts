@@ -25,6 +25,8 @@ import { createStyle, table, type Style } from "../render.js";
 import type { RpcRunner } from "../rpc-commands.js";
 import { create } from "@bufbuild/protobuf";
 import { enumArg, enumLabel, when } from "./format.js";
+import { readSecret } from "../build-request.js";
+import { addSecretOptions, secretSource } from "./secret-flags.js";
 
 const S = AuthService.method;
 
@@ -195,5 +197,59 @@ export function authCommand(ctx: CommandContext, run: RpcRunner): Command {
         );
       }),
     );
+  for (const kind of ["openai", "anthropic"] as const)
+    auth.addCommand(providerCommand(ctx, run, kind));
   return auth;
+}
+
+// `palyra auth openai|anthropic api-key`: SetProfile with an API key read
+// per the secret rule (REFERENCE.md "CLI").
+function providerCommand(
+  ctx: CommandContext,
+  run: RpcRunner,
+  kind: "openai" | "anthropic",
+): Command {
+  const json = () => ctx.globals().json === true;
+  const provider = new Command(kind).description(`${kind} credentials`);
+  const apiKey = provider
+    .command("api-key")
+    .description(
+      `store a ${kind} API key in the vault as a profile (never printed back)`,
+    )
+    .option("--profile-id <id>", "profile id", kind)
+    .option("--name <name>", "profile name", "default")
+    .option("--agent <agent-id>", "only for this agent (default: global)");
+  addSecretOptions(apiKey, "api-key", `${kind} API key`);
+  apiKey.action(function (this: Command) {
+    return run(async () => {
+      const o = this.opts<{
+        profileId: string;
+        name: string;
+        agent?: string;
+      }>();
+      const key = await readSecret(
+        ctx.io,
+        "api-key",
+        secretSource(this.opts(), "api-key"),
+      );
+      const res = await unary(ctx, S.setProfile, {
+        profileId: o.profileId,
+        profileName: o.name,
+        provider: { kind: enumArg("provider", AuthProviderKindSchema, kind) },
+        scope:
+          o.agent === undefined
+            ? { kind: enumArg("scope", AuthScopeKindSchema, "global") }
+            : {
+                kind: enumArg("scope", AuthScopeKindSchema, "agent"),
+                agentId: o.agent,
+              },
+        credential: { case: "apiKey", value: { apiKey: key } },
+      });
+      if (json()) return printJson(ctx, S.setProfile, res);
+      ctx.io.out(
+        `${res.created ? "created" : "updated"} profile ${o.profileId} (${kind}, API key stored in the vault)\n`,
+      );
+    });
+  });
+  return provider;
 }
