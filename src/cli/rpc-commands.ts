@@ -182,10 +182,17 @@ function methodCommand(
     await run(async () => {
       const opts = this.opts<Record<string, unknown>>();
       const input = collectInput(opts, bindings);
-      const requests = await requestsOf(ctx, method, input);
-      await callMethod(ctx, method, requests, (m) =>
-        printResponse(ctx, method, m),
-      );
+      // A bad NDJSON line fails inside the transport, which reports it as
+      // INTERNAL; the line's own error (INVALID_ARGUMENT) is the one to show.
+      const failure = { error: undefined as unknown };
+      const requests = await requestsOf(ctx, method, input, failure);
+      try {
+        await callMethod(ctx, method, requests, (m) =>
+          printResponse(ctx, method, m),
+        );
+      } catch (e) {
+        throw failure.error ?? e;
+      }
     });
   });
   return cmd;
@@ -235,6 +242,7 @@ async function requestsOf(
   ctx: CommandContext,
   method: DescMethod,
   input: RequestInput,
+  failure: { error: unknown },
 ): Promise<Message | AsyncIterable<Message>> {
   const streamingIn =
     method.methodKind === "client_streaming" ||
@@ -246,13 +254,26 @@ async function requestsOf(
         "invalid_argument",
         "with --data - (NDJSON on stdin) the requests come from stdin only; drop the field flags",
       );
-    return ndjsonRequests(ctx, method);
+    return ndjsonRequests(ctx, method, failure);
   }
   const first = await buildRequest(ctx.io, method.input, input);
   return createAsyncIterable([first]);
 }
 
 async function* ndjsonRequests(
+  ctx: CommandContext,
+  method: DescMethod,
+  failure: { error: unknown },
+): AsyncGenerator<Message> {
+  try {
+    yield* parseNdjson(ctx, method);
+  } catch (e) {
+    failure.error = e;
+    throw e;
+  }
+}
+
+async function* parseNdjson(
   ctx: CommandContext,
   method: DescMethod,
 ): AsyncGenerator<Message> {
