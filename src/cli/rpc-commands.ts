@@ -282,14 +282,16 @@ async function* parseNdjson(
     n++;
     const json = parseJson(line, `stdin line ${n}`);
     refuseSecretsInJson(method.input, json);
+    let message: Message;
     try {
-      yield fromJson(method.input, json);
+      message = fromJson(method.input, json);
     } catch (e) {
       throw new PalyraError(
         "invalid_argument",
         `stdin line ${n}: ${e instanceof Error ? e.message : String(e)}`,
       );
     }
+    yield message;
   }
 }
 

@@ -295,7 +295,8 @@ describe("palyra rpc generated from a fixture descriptor set", () => {
         stdin: `{"widgetId":"a"}\n${JSON.stringify({ secret: PLANTED })}\n`,
       },
     );
-    assert.notEqual(secret.code, 0);
+    assert.equal(secret.code, 2, secret.stderr);
+    assert.match(secret.stderr, /is a secret/);
     assert.ok(!(secret.stdout + secret.stderr).includes(PLANTED));
   });
 
