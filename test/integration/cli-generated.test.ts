@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -341,6 +342,22 @@ describe("palyra rpc generated from a fixture descriptor set", () => {
       assert.match(r.stdout, /rpc widget get-widget/);
       assert.match(r.stdout, /--dims\.width/);
       assert.match(r.stdout, /access tokens create/);
+      if (shell === "bash") {
+        // The script itself works: bash completes a generated command and its flags.
+        const complete = (words: string[]) =>
+          execFileSync("bash", [
+            "-c",
+            `${r.stdout}\nCOMP_WORDS=(${words.join(" ")}); COMP_CWORD=${words.length - 1}; _palyra; echo "\${COMPREPLY[@]}"`,
+          ]).toString();
+        assert.equal(
+          complete(["palyra", "--json", "rpc", "widget", "get"]),
+          "get-widget\n",
+        );
+        assert.equal(
+          complete(["palyra", "rpc", "widget", "get-widget", "--dims"]),
+          "--dims.width\n",
+        );
+      }
     }
   });
 });
