@@ -22,9 +22,15 @@ import { callerOf } from "./identity.js";
 export const FLAG_DEFINITIONS: Readonly<
   Record<string, { enabled: boolean; description: string }>
 > = {
+  // On by default: the /v1 API admits only the same credentials as every
+  // other call (an API token with compat.chat.create, or the admin token),
+  // the daemon binds loopback unless told otherwise, and the `echo` model
+  // needs no provider key, so an existing OpenAI/Anthropic SDK works against
+  // a fresh daemon. Turn it off to close the surface entirely (404).
   compat_api: {
     enabled: true,
-    description: "the OpenAI-compatible /v1 API (arrives with the runs issue)",
+    description:
+      "the OpenAI- and Anthropic-compatible /v1 API (chat completions, responses, messages, models); off answers 404",
   },
   console: {
     enabled: true,

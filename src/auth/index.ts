@@ -41,6 +41,7 @@ export {
   type Principal,
   type ClientInfo,
   type SessionRef,
+  type RateLimitState,
 } from "./principal.js";
 export {
   PERMISSIONS,

@@ -23,6 +23,17 @@ export interface Principal {
   readonly tokenRole?: Role;
   /** The principal's membership role in `workspaceId`, read on this call; it caps `role`. */
   readonly workspaceRole?: Role;
+  /** The API token's rate limit after counting this call (API tokens only). */
+  readonly rateLimit?: RateLimitState;
+}
+
+/** RateLimitState is what is left of a per-token rate limit, for the x-ratelimit-* headers. */
+export interface RateLimitState {
+  /** Requests allowed per minute. */
+  readonly limit: number;
+  readonly remaining: number;
+  /** ms until the window resets. */
+  readonly resetMs: number;
 }
 
 /** SessionRef identifies the console session behind a call. */

@@ -51,6 +51,7 @@ const ADMIN = [
   Permission.AUTH_PROFILES_MANAGE,
   Permission.AUDIT_READ,
   Permission.CONSOLE_SESSIONS_READ,
+  Permission.RUNS_READ_ALL,
 ];
 
 /**

@@ -18,6 +18,7 @@ import {
   consoleCommand,
   sessionsCommand,
 } from "./curated/sessions.js";
+import { registerMigrateStore } from "./migrate-store.js";
 
 export type { Output } from "./io.js";
 
@@ -101,6 +102,8 @@ export function buildProgram(
   program.addCommand(consoleCommand(ctx, run));
   const admin = adminCommand(ctx, run);
   program.addCommand(admin);
+
+  registerMigrateStore(program, io, (code) => (exitCode = code));
 
   return {
     async run(argv) {

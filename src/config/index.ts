@@ -13,3 +13,10 @@ export {
   type ListenAddress,
 } from "./listen-address.js";
 export { allowedHosts, normalizeHost, LOOPBACK_HOSTS } from "./hosts.js";
+export {
+  parseStoreUrl,
+  storeUrlProblem,
+  STORE_URL_FORMS,
+  type StoreTarget,
+} from "./store-url.js";
+export { replicaIdOf } from "./replica-id.js";

@@ -83,11 +83,7 @@ export async function loadConfig(
   for (const binding of envBindings) {
     const value = env[binding.env];
     if (value === undefined || value === "") continue;
-    setKey(
-      raw,
-      binding.key,
-      binding.type === "boolean" ? parseBool(value, binding.env) : value,
-    );
+    setKey(raw, binding.key, parseEnvValue(binding.type, value, binding.env));
     sources.set(binding.key, binding.env);
   }
   if (nonEmpty(flags.listen)) {
@@ -149,6 +145,26 @@ function setKey(
       : {};
   table[key] = value;
   target[section] = table;
+}
+
+function parseEnvValue(
+  type: "string" | "boolean" | "number",
+  value: string,
+  name: string,
+): string | boolean | number {
+  if (type === "boolean") return parseBool(value, name);
+  if (type === "number") return parseNumber(value, name);
+  return value;
+}
+
+function parseNumber(value: string, name: string): number {
+  // Number("") and Number(" 1e3 ") are too forgiving for a setting.
+  if (!/^-?\d+(\.\d+)?$/.test(value))
+    throw new PalyraError(
+      "invalid_argument",
+      `invalid configuration: ${name} must be a number, got "${value}"`,
+    );
+  return Number(value);
 }
 
 function parseBool(value: string, name: string): boolean {

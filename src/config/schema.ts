@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isHostName, isTrustedProxyEntry } from "./hosts.js";
 import { parseListenAddress } from "./listen-address.js";
+import { STORE_URL_FORMS, storeUrlProblem } from "./store-url.js";
 
 /**
  * The palyra.toml schema. Every default is declared here, next to its key, and
@@ -68,6 +69,18 @@ export const fileSchema = z
           .default(10_000),
         /** Open connections accepted at once; further ones are closed on accept. */
         max_connections: z.number().int().min(1).max(1_000_000).default(1024),
+        /**
+         * Names this replica in the posture report and as the holder of
+         * singleton leases; must differ between replicas. Default: the host
+         * name plus a short random suffix chosen at each start.
+         */
+        replica_id: z
+          .string()
+          .regex(/^[A-Za-z0-9._:-]{1,128}$/, {
+            message:
+              'expected 1..128 letters, digits or "._:-", e.g. "palyra-a"',
+          })
+          .optional(),
       })
       .strict()
       .prefault({}),
@@ -172,10 +185,54 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    profiles: z
+      .object({
+        /**
+         * Longest wait between two sweeps of the OAuth refresh scheduler. Each
+         * sweep renews the scheduler's lease, which lives three sweeps: with
+         * several replicas, a crashed holder is replaced after that long.
+         */
+        refresh_sweep_seconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .strict()
+      .prefault({}),
     model_provider: z
       .object({
         /** The auth profile a run uses when its agent has no profile of its own; no default. */
         auth_profile_id: z.string().min(1).max(128).optional(),
+        /** Chat Completions API base for openai runs; a local fake or a compatible server in tests. */
+        openai_base_url: z.url().default("https://api.openai.com/v1"),
+        /** Messages API base for anthropic runs. */
+        anthropic_base_url: z.url().default("https://api.anthropic.com/v1"),
+        /** How long a provider may take to answer, and may stay silent mid-stream, before the run fails UNAVAILABLE. */
+        timeout_ms: z.number().int().min(100).max(600_000).default(120_000),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        /**
+         * Where the store lives. Unset or "level:" = LevelDB in <state-dir>/db
+         * (one process); "level:<dir>" = LevelDB there (relative to the state
+         * dir); "postgres://user:pass@host:5432/db" = PostgreSQL shared by
+         * every replica. Prefer PALYRA_STORE_URL when it holds a password.
+         */
+        url: z
+          .string()
+          .refine((s) => storeUrlProblem(s) === undefined, {
+            message: STORE_URL_FORMS,
+          })
+          .optional(),
+        /** PostgreSQL schema of the store's tables (created when missing); ignored for LevelDB. Same rule as isPgSchemaName (src/store). */
+        schema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, {
+            message:
+              "expected a plain PostgreSQL name: lowercase letters, digits and _, at most 63, not starting with a digit",
+          })
+          .default("palyra"),
+        /** PostgreSQL connections each replica keeps open at most; ignored for LevelDB. */
+        pool_size: z.number().int().min(1).max(1000).default(10),
       })
       .strict()
       .prefault({}),
@@ -183,6 +240,32 @@ export const fileSchema = z
       .object({
         /** Derives the vault key with argon2id instead of <state-dir>/vault.key. Prefer PALYRA_VAULT_PASSPHRASE. */
         passphrase: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    redis: z
+      .object({
+        /**
+         * Shared state for several replicas: rate limits counted in Redis and
+         * cache invalidations over Redis pub/sub. No default: without it the
+         * limiters and the bus are per process. Prefer PALYRA_REDIS_URL when
+         * the URL holds a password.
+         */
+        url: z
+          .string()
+          .refine((s) => /^rediss?:\/\/[^\s]+$/.test(s), {
+            message:
+              'expected a redis:// or rediss:// URL, e.g. "redis://127.0.0.1:6379/0"',
+          })
+          .optional(),
+        /** Prefix of every Redis key and pub/sub channel, so deployments can share one Redis. */
+        key_prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._:{}-]{1,64}$/, {
+            message:
+              'expected 1..64 letters, digits or "._:{}-", e.g. "palyra-prod:"',
+          })
+          .default("palyra:"),
       })
       .strict()
       .prefault({}),
@@ -203,12 +286,33 @@ export const envBindings = [
     key: "admin.require_auth",
     type: "boolean",
   },
+  { env: "PALYRA_CACHE_TTL_SECONDS", key: "cache.ttl_seconds", type: "number" },
+  {
+    env: "PALYRA_PROFILES_REFRESH_SWEEP_SECONDS",
+    key: "profiles.refresh_sweep_seconds",
+    type: "number",
+  },
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },
   { env: "PALYRA_LOG_FORMAT", key: "log.format", type: "string" },
   { env: "PALYRA_LOG_ACCESS", key: "log.access", type: "string" },
+  { env: "PALYRA_STORE_URL", key: "store.url", type: "string" },
+  { env: "PALYRA_STORE_SCHEMA", key: "store.schema", type: "string" },
+  {
+    env: "PALYRA_MODEL_PROVIDER_OPENAI_BASE_URL",
+    key: "model_provider.openai_base_url",
+    type: "string",
+  },
+  {
+    env: "PALYRA_MODEL_PROVIDER_ANTHROPIC_BASE_URL",
+    key: "model_provider.anthropic_base_url",
+    type: "string",
+  },
   {
     env: "PALYRA_VAULT_PASSPHRASE",
     key: "vault.passphrase",
     type: "string",
   },
+  { env: "PALYRA_REDIS_URL", key: "redis.url", type: "string" },
+  { env: "PALYRA_REDIS_KEY_PREFIX", key: "redis.key_prefix", type: "string" },
+  { env: "PALYRA_REPLICA_ID", key: "server.replica_id", type: "string" },
 ] as const;

@@ -40,16 +40,23 @@ export class PalyraError extends Error {
   /** For resource_exhausted: when the caller may try again, sent as `retry-after`. */
   readonly retryAfterSeconds: number | undefined;
 
+  /**
+   * The request field at fault (e.g. "messages[0].content"), for APIs whose
+   * error bodies name it apart from the message (OpenAI's `param`).
+   */
+  readonly field: string | undefined;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown; retryAfterSeconds?: number },
+    options?: { cause?: unknown; retryAfterSeconds?: number; field?: string },
   ) {
     super(
       message,
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.field = options?.field;
   }
 
   /** grpcCode is the Connect/gRPC status this error is answered with. */

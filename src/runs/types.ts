@@ -53,6 +53,8 @@ export interface RunRequest {
   model: string;
   agentId?: string;
   sessionId?: string;
+  /** A run id the caller picked (a ULID; already_exists when taken); the engine picks one otherwise. */
+  runId?: string;
   messages: ChatMessage[];
   maxTokens?: number;
   temperature?: number;
@@ -81,9 +83,13 @@ export interface Usage {
   completionTokens: number;
 }
 
+/** FinishReason is why the model stopped, in OpenAI's terms (Anthropic's stop reasons are mapped). */
+export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
+
 /** RunEvent is one thing that happened in a run, in order. */
 export type RunEvent =
-  | { kind: "status"; status: RunStatus }
+  /** On the final "done" status: why the model stopped, when the provider said. */
+  | { kind: "status"; status: RunStatus; finishReason?: FinishReason }
   /** A fragment of the model's text output. */
   | { kind: "token"; text: string }
   /** A fragment of a tool call: `index` tells calls apart; id and name come with a call's first fragment. */
@@ -118,6 +124,8 @@ export interface ModelInfo {
   provider: string;
   /** ms since the epoch; 0 when unknown. */
   createdMs: number;
+  /** Whether a run can use it now (an auth profile for its provider exists); echo always can. */
+  available?: boolean;
 }
 
 /** StoredRun is a recorded run as the read APIs show it. */
@@ -126,6 +134,7 @@ export interface StoredRun {
   principal: string;
   apiTokenId?: string;
   agentId?: string;
+  sessionId?: string;
   model: string;
   provider: string;
   profileId?: string;
@@ -140,14 +149,43 @@ export interface StoredRun {
   timeToFirstTokenMs?: number;
   /** The error's public message when the run failed. */
   errorMessage?: string;
+  /** The error's code (lower snake case, e.g. "unavailable") when the run failed. */
+  errorCode?: string;
+  /** Why the model stopped, when the provider said. */
+  finishReason?: FinishReason;
+}
+
+/** RunQuery selects one page of recorded runs (oldest first). */
+export interface RunQuery {
+  /** The nextPageToken of the previous page. */
+  pageToken?: string;
+  /** Page size; 0 means 50, at most 500. */
+  limit: number;
+  /** Only this principal's runs; another than the caller's needs readAll. */
+  principal?: string;
+  /** Only runs of this model (as requested or as the provider knows it). */
+  model?: string;
+  status?: RunStatus;
+  /** ms since the epoch: started at or after. */
+  startedAfterMs?: number;
+  /** ms since the epoch: started before. */
+  startedBeforeMs?: number;
+}
+
+/** RunPage is one page of runs and the token of the next, if any. */
+export interface RunPage {
+  runs: StoredRun[];
+  nextPageToken?: string;
 }
 
 /**
  * RunEngine is the one code path every protocol runs through. `start`
  * resolves once the provider accepted the request (so a caller can still
  * answer with an HTTP error status) and rejects with a PalyraError otherwise:
- * invalid_argument (naming the field a provider cannot honour), not_found
- * (unknown model), failed_precondition (credential rejected: "the profile
+ * invalid_argument (naming the field a provider cannot honour, or a model
+ * name no route accepts), not_found (the provider does not know the model),
+ * failed_precondition (no auth profile for the provider: how to add one) or
+ * failed_precondition (credential rejected: "the profile
  * needs attention"), resource_exhausted (provider 429, with retry-after),
  * unavailable (5xx, reset, timeout). Aborting `signal` cancels the run.
  */
@@ -165,4 +203,15 @@ export interface RunEngine {
   ): Promise<StoredRun>;
   /** listModels lists what `model` may name. */
   listModels(): Promise<ModelInfo[]>;
+  /** listRuns pages through recorded runs: the caller's own, or any principal's with `readAll`. */
+  listRuns(
+    caller: RunCaller,
+    readAll: boolean,
+    query: RunQuery,
+  ): Promise<RunPage>;
+  /**
+   * cancel aborts a run in progress on whichever replica runs it: not_found
+   * unless `caller` ran it or `readAll`; failed_precondition once it ended.
+   */
+  cancel(runId: string, caller: RunCaller, readAll: boolean): Promise<void>;
 }

@@ -19,7 +19,7 @@ export {
   CSRF_HEADER,
   type OriginPolicy,
 } from "./session-resolver.js";
-export { computePosture } from "./posture.js";
+export { computePosture, type PostureRuntime } from "./posture.js";
 export { SESSION_COOKIE, sessionCookie, sessionCookieValue } from "./cookie.js";
 export { checkRedirectPath } from "./redirect-path.js";
 export { createSessionSweeper, sweepOnce, SWEEP_LEASE } from "./sweeper.js";

@@ -10,7 +10,7 @@ import {
 } from "../../gen/palyra/session/v1/session_pb.js";
 import { clientKey, principalKey } from "../auth/index.js";
 import type { PalyraConfig } from "../config/index.js";
-import { computePosture } from "./posture.js";
+import { computePosture, type PostureRuntime } from "./posture.js";
 import type { RequestSide, SessionApi } from "./session-api.js";
 
 /** sideOf adapts a Connect handler context to the protocol-neutral request side. */
@@ -28,6 +28,8 @@ function sideOf(ctx: HandlerContext): RequestSide {
 export function createSessionService(
   api: SessionApi,
   config: PalyraConfig,
+  /** This replica's store, id and Redis link as they are at the call. */
+  runtime?: () => PostureRuntime,
 ): ServiceImpl<typeof SessionService> {
   return {
     async login(req, ctx) {
@@ -65,7 +67,7 @@ export function createSessionService(
     },
     getDeploymentPosture() {
       return create(GetDeploymentPostureResponseSchema, {
-        posture: computePosture(config),
+        posture: computePosture(config, runtime?.()),
       });
     },
   };

@@ -1,4 +1,9 @@
-export { Store, SCHEMA_VERSION, type StoreOptions } from "./store.js";
+export {
+  Store,
+  SCHEMA_VERSION,
+  openLevelBackend,
+  type StoreOptions,
+} from "./store.js";
 export { Table, type PageOptions, type Versioned } from "./table.js";
 export {
   ABSENT,
@@ -19,3 +24,16 @@ export type {
   AuditOutcomeName,
   Actor,
 } from "./audit-trail.js";
+export { PostgresBackend, type PostgresOptions } from "./pg-backend.js";
+export {
+  DEFAULT_PG_SCHEMA,
+  PG_LAYOUT_VERSION,
+  isPgSchemaName,
+} from "./pg-schema.js";
+export {
+  migrateStore,
+  type MigrationOptions,
+  type MigrationProgress,
+  type MigrationReport,
+  type NamespaceReport,
+} from "./migrate.js";

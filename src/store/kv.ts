@@ -24,6 +24,8 @@ export const namespaces = [
   "access",
   "audit",
   "meta",
+  "runs",
+  "usage",
 ] as const;
 
 /** Namespace is one of the fixed collections in `namespaces`. */

@@ -2,8 +2,8 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Level } from "level";
-import { mkdir } from "node:fs/promises";
-import { resolve } from "node:path";
+import { access, mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { SchemaInfoSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import { PalyraError, systemClock, type Clock } from "../core/index.js";
 import type { BackendInfo, KvBackend, Namespace, WriteOp } from "./kv.js";
@@ -37,7 +37,7 @@ export class Store {
   /** open opens (creating if needed) the store and checks its schema version. */
   static async open(options: StoreOptions): Promise<Store> {
     return await Store.fromBackend(
-      await openLevel(options.path, options.sync ?? true),
+      await openLevelBackend(options.path, { sync: options.sync ?? true }),
       options.clock,
     );
   }
@@ -137,13 +137,31 @@ export class Store {
 // lock. Process-wide state, so a process-wide set guards it.
 const openInThisProcess = new Set<string>();
 
-async function openLevel(path: string, sync: boolean): Promise<KvBackend> {
+/**
+ * openLevelBackend opens a LevelDB directory as a backend, without the Store's
+ * schema step (for migrate-store, which must not write to its source). With
+ * `mustExist` a missing database is an error rather than created.
+ */
+export async function openLevelBackend(
+  path: string,
+  options: { sync?: boolean; mustExist?: boolean } = {},
+): Promise<KvBackend> {
   const key = resolve(path);
+  const sync = options.sync ?? true;
   if (openInThisProcess.has(key)) throw lockHeld(path);
-  await mkdir(path, { recursive: true, mode: 0o700 });
+  if (options.mustExist === true) {
+    try {
+      await access(join(path, "CURRENT"));
+    } catch (e) {
+      throw new PalyraError("not_found", `no LevelDB store at ${path}`, {
+        cause: e,
+      });
+    }
+  } else await mkdir(path, { recursive: true, mode: 0o700 });
   const db = new Level<string, Uint8Array>(path, {
     keyEncoding: "utf8",
     valueEncoding: "view",
+    createIfMissing: options.mustExist !== true,
   });
   try {
     await db.open();

@@ -1,5 +1,4 @@
 import type { Logger } from "pino";
-import { randomUUID } from "node:crypto";
 import {
   AuditLog,
   FeatureFlags,
@@ -19,8 +18,14 @@ import {
   createAdminTokenResolver,
   type AccessRules,
 } from "../auth/index.js";
-import type { PalyraConfig } from "../config/index.js";
-import type { BackgroundTask, Clock, InvalidationBus } from "../core/index.js";
+import { replicaIdOf, type PalyraConfig } from "../config/index.js";
+import {
+  cryptoRandomBytes,
+  type BackgroundTask,
+  type Clock,
+  type InvalidationBus,
+} from "../core/index.js";
+import { createRuns } from "../runs/index.js";
 import {
   SessionApi,
   SessionManager,
@@ -30,6 +35,7 @@ import {
 } from "../sessions/index.js";
 import { SessionService } from "../../gen/palyra/session/v1/session_pb.js";
 import { createProfiles, type FetchLike } from "../profiles/index.js";
+import { NOT_CONFIGURED, type SharedState } from "../shared-state/index.js";
 import { Leases, SingletonLease, type Store } from "../store/index.js";
 import { Vault } from "../vault/index.js";
 import { rateLimitSettings, type Backends } from "./backends.js";
@@ -46,13 +52,15 @@ export interface WiringInputs {
   store: Store;
   bus: InvalidationBus;
   backends: Backends;
+  /** The Redis link when configured, for the posture report. */
+  sharedState?: SharedState | undefined;
   rules: AccessRules;
   fetch: FetchLike;
 }
 
 /** WiredAreas are the services for the routes and the tasks for the lifecycle. */
 export interface WiredAreas {
-  routes: Pick<RouteDeps, "access" | "auth" | "sessions">;
+  routes: Pick<RouteDeps, "access" | "auth" | "sessions" | "runs" | "compat">;
   adminToken: { generated: string | undefined; file: string | undefined };
   streamingTasks: BackgroundTask[];
   tasks: BackgroundTask[];
@@ -65,8 +73,8 @@ export interface WiredAreas {
 export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
   const { config, clock, log, store, bus, backends } = inputs;
   const cacheTtlMs = config.cache.ttl_seconds * 1000;
-  // Names this process when it holds a singleton task's lease.
-  const replicaId = randomUUID();
+  // Names this process when it holds a singleton task's lease, and in the posture report.
+  const replicaId = replicaIdOf(config.server.replica_id);
   const admin = await AdminTokenVerifier.initialize({
     store,
     stateDir: config.stateDir,
@@ -151,6 +159,21 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     audit,
     defaultProfileId: config.model_provider.auth_profile_id,
     replicaId,
+    schedulerMaxSleepMs: config.profiles.refresh_sweep_seconds * 1000,
+  });
+  const runs = createRuns({
+    store,
+    vault,
+    profiles,
+    clock,
+    random: cryptoRandomBytes,
+    fetch: inputs.fetch,
+    bus,
+    replicaId,
+    log,
+    openaiBaseUrl: config.model_provider.openai_base_url,
+    anthropicBaseUrl: config.model_provider.anthropic_base_url,
+    upstreamTimeoutMs: config.model_provider.timeout_ms,
   });
   return {
     routes: {
@@ -164,6 +187,8 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         audit: createAuditHandlers(audit),
       }),
       auth: profiles.service,
+      runs: { service: runs.service, engine: runs.engine },
+      compat: { flags, clock },
       sessions: {
         api: new SessionApi(
           sessions,
@@ -172,6 +197,11 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         ),
         gate,
         config,
+        runtime: () => ({
+          replicaId,
+          store: store.backend,
+          redis: inputs.sharedState?.status() ?? NOT_CONFIGURED,
+        }),
       },
     },
     adminToken: { generated: admin.generated, file: admin.tokenFile },
@@ -192,6 +222,10 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         ),
       ),
       apiTokens.task,
+      // Runs are finite: they get the shutdown grace like any call. Those
+      // still streaming after it are cancelled, and recorded so before the
+      // store closes.
+      { start: () => undefined, stop: () => runs.close() },
       // On close the vault stops following key rotations, after a key
       // retirement in flight has finished while the store is still open.
       {

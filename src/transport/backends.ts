@@ -4,20 +4,33 @@ import {
   type RateLimitSettings,
   type RateLimiters,
 } from "../auth/index.js";
-import type { PalyraConfig } from "../config/index.js";
+import type { Logger } from "pino";
+import { parseStoreUrl, type PalyraConfig } from "../config/index.js";
 import {
   LocalInvalidationBus,
+  PalyraError,
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import { Store } from "../store/index.js";
+import {
+  RedisInvalidationBus,
+  createRedisRateLimiters,
+  redisTokenLimiter,
+  type SharedState,
+} from "../shared-state/index.js";
+import { PostgresBackend, Store } from "../store/index.js";
+
+/** BackendContext is what a backend needs to report trouble (log) and date it (clock). */
+export interface BackendContext {
+  log: Logger;
+  clock: Clock;
+}
 
 /**
  * Backends build what several replicas would share: the store, the cache
  * invalidation bus and the rate limiters. The wiring (buildServer) takes them
- * as factories so that the scale-out issue can add PostgreSQL and Redis
- * backends, chosen by config, without touching a service; today only the
- * embedded ones exist (embeddedBackends).
+ * as factories so that PostgreSQL and Redis backends, chosen by config
+ * (backendsFor), replace the embedded ones without touching a service.
  */
 export interface Backends {
   /** openStore opens the store the daemon owns (and closes when it stops). */
@@ -28,6 +41,12 @@ export interface Backends {
   createRateLimiters(config: PalyraConfig): RateLimiters;
   /** createTokenLimiter returns the factory of per-API-token limiters. */
   createTokenLimiter(config: PalyraConfig): LimiterFactory;
+  /**
+   * connect opens what replicas share besides the store (Redis), before the
+   * bus and limiters are created, and returns the link that /readyz, the
+   * posture report and shutdown use. Absent: this daemon shares nothing.
+   */
+  connect?(context: BackendContext): Promise<SharedState>;
 }
 
 /** rateLimitSettings reads palyra.toml `[limits]` as the limiters take them. */
@@ -46,10 +65,68 @@ export function rateLimitSettings(config: PalyraConfig): RateLimitSettings {
  * them, which is why they are the default only for a single process.
  */
 export const embeddedBackends: Backends = {
-  openStore: (config, clock) =>
-    Store.open({ path: `${config.stateDir}/db`, clock }),
+  openStore: (config, clock) => openConfiguredStore(config, clock),
   createBus: () => new LocalInvalidationBus(),
   createRateLimiters: (config) =>
     createMemoryRateLimiters(rateLimitSettings(config)),
   createTokenLimiter: () => memoryTokenLimiter,
 };
+
+/**
+ * openConfiguredStore opens the store `store.url` names: LevelDB (the
+ * default, under the state dir) or PostgreSQL shared by every replica. The
+ * services get the same Store either way.
+ */
+export async function openConfiguredStore(
+  config: PalyraConfig,
+  clock: Clock,
+): Promise<Store> {
+  const target = parseStoreUrl(config.store.url, config.stateDir);
+  if (target.kind === "level")
+    return await Store.open({ path: target.path, clock });
+  return await Store.fromBackend(
+    await PostgresBackend.open({
+      url: target.url,
+      schema: config.store.schema,
+      poolSize: config.store.pool_size,
+    }),
+    clock,
+  );
+}
+
+/**
+ * backendsFor picks the backends palyra.toml asks for: without `redis.url`
+ * the embedded ones; with it the bus and limiters on Redis, so that
+ * invalidations and rate limits hold across replicas. One object per daemon:
+ * its Redis connections close with that daemon.
+ */
+export function backendsFor(config: PalyraConfig): Backends {
+  const url = config.redis.url;
+  if (url === undefined) return embeddedBackends;
+  const keyPrefix = config.redis.key_prefix;
+  let bus: RedisInvalidationBus | undefined;
+  const connected = (): RedisInvalidationBus => {
+    if (bus === undefined)
+      throw new PalyraError(
+        "internal",
+        "the Redis backends were used before connect()",
+      );
+    return bus;
+  };
+  return {
+    openStore: (storeConfig, clock) =>
+      embeddedBackends.openStore(storeConfig, clock),
+    async connect({ log, clock }) {
+      bus ??= await RedisInvalidationBus.open({ url, keyPrefix, log, clock });
+      return bus;
+    },
+    createBus: () => connected(),
+    createRateLimiters: (limitsConfig) =>
+      createRedisRateLimiters(
+        connected().client,
+        keyPrefix,
+        rateLimitSettings(limitsConfig),
+      ),
+    createTokenLimiter: () => redisTokenLimiter(connected().client, keyPrefix),
+  };
+}

@@ -10,6 +10,7 @@ import { callKey, guardRequestStream } from "./decode-errors.js";
 import {
   BODY_TOO_LARGE,
   refuse,
+  routeErrorFormat,
   sendError,
   toConnectError,
   wireProtocolOf,
@@ -68,19 +69,20 @@ export function handleHttpError(
   req: FastifyRequest,
   reply: FastifyReply,
 ): FastifyReply {
-  if (error instanceof PalyraError) return sendError(reply, error);
+  const format = routeErrorFormat(req);
+  if (error instanceof PalyraError) return sendError(reply, error, { format });
   const status = error.statusCode ?? 500;
-  if (status < 400 || status >= 500) return sendError(reply, error);
+  if (status < 400 || status >= 500) return sendError(reply, error, { format });
   const reason = error.message.slice(0, 160);
   req.log.info({ code: error.code, reason }, "rejected request");
   return status === 413
-    ? sendError(
-        reply,
-        new PalyraError("resource_exhausted", reason),
-        BODY_TOO_LARGE,
-      )
+    ? sendError(reply, new PalyraError("resource_exhausted", reason), {
+        ...BODY_TOO_LARGE,
+        format,
+      })
     : sendError(reply, new PalyraError("invalid_argument", reason), {
         status,
+        format,
       });
 }
 

@@ -5,7 +5,13 @@ export {
   type ListeningAddress,
   type ServerLifecycleOptions,
 } from "./lifecycle.js";
-export { embeddedBackends, type Backends } from "./backends.js";
+export {
+  embeddedBackends,
+  backendsFor,
+  type Backends,
+  type BackendContext,
+} from "./backends.js";
+export { createReadinessProbe, type Readiness } from "./readiness.js";
 export {
   palyraServices,
   standardServices,

@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import { formatListenAddress, type PalyraConfig } from "../config/index.js";
 import { PalyraError, type BackgroundTask } from "../core/index.js";
 import type { HealthStatusBoard } from "../grpc-std/index.js";
+import type { SharedState } from "../shared-state/index.js";
 import type { Store } from "../store/index.js";
 import { createSniffingServer } from "./protocol-sniffer.js";
 
@@ -73,6 +74,8 @@ export interface ServerLifecycleOptions {
   store: Store;
   /** Whether close() closes the store; false when it was injected (shared with other replicas). */
   ownsStore: boolean;
+  /** The Redis link (when configured), closed after the background tasks, before the store. */
+  sharedState?: SharedState | undefined;
   /** The address, the limits and the shutdown grace (`server.*`). */
   config: PalyraConfig;
   tls: TlsFiles | undefined;
@@ -240,6 +243,7 @@ export class ServerLifecycle implements PalyraServer {
     await this.app.close();
     await streamsEnded;
     await Promise.all(options.tasks.map((task) => task.stop()));
+    await options.sharedState?.close();
     if (options.ownsStore) await this.store.close();
   }
 

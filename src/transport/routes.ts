@@ -1,5 +1,9 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import {
+  type ConnectRouter,
+  type Interceptor,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import type { FastifyInstance } from "fastify";
 import {
   Health,
@@ -29,6 +33,8 @@ import {
   SessionService,
   file_palyra_session_v1_session,
 } from "../../gen/palyra/session/v1/session_pb.js";
+import { CompatService } from "../../gen/palyra/compat/v1/compat_pb.js";
+import { registerCompatRoutes, type CompatDeps } from "../compat/index.js";
 import type { AccessHandlers } from "../access/index.js";
 import {
   callContextOf,
@@ -44,17 +50,26 @@ import {
   type HealthStatusBoard,
 } from "../grpc-std/index.js";
 import type { AuthServiceImpl } from "../profiles/index.js";
+import type { RunEngine } from "../runs/index.js";
 import type { AccessGate } from "../auth/index.js";
 import type { PalyraConfig } from "../config/index.js";
 import {
   createSessionService,
   registerSessionRestRoutes,
+  type PostureRuntime,
   type SessionApi,
 } from "../sessions/index.js";
 import { PalyraError } from "../core/index.js";
 import { connectPlugin } from "./connect-plugin.js";
 import { handleHttpError, handleNotFound } from "./errors.js";
-import { BODY_TOO_LARGE, refuse } from "./error-mapper.js";
+import type { Readiness } from "./readiness.js";
+import {
+  BODY_TOO_LARGE,
+  anthropicErrorBody,
+  openaiErrorBody,
+  publicError,
+  refuse,
+} from "./error-mapper.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [
@@ -77,6 +92,16 @@ export const servedServices: readonly DescService[] = [
   ...standardServices,
 ];
 
+/**
+ * ruledServices are the services whose access rules the gate enforces: the
+ * served ones, and CompatService, which only declares the rules of the /v1
+ * HTTP routes (it is not served over gRPC or Connect).
+ */
+export const ruledServices: readonly DescService[] = [
+  ...servedServices,
+  CompatService,
+];
+
 /** descriptorRegistry holds every served file and its imports, for reflection. */
 export const descriptorRegistry = fileRegistryFrom(
   file_palyra_auth_v1_auth,
@@ -92,7 +117,15 @@ export const descriptorRegistry = fileRegistryFrom(
 export interface RouteDeps {
   access: Partial<AccessHandlers>;
   auth: AuthServiceImpl;
-  sessions: { api: SessionApi; gate: AccessGate; config: PalyraConfig };
+  /** RunService, and the engine it runs on (the /v1 routes run through it too). */
+  runs: { service: ServiceImpl<typeof RunService>; engine: RunEngine };
+  sessions: {
+    api: SessionApi;
+    gate: AccessGate;
+    config: PalyraConfig;
+    /** This replica's store, id and Redis link, for the posture report. */
+    runtime?: () => PostureRuntime;
+  };
   health: HealthStatusBoard;
   interceptors: Interceptor[];
   readMaxBytes: number;
@@ -100,6 +133,10 @@ export interface RouteDeps {
   allowedHosts: ReadonlySet<string>;
   shutdownSignal: AbortSignal;
   tls: boolean;
+  /** Asks the store and Redis whether they answer, for GET /readyz. */
+  readiness: () => Promise<Readiness>;
+  /** What the /v1 API needs besides the run engine: its feature flag and the clock. */
+  compat: Pick<CompatDeps, "flags" | "clock">;
 }
 
 /**
@@ -124,17 +161,19 @@ export async function registerRoutes(
   app.addHook("onRequest", async (req, reply) => {
     // Refuse an oversized body before reading it. gRPC keeps its own framing
     // (readMaxBytes answers RESOURCE_EXHAUSTED in the trailer).
+    // A route may set its own limit (/v1 takes long prompts).
+    const limit = req.routeOptions.bodyLimit ?? deps.readMaxBytes;
     const length = Number(req.headers["content-length"] ?? 0);
     const grpc = String(req.headers["content-type"] ?? "").startsWith(
       "application/grpc",
     );
-    if (length > deps.readMaxBytes && !grpc) {
+    if (length > limit && !grpc) {
       await refuse(
         req,
         reply,
         new PalyraError(
           "resource_exhausted",
-          `request body is ${length} bytes; the limit is ${deps.readMaxBytes}`,
+          `request body is ${length} bytes; the limit is ${limit}`,
         ),
         BODY_TOO_LARGE,
       );
@@ -148,11 +187,42 @@ export async function registerRoutes(
     deps.tls,
   );
 
+  registerCompatRoutes(app, {
+    ...deps.compat,
+    engine: deps.runs.engine,
+    gate: deps.sessions.gate,
+    tls: deps.tls,
+    shutdownSignal: deps.shutdownSignal,
+    bodyLimit: deps.readMaxBytes,
+    errors: {
+      openai: {
+        format: openaiErrorBody,
+        body: (e) => openaiErrorBody(publicError(e)),
+      },
+      anthropic: {
+        format: anthropicErrorBody,
+        body: (e) => anthropicErrorBody(publicError(e)),
+      },
+    },
+  });
+
   app.get("/healthz", async (_req, reply) => {
     const serving = deps.health.isServing("");
     return await reply
       .code(serving ? 200 : 503)
       .send({ status: serving ? "SERVING" : "NOT_SERVING" });
+  });
+
+  // For load balancers: unauthenticated like /healthz, but it asks the store
+  // and Redis, so a replica that lost either is taken out of rotation.
+  app.get("/readyz", async (_req, reply) => {
+    const readiness = await deps.readiness();
+    const serving = deps.health.isServing("");
+    const ready = readiness.ready && serving;
+    return await reply.code(ready ? 200 : 503).send({
+      ...readiness.body,
+      status: ready ? "ready" : "not_ready",
+    });
   });
 
   const reflection = createReflectionServices(descriptorRegistry, () =>
@@ -172,10 +242,13 @@ export async function registerRoutes(
       router.service(AuthService, deps.auth);
       router.service(
         SessionService,
-        createSessionService(deps.sessions.api, deps.sessions.config),
+        createSessionService(
+          deps.sessions.api,
+          deps.sessions.config,
+          deps.sessions.runtime,
+        ),
       );
-      // Answers UNIMPLEMENTED (after the permission check) until the runs issue.
-      router.service(RunService, {});
+      router.service(RunService, deps.runs.service);
       router.service(Health, createHealthService(deps.health));
       router.service(ReflectionV1, reflection.v1);
       router.service(ReflectionV1alpha, reflection.v1alpha);

@@ -15,6 +15,7 @@ import {
 } from "../core/index.js";
 import { HealthStatusBoard, ServingStatus } from "../grpc-std/index.js";
 import type { FetchLike } from "../profiles/index.js";
+import type { SharedState } from "../shared-state/index.js";
 import type { Store } from "../store/index.js";
 import {
   AccessLogController,
@@ -22,7 +23,7 @@ import {
   registerAccessLog,
 } from "./access-log.js";
 import { wireAreas } from "./areas.js";
-import { embeddedBackends, type Backends } from "./backends.js";
+import { backendsFor, type Backends } from "./backends.js";
 import { createErrorInterceptor } from "./errors.js";
 import {
   ServerLifecycle,
@@ -30,8 +31,9 @@ import {
   type PalyraServer,
 } from "./lifecycle.js";
 import { createLogger } from "./logger.js";
+import { createReadinessProbe } from "./readiness.js";
 import { createStreamLimitInterceptor } from "./stream-limit.js";
-import { registerRoutes, servedServices } from "./routes.js";
+import { registerRoutes, ruledServices, servedServices } from "./routes.js";
 
 /** BuildServerOptions are the daemon's inputs; everything else is derived or defaulted. */
 export interface BuildServerOptions {
@@ -41,7 +43,7 @@ export interface BuildServerOptions {
   logDestination?: DestinationStream;
   /** The network for outbound calls (OAuth token endpoints); global fetch by default. */
   fetch?: FetchLike;
-  /** The store, bus and limiter backends; the embedded ones (one process) by default. */
+  /** The store, bus and limiter backends; by default those the config asks for (backendsFor). */
   backends?: Backends;
   /** A bus shared with other replicas (tests); otherwise the backends' bus. */
   bus?: InvalidationBus;
@@ -60,7 +62,7 @@ export async function buildServer(
   const { config } = options;
   checkExposure(config);
   const clock = options.clock ?? systemClock;
-  const backends = options.backends ?? embeddedBackends;
+  const backends = options.backends ?? backendsFor(config);
   const log = createLogger({
     level: config.log.level,
     format: config.log.format,
@@ -73,10 +75,12 @@ export async function buildServer(
       ? await readTlsFiles(config.tls.cert_path, config.tls.key_path)
       : undefined;
   // Fails before anything is opened when an RPC lacks its access option.
-  const rules = new AccessRules(servedServices);
+  const rules = new AccessRules(ruledServices);
   const store = options.store ?? (await backends.openStore(config, clock));
   const ownsStore = options.store === undefined;
+  let sharedState: SharedState | undefined;
   try {
+    sharedState = await backends.connect?.({ log, clock });
     const bus = options.bus ?? backends.createBus(config);
     const wired = await wireAreas({
       config,
@@ -85,6 +89,7 @@ export async function buildServer(
       store,
       bus,
       backends,
+      sharedState,
       rules,
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
     });
@@ -111,6 +116,7 @@ export async function buildServer(
       allowedHosts: config.allowedHosts,
       shutdownSignal: shutdown.signal,
       tls: tls !== undefined,
+      readiness: createReadinessProbe(store, sharedState),
     });
     await app.ready();
     return new ServerLifecycle({
@@ -118,6 +124,7 @@ export async function buildServer(
       log,
       store,
       ownsStore,
+      sharedState,
       config,
       tls,
       health,
@@ -127,6 +134,7 @@ export async function buildServer(
       tasks: wired.tasks,
     });
   } catch (e) {
+    await sharedState?.close();
     if (ownsStore) await store.close();
     throw e;
   }

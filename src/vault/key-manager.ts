@@ -10,7 +10,7 @@ import {
   type Argon2Params,
   type VaultKeyInfo,
 } from "../../gen/palyra/vault/v1/vault_pb.js";
-import { PalyraError, type Clock } from "../core/index.js";
+import { PalyraError, isPalyraError, type Clock } from "../core/index.js";
 import {
   ABSENT,
   type Store,
@@ -108,14 +108,21 @@ export class KeyManager {
       .table("meta", VaultKeyInfoSchema)
       .getEntry(VAULT_KEY_INFO);
     const manager = new KeyManager(options);
-    const sealing =
-      read === undefined
-        ? await manager.initialize()
-        : {
-            kek: await manager.unlock(read.value),
-            info: read.value,
-            version: read.version,
-          };
+    if (read === undefined) {
+      try {
+        return { manager, sealing: await manager.initialize() };
+      } catch (e) {
+        // Another replica starting on the same empty store created the key
+        // first: use theirs (the same passphrase, or a shared key file).
+        if (!isPalyraError(e, "aborted")) throw e;
+        return await KeyManager.open(options);
+      }
+    }
+    const sealing = {
+      kek: await manager.unlock(read.value),
+      info: read.value,
+      version: read.version,
+    };
     return { manager, sealing };
   }
 

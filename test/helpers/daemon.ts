@@ -5,6 +5,7 @@ import {
 } from "../../src/config/index.js";
 import type { Clock } from "../../src/core/index.js";
 import { LogCapture, tempStateDir } from "./fixtures.js";
+import { PG_TEST_URL, dropSchema, freshSchemaName } from "./pg.js";
 import {
   buildServer,
   type ListeningAddress,
@@ -34,9 +35,15 @@ export async function startDaemon(
   const owned =
     options.stateDir === undefined ? await tempStateDir() : undefined;
   const stateDir = options.stateDir ?? owned!.dir;
+  const pgStore = pgStoreForTests(stateDir, options.env);
   const config = await loadConfig(
     { stateDir, listen: "127.0.0.1:0", ...options.flags },
-    { PALYRA_LOG_FORMAT: "json", PALYRA_LOG_LEVEL: "info", ...options.env },
+    {
+      PALYRA_LOG_FORMAT: "json",
+      PALYRA_LOG_LEVEL: "info",
+      ...pgStore,
+      ...options.env,
+    },
   );
   const logs = new LogCapture();
   const server = await buildServer({
@@ -59,6 +66,35 @@ export async function startDaemon(
       await owned?.cleanup();
     },
   };
+}
+
+/**
+ * PALYRA_TEST_STORE=postgres runs every test daemon on PostgreSQL instead of
+ * LevelDB, so the integration suite doubles as a check of the PostgreSQL
+ * backend: one fresh schema per state dir (a restart on the same state dir
+ * finds its data again), all dropped when the test process ends. A test
+ * that sets its own PALYRA_STORE_URL keeps it. Tests that edit the LevelDB
+ * files directly do not apply.
+ */
+const pgSchemas = new Map<string, string>();
+function pgStoreForTests(
+  stateDir: string,
+  env: Record<string, string> | undefined,
+): Record<string, string> {
+  if (process.env.PALYRA_TEST_STORE !== "postgres") return {};
+  if (env?.PALYRA_STORE_URL !== undefined) return {};
+  let schema = pgSchemas.get(stateDir);
+  if (schema === undefined) {
+    schema = freshSchemaName();
+    if (pgSchemas.size === 0)
+      process.once("beforeExit", () => {
+        const all = [...pgSchemas.values()];
+        pgSchemas.clear();
+        void Promise.all(all.map((s) => dropSchema(s)));
+      });
+    pgSchemas.set(stateDir, schema);
+  }
+  return { PALYRA_STORE_URL: PG_TEST_URL, PALYRA_STORE_SCHEMA: schema };
 }
 
 export { LogCapture, tempStateDir, palyraError } from "./fixtures.js";

@@ -326,7 +326,7 @@ describe("the interceptor", () => {
     );
   });
 
-  it("checks the permission before answering UNIMPLEMENTED for RunStream", async () => {
+  it("checks the permission before RunStream reads its first message", async () => {
     const client = createClient(
       RunService,
       createGrpcTransport({ baseUrl: d.address.url }),
@@ -343,9 +343,10 @@ describe("the interceptor", () => {
       }
     };
     assert.equal(await attempt({}), Code.Unauthenticated);
+    // Admitted, then refused for sending no run request.
     assert.equal(
       await attempt({ authorization: `Bearer ${d.adminToken}` }),
-      Code.Unimplemented,
+      Code.InvalidArgument,
     );
   });
 

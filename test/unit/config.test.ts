@@ -10,6 +10,7 @@ import {
   loadConfig,
   normalizeHost,
   parseListenAddress,
+  parseStoreUrl,
 } from "../../src/config/index.js";
 import { palyraError, tempStateDir } from "../helpers/fixtures.js";
 
@@ -98,6 +99,19 @@ describe("config", () => {
         loadConfig({ stateDir: dir }, { PALYRA_ADMIN_REQUIRE_AUTH: "maybe" }),
         /must be true or false/,
       );
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, { PALYRA_CACHE_TTL_SECONDS: "30s" }),
+        /PALYRA_CACHE_TTL_SECONDS must be a number, got "30s"/,
+      );
+      const tuned = await loadConfig(
+        { stateDir: dir },
+        {
+          PALYRA_CACHE_TTL_SECONDS: "5",
+          PALYRA_PROFILES_REFRESH_SWEEP_SECONDS: "2",
+        },
+      );
+      assert.equal(tuned.cache.ttl_seconds, 5);
+      assert.equal(tuned.profiles.refresh_sweep_seconds, 2);
       await assert.rejects(
         loadConfig({ stateDir: dir, config: join(dir, "missing.toml") }, {}),
         /does not exist/,
@@ -267,5 +281,73 @@ describe("config: security review keys", () => {
     assert.equal(normalizeHost(""), undefined);
     assert.equal(normalizeHost("a@b"), undefined);
     assert.equal(normalizeHost("a/b"), undefined);
+  });
+
+  it("chooses the store from store.url / PALYRA_STORE_URL and refuses anything else without echoing it", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      const defaults = await loadConfig({ stateDir: dir }, {});
+      assert.equal(defaults.store.url, undefined);
+      assert.equal(defaults.store.schema, "palyra");
+      assert.deepEqual(parseStoreUrl(defaults.store.url, dir), {
+        kind: "level",
+        path: join(dir, "db"),
+      });
+      assert.deepEqual(parseStoreUrl("level:", dir), {
+        kind: "level",
+        path: join(dir, "db"),
+      });
+      assert.deepEqual(parseStoreUrl("level:other", dir), {
+        kind: "level",
+        path: join(dir, "other"),
+      });
+      assert.deepEqual(parseStoreUrl("level:/srv/db", dir), {
+        kind: "level",
+        path: "/srv/db",
+      });
+      await writeFile(
+        join(dir, "palyra.toml"),
+        '[store]\nurl = "level:/srv/db"\nschema = "from_file"\n',
+      );
+      const env = await loadConfig(
+        { stateDir: dir },
+        {
+          PALYRA_STORE_URL: "postgresql://u:p@db.example:5432/palyra",
+          PALYRA_STORE_SCHEMA: "replicas",
+        },
+      );
+      assert.deepEqual(parseStoreUrl(env.store.url, dir), {
+        kind: "postgres",
+        url: "postgresql://u:p@db.example:5432/palyra",
+      });
+      assert.equal(env.store.schema, "replicas");
+      await writeFile(join(dir, "palyra.toml"), "");
+      for (const bad of [
+        "mysql://u:hunter2-secret@h/db",
+        "postgres://",
+        "postgres://u:hunter2-secret@[bad/db",
+        "/var/lib/palyra",
+      ]) {
+        let caught: unknown;
+        await loadConfig({ stateDir: dir }, { PALYRA_STORE_URL: bad }).catch(
+          (e: unknown) => (caught = e),
+        );
+        assert.ok(caught instanceof Error, bad);
+        assert.match(
+          caught.message,
+          /config key store\.url \(from PALYRA_STORE_URL\): expected "level:".*"postgres:\/\/"/,
+        );
+        assert.ok(!caught.message.includes("hunter2"), caught.message);
+      }
+      await assert.rejects(
+        loadConfig({ stateDir: dir }, { PALYRA_STORE_SCHEMA: "Bad-Name" }),
+        palyraError(
+          "invalid_argument",
+          /config key store\.schema.*plain PostgreSQL name/,
+        ),
+      );
+    } finally {
+      await cleanup();
+    }
   });
 });

@@ -53,6 +53,15 @@ const NOT_SECRETS: Readonly<Record<string, string>> = {
   "palyra.auth.v1.OAuthCredential.token_endpoint": "a URL without credentials",
   "palyra.auth.v1.OAuthCredential.client_secret_vault_ref": "a vault reference",
   "palyra.run.v1.ModelToken.token": "model output, not a credential",
+  "palyra.run.v1.RunStreamRequest.max_tokens": "a count of model tokens",
+  "palyra.run.v1.StartRunRequest.max_tokens": "a count of model tokens",
+  "palyra.run.v1.Usage.prompt_tokens": "a count of model tokens",
+  "palyra.run.v1.Usage.completion_tokens": "a count of model tokens",
+  "palyra.run.v1.RunError.code": "an error label",
+  "palyra.run.v1.Run.api_token_id": "a token id",
+  "palyra.run.v1.Run.time_to_first_token_ms": "a duration",
+  "palyra.run.v1.ListRunsRequest.page_token": "a run id used as a cursor",
+  "palyra.run.v1.ListRunsResponse.next_page_token": "a run id used as a cursor",
   "palyra.store.v1.ApiTokenRecord.secret_sha256":
     "SHA-256 of a 256-bit random token: not reversible, not a credential",
   "palyra.store.v1.ApiTokenRecord.previous_secret_sha256":

@@ -4,6 +4,7 @@ import { after, describe, it } from "node:test";
 import { Level } from "level";
 import { MemoryLevel } from "memory-level";
 import { AuditHeadSchema } from "../../gen/palyra/store/v1/audit_pb.js";
+import { AuditLog } from "../../src/access/index.js";
 import { ManualClock } from "../../src/core/index.js";
 import {
   ABSENT,
@@ -15,6 +16,7 @@ import {
   type KvBackend,
 } from "../../src/store/index.js";
 import { palyraError, tempStateDir } from "../helpers/fixtures.js";
+import { dropSchema, freshSchemaName, openPg } from "../helpers/pg.js";
 
 /**
  * The storage contract, run against every backend. A backend case opens one
@@ -25,7 +27,7 @@ import { palyraError, tempStateDir } from "../helpers/fixtures.js";
 interface BackendCase {
   name: string;
   open(): Promise<{
-    connect: () => KvBackend;
+    connect: () => KvBackend | Promise<KvBackend>;
     /** Closes the database and opens it again (durability); absent for backends without one. */
     reopen?: () => Promise<KvBackend>;
     cleanup: () => Promise<void>;
@@ -66,6 +68,34 @@ const backends: BackendCase[] = [
       };
     },
   },
+  {
+    name: "PostgreSQL",
+    async open() {
+      // A fresh schema per case; each connection is its own pool (a replica).
+      const schema = freshSchemaName();
+      const open: KvBackend[] = [await openPg(schema)];
+      const closeAll = async () => {
+        for (const kv of open.splice(0)) await kv.close();
+      };
+      return {
+        async connect() {
+          const kv = await openPg(schema);
+          open.push(kv);
+          return kv;
+        },
+        async reopen() {
+          await closeAll();
+          const kv = await openPg(schema);
+          open.push(kv);
+          return kv;
+        },
+        async cleanup() {
+          await closeAll();
+          await dropSchema(schema);
+        },
+      };
+    },
+  },
 ];
 
 const head = (index: number) =>
@@ -82,9 +112,11 @@ for (const backend of backends) {
     async function replicas(clock = new ManualClock()) {
       const db = await backend.open();
       cleanups.push(db.cleanup);
-      const a = await Store.fromBackend(db.connect(), clock);
-      const b = await Store.fromBackend(db.connect(), clock);
-      return { a, b, db, clock };
+      const kvA = await db.connect();
+      const kvB = await db.connect();
+      const a = await Store.fromBackend(kvA, clock);
+      const b = await Store.fromBackend(kvB, clock);
+      return { a, b, kvA, kvB, db, clock };
     }
 
     it("gets, puts and deletes; namespaces are apart", async () => {
@@ -328,7 +360,7 @@ for (const backend of backends) {
       const db = await backend.open();
       cleanups.push(db.cleanup);
       if (db.reopen === undefined) return t.skip("no durability to test");
-      const store = await Store.fromBackend(db.connect());
+      const store = await Store.fromBackend(await db.connect());
       const table = store.table("meta", AuditHeadSchema);
       await table.put("k", head(7));
       const before = await table.getEntry("k");
@@ -341,6 +373,130 @@ for (const backend of backends) {
       assert.ok(
         ((await t2.getEntry("other"))?.version ?? 0n) > (before?.version ?? 0n),
         "versions continue above those before the restart",
+      );
+    });
+
+    it("orders odd unicode keys by UTF-8 bytes, in both directions and within bounds", async () => {
+      const { a, kvA: kv } = await replicas();
+      const t = a.table("sessions", AuditHeadSchema);
+      const keys = [
+        "",
+        " ",
+        "A",
+        "Z",
+        "a",
+        "a\u0301",
+        "\u00e9",
+        "\u00ff",
+        "\u4e2d\u6587",
+        "\ue000",
+        "\ufb01",
+        "\ufffd",
+        "\u{1f600}",
+        "\u{1f600}\u{1f601}",
+        "\u{10ffff}",
+      ];
+      await a.write(keys.map((k, i) => t.putOp(k, head(i))));
+      const byBytes = [...keys].sort((x, y) =>
+        Buffer.compare(Buffer.from(x, "utf8"), Buffer.from(y, "utf8")),
+      );
+      for (const [i, k] of keys.entries())
+        assert.equal(
+          (await t.get(k))?.index,
+          BigInt(i),
+          "value follows its key",
+        );
+      // Bounded, reversed and limited scans straight on the contract.
+      const scan = async (o: Parameters<KvBackend["range"]>[1]) => {
+        const out: string[] = [];
+        for await (const [k] of kv.range("sessions", o)) out.push(k);
+        return out;
+      };
+      assert.deepEqual(await scan({}), byBytes);
+      assert.deepEqual(await scan({ reverse: true }), [...byBytes].reverse());
+      assert.deepEqual(
+        await scan({ gt: "a", lte: "\u{1f600}" }),
+        byBytes.filter(
+          (k) =>
+            Buffer.compare(Buffer.from(k), Buffer.from("a")) > 0 &&
+            Buffer.compare(Buffer.from(k), Buffer.from("\u{1f600}")) <= 0,
+        ),
+      );
+      assert.deepEqual(
+        await scan({
+          gte: "\ue000",
+          lt: "\u{10ffff}",
+          reverse: true,
+          limit: 3,
+        }),
+        ["\u{1f600}\u{1f601}", "\u{1f600}", "\ufffd"],
+      );
+      assert.deepEqual(await scan({ limit: 0 }), []);
+    });
+
+    it("streams a large scan completely, limited and reversed, across pages", async () => {
+      const { a, kvA: kv } = await replicas();
+      const t = a.table("audit", AuditHeadSchema);
+      const keys = Array.from({ length: 1203 }, (_, i) =>
+        String(i).padStart(5, "0"),
+      );
+      for (let i = 0; i < keys.length; i += 400)
+        await a.write(
+          keys.slice(i, i + 400).map((k) => t.putOp(k, head(Number(k)))),
+        );
+      const scan = async (o: Parameters<KvBackend["range"]>[1]) => {
+        const out: string[] = [];
+        for await (const [k] of kv.range("audit", o)) out.push(k);
+        return out;
+      };
+      assert.deepEqual(await scan({}), keys);
+      assert.deepEqual(await scan({ limit: 1001 }), keys.slice(0, 1001));
+      assert.deepEqual(
+        await scan({ reverse: true, gt: "00100", limit: 1000 }),
+        keys.slice(101).reverse().slice(0, 1000),
+      );
+      // Leaving a scan early is allowed and releases it.
+      for await (const [k] of kv.range("audit", {})) if (k === "00002") break;
+    });
+
+    it("applies the last change to a key in one batch, and holds large values whole", async () => {
+      const { a, kvB } = await replicas();
+      const t = a.table("profiles", AuditHeadSchema);
+      await a.write([
+        t.putOp("x", head(1)),
+        t.delOp("x"),
+        t.putOp("y", head(1)),
+      ]);
+      await a.write([t.putOp("y", head(2)), t.putOp("y", head(3))]);
+      assert.equal(await t.get("x"), undefined);
+      assert.equal((await t.get("y"))?.index, 3n);
+      await a.write([t.delOp("y"), t.putOp("y", head(4))]);
+      assert.equal((await t.get("y"))?.index, 4n);
+      const big = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 7) % 256);
+      await a.write([{ type: "put", ns: "vault", key: "big", value: big }]);
+      const read = await kvB.get("vault", "big");
+      assert.ok(read !== undefined);
+      assert.equal(read.length, big.length);
+      assert.ok(Buffer.from(read).equals(Buffer.from(big)));
+    });
+
+    it("keeps one audit chain when two replicas append at once", async () => {
+      const { a, b, clock } = await replicas();
+      const logs = [new AuditLog(a, clock), new AuditLog(b, clock)];
+      const actor = { principal: "admin:test", clientIp: "127.0.0.1" };
+      await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          logs[i % 2]!.commit(
+            actor,
+            { action: "test.append", target: `t:${i}`, outcome: "success" },
+            [],
+          ),
+        ),
+      );
+      const result = await logs[1]!.verify();
+      assert.deepEqual(
+        { ok: result.ok, checked: result.eventsChecked, reason: result.reason },
+        { ok: true, checked: 24n, reason: "" },
       );
     });
   });

@@ -73,6 +73,36 @@ async function kekOf(store: Store, ref: string): Promise<string | undefined> {
 }
 
 describe("vault key rotation across replicas", () => {
+  it("two replicas starting at once on an empty store agree on one key", async () => {
+    const clock = new ManualClock();
+    const db = new MemoryLevel<string, Uint8Array>({
+      keyEncoding: "utf8",
+      valueEncoding: "view",
+    });
+    const dir = await tempStateDir();
+    const bridge = new BusBridge();
+    const open = async (): Promise<Vault> =>
+      Vault.open({
+        store: await Store.fromBackend(new LevelBackend(db), clock),
+        stateDir: dir.dir,
+        passphrase: "one passphrase for every replica",
+        clock,
+        bus: bridge.replica(),
+      });
+    const [a, b] = await Promise.all([open(), open()]);
+    try {
+      await a.put("global/from-a", "sealed by a");
+      await b.put("global/from-b", "sealed by b");
+      assert.equal(text(await b.get("global/from-a")), "sealed by a");
+      assert.equal(text(await a.get("global/from-b")), "sealed by b");
+    } finally {
+      a.close();
+      b.close();
+      await db.close();
+      await dir.cleanup();
+    }
+  });
+
   it("B reads secrets A wrote after rotating, and seals under the new key once told", async () => {
     const { a, b, store, done } = await replicas();
     try {

@@ -3,6 +3,7 @@ import {
   RateLimiterRes,
   type RateLimiterAbstract,
 } from "rate-limiter-flexible";
+import type { RateLimitState } from "../../auth/index.js";
 import { PalyraError } from "../../core/index.js";
 
 /** LimiterFactory builds a limiter allowing `points` requests per minute; a Redis-backed one for scale-out. */
@@ -26,15 +27,24 @@ export class TokenRateLimiter {
 
   constructor(private readonly factory: LimiterFactory = memoryTokenLimiter) {}
 
-  /** consume counts one request for a token and throws RESOURCE_EXHAUSTED (with retry-after) past its limit. */
-  async consume(tokenId: string, perMinute: number): Promise<void> {
+  /**
+   * consume counts one request for a token and throws RESOURCE_EXHAUSTED
+   * (with retry-after) past its limit; otherwise it returns what is left,
+   * for the x-ratelimit-* headers of the /v1 API.
+   */
+  async consume(tokenId: string, perMinute: number): Promise<RateLimitState> {
     let limiter = this.limiters.get(perMinute);
     if (limiter === undefined) {
       limiter = this.factory(perMinute);
       this.limiters.set(perMinute, limiter);
     }
     try {
-      await limiter.consume(tokenId);
+      const res = await limiter.consume(tokenId);
+      return {
+        limit: perMinute,
+        remaining: res.remainingPoints,
+        resetMs: res.msBeforeNext,
+      };
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
       throw new PalyraError(

@@ -156,9 +156,12 @@ export class ApiTokenVerifier {
       if ("rejected" in governed) return governed;
       principal = governed.principal;
     }
-    await this.deps.limiter.consume(entry.tokenId, entry.ratePerMinute);
+    const rateLimit = await this.deps.limiter.consume(
+      entry.tokenId,
+      entry.ratePerMinute,
+    );
     this.deps.lastUsed.note(entry.tokenId, now);
-    return { principal };
+    return { principal: { ...principal, rateLimit } };
   }
 
   /**

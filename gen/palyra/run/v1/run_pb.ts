@@ -4,16 +4,189 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_palyra_common_v1_access } from "../../common/v1/access_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file palyra/run/v1/run.proto.
  */
 export const file_palyra_run_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChdwYWx5cmEvcnVuL3YxL3J1bi5wcm90bxINcGFseXJhLnJ1bi52MSJQChBSdW5TdHJlYW1SZXF1ZXN0EgkKAXYYASABKA0SEgoKc2Vzc2lvbl9pZBgCIAEoCRIOCgZydW5faWQYAyABKAkSDQoFaW5wdXQYBCABKAkiLQoKTW9kZWxUb2tlbhINCgV0b2tlbhgBIAEoCRIQCghpc19maW5hbBgCIAEoCCKHAQoOUnVuU3RyZWFtRXZlbnQSDgoGcnVuX2lkGAEgASgJEioKBnN0YXR1cxgCIAEoDjIYLnBhbHlyYS5ydW4udjEuUnVuU3RhdHVzSAASMAoLbW9kZWxfdG9rZW4YAyABKAsyGS5wYWx5cmEucnVuLnYxLk1vZGVsVG9rZW5IAEIHCgVldmVudCqIAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNSVU5fU1RBVFVTX0FDQ0VQVEVEEAESGgoWUlVOX1NUQVRVU19JTl9QUk9HUkVTUxACEhMKD1JVTl9TVEFUVVNfRE9ORRADEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAQycQoKUnVuU2VydmljZRJjCglSdW5TdHJlYW0SHy5wYWx5cmEucnVuLnYxLlJ1blN0cmVhbVJlcXVlc3QaHS5wYWx5cmEucnVuLnYxLlJ1blN0cmVhbUV2ZW50IhLijRkOCgxzZXNzaW9ucy51c2UoATABYgZwcm90bzM", [file_palyra_common_v1_access]);
+  fileDesc("ChdwYWx5cmEvcnVuL3YxL3J1bi5wcm90bxINcGFseXJhLnJ1bi52MSI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSKIAQoLQ2hhdE1lc3NhZ2USJQoEcm9sZRgBIAEoDjIXLnBhbHlyYS5ydW4udjEuQ2hhdFJvbGUSDwoHY29udGVudBgCIAEoCRIUCgx0b29sX2NhbGxfaWQYAyABKAkSKwoKdG9vbF9jYWxscxgEIAMoCzIXLnBhbHlyYS5ydW4udjEuVG9vbENhbGwiYAoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIrCgpwYXJhbWV0ZXJzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJeCgpUb29sQ2hvaWNlEi0KBG1vZGUYASABKA4yHS5wYWx5cmEucnVuLnYxLlRvb2xDaG9pY2VNb2RlSAASFwoNZnVuY3Rpb25fbmFtZRgCIAEoCUgAQggKBmNob2ljZSKZAQoOUmVzcG9uc2VGb3JtYXQSLwoEdHlwZRgBIAEoDjIhLnBhbHlyYS5ydW4udjEuUmVzcG9uc2VGb3JtYXRUeXBlEhgKEGpzb25fc2NoZW1hX25hbWUYAiABKAkSLAoLanNvbl9zY2hlbWEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg4KBnN0cmljdBgEIAEoCCK9AwoQUnVuU3RyZWFtUmVxdWVzdBIJCgF2GAEgASgNEhIKCnNlc3Npb25faWQYAiABKAkSDgoGcnVuX2lkGAMgASgJEg0KBWlucHV0GAQgASgJEg0KBW1vZGVsGAUgASgJEhAKCGFnZW50X2lkGAYgASgJEiwKCG1lc3NhZ2VzGAcgAygLMhoucGFseXJhLnJ1bi52MS5DaGF0TWVzc2FnZRISCgptYXhfdG9rZW5zGAggASgNEhgKC3RlbXBlcmF0dXJlGAkgASgBSACIAQESLAoFdG9vbHMYCiADKAsyHS5wYWx5cmEucnVuLnYxLlRvb2xEZWZpbml0aW9uEi4KC3Rvb2xfY2hvaWNlGAsgASgLMhkucGFseXJhLnJ1bi52MS5Ub29sQ2hvaWNlEjYKD3Jlc3BvbnNlX2Zvcm1hdBgMIAEoCzIdLnBhbHlyYS5ydW4udjEuUmVzcG9uc2VGb3JtYXQSIAoTcGFyYWxsZWxfdG9vbF9jYWxscxgNIAEoCEgBiAEBEg4KBmNhbmNlbBgOIAEoCEIOCgxfdGVtcGVyYXR1cmVCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMioQMKD1N0YXJ0UnVuUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRINCgVpbnB1dBgDIAEoCRINCgVtb2RlbBgEIAEoCRIQCghhZ2VudF9pZBgFIAEoCRIsCghtZXNzYWdlcxgGIAMoCzIaLnBhbHlyYS5ydW4udjEuQ2hhdE1lc3NhZ2USEgoKbWF4X3Rva2VucxgHIAEoDRIYCgt0ZW1wZXJhdHVyZRgIIAEoAUgAiAEBEiwKBXRvb2xzGAkgAygLMh0ucGFseXJhLnJ1bi52MS5Ub29sRGVmaW5pdGlvbhIuCgt0b29sX2Nob2ljZRgKIAEoCzIZLnBhbHlyYS5ydW4udjEuVG9vbENob2ljZRI2Cg9yZXNwb25zZV9mb3JtYXQYCyABKAsyHS5wYWx5cmEucnVuLnYxLlJlc3BvbnNlRm9ybWF0EiAKE3BhcmFsbGVsX3Rvb2xfY2FsbHMYDCABKAhIAYgBAUIOCgxfdGVtcGVyYXR1cmVCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMiLQoKTW9kZWxUb2tlbhINCgV0b2tlbhgBIAEoCRIQCghpc19maW5hbBgCIAEoCCJRCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgNEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSFwoPYXJndW1lbnRzX2RlbHRhGAQgASgJIjkKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAQSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAQiKQoIUnVuRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIsMCCg5SdW5TdHJlYW1FdmVudBIOCgZydW5faWQYASABKAkSKgoGc3RhdHVzGAIgASgOMhgucGFseXJhLnJ1bi52MS5SdW5TdGF0dXNIABIwCgttb2RlbF90b2tlbhgDIAEoCzIZLnBhbHlyYS5ydW4udjEuTW9kZWxUb2tlbkgAEjEKCXRvb2xfY2FsbBgEIAEoCzIcLnBhbHlyYS5ydW4udjEuVG9vbENhbGxEZWx0YUgAEiUKBXVzYWdlGAUgASgLMhQucGFseXJhLnJ1bi52MS5Vc2FnZUgAEigKBWVycm9yGAYgASgLMhcucGFseXJhLnJ1bi52MS5SdW5FcnJvckgAEg0KBW1vZGVsGAcgASgJEhAKCHByb3ZpZGVyGAggASgJEhUKDWZpbmlzaF9yZWFzb24YCSABKAlCBwoFZXZlbnQihwQKA1J1bhIOCgZydW5faWQYASABKAkSEQoJcHJpbmNpcGFsGAIgASgJEhQKDGFwaV90b2tlbl9pZBgDIAEoCRIQCghhZ2VudF9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEg0KBW1vZGVsGAYgASgJEhAKCHByb3ZpZGVyGAcgASgJEhIKCnByb2ZpbGVfaWQYCCABKAkSKAoGc3RhdHVzGAkgASgOMhgucGFseXJhLnJ1bi52MS5SdW5TdGF0dXMSIwoFdXNhZ2UYCiABKAsyFC5wYWx5cmEucnVuLnYxLlVzYWdlEhMKC291dHB1dF90ZXh0GAsgASgJEisKCnRvb2xfY2FsbHMYDCADKAsyFy5wYWx5cmEucnVuLnYxLlRvb2xDYWxsEi4KCnN0YXJ0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjChZ0aW1lX3RvX2ZpcnN0X3Rva2VuX21zGA8gASgESACIAQESJgoFZXJyb3IYECABKAsyFy5wYWx5cmEucnVuLnYxLlJ1bkVycm9yEhUKDWZpbmlzaF9yZWFzb24YESABKAlCGQoXX3RpbWVfdG9fZmlyc3RfdG9rZW5fbXMiIgoQQ2FuY2VsUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiEwoRQ2FuY2VsUnVuUmVzcG9uc2UiHwoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiMQoOR2V0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGFseXJhLnJ1bi52MS5SdW4i5wEKD0xpc3RSdW5zUmVxdWVzdBISCgpwYWdlX3Rva2VuGAEgASgJEg0KBWxpbWl0GAIgASgNEhEKCXByaW5jaXBhbBgDIAEoCRINCgVtb2RlbBgEIAEoCRIoCgZzdGF0dXMYBSABKA4yGC5wYWx5cmEucnVuLnYxLlJ1blN0YXR1cxIxCg1zdGFydGVkX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5zdGFydGVkX2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTQoQTGlzdFJ1bnNSZXNwb25zZRIgCgRydW5zGAEgAygLMhIucGFseXJhLnJ1bi52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhMKEUxpc3RNb2RlbHNSZXF1ZXN0IjgKBU1vZGVsEgoKAmlkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhEKCWF2YWlsYWJsZRgDIAEoCCI6ChJMaXN0TW9kZWxzUmVzcG9uc2USJAoGbW9kZWxzGAEgAygLMhQucGFseXJhLnJ1bi52MS5Nb2RlbCp8CghDaGF0Um9sZRIZChVDSEFUX1JPTEVfVU5TUEVDSUZJRUQQABIUChBDSEFUX1JPTEVfU1lTVEVNEAESEgoOQ0hBVF9ST0xFX1VTRVIQAhIXChNDSEFUX1JPTEVfQVNTSVNUQU5UEAMSEgoOQ0hBVF9ST0xFX1RPT0wQBCqHAQoOVG9vbENob2ljZU1vZGUSIAocVE9PTF9DSE9JQ0VfTU9ERV9VTlNQRUNJRklFRBAAEhkKFVRPT0xfQ0hPSUNFX01PREVfQVVUTxABEhkKFVRPT0xfQ0hPSUNFX01PREVfTk9ORRACEh0KGVRPT0xfQ0hPSUNFX01PREVfUkVRVUlSRUQQAyqlAQoSUmVzcG9uc2VGb3JtYXRUeXBlEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX1VOU1BFQ0lGSUVEEAASHQoZUkVTUE9OU0VfRk9STUFUX1RZUEVfVEVYVBABEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX0pTT05fT0JKRUNUEAISJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfSlNPTl9TQ0hFTUEQAyqiAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNSVU5fU1RBVFVTX0FDQ0VQVEVEEAESGgoWUlVOX1NUQVRVU19JTl9QUk9HUkVTUxACEhMKD1JVTl9TVEFUVVNfRE9ORRADEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAQSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBTLiBAoKUnVuU2VydmljZRJjCglSdW5TdHJlYW0SHy5wYWx5cmEucnVuLnYxLlJ1blN0cmVhbVJlcXVlc3QaHS5wYWx5cmEucnVuLnYxLlJ1blN0cmVhbUV2ZW50IhLijRkOCgxzZXNzaW9ucy51c2UoATABEl8KCFN0YXJ0UnVuEh4ucGFseXJhLnJ1bi52MS5TdGFydFJ1blJlcXVlc3QaHS5wYWx5cmEucnVuLnYxLlJ1blN0cmVhbUV2ZW50IhLijRkOCgxzZXNzaW9ucy51c2UwARJiCglDYW5jZWxSdW4SHy5wYWx5cmEucnVuLnYxLkNhbmNlbFJ1blJlcXVlc3QaIC5wYWx5cmEucnVuLnYxLkNhbmNlbFJ1blJlc3BvbnNlIhLijRkOCgxzZXNzaW9ucy51c2USXAoGR2V0UnVuEhwucGFseXJhLnJ1bi52MS5HZXRSdW5SZXF1ZXN0Gh0ucGFseXJhLnJ1bi52MS5HZXRSdW5SZXNwb25zZSIVkAIB4o0ZDgoMc2Vzc2lvbnMudXNlEmIKCExpc3RSdW5zEh4ucGFseXJhLnJ1bi52MS5MaXN0UnVuc1JlcXVlc3QaHy5wYWx5cmEucnVuLnYxLkxpc3RSdW5zUmVzcG9uc2UiFZACAeKNGQ4KDHNlc3Npb25zLnVzZRJoCgpMaXN0TW9kZWxzEiAucGFseXJhLnJ1bi52MS5MaXN0TW9kZWxzUmVxdWVzdBohLnBhbHlyYS5ydW4udjEuTGlzdE1vZGVsc1Jlc3BvbnNlIhWQAgHijRkOCgxzZXNzaW9ucy51c2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_palyra_common_v1_access]);
 
 /**
+ * ToolCall is a complete tool call the model made.
+ *
+ * @generated from message palyra.run.v1.ToolCall
+ */
+export type ToolCall = Message<"palyra.run.v1.ToolCall"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The arguments as the model wrote them: a JSON text.
+   *
+   * @generated from field: string arguments = 3;
+   */
+  arguments: string;
+};
+
+/**
+ * Describes the message palyra.run.v1.ToolCall.
+ * Use `create(ToolCallSchema)` to create a new message.
+ */
+export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 0);
+
+/**
+ * ChatMessage is one turn of the conversation sent to the model.
+ *
+ * @generated from message palyra.run.v1.ChatMessage
+ */
+export type ChatMessage = Message<"palyra.run.v1.ChatMessage"> & {
+  /**
+   * @generated from field: palyra.run.v1.ChatRole role = 1;
+   */
+  role: ChatRole;
+
+  /**
+   * @generated from field: string content = 2;
+   */
+  content: string;
+
+  /**
+   * For CHAT_ROLE_TOOL: the id of the call this message answers.
+   *
+   * @generated from field: string tool_call_id = 3;
+   */
+  toolCallId: string;
+
+  /**
+   * For CHAT_ROLE_ASSISTANT: the calls it made.
+   *
+   * @generated from field: repeated palyra.run.v1.ToolCall tool_calls = 4;
+   */
+  toolCalls: ToolCall[];
+};
+
+/**
+ * Describes the message palyra.run.v1.ChatMessage.
+ * Use `create(ChatMessageSchema)` to create a new message.
+ */
+export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 1);
+
+/**
+ * ToolDefinition is a function the model may call.
+ *
+ * @generated from message palyra.run.v1.ToolDefinition
+ */
+export type ToolDefinition = Message<"palyra.run.v1.ToolDefinition"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * JSON Schema of the arguments.
+   *
+   * @generated from field: google.protobuf.Struct parameters = 3;
+   */
+  parameters?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message palyra.run.v1.ToolDefinition.
+ * Use `create(ToolDefinitionSchema)` to create a new message.
+ */
+export const ToolDefinitionSchema: GenMessage<ToolDefinition> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 2);
+
+/**
+ * ToolChoice is a mode, or the one function the model must call.
+ *
+ * @generated from message palyra.run.v1.ToolChoice
+ */
+export type ToolChoice = Message<"palyra.run.v1.ToolChoice"> & {
+  /**
+   * @generated from oneof palyra.run.v1.ToolChoice.choice
+   */
+  choice: {
+    /**
+     * @generated from field: palyra.run.v1.ToolChoiceMode mode = 1;
+     */
+    value: ToolChoiceMode;
+    case: "mode";
+  } | {
+    /**
+     * @generated from field: string function_name = 2;
+     */
+    value: string;
+    case: "functionName";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message palyra.run.v1.ToolChoice.
+ * Use `create(ToolChoiceSchema)` to create a new message.
+ */
+export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 3);
+
+/**
+ * ResponseFormat asks for text, any JSON object, or JSON matching a schema.
+ *
+ * @generated from message palyra.run.v1.ResponseFormat
+ */
+export type ResponseFormat = Message<"palyra.run.v1.ResponseFormat"> & {
+  /**
+   * @generated from field: palyra.run.v1.ResponseFormatType type = 1;
+   */
+  type: ResponseFormatType;
+
+  /**
+   * For JSON_SCHEMA: the schema's name, its JSON Schema and whether the
+   * provider must follow it strictly.
+   *
+   * @generated from field: string json_schema_name = 2;
+   */
+  jsonSchemaName: string;
+
+  /**
+   * @generated from field: google.protobuf.Struct json_schema = 3;
+   */
+  jsonSchema?: JsonObject | undefined;
+
+  /**
+   * @generated from field: bool strict = 4;
+   */
+  strict: boolean;
+};
+
+/**
+ * Describes the message palyra.run.v1.ResponseFormat.
+ * Use `create(ResponseFormatSchema)` to create a new message.
+ */
+export const ResponseFormatSchema: GenMessage<ResponseFormat> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 4);
+
+/**
+ * RunStreamRequest starts a run (the first message of a RunStream) or
+ * cancels it (a later message with `cancel` set).
+ *
  * @generated from message palyra.run.v1.RunStreamRequest
  */
 export type RunStreamRequest = Message<"palyra.run.v1.RunStreamRequest"> & {
@@ -30,14 +203,81 @@ export type RunStreamRequest = Message<"palyra.run.v1.RunStreamRequest"> & {
   sessionId: string;
 
   /**
+   * Optional: a ULID the client picked for the run (ALREADY_EXISTS when it is
+   * taken); empty lets the daemon pick one.
+   *
    * @generated from field: string run_id = 3;
    */
   runId: string;
 
   /**
+   * The prompt as one user message; `messages` is the multi-turn form. At
+   * least one of them must be set; `input` is appended after `messages`.
+   *
    * @generated from field: string input = 4;
    */
   input: string;
+
+  /**
+   * "echo" (the default when empty), "gpt-…", "o1…", "o3…", "o4…",
+   * "claude-…", or "<provider>/<model>".
+   *
+   * @generated from field: string model = 5;
+   */
+  model: string;
+
+  /**
+   * The agent whose auth profile is used (its own first, then the
+   * configured default, then any global one).
+   *
+   * @generated from field: string agent_id = 6;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: repeated palyra.run.v1.ChatMessage messages = 7;
+   */
+  messages: ChatMessage[];
+
+  /**
+   * 0: the provider's default.
+   *
+   * @generated from field: uint32 max_tokens = 8;
+   */
+  maxTokens: number;
+
+  /**
+   * @generated from field: optional double temperature = 9;
+   */
+  temperature?: number | undefined;
+
+  /**
+   * @generated from field: repeated palyra.run.v1.ToolDefinition tools = 10;
+   */
+  tools: ToolDefinition[];
+
+  /**
+   * @generated from field: palyra.run.v1.ToolChoice tool_choice = 11;
+   */
+  toolChoice?: ToolChoice | undefined;
+
+  /**
+   * @generated from field: palyra.run.v1.ResponseFormat response_format = 12;
+   */
+  responseFormat?: ResponseFormat | undefined;
+
+  /**
+   * @generated from field: optional bool parallel_tool_calls = 13;
+   */
+  parallelToolCalls?: boolean | undefined;
+
+  /**
+   * Set on a later message of the stream to cancel the run; the stream then
+   * ends with RUN_STATUS_CANCELLED. Not allowed on the first message.
+   *
+   * @generated from field: bool cancel = 14;
+   */
+  cancel: boolean;
 };
 
 /**
@@ -45,7 +285,82 @@ export type RunStreamRequest = Message<"palyra.run.v1.RunStreamRequest"> & {
  * Use `create(RunStreamRequestSchema)` to create a new message.
  */
 export const RunStreamRequestSchema: GenMessage<RunStreamRequest> = /*@__PURE__*/
-  messageDesc(file_palyra_run_v1_run, 0);
+  messageDesc(file_palyra_run_v1_run, 5);
+
+/**
+ * StartRunRequest is RunStreamRequest without the protocol version and the
+ * cancel flag (StartRun cannot carry a second message; use CancelRun).
+ *
+ * @generated from message palyra.run.v1.StartRunRequest
+ */
+export type StartRunRequest = Message<"palyra.run.v1.StartRunRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string input = 3;
+   */
+  input: string;
+
+  /**
+   * @generated from field: string model = 4;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string agent_id = 5;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: repeated palyra.run.v1.ChatMessage messages = 6;
+   */
+  messages: ChatMessage[];
+
+  /**
+   * @generated from field: uint32 max_tokens = 7;
+   */
+  maxTokens: number;
+
+  /**
+   * @generated from field: optional double temperature = 8;
+   */
+  temperature?: number | undefined;
+
+  /**
+   * @generated from field: repeated palyra.run.v1.ToolDefinition tools = 9;
+   */
+  tools: ToolDefinition[];
+
+  /**
+   * @generated from field: palyra.run.v1.ToolChoice tool_choice = 10;
+   */
+  toolChoice?: ToolChoice | undefined;
+
+  /**
+   * @generated from field: palyra.run.v1.ResponseFormat response_format = 11;
+   */
+  responseFormat?: ResponseFormat | undefined;
+
+  /**
+   * @generated from field: optional bool parallel_tool_calls = 12;
+   */
+  parallelToolCalls?: boolean | undefined;
+};
+
+/**
+ * Describes the message palyra.run.v1.StartRunRequest.
+ * Use `create(StartRunRequestSchema)` to create a new message.
+ */
+export const StartRunRequestSchema: GenMessage<StartRunRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 6);
 
 /**
  * @generated from message palyra.run.v1.ModelToken
@@ -57,6 +372,8 @@ export type ModelToken = Message<"palyra.run.v1.ModelToken"> & {
   token: string;
 
   /**
+   * Set on the last token event of a run (an empty token after the text).
+   *
    * @generated from field: bool is_final = 2;
    */
   isFinal: boolean;
@@ -67,7 +384,94 @@ export type ModelToken = Message<"palyra.run.v1.ModelToken"> & {
  * Use `create(ModelTokenSchema)` to create a new message.
  */
 export const ModelTokenSchema: GenMessage<ModelToken> = /*@__PURE__*/
-  messageDesc(file_palyra_run_v1_run, 1);
+  messageDesc(file_palyra_run_v1_run, 7);
+
+/**
+ * ToolCallDelta is a fragment of a tool call. `index` tells the calls of
+ * one response apart; id and name come with a call's first fragment, the
+ * arguments (JSON text) arrive in pieces to concatenate.
+ *
+ * @generated from message palyra.run.v1.ToolCallDelta
+ */
+export type ToolCallDelta = Message<"palyra.run.v1.ToolCallDelta"> & {
+  /**
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string arguments_delta = 4;
+   */
+  argumentsDelta: string;
+};
+
+/**
+ * Describes the message palyra.run.v1.ToolCallDelta.
+ * Use `create(ToolCallDeltaSchema)` to create a new message.
+ */
+export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 8);
+
+/**
+ * Usage is what the provider reports the run cost, in tokens.
+ *
+ * @generated from message palyra.run.v1.Usage
+ */
+export type Usage = Message<"palyra.run.v1.Usage"> & {
+  /**
+   * @generated from field: uint64 prompt_tokens = 1;
+   */
+  promptTokens: bigint;
+
+  /**
+   * @generated from field: uint64 completion_tokens = 2;
+   */
+  completionTokens: bigint;
+};
+
+/**
+ * Describes the message palyra.run.v1.Usage.
+ * Use `create(UsageSchema)` to create a new message.
+ */
+export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 9);
+
+/**
+ * RunError is why a run failed after it started.
+ *
+ * @generated from message palyra.run.v1.RunError
+ */
+export type RunError = Message<"palyra.run.v1.RunError"> & {
+  /**
+   * The error's code in lower snake case, e.g. "unavailable",
+   * "failed_precondition", "resource_exhausted".
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message palyra.run.v1.RunError.
+ * Use `create(RunErrorSchema)` to create a new message.
+ */
+export const RunErrorSchema: GenMessage<RunError> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 10);
 
 /**
  * @generated from message palyra.run.v1.RunStreamEvent
@@ -93,7 +497,46 @@ export type RunStreamEvent = Message<"palyra.run.v1.RunStreamEvent"> & {
      */
     value: ModelToken;
     case: "modelToken";
+  } | {
+    /**
+     * @generated from field: palyra.run.v1.ToolCallDelta tool_call = 4;
+     */
+    value: ToolCallDelta;
+    case: "toolCall";
+  } | {
+    /**
+     * @generated from field: palyra.run.v1.Usage usage = 5;
+     */
+    value: Usage;
+    case: "usage";
+  } | {
+    /**
+     * @generated from field: palyra.run.v1.RunError error = 6;
+     */
+    value: RunError;
+    case: "error";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Set on the first event (ACCEPTED): the model as the provider knows it
+   * and the provider it was routed to.
+   *
+   * @generated from field: string model = 7;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string provider = 8;
+   */
+  provider: string;
+
+  /**
+   * Set on the DONE status when the provider said why the model stopped:
+   * "stop", "length", "tool_calls" or "content_filter".
+   *
+   * @generated from field: string finish_reason = 9;
+   */
+  finishReason: string;
 };
 
 /**
@@ -101,7 +544,443 @@ export type RunStreamEvent = Message<"palyra.run.v1.RunStreamEvent"> & {
  * Use `create(RunStreamEventSchema)` to create a new message.
  */
 export const RunStreamEventSchema: GenMessage<RunStreamEvent> = /*@__PURE__*/
-  messageDesc(file_palyra_run_v1_run, 2);
+  messageDesc(file_palyra_run_v1_run, 11);
+
+/**
+ * Run is a recorded run.
+ *
+ * @generated from message palyra.run.v1.Run
+ */
+export type Run = Message<"palyra.run.v1.Run"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string principal = 2;
+   */
+  principal: string;
+
+  /**
+   * The API token the run was made with; empty for other credentials.
+   *
+   * @generated from field: string api_token_id = 3;
+   */
+  apiTokenId: string;
+
+  /**
+   * @generated from field: string agent_id = 4;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: string session_id = 5;
+   */
+  sessionId: string;
+
+  /**
+   * The model as the provider knows it, and the provider.
+   *
+   * @generated from field: string model = 6;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string provider = 7;
+   */
+  provider: string;
+
+  /**
+   * The auth profile whose credential was used; empty for echo.
+   *
+   * @generated from field: string profile_id = 8;
+   */
+  profileId: string;
+
+  /**
+   * @generated from field: palyra.run.v1.RunStatus status = 9;
+   */
+  status: RunStatus;
+
+  /**
+   * @generated from field: palyra.run.v1.Usage usage = 10;
+   */
+  usage?: Usage | undefined;
+
+  /**
+   * The text the model produced, cut at 64 KiB.
+   *
+   * @generated from field: string output_text = 11;
+   */
+  outputText: string;
+
+  /**
+   * @generated from field: repeated palyra.run.v1.ToolCall tool_calls = 12;
+   */
+  toolCalls: ToolCall[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 13;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * Unset while the run is in progress.
+   *
+   * @generated from field: google.protobuf.Timestamp ended_at = 14;
+   */
+  endedAt?: Timestamp | undefined;
+
+  /**
+   * From the start to the first token or tool-call fragment; unset if none came.
+   *
+   * @generated from field: optional uint64 time_to_first_token_ms = 15;
+   */
+  timeToFirstTokenMs?: bigint | undefined;
+
+  /**
+   * Set when the run failed.
+   *
+   * @generated from field: palyra.run.v1.RunError error = 16;
+   */
+  error?: RunError | undefined;
+
+  /**
+   * Why the model stopped ("stop", "length", "tool_calls", "content_filter")
+   * when the run is DONE and the provider said.
+   *
+   * @generated from field: string finish_reason = 17;
+   */
+  finishReason: string;
+};
+
+/**
+ * Describes the message palyra.run.v1.Run.
+ * Use `create(RunSchema)` to create a new message.
+ */
+export const RunSchema: GenMessage<Run> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 12);
+
+/**
+ * @generated from message palyra.run.v1.CancelRunRequest
+ */
+export type CancelRunRequest = Message<"palyra.run.v1.CancelRunRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message palyra.run.v1.CancelRunRequest.
+ * Use `create(CancelRunRequestSchema)` to create a new message.
+ */
+export const CancelRunRequestSchema: GenMessage<CancelRunRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 13);
+
+/**
+ * @generated from message palyra.run.v1.CancelRunResponse
+ */
+export type CancelRunResponse = Message<"palyra.run.v1.CancelRunResponse"> & {
+};
+
+/**
+ * Describes the message palyra.run.v1.CancelRunResponse.
+ * Use `create(CancelRunResponseSchema)` to create a new message.
+ */
+export const CancelRunResponseSchema: GenMessage<CancelRunResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 14);
+
+/**
+ * @generated from message palyra.run.v1.GetRunRequest
+ */
+export type GetRunRequest = Message<"palyra.run.v1.GetRunRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message palyra.run.v1.GetRunRequest.
+ * Use `create(GetRunRequestSchema)` to create a new message.
+ */
+export const GetRunRequestSchema: GenMessage<GetRunRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 15);
+
+/**
+ * @generated from message palyra.run.v1.GetRunResponse
+ */
+export type GetRunResponse = Message<"palyra.run.v1.GetRunResponse"> & {
+  /**
+   * @generated from field: palyra.run.v1.Run run = 1;
+   */
+  run?: Run | undefined;
+};
+
+/**
+ * Describes the message palyra.run.v1.GetRunResponse.
+ * Use `create(GetRunResponseSchema)` to create a new message.
+ */
+export const GetRunResponseSchema: GenMessage<GetRunResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 16);
+
+/**
+ * @generated from message palyra.run.v1.ListRunsRequest
+ */
+export type ListRunsRequest = Message<"palyra.run.v1.ListRunsRequest"> & {
+  /**
+   * The next_page_token of the previous page; empty for the first page. A
+   * token that is not one is INVALID_ARGUMENT.
+   *
+   * @generated from field: string page_token = 1;
+   */
+  pageToken: string;
+
+  /**
+   * Page size; 0 means 50, values above 500 are treated as 500.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * Only this principal's runs. Another principal than the caller needs
+   * runs.read_all; callers without it only ever see their own runs.
+   *
+   * @generated from field: string principal = 3;
+   */
+  principal: string;
+
+  /**
+   * Only runs of this model (as requested, or as the provider knows it).
+   *
+   * @generated from field: string model = 4;
+   */
+  model: string;
+
+  /**
+   * Only runs with this outcome (UNSPECIFIED: any).
+   *
+   * @generated from field: palyra.run.v1.RunStatus status = 5;
+   */
+  status: RunStatus;
+
+  /**
+   * Only runs started at or after / before these times.
+   *
+   * @generated from field: google.protobuf.Timestamp started_after = 6;
+   */
+  startedAfter?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_before = 7;
+   */
+  startedBefore?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message palyra.run.v1.ListRunsRequest.
+ * Use `create(ListRunsRequestSchema)` to create a new message.
+ */
+export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 17);
+
+/**
+ * @generated from message palyra.run.v1.ListRunsResponse
+ */
+export type ListRunsResponse = Message<"palyra.run.v1.ListRunsResponse"> & {
+  /**
+   * @generated from field: repeated palyra.run.v1.Run runs = 1;
+   */
+  runs: Run[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message palyra.run.v1.ListRunsResponse.
+ * Use `create(ListRunsResponseSchema)` to create a new message.
+ */
+export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 18);
+
+/**
+ * @generated from message palyra.run.v1.ListModelsRequest
+ */
+export type ListModelsRequest = Message<"palyra.run.v1.ListModelsRequest"> & {
+};
+
+/**
+ * Describes the message palyra.run.v1.ListModelsRequest.
+ * Use `create(ListModelsRequestSchema)` to create a new message.
+ */
+export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 19);
+
+/**
+ * Model is a name a run may pass as `model`.
+ *
+ * @generated from message palyra.run.v1.Model
+ */
+export type Model = Message<"palyra.run.v1.Model"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * "echo", "openai" or "anthropic".
+   *
+   * @generated from field: string provider = 2;
+   */
+  provider: string;
+
+  /**
+   * Whether an auth profile for the provider exists (echo needs none).
+   *
+   * @generated from field: bool available = 3;
+   */
+  available: boolean;
+};
+
+/**
+ * Describes the message palyra.run.v1.Model.
+ * Use `create(ModelSchema)` to create a new message.
+ */
+export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 20);
+
+/**
+ * @generated from message palyra.run.v1.ListModelsResponse
+ */
+export type ListModelsResponse = Message<"palyra.run.v1.ListModelsResponse"> & {
+  /**
+   * @generated from field: repeated palyra.run.v1.Model models = 1;
+   */
+  models: Model[];
+};
+
+/**
+ * Describes the message palyra.run.v1.ListModelsResponse.
+ * Use `create(ListModelsResponseSchema)` to create a new message.
+ */
+export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_run_v1_run, 21);
+
+/**
+ * ChatRole is who speaks in a message.
+ *
+ * @generated from enum palyra.run.v1.ChatRole
+ */
+export enum ChatRole {
+  /**
+   * @generated from enum value: CHAT_ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: CHAT_ROLE_SYSTEM = 1;
+   */
+  SYSTEM = 1,
+
+  /**
+   * @generated from enum value: CHAT_ROLE_USER = 2;
+   */
+  USER = 2,
+
+  /**
+   * @generated from enum value: CHAT_ROLE_ASSISTANT = 3;
+   */
+  ASSISTANT = 3,
+
+  /**
+   * The result of a tool call; tool_call_id names the call it answers.
+   *
+   * @generated from enum value: CHAT_ROLE_TOOL = 4;
+   */
+  TOOL = 4,
+}
+
+/**
+ * Describes the enum palyra.run.v1.ChatRole.
+ */
+export const ChatRoleSchema: GenEnum<ChatRole> = /*@__PURE__*/
+  enumDesc(file_palyra_run_v1_run, 0);
+
+/**
+ * ToolChoiceMode says whether the model may or must call a tool.
+ *
+ * @generated from enum palyra.run.v1.ToolChoiceMode
+ */
+export enum ToolChoiceMode {
+  /**
+   * The provider's default (auto when tools are given).
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: TOOL_CHOICE_MODE_AUTO = 1;
+   */
+  AUTO = 1,
+
+  /**
+   * @generated from enum value: TOOL_CHOICE_MODE_NONE = 2;
+   */
+  NONE = 2,
+
+  /**
+   * @generated from enum value: TOOL_CHOICE_MODE_REQUIRED = 3;
+   */
+  REQUIRED = 3,
+}
+
+/**
+ * Describes the enum palyra.run.v1.ToolChoiceMode.
+ */
+export const ToolChoiceModeSchema: GenEnum<ToolChoiceMode> = /*@__PURE__*/
+  enumDesc(file_palyra_run_v1_run, 1);
+
+/**
+ * ResponseFormatType is the shape of the model's answer.
+ *
+ * @generated from enum palyra.run.v1.ResponseFormatType
+ */
+export enum ResponseFormatType {
+  /**
+   * @generated from enum value: RESPONSE_FORMAT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: RESPONSE_FORMAT_TYPE_TEXT = 1;
+   */
+  TEXT = 1,
+
+  /**
+   * @generated from enum value: RESPONSE_FORMAT_TYPE_JSON_OBJECT = 2;
+   */
+  JSON_OBJECT = 2,
+
+  /**
+   * @generated from enum value: RESPONSE_FORMAT_TYPE_JSON_SCHEMA = 3;
+   */
+  JSON_SCHEMA = 3,
+}
+
+/**
+ * Describes the enum palyra.run.v1.ResponseFormatType.
+ */
+export const ResponseFormatTypeSchema: GenEnum<ResponseFormatType> = /*@__PURE__*/
+  enumDesc(file_palyra_run_v1_run, 2);
 
 /**
  * RunStatus is the lifecycle of a run.
@@ -133,27 +1012,38 @@ export enum RunStatus {
    * @generated from enum value: RUN_STATUS_FAILED = 4;
    */
   FAILED = 4,
+
+  /**
+   * The client cancelled (or went away); the upstream request was aborted.
+   *
+   * @generated from enum value: RUN_STATUS_CANCELLED = 5;
+   */
+  CANCELLED = 5,
 }
 
 /**
  * Describes the enum palyra.run.v1.RunStatus.
  */
 export const RunStatusSchema: GenEnum<RunStatus> = /*@__PURE__*/
-  enumDesc(file_palyra_run_v1_run, 0);
+  enumDesc(file_palyra_run_v1_run, 3);
 
 /**
- * RunService runs agent prompts against a model provider and streams the
- * result. The implementation arrives with the runs issue; until then the
- * server answers UNIMPLEMENTED after checking the caller's permission.
+ * RunService runs prompts against a model provider and streams the result.
+ * The daemon routes the model name to a provider (echo, openai, anthropic),
+ * resolves the provider's auth profile and uses its credential without it
+ * ever leaving the daemon. Every run is recorded and its usage counted per
+ * API token.
  *
  * @generated from service palyra.run.v1.RunService
  */
 export const RunService: GenService<{
   /**
    * RunStream is one run: the client sends the request (and may send a
-   * cancel), the server streams status and model tokens.
-   * The message names come from the original daemon's RunStream contract.
+   * cancel later on the same stream), the server streams status, tokens,
+   * tool-call fragments and usage. The message names come from the original
+   * daemon's RunStream contract.
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    *
    * @generated from rpc palyra.run.v1.RunService.RunStream
    */
@@ -161,6 +1051,63 @@ export const RunService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof RunStreamRequestSchema;
     output: typeof RunStreamEventSchema;
+  },
+  /**
+   * StartRun is RunStream for clients that cannot stream requests (browsers
+   * over HTTP/1.1): one request, a stream of events. Cancel with CancelRun.
+   * The events are RunStream's, so both read the same way.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
+   * @generated from rpc palyra.run.v1.RunService.StartRun
+   */
+  startRun: {
+    methodKind: "server_streaming";
+    input: typeof StartRunRequestSchema;
+    output: typeof RunStreamEventSchema;
+  },
+  /**
+   * CancelRun aborts a run in progress, on whichever replica runs it.
+   * NOT_FOUND for an unknown run (or another principal's, without
+   * runs.read_all); FAILED_PRECONDITION when it has already ended.
+   *
+   * @generated from rpc palyra.run.v1.RunService.CancelRun
+   */
+  cancelRun: {
+    methodKind: "unary";
+    input: typeof CancelRunRequestSchema;
+    output: typeof CancelRunResponseSchema;
+  },
+  /**
+   * GetRun returns a recorded run: one's own, or any with runs.read_all.
+   *
+   * @generated from rpc palyra.run.v1.RunService.GetRun
+   */
+  getRun: {
+    methodKind: "unary";
+    input: typeof GetRunRequestSchema;
+    output: typeof GetRunResponseSchema;
+  },
+  /**
+   * ListRuns pages through recorded runs, oldest first: one's own, or any
+   * principal's with runs.read_all.
+   *
+   * @generated from rpc palyra.run.v1.RunService.ListRuns
+   */
+  listRuns: {
+    methodKind: "unary";
+    input: typeof ListRunsRequestSchema;
+    output: typeof ListRunsResponseSchema;
+  },
+  /**
+   * ListModels lists the model names a run may ask for.
+   *
+   * @generated from rpc palyra.run.v1.RunService.ListModels
+   */
+  listModels: {
+    methodKind: "unary";
+    input: typeof ListModelsRequestSchema;
+    output: typeof ListModelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_palyra_run_v1_run, 0);

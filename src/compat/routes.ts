@@ -1,0 +1,397 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RouteShorthandOptions,
+} from "fastify";
+import { CompatService } from "../../gen/palyra/compat/v1/compat_pb.js";
+import {
+  callContextOf,
+  callerOf,
+  can,
+  principalKey,
+  type AccessGate,
+  type RateLimitState,
+} from "../auth/index.js";
+import { PalyraError, type Clock, type FlagReader } from "../core/index.js";
+import type { RunEngine } from "../runs/types.js";
+import type { ErrorBodyFormat } from "../transport/index.js";
+import { parseChatCompletion } from "./chat-request.js";
+import { ChatStream, chatCompletion } from "./chat-response.js";
+import { parseMessagesRequest } from "./messages-request.js";
+import { MessagesStream, anthropicMessage } from "./messages-response.js";
+import { modelList, modelObject, wantsAnthropicShape } from "./models.js";
+import { parseResponsesRequest } from "./responses-request.js";
+import {
+  ResponsesStream,
+  finishedOutput,
+  responseObject,
+} from "./responses-response.js";
+import {
+  OVERHEAD_HEADER,
+  RUN_ID_HEADER,
+  failureOf,
+  runCallerOf,
+  startRun,
+  streamRun,
+} from "./run-call.js";
+import { collectRun } from "./run-output.js";
+
+/** COMPAT_FLAG is the feature flag that turns the /v1 API on and off. */
+export const COMPAT_FLAG = "compat_api";
+
+/** COMPAT_BODY_LIMIT is the /v1 request body limit: prompts are long (the rest of the daemon keeps its own). */
+export const COMPAT_BODY_LIMIT = 1024 * 1024;
+
+// The permission that lets a caller read every principal's runs.
+const READ_ALL_RUNS = "runs.read_all";
+
+/** ErrorRenderer is one API's error shape: the body format for the error mapper, and the body for a stream. */
+export interface ErrorRenderer {
+  format: ErrorBodyFormat;
+  body: (e: unknown) => unknown;
+}
+
+/** CompatDeps are what the /v1 routes need: the run engine, the access gate, the flag and the error shapes. */
+export interface CompatDeps {
+  engine: RunEngine;
+  gate: AccessGate;
+  flags: FlagReader;
+  clock: Clock;
+  tls: boolean;
+  /** Aborted when the daemon shuts down: runs in flight are cancelled. */
+  shutdownSignal: AbortSignal;
+  /** The daemon's own body limit; /v1 accepts the larger of it and COMPAT_BODY_LIMIT. */
+  bodyLimit: number;
+  errors: { openai: ErrorRenderer; anthropic: ErrorRenderer };
+}
+
+/** resetText writes a reset delay as OpenAI does ("20ms", "1.5s"). */
+function resetText(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}
+
+/** rateLimitHeaders are OpenAI's x-ratelimit-*-requests headers for a token's per-minute limit. */
+function rateLimitHeaders(state: RateLimitState): Record<string, string> {
+  return {
+    "x-ratelimit-limit-requests": String(state.limit),
+    "x-ratelimit-remaining-requests": String(state.remaining),
+    "x-ratelimit-reset-requests": resetText(state.resetMs),
+  };
+}
+
+/** exhaustedHeaders are the x-ratelimit-* headers of a refusal: nothing left until the retry. */
+function exhaustedHeaders(e: PalyraError): Record<string, string> {
+  return {
+    "x-ratelimit-remaining-requests": "0",
+    ...(e.retryAfterSeconds === undefined
+      ? {}
+      : {
+          "x-ratelimit-reset-requests": resetText(e.retryAfterSeconds * 1000),
+        }),
+  };
+}
+
+/**
+ * headersOf copies the request headers for the access gate. An Anthropic
+ * client sends its key as `x-api-key`: it is presented to the gate as the
+ * bearer token it is, unless the request also carries Authorization.
+ */
+function headersOf(req: FastifyRequest): Headers {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k.startsWith(":") || v === undefined) continue;
+    for (const value of Array.isArray(v) ? v : [v]) headers.append(k, value);
+  }
+  const apiKey = headers.get("x-api-key");
+  if (apiKey !== null && !headers.has("authorization"))
+    headers.set("authorization", `Bearer ${apiKey.trim()}`);
+  return headers;
+}
+
+/**
+ * registerCompatRoutes serves the OpenAI- and Anthropic-compatible API under
+ * /v1. Each route is bound to a CompatService method: before the body is
+ * read, the feature flag is checked (off → 404) and the one access gate
+ * admits the caller by the method's proto rule (and counts the token's
+ * rate limit). Handlers only translate shapes and call the run engine.
+ * Failures are rendered by the transport's error mapper in the route's
+ * error format (OpenAI's, Anthropic's on /v1/messages).
+ */
+export function registerCompatRoutes(
+  app: FastifyInstance,
+  deps: CompatDeps,
+): void {
+  const { openai, anthropic } = deps.errors;
+  const bodyLimit = Math.max(deps.bodyLimit, COMPAT_BODY_LIMIT);
+
+  const admit =
+    (method: DescMethod) =>
+    async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      if (!(await deps.flags.isEnabled(COMPAT_FLAG)))
+        throw new PalyraError(
+          "not_found",
+          `no route ${req.method} ${req.routeOptions.url ?? "/v1"}: the /v1 API is turned off (feature flag ${COMPAT_FLAG})`,
+        );
+      const responseHeaders = new Headers();
+      const origin = `${deps.tls ? "https" : "http"}://${req.host}`;
+      let principal;
+      try {
+        principal = await deps.gate.admit({
+          headers: headersOf(req),
+          method,
+          httpMethod: req.method,
+          url: origin + req.url,
+          client: { ip: req.ip, tls: deps.tls },
+          responseHeaders,
+        });
+      } catch (e) {
+        if (e instanceof PalyraError && e.code === "resource_exhausted")
+          void reply.headers(exhaustedHeaders(e));
+        throw e;
+      }
+      callContextOf(req).set(principalKey, principal);
+      for (const [k, v] of responseHeaders) void reply.header(k, v);
+      if (principal?.rateLimit !== undefined)
+        void reply.headers(rateLimitHeaders(principal.rateLimit));
+    };
+
+  // Every /v1 answer says how long the daemon itself took: a run's answer
+  // set it when the run reached the engine (startRun); any other answer
+  // (models, refusals) is all overhead.
+  const overhead = (
+    _req: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (err: null, payload: unknown) => void,
+  ): void => {
+    if (!reply.hasHeader(OVERHEAD_HEADER))
+      void reply.header(OVERHEAD_HEADER, reply.elapsedTime.toFixed(3));
+    done(null, payload);
+  };
+
+  const route = (
+    method: DescMethod,
+    renderer: ErrorRenderer,
+  ): RouteShorthandOptions => ({
+    onRequest: admit(method),
+    onSend: overhead,
+    bodyLimit,
+    config: { errorFormat: renderer.format },
+  });
+
+  const seconds = (): number => Math.floor(deps.clock.now() / 1000);
+
+  app.get(
+    "/v1/models",
+    route(CompatService.method.listModels, openai),
+    async (req, reply) => {
+      const models = await deps.engine.listModels();
+      return await reply.send(modelList(models, wantsAnthropicShape(req)));
+    },
+  );
+
+  // A wildcard: routed names carry a slash ("openai/gpt-4o").
+  app.get(
+    "/v1/models/*",
+    route(CompatService.method.getModel, openai),
+    async (req, reply) => {
+      const id = (req.params as Record<string, string>)["*"] ?? "";
+      const model = (await deps.engine.listModels()).find((m) => m.id === id);
+      if (model === undefined)
+        throw new PalyraError(
+          "not_found",
+          `the model "${id}" does not exist; GET /v1/models lists them`,
+          { field: "model" },
+        );
+      return await reply.send(modelObject(model, wantsAnthropicShape(req)));
+    },
+  );
+
+  app.post(
+    "/v1/chat/completions",
+    route(CompatService.method.createChatCompletion, openai),
+    async (req, reply) => {
+      const { body, request } = parseChatCompletion(req.body);
+      const run = await startRun(
+        deps.engine,
+        deps.shutdownSignal,
+        req,
+        reply,
+        request,
+      );
+      const ids = {
+        id: `chatcmpl-${run.handle.runId}`,
+        runId: run.handle.runId,
+        created: seconds(),
+        model: run.handle.model,
+      };
+      if (body.stream === true) {
+        const translator = new ChatStream(
+          ids,
+          body.stream_options?.include_usage === true,
+        );
+        await streamRun(
+          req,
+          reply,
+          run,
+          translator,
+          deps.shutdownSignal,
+          openai.body,
+        );
+        return reply;
+      }
+      const collected = await collectRun(run.handle.runId, run.handle.events);
+      const failure = failureOf(collected, deps.shutdownSignal);
+      if (failure !== undefined) throw failure;
+      return await reply
+        .header(RUN_ID_HEADER, run.handle.runId)
+        .send(chatCompletion(ids, collected));
+    },
+  );
+
+  app.post(
+    "/v1/responses",
+    route(CompatService.method.createResponse, openai),
+    async (req, reply) => {
+      const { body, request } = parseResponsesRequest(req.body);
+      const run = await startRun(
+        deps.engine,
+        deps.shutdownSignal,
+        req,
+        reply,
+        request,
+      );
+      const ids = {
+        id: `resp_${run.handle.runId}`,
+        runId: run.handle.runId,
+        createdAt: seconds(),
+        model: run.handle.model,
+      };
+      if (body.stream === true) {
+        const translator = new ResponsesStream(ids, body);
+        await streamRun(
+          req,
+          reply,
+          run,
+          translator,
+          deps.shutdownSignal,
+          openai.body,
+        );
+        return reply;
+      }
+      const collected = await collectRun(run.handle.runId, run.handle.events);
+      const failure = failureOf(collected, deps.shutdownSignal);
+      if (failure !== undefined) throw failure;
+      return await reply.header(RUN_ID_HEADER, run.handle.runId).send(
+        responseObject(ids, body, {
+          status: "done",
+          output: finishedOutput(
+            run.handle.runId,
+            collected.text,
+            collected.toolCalls,
+          ),
+          usage: collected.usage,
+        }),
+      );
+    },
+  );
+
+  app.get(
+    "/v1/responses/:id",
+    route(CompatService.method.getResponse, openai),
+    async (req, reply) => {
+      const id = (req.params as Record<string, string>).id ?? "";
+      const runId = id.startsWith("resp_") ? id.slice("resp_".length) : id;
+      const principal = callerOf(req);
+      const run = await deps.engine.getRun(
+        runId,
+        runCallerOf(req),
+        principal !== undefined && can(principal, READ_ALL_RUNS),
+      );
+      return await reply.send(
+        responseObject(
+          {
+            id: `resp_${run.runId}`,
+            runId: run.runId,
+            createdAt: Math.floor(run.startedAtMs / 1000),
+            model: run.model,
+          },
+          {},
+          {
+            status: run.status,
+            output: finishedOutput(run.runId, run.outputText, run.toolCalls),
+            usage: run.usage,
+            error:
+              run.status === "failed"
+                ? {
+                    code: "server_error",
+                    message: run.errorMessage ?? "the run failed",
+                  }
+                : undefined,
+          },
+        ),
+      );
+    },
+  );
+
+  app.post(
+    "/v1/messages",
+    route(CompatService.method.createMessage, anthropic),
+    async (req, reply) => {
+      const { body, request } = parseMessagesRequest(req.body);
+      const run = await startRun(
+        deps.engine,
+        deps.shutdownSignal,
+        req,
+        reply,
+        request,
+      );
+      const ids = {
+        id: `msg_${run.handle.runId}`,
+        runId: run.handle.runId,
+        model: run.handle.model,
+      };
+      if (body.stream === true) {
+        await streamRun(
+          req,
+          reply,
+          run,
+          new MessagesStream(ids),
+          deps.shutdownSignal,
+          anthropic.body,
+        );
+        return reply;
+      }
+      const collected = await collectRun(run.handle.runId, run.handle.events);
+      const failure = failureOf(collected, deps.shutdownSignal);
+      if (failure !== undefined) throw failure;
+      return await reply
+        .header(RUN_ID_HEADER, run.handle.runId)
+        .send(anthropicMessage(ids, collected));
+    },
+  );
+
+  // Any other /v1 path: a 404 in OpenAI's shape, as OpenAI answers one. A
+  // not-found handler rather than a catch-all route, so the access log keeps
+  // writing the (redacted) path that was asked for.
+  void app.register(
+    (v1, _options, done) => {
+      v1.setNotFoundHandler((req, reply) =>
+        reply.code(404).send(
+          openai.body(
+            new PalyraError(
+              "not_found",
+              // The path is not echoed: a token pasted into it would be.
+              `no such /v1 route for ${req.method}; /v1 serves GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/responses, GET /v1/responses/{id} and POST /v1/messages`,
+            ),
+          ),
+        ),
+      );
+      done();
+    },
+    { prefix: "/v1" },
+  );
+}

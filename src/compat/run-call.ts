@@ -1,0 +1,159 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { callerOf } from "../auth/index.js";
+import { PalyraError, scrubError } from "../core/index.js";
+import type {
+  RunCaller,
+  RunEngine,
+  RunHandle,
+  RunRequest,
+  RunStatus,
+} from "../runs/types.js";
+import type { RunOutcome, StreamTranslator } from "./run-output.js";
+import { SseWriter } from "./sse.js";
+
+/** OVERHEAD_HEADER tells how long the daemon took before handing the run to the engine, in ms. */
+export const OVERHEAD_HEADER = "x-palyra-overhead-ms";
+
+/** RUN_ID_HEADER carries the run id on every answer that started a run, for GetRun and the logs. */
+export const RUN_ID_HEADER = "x-palyra-run-id";
+
+/** runCallerOf is the run's caller: the principal the access gate admitted, with its token id. */
+export function runCallerOf(req: FastifyRequest): RunCaller {
+  const principal = callerOf(req);
+  // The /v1 routes have no public rule: the gate admitted a principal or threw.
+  if (principal === undefined)
+    throw new PalyraError("internal", "a /v1 route ran without a caller");
+  return {
+    principal: principal.id,
+    ...(principal.apiTokenId === undefined
+      ? {}
+      : { apiTokenId: principal.apiTokenId }),
+    ip: req.ip,
+  };
+}
+
+/** StartedRun is a run the engine accepted, with how to tell whether the client left. */
+export interface StartedRun {
+  handle: RunHandle;
+  /** clientGone tells whether the run was cancelled because the client disconnected. */
+  clientGone(): boolean;
+}
+
+/**
+ * startRun asks the engine for a run on behalf of the request's caller. The
+ * run is cancelled (the engine aborts the upstream request) when the client
+ * disconnects before the answer is complete or the daemon shuts down. An
+ * unknown model is reported on the `model` field (OpenAI's model_not_found).
+ */
+export async function startRun(
+  engine: RunEngine,
+  shutdown: AbortSignal,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  request: RunRequest,
+): Promise<StartedRun> {
+  const client = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) client.abort();
+  });
+  const signal = AbortSignal.any([client.signal, shutdown]);
+  // The daemon's own share of the answer: auth, body parsing, validation and
+  // translation, until the run is handed to the engine.
+  void reply.header(OVERHEAD_HEADER, reply.elapsedTime.toFixed(3));
+  let handle: RunHandle;
+  try {
+    handle = await engine.start(runCallerOf(req), request, signal);
+  } catch (e) {
+    throw e instanceof PalyraError ? withField(e) : e;
+  }
+  return { handle, clientGone: () => client.signal.aborted };
+}
+
+// "tools: the echo model cannot call tools" names its field first.
+const FIELD_PREFIX = /^([a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z_][a-z0-9_]*)*): /;
+
+/**
+ * withField gives an engine refusal the request field it names (OpenAI's
+ * `param`). A model the engine cannot route, or the provider does not know,
+ * is the unknown model that OpenAI answers 404 model_not_found.
+ */
+function withField(e: PalyraError): PalyraError {
+  if (e.field !== undefined) return e;
+  const field =
+    e.code === "not_found" ? "model" : FIELD_PREFIX.exec(e.message)?.[1];
+  if (
+    field === undefined ||
+    (e.code !== "invalid_argument" && e.code !== "not_found")
+  )
+    return e;
+  const code = field === "model" ? "not_found" : e.code;
+  return new PalyraError(code, e.message, { cause: e, field });
+}
+
+const FINAL: ReadonlySet<RunStatus> = new Set(["done", "failed", "cancelled"]);
+
+/** failureOf is why a run did not complete, for its answer: the engine's error, a shutdown, or a bare failure. */
+export function failureOf(
+  outcome: RunOutcome,
+  shutdown: AbortSignal,
+): PalyraError | undefined {
+  if (outcome.error !== undefined) return outcome.error;
+  if (outcome.status === "failed")
+    return new PalyraError("internal", "the run failed without an error");
+  if (outcome.status === "cancelled" && shutdown.aborted)
+    return new PalyraError(
+      "unavailable",
+      "the daemon is shutting down; the run was cancelled",
+    );
+  return undefined;
+}
+
+/**
+ * streamRun writes a started run as one API's SSE stream. Headers are
+ * already sent once this begins, so a failure (mid-stream upstream error, a
+ * bug) is written into the stream in the API's error shape and the stream
+ * ends; a client that left gets nothing more.
+ */
+export async function streamRun(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  run: StartedRun,
+  translator: StreamTranslator,
+  shutdown: AbortSignal,
+  errorBody: (e: unknown) => unknown,
+): Promise<void> {
+  const sse = new SseWriter(reply, { [RUN_ID_HEADER]: run.handle.runId });
+  const outcome: RunOutcome = { status: "failed" };
+  try {
+    await sse.send(translator.open());
+    for await (const e of run.handle.events) {
+      if (e.kind === "status") {
+        if (FINAL.has(e.status)) outcome.status = e.status;
+        if (e.finishReason !== undefined) outcome.finishReason = e.finishReason;
+      } else if (e.kind === "error") {
+        outcome.error = e.error;
+      } else {
+        await sse.send(translator.event(e));
+      }
+    }
+  } catch (e) {
+    run.handle.cancel();
+    if (!(e instanceof PalyraError))
+      req.log.error({ err: scrubError(e, []) }, "run stream failed");
+    outcome.status = "failed";
+    outcome.error =
+      e instanceof PalyraError
+        ? e
+        : new PalyraError("internal", "internal error");
+  }
+  if (!run.clientGone()) {
+    const error = failureOf(outcome, shutdown);
+    await sse.send(
+      translator.close(
+        error === undefined ? outcome : { ...outcome, error },
+        errorBody,
+      ),
+    );
+  }
+  sse.end();
+}

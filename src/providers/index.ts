@@ -1,0 +1,21 @@
+export type {
+  Credential,
+  ModelProvider,
+  ProviderCall,
+  ProviderEvent,
+  ProviderName,
+} from "./types.js";
+export { EchoProvider, ECHO_MODEL, renderPrompt, wordTokens } from "./echo.js";
+export { OpenAiProvider, OPENAI_BASE_URL } from "./openai.js";
+export {
+  AnthropicProvider,
+  ANTHROPIC_BASE_URL,
+  ANTHROPIC_VERSION,
+  JSON_TOOL,
+} from "./anthropic.js";
+export { routeModel, ACCEPTED_MODELS, type Route } from "./routing.js";
+export {
+  DEFAULT_UPSTREAM_TIMEOUT_MS,
+  type UpstreamOptions,
+} from "./upstream.js";
+export { retryAfterSeconds } from "./upstream-errors.js";

@@ -1,0 +1,470 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { Logger } from "pino";
+import { RunSchema, type Run } from "../../gen/palyra/run/v1/run_pb.js";
+import { RunRecordSchema } from "../../gen/palyra/store/v1/runs_pb.js";
+import {
+  PalyraError,
+  isPalyraError,
+  type Clock,
+  type InvalidationBus,
+  type RandomBytes,
+} from "../core/index.js";
+import {
+  routeModel,
+  type Credential,
+  type ModelProvider,
+  type ProviderEvent,
+  type ProviderName,
+} from "../providers/index.js";
+import type { ProfileCredentials } from "./profile-credentials.js";
+import { newRunId, parseRunId } from "./run-ids.js";
+import { listLimit, parsePageToken, type RunRecords } from "./run-records.js";
+import { isFinal, runOf, statusToProto, storedRunOf } from "./run-view.js";
+import type {
+  FinishReason,
+  ModelInfo,
+  RunCaller,
+  RunEngine,
+  RunEvent,
+  RunHandle,
+  RunPage,
+  RunQuery,
+  RunRequest,
+  RunStatus,
+  StoredRun,
+  ToolCall,
+  Usage,
+} from "./types.js";
+
+/** CANCEL_CHANNEL carries run ids to cancel to every replica; the one running the run aborts it. */
+export const CANCEL_CHANNEL = "runs.cancel";
+
+/** MAX_RECORDED_OUTPUT is how much of a run's text its record keeps (the stream carries all of it). */
+export const MAX_RECORDED_OUTPUT = 64 * 1024;
+
+/** EngineDeps are the engine's collaborators; time, randomness and the network (inside providers) are injected. */
+export interface EngineDeps {
+  records: RunRecords;
+  providers: ReadonlyMap<ProviderName, ModelProvider>;
+  credentials: Pick<ProfileCredentials, "resolve" | "available" | "rejected">;
+  clock: Clock;
+  random: RandomBytes;
+  bus: InvalidationBus;
+  /** Names this replica in run records, where a cancel has to reach. */
+  replicaId: string;
+  log?: Logger | undefined;
+}
+
+// Why a run's controller was aborted by us: the caller cancelled or left.
+const CANCELLED = new PalyraError("unavailable", "the run was cancelled");
+
+/**
+ * Engine is the RunEngine: it routes a request to a provider, resolves the
+ * provider's credential, records the run (at its start and its end), streams
+ * its events and counts its usage per API token. A run belongs to the
+ * replica that started it; a cancel reaches it through the invalidation bus.
+ */
+export class Engine implements RunEngine {
+  private readonly live = new Map<string, AbortController>();
+  // Resolved when a run's end is recorded; close() waits for them.
+  private readonly ending = new Set<Promise<void>>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.unsubscribe = deps.bus.subscribe(CANCEL_CHANNEL, (runId) =>
+      this.live.get(runId)?.abort(CANCELLED),
+    );
+  }
+
+  /**
+   * close stops listening for cancels, cancels the runs still streaming here
+   * (shutdown) and waits a little for their records to be written, before
+   * the store closes.
+   */
+  async close(waitMs = 2000): Promise<void> {
+    this.unsubscribe();
+    for (const controller of this.live.values()) controller.abort(CANCELLED);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.ending),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, waitMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** running is how many runs stream on this replica now. */
+  get running(): number {
+    return this.live.size;
+  }
+
+  /** start routes, resolves the credential, opens the provider stream and records the run; see RunEngine. */
+  async start(
+    caller: RunCaller,
+    request: RunRequest,
+    signal: AbortSignal,
+  ): Promise<RunHandle> {
+    const { deps } = this;
+    checkRequest(request);
+    const route = routeModel(request.model);
+    const provider = deps.providers.get(route.provider);
+    if (provider === undefined)
+      throw new PalyraError(
+        "failed_precondition",
+        `the ${route.provider} provider is not enabled on this daemon`,
+      );
+    provider.check(request);
+    const credential = provider.needsCredential
+      ? await deps.credentials.resolve(route.provider, request.agentId)
+      : undefined;
+    const startedAtMs = deps.clock.now();
+    const runId =
+      request.runId === undefined
+        ? newRunId(startedAtMs, deps.random)
+        : parseRunId(request.runId);
+    const run = new RunState(
+      create(RunSchema, {
+        runId,
+        principal: caller.principal,
+        apiTokenId: caller.apiTokenId ?? "",
+        agentId: request.agentId ?? "",
+        sessionId: request.sessionId ?? "",
+        model: route.model,
+        provider: route.provider,
+        profileId: credential?.profileId ?? "",
+        status: statusToProto("in_progress"),
+        startedAt: timestampFromMs(startedAtMs),
+      }),
+      startedAtMs,
+    );
+
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(CANCELLED);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    this.live.set(runId, controller);
+    let ended!: () => void;
+    const ending = new Promise<void>((resolve) => (ended = resolve));
+    this.ending.add(ending);
+    const release = (): void => {
+      signal.removeEventListener("abort", onAbort);
+      this.live.delete(runId);
+      this.ending.delete(ending);
+      ended();
+    };
+
+    // The record and the upstream request go out together, so the first
+    // token waits for neither the other; a run id the caller picked is
+    // checked first, so a taken one never reaches the provider.
+    const recorded = deps.records.create(this.record(run.run));
+    if (request.runId !== undefined)
+      await recorded.catch((e: unknown) => {
+        release();
+        throw e;
+      });
+    const [created, opened] = await Promise.allSettled([
+      recorded,
+      provider.open(
+        { model: route.model, request, credential },
+        controller.signal,
+      ),
+    ]);
+    if (created.status === "rejected") {
+      controller.abort(CANCELLED);
+      release();
+      throw created.reason;
+    }
+    if (opened.status === "rejected") {
+      const error = controller.signal.aborted
+        ? CANCELLED
+        : this.publicError(opened.reason, run.run);
+      if (
+        credential !== undefined &&
+        isPalyraError(error, "failed_precondition")
+      )
+        deps.credentials.rejected(credential);
+      await this.finish(
+        run,
+        controller.signal.aborted ? "cancelled" : "failed",
+        error,
+      );
+      release();
+      throw error;
+    }
+    return {
+      runId,
+      model: route.model,
+      provider: route.provider,
+      events: this.events(run, opened.value, controller, credential, release),
+      cancel: () => controller.abort(CANCELLED),
+    };
+  }
+
+  /** getRun reads a recorded run; see RunEngine. */
+  async getRun(
+    runId: string,
+    caller: RunCaller,
+    readAll: boolean,
+  ): Promise<StoredRun> {
+    return storedRunOf(await this.visible(runId, caller, readAll));
+  }
+
+  /** cancel aborts a run here, or asks every replica to; see RunEngine. */
+  async cancel(
+    runId: string,
+    caller: RunCaller,
+    readAll: boolean,
+  ): Promise<void> {
+    const run = await this.visible(runId, caller, readAll);
+    const stored = storedRunOf(run);
+    if (isFinal(stored.status))
+      throw new PalyraError(
+        "failed_precondition",
+        `run ${run.runId} has already ended (${stored.status}); only a run in progress can be cancelled`,
+      );
+    const local = this.live.get(run.runId);
+    if (local !== undefined) local.abort(CANCELLED);
+    else await this.deps.bus.publish(CANCEL_CHANNEL, run.runId);
+  }
+
+  /** listRuns pages through recorded runs; see RunEngine. */
+  async listRuns(
+    caller: RunCaller,
+    readAll: boolean,
+    query: RunQuery,
+  ): Promise<RunPage> {
+    let principal = query.principal;
+    if (!readAll) {
+      if (principal !== undefined && principal !== caller.principal)
+        throw new PalyraError(
+          "permission_denied",
+          `${caller.principal} may list only its own runs; other principals' need the permission runs.read_all`,
+        );
+      principal = caller.principal;
+    }
+    const page = await this.deps.records.list({
+      after: parsePageToken(query.pageToken ?? ""),
+      limit: listLimit(query.limit),
+      principal,
+      model: query.model,
+      status:
+        query.status === undefined ? undefined : statusToProto(query.status),
+      startedAfterMs: query.startedAfterMs,
+      startedBeforeMs: query.startedBeforeMs,
+    });
+    const runs = page.records.flatMap((r) =>
+      r.run === undefined ? [] : [storedRunOf(r.run)],
+    );
+    return page.next === undefined
+      ? { runs }
+      : { runs, nextPageToken: page.next };
+  }
+
+  /** listModels lists every provider's known models, marking those a run can use now. */
+  async listModels(): Promise<ModelInfo[]> {
+    const out: ModelInfo[] = [];
+    for (const provider of this.deps.providers.values()) {
+      const available =
+        !provider.needsCredential ||
+        (await this.deps.credentials.available(provider.name));
+      for (const m of provider.models()) out.push({ ...m, available });
+    }
+    return out;
+  }
+
+  // The record if the caller may see it; NOT_FOUND otherwise, so that
+  // another principal's run ids are not revealed.
+  private async visible(
+    rawId: string,
+    caller: RunCaller,
+    readAll: boolean,
+  ): Promise<Run> {
+    const runId = parseRunId(rawId);
+    const run = (await this.deps.records.get(runId))?.run;
+    if (run === undefined || (!readAll && run.principal !== caller.principal))
+      throw new PalyraError("not_found", `no run with id ${runId}`);
+    return run;
+  }
+
+  private record(run: Run) {
+    return create(RunRecordSchema, { run, replicaId: this.deps.replicaId });
+  }
+
+  // The run's events: statuses, the provider's events, then (after the
+  // record is written) the final status. Stopping the iteration early
+  // cancels the run.
+  private async *events(
+    run: RunState,
+    stream: AsyncIterable<ProviderEvent>,
+    controller: AbortController,
+    credential: Credential | undefined,
+    release: () => void,
+  ): AsyncIterable<RunEvent> {
+    let ended = false;
+    try {
+      yield { kind: "status", status: "accepted" };
+      yield { kind: "status", status: "in_progress" };
+      let status: RunStatus = "done";
+      let error: PalyraError | undefined;
+      try {
+        for await (const event of stream) {
+          run.observe(event, this.deps.clock.now());
+          if (event.kind !== "finish") yield event;
+        }
+        if (controller.signal.aborted) status = "cancelled";
+      } catch (e) {
+        if (controller.signal.aborted) status = "cancelled";
+        else {
+          status = "failed";
+          error = this.publicError(e, run.run);
+          if (
+            credential !== undefined &&
+            isPalyraError(error, "failed_precondition")
+          )
+            this.deps.credentials.rejected(credential);
+        }
+      }
+      if (error !== undefined) yield { kind: "error", error };
+      ended = true;
+      await this.finish(run, status, error);
+      release();
+      yield status === "done" && run.finishReason !== undefined
+        ? { kind: "status", status, finishReason: run.finishReason }
+        : { kind: "status", status };
+    } finally {
+      if (!ended) {
+        // The consumer stopped reading (client gone): abort the upstream.
+        controller.abort(CANCELLED);
+        await this.finish(run, "cancelled", undefined);
+        release();
+      }
+    }
+  }
+
+  // Writes the run's final record and counts its usage; a failure here is
+  // logged, not thrown, since the run itself already ended.
+  private async finish(
+    run: RunState,
+    status: RunStatus,
+    error: PalyraError | undefined,
+  ): Promise<void> {
+    const endedAtMs = this.deps.clock.now();
+    const final = run.final(status, endedAtMs, error);
+    try {
+      await this.deps.records.update(this.record(final));
+      if (final.apiTokenId !== "")
+        await this.deps.records.count(final.apiTokenId, run.usage);
+    } catch (e) {
+      this.deps.log?.error(
+        { runId: final.runId, err: e },
+        "could not record the end of a run",
+      );
+    }
+    this.deps.log?.info(
+      {
+        runId: final.runId,
+        principal: final.principal,
+        provider: final.provider,
+        model: final.model,
+        status,
+        promptTokens: run.usage?.promptTokens,
+        completionTokens: run.usage?.completionTokens,
+        durationMs: endedAtMs - run.startedAtMs,
+        ...(error === undefined ? {} : { errorCode: error.code }),
+      },
+      "run ended",
+    );
+  }
+
+  // A PalyraError as is; anything else is a bug: logged, and shown as
+  // "internal error" only.
+  private publicError(e: unknown, run: Run): PalyraError {
+    if (e instanceof PalyraError) return e;
+    this.deps.log?.error({ runId: run.runId, err: e }, "run failed");
+    return new PalyraError("internal", "internal error", { cause: e });
+  }
+}
+
+// What a run accumulates while it streams, for its record.
+class RunState {
+  private output = "";
+  private readonly toolCalls = new Map<number, ToolCall>();
+  private firstTokenAtMs: number | undefined;
+  usage: Usage | undefined;
+  finishReason: FinishReason | undefined;
+
+  constructor(
+    readonly run: Run,
+    readonly startedAtMs: number,
+  ) {}
+
+  observe(event: ProviderEvent, nowMs: number): void {
+    if (event.kind === "usage") {
+      this.usage = event.usage;
+      return;
+    }
+    if (event.kind === "finish") {
+      this.finishReason = event.reason;
+      return;
+    }
+    this.firstTokenAtMs ??= nowMs;
+    if (event.kind === "token") {
+      if (this.output.length < MAX_RECORDED_OUTPUT)
+        this.output = (this.output + event.text).slice(0, MAX_RECORDED_OUTPUT);
+      return;
+    }
+    const call = this.toolCalls.get(event.index) ?? {
+      id: "",
+      name: "",
+      arguments: "",
+    };
+    if (event.id !== undefined) call.id = event.id;
+    if (event.name !== undefined) call.name = event.name;
+    if (call.arguments.length < MAX_RECORDED_OUTPUT)
+      call.arguments += event.argumentsDelta;
+    this.toolCalls.set(event.index, call);
+  }
+
+  final(
+    status: RunStatus,
+    endedAtMs: number,
+    error: PalyraError | undefined,
+  ): Run {
+    const stored = storedRunOf(this.run);
+    return runOf({
+      ...stored,
+      status,
+      outputText: this.output,
+      toolCalls: [...this.toolCalls.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([, c]) => c),
+      endedAtMs,
+      ...(this.usage === undefined ? {} : { usage: this.usage }),
+      ...(this.finishReason === undefined || status !== "done"
+        ? {}
+        : { finishReason: this.finishReason }),
+      ...(this.firstTokenAtMs === undefined
+        ? {}
+        : { timeToFirstTokenMs: this.firstTokenAtMs - this.startedAtMs }),
+      ...(error === undefined
+        ? {}
+        : {
+            errorMessage:
+              error.code === "internal" ? "internal error" : error.message,
+            errorCode: error.code,
+          }),
+    });
+  }
+}
+
+// Refuses requests no provider could run.
+function checkRequest(request: RunRequest): void {
+  if (request.messages.length === 0)
+    throw new PalyraError(
+      "invalid_argument",
+      "messages: a run needs at least one message (or `input`)",
+    );
+}

@@ -1,0 +1,31 @@
+export type {
+  ChatMessage,
+  FinishReason,
+  JsonObject,
+  ModelInfo,
+  ResponseFormat,
+  RunCaller,
+  RunEngine,
+  RunEvent,
+  RunHandle,
+  RunPage,
+  RunQuery,
+  RunRequest,
+  RunStatus,
+  StoredRun,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
+  Usage,
+} from "./types.js";
+export { createRuns, type Runs, type RunsDeps } from "./runs.js";
+export { Engine, CANCEL_CHANNEL, MAX_RECORDED_OUTPUT } from "./engine.js";
+export { createRunService, READ_ALL, PROTOCOL_VERSION } from "./run-service.js";
+export {
+  RunRecords,
+  DEFAULT_LIST_LIMIT,
+  MAX_LIST_LIMIT,
+} from "./run-records.js";
+export { parseRunInput, type RunInputFields } from "./run-input.js";
+export { newRunId, isRunId, parseRunId } from "./run-ids.js";
+export { runOf, storedRunOf } from "./run-view.js";

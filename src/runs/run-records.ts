@@ -1,0 +1,208 @@
+import type { RunStatus } from "../../gen/palyra/run/v1/run_pb.js";
+import {
+  RunRecordSchema,
+  type RunRecord,
+} from "../../gen/palyra/store/v1/runs_pb.js";
+import { PalyraError, isPalyraError, pageSize } from "../core/index.js";
+import {
+  ABSENT,
+  type Store,
+  type Table,
+  type WriteOp,
+} from "../store/index.js";
+import { parseRunId, timeKey } from "./run-ids.js";
+import type { Usage } from "./types.js";
+
+/** DEFAULT_LIST_LIMIT and MAX_LIST_LIMIT bound ListRuns pages. */
+export const DEFAULT_LIST_LIMIT = 50;
+export const MAX_LIST_LIMIT = 500;
+
+// Records read per ListRuns call at most, whatever the filters: a sparse
+// filter returns a short page with a token rather than scanning everything.
+const MAX_SCANNED = 5000;
+
+/** RunFilter selects runs for one listing; every field is already validated. */
+export interface RunFilter {
+  /** Exclusive cursor: a run id. */
+  after?: string | undefined;
+  limit: number;
+  principal?: string | undefined;
+  model?: string | undefined;
+  status?: RunStatus | undefined;
+  startedAfterMs?: number | undefined;
+  startedBeforeMs?: number | undefined;
+}
+
+/**
+ * RunRecords keeps run records in the store's `runs` namespace (by id, and a
+ * copy per principal for listing) and counts usage per API token in `usage`
+ * with the store's atomic counters, which budgets build on.
+ */
+export class RunRecords {
+  private readonly table: Table<typeof RunRecordSchema>;
+
+  constructor(private readonly store: Store) {
+    this.table = store.table("runs", RunRecordSchema);
+  }
+
+  /** get reads a run's record. */
+  async get(runId: string): Promise<RunRecord | undefined> {
+    return await this.table.get(idKey(runId));
+  }
+
+  /** create writes a new run's record; already_exists when a caller-picked id is taken. */
+  async create(record: RunRecord): Promise<void> {
+    const run = record.run!;
+    try {
+      await this.store.write([
+        this.table.checkOp(idKey(run.runId), ABSENT),
+        ...this.putOps(record),
+      ]);
+    } catch (e) {
+      if (isPalyraError(e, "aborted"))
+        throw new PalyraError(
+          "already_exists",
+          `run_id: a run with id ${run.runId} already exists; pick another or leave it empty`,
+        );
+      throw e;
+    }
+  }
+
+  /** update writes a run's record again (its end); only the replica running it writes it. */
+  async update(record: RunRecord): Promise<void> {
+    await this.store.write(this.putOps(record));
+  }
+
+  /** count adds a finished run's usage to its API token's counters. */
+  async count(apiTokenId: string, usage: Usage | undefined): Promise<void> {
+    const base = `token/${apiTokenId}/`;
+    await Promise.all([
+      this.store.add("usage", `${base}runs`, 1n),
+      this.store.add(
+        "usage",
+        `${base}prompt_tokens`,
+        BigInt(usage?.promptTokens ?? 0),
+      ),
+      this.store.add(
+        "usage",
+        `${base}completion_tokens`,
+        BigInt(usage?.completionTokens ?? 0),
+      ),
+    ]);
+  }
+
+  /** usageOf reads an API token's counters. */
+  async usageOf(apiTokenId: string): Promise<{
+    runs: bigint;
+    promptTokens: bigint;
+    completionTokens: bigint;
+  }> {
+    const base = `token/${apiTokenId}/`;
+    const [runs, promptTokens, completionTokens] = await Promise.all([
+      this.store.counter("usage", `${base}runs`),
+      this.store.counter("usage", `${base}prompt_tokens`),
+      this.store.counter("usage", `${base}completion_tokens`),
+    ]);
+    return { runs, promptTokens, completionTokens };
+  }
+
+  /**
+   * list returns one page in start-time order (run ids are ULIDs) and the
+   * cursor of the next. Time bounds become key bounds; model and status are
+   * filtered while scanning, at most MAX_SCANNED records per call.
+   */
+  async list(
+    filter: RunFilter,
+  ): Promise<{ records: RunRecord[]; next: string | undefined }> {
+    const prefix =
+      filter.principal === undefined
+        ? "id/"
+        : `by/${encodeURIComponent(filter.principal)}/`;
+    let after = filter.after === undefined ? undefined : prefix + filter.after;
+    if (filter.startedAfterMs !== undefined) {
+      // Just below the smallest id of that millisecond.
+      const lower = prefix + timeKey(filter.startedAfterMs);
+      const justBelow = lower.slice(0, -1);
+      if (after === undefined || justBelow > after) after = justBelow;
+    }
+    const stopAt =
+      filter.startedBeforeMs === undefined
+        ? undefined
+        : prefix + timeKey(filter.startedBeforeMs);
+    const records: RunRecord[] = [];
+    let scanned = 0;
+    let cursor = after;
+    while (scanned < MAX_SCANNED) {
+      const want = Math.min(MAX_LIST_LIMIT, MAX_SCANNED - scanned);
+      const batch = await this.table.page({
+        prefix,
+        ...(cursor === undefined ? {} : { after: cursor }),
+        limit: want,
+      });
+      for (const [key, record] of batch) {
+        if (stopAt !== undefined && key >= stopAt)
+          return { records, next: undefined };
+        if (matches(record, filter)) {
+          // One match past the page: there is a next page, after the last shown.
+          if (records.length === filter.limit)
+            return { records, next: records.at(-1)?.run?.runId };
+          records.push(record);
+        }
+        scanned++;
+        cursor = key;
+      }
+      if (batch.length < want) return { records, next: undefined };
+    }
+    // Scanned enough for one call: the next page goes on from here.
+    return { records, next: cursor?.slice(prefix.length) };
+  }
+
+  private putOps(record: RunRecord): WriteOp[] {
+    const run = record.run!;
+    return [
+      this.table.putOp(idKey(run.runId), record),
+      this.table.putOp(principalKey(run.principal, run.runId), record),
+    ];
+  }
+}
+
+/** listLimit applies ListRuns' default (50) and maximum (500). */
+export function listLimit(limit: number): number {
+  return limit === 0
+    ? DEFAULT_LIST_LIMIT
+    : Math.min(pageSize(limit), MAX_LIST_LIMIT);
+}
+
+/** parsePageToken reads a ListRuns page token (a run id); anything else is INVALID_ARGUMENT. */
+export function parsePageToken(token: string): string | undefined {
+  if (token === "") return undefined;
+  try {
+    return parseRunId(token, "page_token");
+  } catch {
+    throw new PalyraError(
+      "invalid_argument",
+      "page_token: not a token ListRuns returned; start again without one",
+    );
+  }
+}
+
+function idKey(runId: string): string {
+  return `id/${runId}`;
+}
+
+function principalKey(principal: string, runId: string): string {
+  return `by/${encodeURIComponent(principal)}/${runId}`;
+}
+
+function matches(record: RunRecord, filter: RunFilter): boolean {
+  const run = record.run;
+  if (run === undefined) return false;
+  if (filter.status !== undefined && run.status !== filter.status) return false;
+  if (
+    filter.model !== undefined &&
+    run.model !== filter.model &&
+    `${run.provider}/${run.model}` !== filter.model
+  )
+    return false;
+  return true;
+}

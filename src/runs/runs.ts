@@ -1,0 +1,92 @@
+import type { Logger } from "pino";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { RunService } from "../../gen/palyra/run/v1/run_pb.js";
+import type { Clock, InvalidationBus, RandomBytes } from "../core/index.js";
+import type { FetchLike, Profiles } from "../profiles/index.js";
+import {
+  AnthropicProvider,
+  ANTHROPIC_BASE_URL,
+  EchoProvider,
+  OPENAI_BASE_URL,
+  OpenAiProvider,
+  type ModelProvider,
+  type ProviderName,
+} from "../providers/index.js";
+import type { Store } from "../store/index.js";
+import type { Vault } from "../vault/index.js";
+import { Engine } from "./engine.js";
+import { ProfileCredentials } from "./profile-credentials.js";
+import { RunRecords } from "./run-records.js";
+import { createRunService } from "./run-service.js";
+
+/** RunsDeps are what the runs area needs from the daemon; time, randomness and the network are injected. */
+export interface RunsDeps {
+  store: Store;
+  vault: Vault;
+  profiles: Pick<Profiles, "resolver" | "registry" | "refresher">;
+  clock: Clock;
+  random: RandomBytes;
+  fetch: FetchLike;
+  bus: InvalidationBus;
+  replicaId: string;
+  log?: Logger | undefined;
+  /** Provider API bases (model_provider.openai_base_url / anthropic_base_url); the public APIs by default. */
+  openaiBaseUrl?: string | undefined;
+  anthropicBaseUrl?: string | undefined;
+  /** How long an upstream may stay silent (model_provider.timeout_ms). */
+  upstreamTimeoutMs?: number | undefined;
+}
+
+/** Runs is the wired runs area: the engine (for RunService and /v1), the service, and its records. */
+export interface Runs {
+  engine: Engine;
+  service: ServiceImpl<typeof RunService>;
+  records: RunRecords;
+  /** close cancels the runs still streaming on this replica and stops listening for cancels. */
+  close(): Promise<void>;
+}
+
+/** createRuns wires providers, credentials, records and the engine, so the daemon's wiring stays one call. */
+export function createRuns(deps: RunsDeps): Runs {
+  const upstream = (baseUrl: string) => ({
+    fetch: deps.fetch,
+    baseUrl,
+    ...(deps.upstreamTimeoutMs === undefined
+      ? {}
+      : { timeoutMs: deps.upstreamTimeoutMs }),
+  });
+  const providers = new Map<ProviderName, ModelProvider>([
+    ["echo", new EchoProvider()],
+    [
+      "openai",
+      new OpenAiProvider(upstream(deps.openaiBaseUrl ?? OPENAI_BASE_URL)),
+    ],
+    [
+      "anthropic",
+      new AnthropicProvider(
+        upstream(deps.anthropicBaseUrl ?? ANTHROPIC_BASE_URL),
+      ),
+    ],
+  ]);
+  const records = new RunRecords(deps.store);
+  const engine = new Engine({
+    records,
+    providers,
+    credentials: new ProfileCredentials({
+      ...deps.profiles,
+      vault: deps.vault,
+      log: deps.log,
+    }),
+    clock: deps.clock,
+    random: deps.random,
+    bus: deps.bus,
+    replicaId: deps.replicaId,
+    log: deps.log,
+  });
+  return {
+    engine,
+    service: createRunService(engine),
+    records,
+    close: () => engine.close(),
+  };
+}

@@ -1,0 +1,144 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { RunSchema, RunStatus } from "../../gen/palyra/run/v1/run_pb.js";
+import { RunRecordSchema } from "../../gen/palyra/store/v1/runs_pb.js";
+import { newRunId, RunRecords } from "../../src/runs/index.js";
+import { palyraError, memoryStore } from "../helpers/fixtures.js";
+
+const T0 = Date.UTC(2026, 0, 1);
+
+// Deterministic randomness: each id's random part comes from a counter.
+let seed = 0;
+const random = (size: number): Buffer => Buffer.alloc(size, ++seed % 256);
+
+async function seeded() {
+  const store = await memoryStore();
+  const records = new RunRecords(store);
+  const ids: string[] = [];
+  const add = async (
+    principal: string,
+    ms: number,
+    status: RunStatus,
+    model = "echo",
+  ) => {
+    const runId = newRunId(ms, random);
+    ids.push(runId);
+    await records.create(
+      create(RunRecordSchema, {
+        run: create(RunSchema, {
+          runId,
+          principal,
+          model,
+          provider: model === "echo" ? "echo" : "openai",
+          status,
+          startedAt: timestampFromMs(ms),
+        }),
+      }),
+    );
+    return runId;
+  };
+  return { store, records, ids, add };
+}
+
+describe("run records (memory store)", () => {
+  it("lists one principal's runs apart from a principal whose id extends it", async () => {
+    const { records, add } = await seeded();
+    const a = await add("user:a", T0, RunStatus.DONE);
+    await add("user:ab", T0 + 1, RunStatus.DONE);
+    const b = await add("user:a", T0 + 2, RunStatus.FAILED);
+    const page = await records.list({ limit: 10, principal: "user:a" });
+    assert.deepEqual(
+      page.records.map((r) => r.run?.runId),
+      [a, b],
+    );
+    assert.equal(page.next, undefined);
+  });
+
+  it("bounds by start time with key ranges, and filters status and model while scanning", async () => {
+    const { records, add } = await seeded();
+    const r0 = await add("p", T0, RunStatus.DONE);
+    const r1 = await add("p", T0 + 1000, RunStatus.FAILED, "gpt-4o");
+    const r2 = await add("p", T0 + 2000, RunStatus.DONE);
+    const r3 = await add("p", T0 + 3000, RunStatus.DONE, "gpt-4o");
+    const ids = async (f: Parameters<RunRecords["list"]>[0]) =>
+      (await records.list(f)).records.map((r) => r.run?.runId);
+    assert.deepEqual(await ids({ limit: 10, startedAfterMs: T0 + 1000 }), [
+      r1,
+      r2,
+      r3,
+    ]);
+    assert.deepEqual(await ids({ limit: 10, startedBeforeMs: T0 + 2000 }), [
+      r0,
+      r1,
+    ]);
+    assert.deepEqual(
+      await ids({
+        limit: 10,
+        startedAfterMs: T0 + 1,
+        startedBeforeMs: T0 + 3000,
+      }),
+      [r1, r2],
+    );
+    assert.deepEqual(await ids({ limit: 10, status: RunStatus.DONE }), [
+      r0,
+      r2,
+      r3,
+    ]);
+    assert.deepEqual(await ids({ limit: 10, model: "openai/gpt-4o" }), [
+      r1,
+      r3,
+    ]);
+  });
+
+  it("pages with the last shown id as the cursor, and no empty last page", async () => {
+    const { records, add } = await seeded();
+    const all: string[] = [];
+    for (let i = 0; i < 5; i++)
+      all.push(await add("p", T0 + i, RunStatus.DONE));
+    const first = await records.list({ limit: 2 });
+    assert.deepEqual(
+      first.records.map((r) => r.run?.runId),
+      all.slice(0, 2),
+    );
+    assert.equal(first.next, all[1]);
+    const second = await records.list({ limit: 3, after: first.next });
+    assert.deepEqual(
+      second.records.map((r) => r.run?.runId),
+      all.slice(2),
+    );
+    assert.equal(second.next, undefined);
+  });
+
+  it("refuses a second record with the same id", async () => {
+    const { records, add, ids } = await seeded();
+    await add("p", T0, RunStatus.DONE);
+    seed -= 1; // the same random bytes again: the same id
+    await assert.rejects(
+      add("p", T0, RunStatus.DONE),
+      palyraError("already_exists", /already exists/),
+    );
+    assert.equal(ids[0], ids[1]);
+    assert.equal((await records.list({ limit: 10 })).records.length, 1);
+  });
+
+  it("counts usage per API token with atomic counters", async () => {
+    const { records } = await seeded();
+    await Promise.all([
+      records.count("tok1", { promptTokens: 3, completionTokens: 4 }),
+      records.count("tok1", { promptTokens: 5, completionTokens: 6 }),
+      records.count("tok2", undefined),
+    ]);
+    assert.deepEqual(await records.usageOf("tok1"), {
+      runs: 2n,
+      promptTokens: 8n,
+      completionTokens: 10n,
+    });
+    assert.deepEqual(await records.usageOf("tok2"), {
+      runs: 1n,
+      promptTokens: 0n,
+      completionTokens: 0n,
+    });
+  });
+});
