@@ -19,6 +19,7 @@ import {
   sessionsCommand,
 } from "./curated/sessions.js";
 import { registerMigrateStore } from "./migrate-store.js";
+import { runCommand, runsCommand } from "./curated/runs.js";
 
 export type { Output } from "./io.js";
 
@@ -100,6 +101,8 @@ export function buildProgram(
   program.addCommand(auditCommand(ctx, run));
   program.addCommand(sessionsCommand(ctx, run));
   program.addCommand(consoleCommand(ctx, run));
+  program.addCommand(runCommand(ctx, run));
+  program.addCommand(runsCommand(ctx, run));
   const admin = adminCommand(ctx, run);
   program.addCommand(admin);
 
