@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { isPalyraError } from "../core/index.js";
 
 /** ExitCode values are the CLI's contract with scripts (REFERENCE.md "CLI"). */
 export const ExitCode = {
@@ -13,27 +14,32 @@ export const ExitCode = {
   notFound: 8,
 } as const;
 
-/** exitCodeFor maps an RPC failure to the documented exit code, once, for every command. */
+/** toConnectError turns any failure (local validation, RPC, network) into one ConnectError with its code. */
+export function toConnectError(e: unknown): ConnectError {
+  if (isPalyraError(e)) return new ConnectError(e.message, e.grpcCode);
+  return ConnectError.from(e);
+}
+
+/** exitCodeFor maps a failure to the documented exit code, once, for every command. */
 export function exitCodeFor(e: unknown): number {
-  const code = ConnectError.from(e).code;
-  switch (code) {
+  switch (toConnectError(e).code) {
+    case Code.InvalidArgument:
+    case Code.OutOfRange:
+      return ExitCode.validation;
     case Code.Unauthenticated:
-    case Code.PermissionDenied:
       return ExitCode.auth;
     case Code.Unavailable:
     case Code.DeadlineExceeded:
       return ExitCode.connectivity;
-    case Code.InvalidArgument:
-    case Code.OutOfRange:
-      return ExitCode.validation;
-    case Code.NotFound:
-      return ExitCode.notFound;
-    case Code.FailedPrecondition:
-      return ExitCode.precondition;
     case Code.Unimplemented:
       return ExitCode.unsupported;
+    case Code.PermissionDenied:
     case Code.ResourceExhausted:
       return ExitCode.policy;
+    case Code.FailedPrecondition:
+      return ExitCode.precondition;
+    case Code.NotFound:
+      return ExitCode.notFound;
     default:
       return ExitCode.internal;
   }

@@ -84,7 +84,7 @@ describe("palyra CLI against a real daemon", () => {
       { MY_TOKEN: "nope" },
     );
     assert.equal(bad.code, 3);
-    assert.match(bad.stderr, /^palyra: .*\[Unauthenticated\]$/m);
+    assert.match(bad.stderr, /^palyra: .*\[unauthenticated\]$/m);
     assert.doesNotMatch(bad.stderr, /\n\s+at /);
   });
 
