@@ -26,6 +26,7 @@ import {
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
+import { KeyChecker } from "../providers/index.js";
 import { createRuns } from "../runs/index.js";
 import {
   SessionApi,
@@ -157,6 +158,12 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     audit,
     defaultProfileId: config.model_provider.auth_profile_id,
     replicaId,
+    credentialChecker: new KeyChecker({
+      fetch: inputs.fetch,
+      openaiBaseUrl: config.model_provider.openai_base_url,
+      anthropicBaseUrl: config.model_provider.anthropic_base_url,
+      timeoutMs: config.model_provider.key_check_timeout_ms,
+    }),
   });
   const runs = createRuns({
     store,
