@@ -24,7 +24,15 @@ import {
 const OPENAI_KEY = "sk-openai-connect-planted-0123456789SECRET";
 const ANTHROPIC_KEY = "sk-ant-connect-planted-0123456789SECRET";
 const BAD_KEY = "sk-bad-connect-planted-0123456789SECRET";
-const ALL_KEYS = [OPENAI_KEY, ANTHROPIC_KEY, BAD_KEY];
+const ACCESS_TOKEN = "oauth-access-connect-planted-0123456789SECRET";
+const REFRESH_TOKEN = "oauth-refresh-connect-planted-0123456789SECRET";
+const ALL_KEYS = [
+  OPENAI_KEY,
+  ANTHROPIC_KEY,
+  BAD_KEY,
+  ACCESS_TOKEN,
+  REFRESH_TOKEN,
+];
 
 /** A /models endpoint that accepts every key unless a behaviour is queued. */
 async function fakeModels(): Promise<FakeUpstream> {
@@ -447,6 +455,54 @@ describe("ConnectApiKey and ValidateProfile against fake provider APIs", () => {
       auth.validateProfile({ profileId: "" }, { headers: ADMIN }),
       refusedWith(Code.InvalidArgument, /profile_id/),
     );
+  });
+
+  it("ValidateProfile of an OAuth profile sends its access token (Anthropic: bearer behind the oauth beta flag); a rejection shows NEEDS_REAUTH", async () => {
+    await auth.setProfile(
+      {
+        profileId: "claude-oauth",
+        provider: { kind: AuthProviderKind.ANTHROPIC },
+        profileName: "claude oauth",
+        credential: {
+          case: "oauth",
+          value: {
+            accessToken: ACCESS_TOKEN,
+            refreshToken: REFRESH_TOKEN,
+            // Far from expiry: the background refresher leaves it alone.
+            expiresAtUnixMs: BigInt(Date.now() + 24 * 3600_000),
+          },
+        },
+      },
+      { headers: ADMIN },
+    );
+    const ok = await auth.validateProfile(
+      { profileId: "claude-oauth" },
+      { headers: ADMIN },
+    );
+    surfaced.push(json(ok));
+    assert.equal(ok.validation?.outcome, CredentialCheckOutcome.VALID);
+    const req = anthropic.requests[0]!;
+    assert.equal(req.headers.authorization, `Bearer ${ACCESS_TOKEN}`);
+    assert.match(String(req.headers["anthropic-beta"]), /oauth/);
+    assert.equal(req.headers["x-api-key"], undefined);
+
+    anthropic.next({ kind: "status", status: 401 });
+    const bad = await auth.validateProfile(
+      { profileId: "claude-oauth" },
+      { headers: ADMIN },
+    );
+    surfaced.push(json(bad));
+    assert.equal(bad.validation?.outcome, CredentialCheckOutcome.REJECTED);
+    const health = await auth.getHealth(
+      { includeProfiles: true },
+      { headers: ADMIN },
+    );
+    surfaced.push(json(health));
+    const row = health.report?.profiles.find(
+      (p) => p.profileId === "claude-oauth",
+    );
+    assert.equal(row?.state, AuthHealthState.NEEDS_REAUTH);
+    assert.match(row?.reason ?? "", /OAuth access token/);
   });
 });
 
