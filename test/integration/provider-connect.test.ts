@@ -418,6 +418,16 @@ describe("ConnectApiKey and ValidateProfile against fake provider APIs", () => {
     assert.ok((health.report?.summary?.needsReauth ?? 0n) >= 1n);
 
     // Rate limits and outages say nothing about the key: recorded, not NEEDS_REAUTH.
+    openai.next({ kind: "status", status: 429 });
+    const limited = await auth.validateProfile(
+      { profileId: "openai-main-key" },
+      { headers: ADMIN },
+    );
+    assert.equal(
+      limited.validation?.outcome,
+      CredentialCheckOutcome.RATE_LIMITED,
+    );
+    assert.equal(limited.recorded, true);
     openai.next({ kind: "status", status: 503 });
     const down = await auth.validateProfile(
       { profileId: "openai-main-key" },
