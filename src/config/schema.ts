@@ -206,6 +206,13 @@ export const fileSchema = z
         anthropic_base_url: z.url().default("https://api.anthropic.com/v1"),
         /** How long a provider may take to answer, and may stay silent mid-stream, before the run fails UNAVAILABLE. */
         timeout_ms: z.number().int().min(100).max(600_000).default(120_000),
+        /** How long a live API key check (ConnectApiKey, ValidateProfile) waits for the provider's /models before UNAVAILABLE. */
+        key_check_timeout_ms: z
+          .number()
+          .int()
+          .min(100)
+          .max(60_000)
+          .default(10_000),
       })
       .strict()
       .prefault({}),

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
+  ConnectApiKeyResponseSchema,
   DeleteProfileResponseSchema,
   GetHealthResponseSchema,
   GetProfileResponseSchema,
@@ -10,7 +11,10 @@ import {
   ResolveProfileResponseSchema,
   RotateVaultKeyResponseSchema,
   SetProfileResponseSchema,
+  ValidateProfileResponseSchema,
   type AuthService,
+  type ConnectApiKeyRequest,
+  type ConnectApiKeyResponse,
   type DeleteProfileRequest,
   type DeleteProfileResponse,
   type GetHealthRequest,
@@ -27,6 +31,8 @@ import {
   type RotateVaultKeyResponse,
   type SetProfileRequest,
   type SetProfileResponse,
+  type ValidateProfileRequest,
+  type ValidateProfileResponse,
   type WatchHealthRequest,
   type WatchHealthResponse,
 } from "../../gen/palyra/auth/v1/auth_pb.js";
@@ -41,7 +47,12 @@ import type { Vault } from "../vault/index.js";
 import type { HealthReporter } from "./health.js";
 import { watchHealth } from "./health-watch.js";
 import { providerLabel, scopeLabel } from "./labels.js";
-import { parseProvider, parseSetProfileRequest } from "./profile-input.js";
+import type { CredentialChecks } from "./credential-checks.js";
+import {
+  parseConnectApiKeyRequest,
+  parseProvider,
+  parseSetProfileRequest,
+} from "./profile-input.js";
 import type { ListQuery, AuthProfileRegistry } from "./registry.js";
 import type { ProfileRefresher } from "./refresher.js";
 import type { ProfileResolver } from "./resolver.js";
@@ -59,6 +70,8 @@ export interface AuthServiceDeps {
   health: HealthReporter;
   refresher: ProfileRefresher;
   resolver: ProfileResolver;
+  /** Live credential checks: ConnectApiKey and ValidateProfile. */
+  checks: CredentialChecks;
   vault: Vault;
   log?: Logger | undefined;
   /** Records profile changes and vault key rotations, each in the batch of its change. */
@@ -191,6 +204,30 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
       optionalAgent(req.agentId),
     );
     return create(ResolveProfileResponseSchema, picked);
+  }
+
+  /** connectApiKey checks an API key with its provider and saves it only when accepted; the response never carries it. */
+  async connectApiKey(
+    req: ConnectApiKeyRequest,
+    ctx: HandlerContext,
+  ): Promise<ConnectApiKeyResponse> {
+    const input = parseConnectApiKeyRequest(req);
+    const saved = await this.deps.checks.connect(input, actorOfCall(ctx));
+    return create(ConnectApiKeyResponseSchema, saved);
+  }
+
+  /** validateProfile re-checks a stored credential with its provider and records the outcome in its health. */
+  async validateProfile(
+    req: ValidateProfileRequest,
+  ): Promise<ValidateProfileResponse> {
+    const id = normalizeProfileId(req.profileId);
+    const { validation, profile, recorded } =
+      await this.deps.checks.validate(id);
+    return create(ValidateProfileResponseSchema, {
+      validation,
+      recorded,
+      ...(profile === undefined ? {} : { profile }),
+    });
   }
 
   /** rotateVaultKey re-wraps every vault data key under a new key-encryption key. */

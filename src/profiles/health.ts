@@ -10,7 +10,10 @@ import {
   type AuthHealthSummary,
   type AuthProfileHealth,
 } from "../../gen/palyra/auth/v1/health_pb.js";
-import type { AuthProfile } from "../../gen/palyra/auth/v1/profile_pb.js";
+import {
+  CredentialCheckOutcome,
+  type AuthProfile,
+} from "../../gen/palyra/auth/v1/profile_pb.js";
 import type { Clock } from "../core/index.js";
 import { providerLabel, scopeLabel } from "./labels.js";
 import type { RefreshMetrics } from "./refresh-metrics.js";
@@ -38,10 +41,20 @@ export function classifyProfile(
     reason,
   });
   const cred = profile.credential?.kind;
+  const rejected =
+    profile.lastValidation?.outcome === CredentialCheckOutcome.REJECTED;
   if (cred?.case !== "oauth") {
-    return cred?.case === "apiKey" && present(cred.value.apiKeyVaultRef)
-      ? is(AuthHealthState.STATIC, "API key present (static credential)")
-      : is(AuthHealthState.MISSING, "the API key is missing from the vault");
+    if (cred?.case !== "apiKey" || !present(cred.value.apiKeyVaultRef))
+      return is(
+        AuthHealthState.MISSING,
+        "the API key is missing from the vault",
+      );
+    return rejected
+      ? is(
+          AuthHealthState.NEEDS_REAUTH,
+          "the provider rejected the API key when it was last validated; connect the profile again with a valid key",
+        )
+      : is(AuthHealthState.STATIC, "API key present (static credential)");
   }
   const oauth = cred.value;
   const refresh = oauth.refreshState;
@@ -49,6 +62,11 @@ export function classifyProfile(
     return is(
       AuthHealthState.NEEDS_REAUTH,
       `the token endpoint refused the refresh token (${refresh.lastErrorCode || "permanent failure"}); set the profile again with new tokens`,
+    );
+  if (rejected)
+    return is(
+      AuthHealthState.NEEDS_REAUTH,
+      "the provider rejected the OAuth access token when it was last validated; refresh the profile or sign in again",
     );
   if (!present(oauth.refreshTokenVaultRef))
     return is(
@@ -99,6 +117,9 @@ export function evaluateProfile(
     lastSuccessUnixMs: refresh?.lastSuccessUnixMs ?? 0n,
     failureCount: refresh?.failureCount ?? 0,
     nextAllowedRefreshUnixMs: refresh?.nextAllowedRefreshUnixMs ?? 0n,
+    ...(profile.lastValidation === undefined
+      ? {}
+      : { lastValidation: profile.lastValidation }),
   });
 }
 

@@ -62,3 +62,13 @@ export {
   normalizeAgentId,
   MAX_ID_LENGTH,
 } from "./validation.js";
+export {
+  CredentialChecks,
+  CONNECT_ACTION,
+  type Validated,
+} from "./credential-checks.js";
+export {
+  parseConnectApiKeyRequest,
+  deriveProfileId,
+  type ConnectInput,
+} from "./profile-input.js";

@@ -1,5 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import type { SetProfileRequest } from "../../gen/palyra/auth/v1/auth_pb.js";
+import type {
+  ConnectApiKeyRequest,
+  SetProfileRequest,
+} from "../../gen/palyra/auth/v1/auth_pb.js";
 import {
   AuthProviderKind,
   AuthProviderSchema,
@@ -7,11 +10,13 @@ import {
   AuthScopeSchema,
   type AuthProvider,
   type AuthScope,
+  type CredentialValidation,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
 import { PalyraError } from "../core/index.js";
 import { DEFAULT_TOKEN_ENDPOINTS } from "./oauth-refresh-adapter.js";
 import { validateTokenEndpoint } from "./token-endpoint.js";
 import {
+  MAX_ID_LENGTH,
   normalizeAgentId,
   normalizeClientId,
   normalizeCustomName,
@@ -43,6 +48,8 @@ export interface ProfileInput {
   scope: AuthScope;
   /** Undefined on an update that keeps the stored credential. */
   credential: CredentialInput | undefined;
+  /** The live check the credential just passed (ConnectApiKey); absent from SetProfile. */
+  lastValidation?: CredentialValidation | undefined;
 }
 
 /** parseProvider validates a provider: a known kind, and a name for custom providers only. */
@@ -73,7 +80,8 @@ export function parseProvider(
   });
 }
 
-function parseScope(scope: AuthScope | undefined): AuthScope {
+/** parseScope validates a scope: GLOBAL (also when absent) or AGENT with an agent id. */
+export function parseScope(scope: AuthScope | undefined): AuthScope {
   const kind = scope?.kind ?? AuthScopeKind.UNSPECIFIED;
   if (kind === AuthScopeKind.AGENT)
     return create(AuthScopeSchema, {
@@ -144,5 +152,56 @@ export function parseSetProfileRequest(req: SetProfileRequest): ProfileInput {
     profileName: normalizeProfileName(req.profileName),
     scope: parseScope(req.scope),
     credential: parseCredential(req, provider),
+  };
+}
+
+/** ConnectInput is a ConnectApiKey request after validation; the key is kept apart from the profile fields. */
+export interface ConnectInput {
+  provider: "openai" | "anthropic";
+  profile: ProfileInput;
+  apiKey: string;
+}
+
+const CONNECTABLE: Partial<Record<AuthProviderKind, "openai" | "anthropic">> = {
+  [AuthProviderKind.OPENAI]: "openai",
+  [AuthProviderKind.ANTHROPIC]: "anthropic",
+};
+
+/** deriveProfileId makes "<provider>-<name>" an id per REFERENCE.md: runs of other characters become "-". */
+export function deriveProfileId(provider: string, profileName: string): string {
+  const slug = `${provider}-${profileName}`
+    .replace(/[^A-Za-z0-9._]+/g, "-")
+    .toLowerCase()
+    .slice(0, MAX_ID_LENGTH)
+    .replace(/^-+|-+$/g, "");
+  return normalizeProfileId(slug === "" ? provider : slug);
+}
+
+/** parseConnectApiKeyRequest validates ConnectApiKey; errors name the field, never the key. */
+export function parseConnectApiKeyRequest(
+  req: ConnectApiKeyRequest,
+): ConnectInput {
+  const provider = CONNECTABLE[req.provider];
+  if (provider === undefined)
+    throw new PalyraError(
+      "invalid_argument",
+      "provider: OPENAI or ANTHROPIC is required (keys of other providers cannot be checked)",
+    );
+  const profileName = normalizeProfileName(req.profileName);
+  const profileId =
+    req.profileId.trim() === ""
+      ? deriveProfileId(provider, profileName)
+      : normalizeProfileId(req.profileId);
+  const apiKey = normalizeSecret(req.apiKey, "api_key");
+  return {
+    provider,
+    apiKey,
+    profile: {
+      profileId,
+      provider: create(AuthProviderSchema, { kind: req.provider }),
+      profileName,
+      scope: parseScope(req.scope),
+      credential: { kind: "api_key", apiKey },
+    },
   };
 }

@@ -7,7 +7,14 @@ import {
   type Store,
 } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
+import {
+  ANTHROPIC_BASE_URL,
+  KeyChecker,
+  OPENAI_BASE_URL,
+  type CredentialChecker,
+} from "../providers/index.js";
 import { AuthServiceImpl } from "./auth-service.js";
+import { CredentialChecks } from "./credential-checks.js";
 import { HealthReporter } from "./health.js";
 import { RefreshAdapters, type FetchLike } from "./oauth-refresh-adapter.js";
 import { RefreshMetrics } from "./refresh-metrics.js";
@@ -35,6 +42,8 @@ export interface ProfilesDeps {
   refreshTimeoutMs?: number;
   /** Longest wait between background sweeps (default 60 s). */
   schedulerMaxSleepMs?: number;
+  /** Checks API keys and tokens live with their provider (default: the public OpenAI and Anthropic APIs over `fetch`). */
+  credentialChecker?: CredentialChecker | undefined;
   /** This replica's id: with it, background refreshes run only on the replica holding the refresh lease. */
   replicaId?: string | undefined;
 }
@@ -104,11 +113,26 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     health,
     defaultProfileId: deps.defaultProfileId,
   });
+  const checks = new CredentialChecks({
+    registry,
+    vault,
+    clock,
+    log,
+    audit: deps.audit,
+    checker:
+      deps.credentialChecker ??
+      new KeyChecker({
+        fetch: deps.fetch,
+        openaiBaseUrl: OPENAI_BASE_URL,
+        anthropicBaseUrl: ANTHROPIC_BASE_URL,
+      }),
+  });
   const service = new AuthServiceImpl({
     registry,
     health,
     refresher,
     resolver,
+    checks,
     vault,
     log,
     audit: deps.audit,

@@ -187,6 +187,8 @@ export class ProfileRefresher {
         const state = (oauth.refreshState ??= create(OAuthRefreshStateSchema));
         state.lastAttemptUnixMs = BigInt(started);
         if (result.kind === "success") {
+          // A new access token: a rejection of the old one no longer applies.
+          draft.lastValidation = undefined;
           oauth.expiresAtUnixMs = BigInt(
             result.expiresInSeconds === undefined
               ? 0

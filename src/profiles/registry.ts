@@ -181,10 +181,11 @@ export class AuthProfileRegistry {
   async set(
     input: ProfileInput,
     actor?: Actor,
+    auditAction?: string,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
     return await retryOnConflict(async () => {
       const read = await this.records.getEntry(profileKey(input.profileId));
-      return await this.write(input, read, actor);
+      return await this.write(input, read, actor, auditAction);
     });
   }
 
@@ -193,6 +194,7 @@ export class AuthProfileRegistry {
     input: ProfileInput,
     read: Versioned<AuthProfile> | undefined,
     actor: Actor | undefined,
+    auditAction: string | undefined,
   ): Promise<{ profile: AuthProfile; created: boolean }> {
     const existing = read?.value;
     const agentId =
@@ -214,6 +216,10 @@ export class AuthProfileRegistry {
       createdAt: existing?.createdAt ?? timestampFromMs(now),
       updatedAt: timestampFromMs(now),
       revision: (existing?.revision ?? 0n) + 1n,
+      // A new credential has not been checked: an old outcome does not carry over.
+      ...(input.lastValidation === undefined
+        ? {}
+        : { lastValidation: input.lastValidation }),
     });
     const unused = refsOf(existing).filter(
       (ref) => !refsOf(profile).includes(ref),
@@ -234,15 +240,20 @@ export class AuthProfileRegistry {
         actor,
         entry: {
           action:
-            existing === undefined
+            auditAction ??
+            (existing === undefined
               ? "auth_profile.create"
-              : "auth_profile.update",
+              : "auth_profile.update"),
           target: `auth_profile:${profile.profileId}`,
           outcome: "success",
           details: {
             provider: providerLabel(profile.provider),
             scope: scopeLabel(profile.scope),
             credential: profile.credential?.kind.case ?? "none",
+            // create/update say it in the action; a named action says it here.
+            ...(auditAction === undefined
+              ? {}
+              : { created: String(existing === undefined) }),
           },
         },
       },

@@ -19,3 +19,13 @@ export {
   type UpstreamOptions,
 } from "./upstream.js";
 export { retryAfterSeconds } from "./upstream-errors.js";
+export {
+  KeyChecker,
+  keyCheckError,
+  DEFAULT_KEY_CHECK_TIMEOUT_MS,
+  type CheckedCredential,
+  type CheckedProvider,
+  type CredentialChecker,
+  type KeyCheckResult,
+  type KeyCheckerOptions,
+} from "./key-check.js";

@@ -25,6 +25,7 @@ import {
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
+import { KeyChecker } from "../providers/index.js";
 import { createRuns } from "../runs/index.js";
 import {
   SessionApi,
@@ -160,6 +161,12 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     defaultProfileId: config.model_provider.auth_profile_id,
     replicaId,
     schedulerMaxSleepMs: config.profiles.refresh_sweep_seconds * 1000,
+    credentialChecker: new KeyChecker({
+      fetch: inputs.fetch,
+      openaiBaseUrl: config.model_provider.openai_base_url,
+      anthropicBaseUrl: config.model_provider.anthropic_base_url,
+      timeoutMs: config.model_provider.key_check_timeout_ms,
+    }),
   });
   const runs = createRuns({
     store,

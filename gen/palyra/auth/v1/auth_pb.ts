@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { AuthHealthReport, AuthHealthState } from "./health_pb.js";
 import { file_palyra_auth_v1_health } from "./health_pb.js";
-import type { AuthProfile, AuthProvider, AuthProviderKind, AuthScope, AuthScopeKind } from "./profile_pb.js";
+import type { AuthProfile, AuthProvider, AuthProviderKind, AuthScope, AuthScopeKind, CredentialValidation } from "./profile_pb.js";
 import { file_palyra_auth_v1_profile } from "./profile_pb.js";
 import { file_palyra_common_v1_access } from "../../common/v1/access_pb.js";
 import { file_palyra_common_v1_sensitive } from "../../common/v1/sensitive_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file palyra/auth/v1/auth.proto.
  */
 export const file_palyra_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChlwYWx5cmEvYXV0aC92MS9hdXRoLnByb3RvEg5wYWx5cmEuYXV0aC52MSLgAQoTTGlzdFByb2ZpbGVzUmVxdWVzdBIYChBhZnRlcl9wcm9maWxlX2lkGAEgASgJEg0KBWxpbWl0GAIgASgNEjcKDXByb3ZpZGVyX2tpbmQYAyABKA4yIC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXJLaW5kEhwKFHByb3ZpZGVyX2N1c3RvbV9uYW1lGAQgASgJEjEKCnNjb3BlX2tpbmQYBSABKA4yHS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGVLaW5kEhYKDnNjb3BlX2FnZW50X2lkGAYgASgJImQKFExpc3RQcm9maWxlc1Jlc3BvbnNlEi0KCHByb2ZpbGVzGAEgAygLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSHQoVbmV4dF9hZnRlcl9wcm9maWxlX2lkGAIgASgJIicKEUdldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiQgoSR2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZSIkCgtBcGlLZXlJbnB1dBIVCgdhcGlfa2V5GAEgASgJQgTojRkBIrkBCgpPQXV0aElucHV0EhoKDGFjY2Vzc190b2tlbhgBIAEoCUIE6I0ZARIbCg1yZWZyZXNoX3Rva2VuGAIgASgJQgTojRkBEhsKDWNsaWVudF9zZWNyZXQYAyABKAlCBOiNGQESFgoOdG9rZW5fZW5kcG9pbnQYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIaChJleHBpcmVzX2F0X3VuaXhfbXMYByABKAMiggIKEVNldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkSLgoIcHJvdmlkZXIYAiABKAsyHC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXISFAoMcHJvZmlsZV9uYW1lGAMgASgJEigKBXNjb3BlGAQgASgLMhkucGFseXJhLmF1dGgudjEuQXV0aFNjb3BlEi4KB2FwaV9rZXkYBSABKAsyGy5wYWx5cmEuYXV0aC52MS5BcGlLZXlJbnB1dEgAEisKBW9hdXRoGAYgASgLMhoucGFseXJhLmF1dGgudjEuT0F1dGhJbnB1dEgAQgwKCmNyZWRlbnRpYWwiUwoSU2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIPCgdjcmVhdGVkGAIgASgIIioKFERlbGV0ZVByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiKAoVRGVsZXRlUHJvZmlsZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgiPgoQR2V0SGVhbHRoUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIYChBpbmNsdWRlX3Byb2ZpbGVzGAIgASgIIkUKEUdldEhlYWx0aFJlc3BvbnNlEjAKBnJlcG9ydBgBIAEoCzIgLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhSZXBvcnQiQAoSV2F0Y2hIZWFsdGhSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhgKEGluY2x1ZGVfcHJvZmlsZXMYAiABKAgiZAoTV2F0Y2hIZWFsdGhSZXNwb25zZRIwCgZyZXBvcnQYASABKAsyIC5wYWx5cmEuYXV0aC52MS5BdXRoSGVhbHRoUmVwb3J0EhsKE2NoYW5nZWRfcHJvZmlsZV9pZHMYAiADKAkiKwoVUmVmcmVzaFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiwQEKFlJlZnJlc2hQcm9maWxlUmVzcG9uc2USLwoHb3V0Y29tZRgBIAEoDjIeLnBhbHlyYS5hdXRoLnYxLlJlZnJlc2hPdXRjb21lEg4KBnJlYXNvbhgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEiwKB3Byb2ZpbGUYBCABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIkChxuZXh0X2FsbG93ZWRfcmVmcmVzaF91bml4X21zGAUgASgDIlkKFVJlc29sdmVQcm9maWxlUmVxdWVzdBIuCghwcm92aWRlchgBIAEoCzIcLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlchIQCghhZ2VudF9pZBgCIAEoCSK6AQoWUmVzb2x2ZVByb2ZpbGVSZXNwb25zZRIsCgdwcm9maWxlGAEgASgLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSLQoGcmVhc29uGAIgASgOMh0ucGFseXJhLmF1dGgudjEuUmVzb2x2ZVJlYXNvbhITCgtleHBsYW5hdGlvbhgDIAEoCRIuCgVzdGF0ZRgEIAEoDjIfLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhTdGF0ZSIXChVSb3RhdGVWYXVsdEtleVJlcXVlc3QiOwoWUm90YXRlVmF1bHRLZXlSZXNwb25zZRIRCglyZXdyYXBwZWQYASABKA0SDgoGa2VrX2lkGAIgASgJKrgCCg5SZWZyZXNoT3V0Y29tZRIfChtSRUZSRVNIX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdSRUZSRVNIX09VVENPTUVfU1VDQ0VTUxABEiUKIVJFRlJFU0hfT1VUQ09NRV9UUkFOU0lFTlRfRkFJTFVSRRACEiUKIVJFRlJFU0hfT1VUQ09NRV9QRVJNQU5FTlRfRkFJTFVSRRADEiUKIVJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX05PVF9PQVVUSBAEEiQKIFJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX0NPT0xET1dOEAUSKAokUkVGUkVTSF9PVVRDT01FX1NLSVBQRURfTkVFRFNfUkVBVVRIEAYSIwofUkVGUkVTSF9PVVRDT01FX0RJU0NBUkRFRF9TVEFMRRAHKpsBCg1SZXNvbHZlUmVhc29uEh4KGlJFU09MVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUkVTT0xWRV9SRUFTT05fQUdFTlRfUFJPRklMRRABEiUKIVJFU09MVkVfUkVBU09OX0NPTkZJR1VSRURfREVGQVVMVBACEiEKHVJFU09MVkVfUkVBU09OX0dMT0JBTF9QUk9GSUxFEAMyuAgKC0F1dGhTZXJ2aWNlEnYKDExpc3RQcm9maWxlcxIjLnBhbHlyYS5hdXRoLnYxLkxpc3RQcm9maWxlc1JlcXVlc3QaJC5wYWx5cmEuYXV0aC52MS5MaXN0UHJvZmlsZXNSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEnAKCkdldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5HZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLkdldFByb2ZpbGVSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEm8KClNldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5TZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLlNldFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USeAoNRGVsZXRlUHJvZmlsZRIkLnBhbHlyYS5hdXRoLnYxLkRlbGV0ZVByb2ZpbGVSZXF1ZXN0GiUucGFseXJhLmF1dGgudjEuRGVsZXRlUHJvZmlsZVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRJtCglHZXRIZWFsdGgSIC5wYWx5cmEuYXV0aC52MS5HZXRIZWFsdGhSZXF1ZXN0GiEucGFseXJhLmF1dGgudjEuR2V0SGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZBJ1CgtXYXRjaEhlYWx0aBIiLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVxdWVzdBojLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZDABEnsKDlJlZnJlc2hQcm9maWxlEiUucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXF1ZXN0GiYucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USfAoOUmVzb2x2ZVByb2ZpbGUSJS5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlcXVlc3QaJi5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlc3BvbnNlIhuQAgHijRkUChJhdXRoX3Byb2ZpbGVzLnJlYWQScwoOUm90YXRlVmF1bHRLZXkSJS5wYWx5cmEuYXV0aC52MS5Sb3RhdGVWYXVsdEtleVJlcXVlc3QaJi5wYWx5cmEuYXV0aC52MS5Sb3RhdGVWYXVsdEtleVJlc3BvbnNlIhLijRkOCgx2YXVsdC5tYW5hZ2ViBnByb3RvMw", [file_palyra_auth_v1_health, file_palyra_auth_v1_profile, file_palyra_common_v1_access, file_palyra_common_v1_sensitive]);
+  fileDesc("ChlwYWx5cmEvYXV0aC92MS9hdXRoLnByb3RvEg5wYWx5cmEuYXV0aC52MSLgAQoTTGlzdFByb2ZpbGVzUmVxdWVzdBIYChBhZnRlcl9wcm9maWxlX2lkGAEgASgJEg0KBWxpbWl0GAIgASgNEjcKDXByb3ZpZGVyX2tpbmQYAyABKA4yIC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXJLaW5kEhwKFHByb3ZpZGVyX2N1c3RvbV9uYW1lGAQgASgJEjEKCnNjb3BlX2tpbmQYBSABKA4yHS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGVLaW5kEhYKDnNjb3BlX2FnZW50X2lkGAYgASgJImQKFExpc3RQcm9maWxlc1Jlc3BvbnNlEi0KCHByb2ZpbGVzGAEgAygLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSHQoVbmV4dF9hZnRlcl9wcm9maWxlX2lkGAIgASgJIicKEUdldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiQgoSR2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZSIkCgtBcGlLZXlJbnB1dBIVCgdhcGlfa2V5GAEgASgJQgTojRkBIrkBCgpPQXV0aElucHV0EhoKDGFjY2Vzc190b2tlbhgBIAEoCUIE6I0ZARIbCg1yZWZyZXNoX3Rva2VuGAIgASgJQgTojRkBEhsKDWNsaWVudF9zZWNyZXQYAyABKAlCBOiNGQESFgoOdG9rZW5fZW5kcG9pbnQYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIaChJleHBpcmVzX2F0X3VuaXhfbXMYByABKAMiggIKEVNldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkSLgoIcHJvdmlkZXIYAiABKAsyHC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXISFAoMcHJvZmlsZV9uYW1lGAMgASgJEigKBXNjb3BlGAQgASgLMhkucGFseXJhLmF1dGgudjEuQXV0aFNjb3BlEi4KB2FwaV9rZXkYBSABKAsyGy5wYWx5cmEuYXV0aC52MS5BcGlLZXlJbnB1dEgAEisKBW9hdXRoGAYgASgLMhoucGFseXJhLmF1dGgudjEuT0F1dGhJbnB1dEgAQgwKCmNyZWRlbnRpYWwiUwoSU2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIPCgdjcmVhdGVkGAIgASgIIioKFERlbGV0ZVByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiKAoVRGVsZXRlUHJvZmlsZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgiPgoQR2V0SGVhbHRoUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIYChBpbmNsdWRlX3Byb2ZpbGVzGAIgASgIIkUKEUdldEhlYWx0aFJlc3BvbnNlEjAKBnJlcG9ydBgBIAEoCzIgLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhSZXBvcnQiQAoSV2F0Y2hIZWFsdGhSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhgKEGluY2x1ZGVfcHJvZmlsZXMYAiABKAgiZAoTV2F0Y2hIZWFsdGhSZXNwb25zZRIwCgZyZXBvcnQYASABKAsyIC5wYWx5cmEuYXV0aC52MS5BdXRoSGVhbHRoUmVwb3J0EhsKE2NoYW5nZWRfcHJvZmlsZV9pZHMYAiADKAkiKwoVUmVmcmVzaFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiwQEKFlJlZnJlc2hQcm9maWxlUmVzcG9uc2USLwoHb3V0Y29tZRgBIAEoDjIeLnBhbHlyYS5hdXRoLnYxLlJlZnJlc2hPdXRjb21lEg4KBnJlYXNvbhgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEiwKB3Byb2ZpbGUYBCABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIkChxuZXh0X2FsbG93ZWRfcmVmcmVzaF91bml4X21zGAUgASgDIlkKFVJlc29sdmVQcm9maWxlUmVxdWVzdBIuCghwcm92aWRlchgBIAEoCzIcLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlchIQCghhZ2VudF9pZBgCIAEoCSK6AQoWUmVzb2x2ZVByb2ZpbGVSZXNwb25zZRIsCgdwcm9maWxlGAEgASgLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSLQoGcmVhc29uGAIgASgOMh0ucGFseXJhLmF1dGgudjEuUmVzb2x2ZVJlYXNvbhITCgtleHBsYW5hdGlvbhgDIAEoCRIuCgVzdGF0ZRgEIAEoDjIfLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhTdGF0ZSIXChVSb3RhdGVWYXVsdEtleVJlcXVlc3QiOwoWUm90YXRlVmF1bHRLZXlSZXNwb25zZRIRCglyZXdyYXBwZWQYASABKA0SDgoGa2VrX2lkGAIgASgJIrUBChRDb25uZWN0QXBpS2V5UmVxdWVzdBIyCghwcm92aWRlchgBIAEoDjIgLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlcktpbmQSEgoKcHJvZmlsZV9pZBgCIAEoCRIUCgxwcm9maWxlX25hbWUYAyABKAkSKAoFc2NvcGUYBCABKAsyGS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGUSFQoHYXBpX2tleRgFIAEoCUIE6I0ZASJWChVDb25uZWN0QXBpS2V5UmVzcG9uc2USLAoHcHJvZmlsZRgBIAEoCzIbLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm9maWxlEg8KB2NyZWF0ZWQYAiABKAgiLAoWVmFsaWRhdGVQcm9maWxlUmVxdWVzdBISCgpwcm9maWxlX2lkGAEgASgJIpMBChdWYWxpZGF0ZVByb2ZpbGVSZXNwb25zZRI4Cgp2YWxpZGF0aW9uGAEgASgLMiQucGFseXJhLmF1dGgudjEuQ3JlZGVudGlhbFZhbGlkYXRpb24SLAoHcHJvZmlsZRgCIAEoCzIbLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm9maWxlEhAKCHJlY29yZGVkGAMgASgIKrgCCg5SZWZyZXNoT3V0Y29tZRIfChtSRUZSRVNIX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdSRUZSRVNIX09VVENPTUVfU1VDQ0VTUxABEiUKIVJFRlJFU0hfT1VUQ09NRV9UUkFOU0lFTlRfRkFJTFVSRRACEiUKIVJFRlJFU0hfT1VUQ09NRV9QRVJNQU5FTlRfRkFJTFVSRRADEiUKIVJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX05PVF9PQVVUSBAEEiQKIFJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX0NPT0xET1dOEAUSKAokUkVGUkVTSF9PVVRDT01FX1NLSVBQRURfTkVFRFNfUkVBVVRIEAYSIwofUkVGUkVTSF9PVVRDT01FX0RJU0NBUkRFRF9TVEFMRRAHKpsBCg1SZXNvbHZlUmVhc29uEh4KGlJFU09MVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUkVTT0xWRV9SRUFTT05fQUdFTlRfUFJPRklMRRABEiUKIVJFU09MVkVfUkVBU09OX0NPTkZJR1VSRURfREVGQVVMVBACEiEKHVJFU09MVkVfUkVBU09OX0dMT0JBTF9QUk9GSUxFEAMysgoKC0F1dGhTZXJ2aWNlEnYKDExpc3RQcm9maWxlcxIjLnBhbHlyYS5hdXRoLnYxLkxpc3RQcm9maWxlc1JlcXVlc3QaJC5wYWx5cmEuYXV0aC52MS5MaXN0UHJvZmlsZXNSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEnAKCkdldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5HZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLkdldFByb2ZpbGVSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEm8KClNldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5TZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLlNldFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USeAoNRGVsZXRlUHJvZmlsZRIkLnBhbHlyYS5hdXRoLnYxLkRlbGV0ZVByb2ZpbGVSZXF1ZXN0GiUucGFseXJhLmF1dGgudjEuRGVsZXRlUHJvZmlsZVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRJtCglHZXRIZWFsdGgSIC5wYWx5cmEuYXV0aC52MS5HZXRIZWFsdGhSZXF1ZXN0GiEucGFseXJhLmF1dGgudjEuR2V0SGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZBJ1CgtXYXRjaEhlYWx0aBIiLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVxdWVzdBojLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZDABEnsKDlJlZnJlc2hQcm9maWxlEiUucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXF1ZXN0GiYucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USfAoOUmVzb2x2ZVByb2ZpbGUSJS5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlcXVlc3QaJi5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlc3BvbnNlIhuQAgHijRkUChJhdXRoX3Byb2ZpbGVzLnJlYWQSeAoNQ29ubmVjdEFwaUtleRIkLnBhbHlyYS5hdXRoLnYxLkNvbm5lY3RBcGlLZXlSZXF1ZXN0GiUucGFseXJhLmF1dGgudjEuQ29ubmVjdEFwaUtleVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRJ+Cg9WYWxpZGF0ZVByb2ZpbGUSJi5wYWx5cmEuYXV0aC52MS5WYWxpZGF0ZVByb2ZpbGVSZXF1ZXN0GicucGFseXJhLmF1dGgudjEuVmFsaWRhdGVQcm9maWxlUmVzcG9uc2UiGuKNGRYKFGF1dGhfcHJvZmlsZXMubWFuYWdlEnMKDlJvdGF0ZVZhdWx0S2V5EiUucGFseXJhLmF1dGgudjEuUm90YXRlVmF1bHRLZXlSZXF1ZXN0GiYucGFseXJhLmF1dGgudjEuUm90YXRlVmF1bHRLZXlSZXNwb25zZSIS4o0ZDgoMdmF1bHQubWFuYWdlYgZwcm90bzM", [file_palyra_auth_v1_health, file_palyra_auth_v1_profile, file_palyra_common_v1_access, file_palyra_common_v1_sensitive]);
 
 /**
  * @generated from message palyra.auth.v1.ListProfilesRequest
@@ -570,6 +570,124 @@ export const RotateVaultKeyResponseSchema: GenMessage<RotateVaultKeyResponse> = 
   messageDesc(file_palyra_auth_v1_auth, 19);
 
 /**
+ * @generated from message palyra.auth.v1.ConnectApiKeyRequest
+ */
+export type ConnectApiKeyRequest = Message<"palyra.auth.v1.ConnectApiKeyRequest"> & {
+  /**
+   * OPENAI or ANTHROPIC.
+   *
+   * @generated from field: palyra.auth.v1.AuthProviderKind provider = 1;
+   */
+  provider: AuthProviderKind;
+
+  /**
+   * Optional; by default "<provider>-<profile_name>" normalized to the id rule
+   * (lowercase, runs of other characters become "-"). Connecting again to an
+   * existing profile of the same provider replaces its key.
+   *
+   * @generated from field: string profile_id = 2;
+   */
+  profileId: string;
+
+  /**
+   * @generated from field: string profile_name = 3;
+   */
+  profileName: string;
+
+  /**
+   * Absent or UNSPECIFIED means global.
+   *
+   * @generated from field: palyra.auth.v1.AuthScope scope = 4;
+   */
+  scope?: AuthScope | undefined;
+
+  /**
+   * @generated from field: string api_key = 5;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ConnectApiKeyRequest.
+ * Use `create(ConnectApiKeyRequestSchema)` to create a new message.
+ */
+export const ConnectApiKeyRequestSchema: GenMessage<ConnectApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 20);
+
+/**
+ * @generated from message palyra.auth.v1.ConnectApiKeyResponse
+ */
+export type ConnectApiKeyResponse = Message<"palyra.auth.v1.ConnectApiKeyResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.AuthProfile profile = 1;
+   */
+  profile?: AuthProfile | undefined;
+
+  /**
+   * True when the profile did not exist before.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ConnectApiKeyResponse.
+ * Use `create(ConnectApiKeyResponseSchema)` to create a new message.
+ */
+export const ConnectApiKeyResponseSchema: GenMessage<ConnectApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 21);
+
+/**
+ * @generated from message palyra.auth.v1.ValidateProfileRequest
+ */
+export type ValidateProfileRequest = Message<"palyra.auth.v1.ValidateProfileRequest"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ValidateProfileRequest.
+ * Use `create(ValidateProfileRequestSchema)` to create a new message.
+ */
+export const ValidateProfileRequestSchema: GenMessage<ValidateProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 22);
+
+/**
+ * @generated from message palyra.auth.v1.ValidateProfileResponse
+ */
+export type ValidateProfileResponse = Message<"palyra.auth.v1.ValidateProfileResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.CredentialValidation validation = 1;
+   */
+  validation?: CredentialValidation | undefined;
+
+  /**
+   * The profile with the outcome recorded (absent if it was deleted meanwhile).
+   *
+   * @generated from field: palyra.auth.v1.AuthProfile profile = 2;
+   */
+  profile?: AuthProfile | undefined;
+
+  /**
+   * False when the profile changed while the check was out: the outcome
+   * then describes the old credential and was not recorded.
+   *
+   * @generated from field: bool recorded = 3;
+   */
+  recorded: boolean;
+};
+
+/**
+ * Describes the message palyra.auth.v1.ValidateProfileResponse.
+ * Use `create(ValidateProfileResponseSchema)` to create a new message.
+ */
+export const ValidateProfileResponseSchema: GenMessage<ValidateProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 23);
+
+/**
  * RefreshOutcome is how one refresh ended.
  *
  * @generated from enum palyra.auth.v1.RefreshOutcome
@@ -767,6 +885,30 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ResolveProfileRequestSchema;
     output: typeof ResolveProfileResponseSchema;
+  },
+  /**
+   * ConnectApiKey checks an OpenAI or Anthropic API key live against the
+   * provider's /models and, only when the provider accepts it, stores the key
+   * in the vault and the profile in one write. Returns the profile, never the key.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.ConnectApiKey
+   */
+  connectApiKey: {
+    methodKind: "unary";
+    input: typeof ConnectApiKeyRequestSchema;
+    output: typeof ConnectApiKeyResponseSchema;
+  },
+  /**
+   * ValidateProfile checks a stored credential (API key, or OAuth access
+   * token) live against the provider's /models and records the outcome in
+   * the profile's health.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.ValidateProfile
+   */
+  validateProfile: {
+    methodKind: "unary";
+    input: typeof ValidateProfileRequestSchema;
+    output: typeof ValidateProfileResponseSchema;
   },
   /**
    * RotateVaultKey re-wraps every vault data key under a new key-encryption key.

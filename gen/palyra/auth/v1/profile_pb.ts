@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file palyra/auth/v1/profile.proto.
  */
 export const file_palyra_auth_v1_profile: GenFile = /*@__PURE__*/
-  fileDesc("ChxwYWx5cmEvYXV0aC92MS9wcm9maWxlLnByb3RvEg5wYWx5cmEuYXV0aC52MSJTCgxBdXRoUHJvdmlkZXISLgoEa2luZBgBIAEoDjIgLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlcktpbmQSEwoLY3VzdG9tX25hbWUYAiABKAkiSgoJQXV0aFNjb3BlEisKBGtpbmQYASABKA4yHS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGVLaW5kEhAKCGFnZW50X2lkGAIgASgJIi0KEEFwaUtleUNyZWRlbnRpYWwSGQoRYXBpX2tleV92YXVsdF9yZWYYASABKAkizwEKEU9BdXRoUmVmcmVzaFN0YXRlEhUKDWZhaWx1cmVfY291bnQYASABKA0SEgoKbGFzdF9lcnJvchgCIAEoCRIcChRsYXN0X2F0dGVtcHRfdW5peF9tcxgDIAEoAxIcChRsYXN0X3N1Y2Nlc3NfdW5peF9tcxgEIAEoAxIkChxuZXh0X2FsbG93ZWRfcmVmcmVzaF91bml4X21zGAUgASgDEhcKD2xhc3RfZXJyb3JfY29kZRgGIAEoCRIUCgxuZWVkc19yZWF1dGgYByABKAgihAIKD09BdXRoQ3JlZGVudGlhbBIeChZhY2Nlc3NfdG9rZW5fdmF1bHRfcmVmGAEgASgJEh8KF3JlZnJlc2hfdG9rZW5fdmF1bHRfcmVmGAIgASgJEhYKDnRva2VuX2VuZHBvaW50GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIfChdjbGllbnRfc2VjcmV0X3ZhdWx0X3JlZhgFIAEoCRIOCgZzY29wZXMYBiADKAkSGgoSZXhwaXJlc19hdF91bml4X21zGAcgASgDEjgKDXJlZnJlc2hfc3RhdGUYCCABKAsyIS5wYWx5cmEuYXV0aC52MS5PQXV0aFJlZnJlc2hTdGF0ZSJ/Cg5BdXRoQ3JlZGVudGlhbBIzCgdhcGlfa2V5GAEgASgLMiAucGFseXJhLmF1dGgudjEuQXBpS2V5Q3JlZGVudGlhbEgAEjAKBW9hdXRoGAIgASgLMh8ucGFseXJhLmF1dGgudjEuT0F1dGhDcmVkZW50aWFsSABCBgoEa2luZCK3AgoLQXV0aFByb2ZpbGUSEgoKcHJvZmlsZV9pZBgBIAEoCRIuCghwcm92aWRlchgCIAEoCzIcLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlchIUCgxwcm9maWxlX25hbWUYAyABKAkSKAoFc2NvcGUYBCABKAsyGS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGUSMgoKY3JlZGVudGlhbBgFIAEoCzIeLnBhbHlyYS5hdXRoLnYxLkF1dGhDcmVkZW50aWFsEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAggASgEKpUCChBBdXRoUHJvdmlkZXJLaW5kEiIKHkFVVEhfUFJPVklERVJfS0lORF9VTlNQRUNJRklFRBAAEh0KGUFVVEhfUFJPVklERVJfS0lORF9PUEVOQUkQARIgChxBVVRIX1BST1ZJREVSX0tJTkRfQU5USFJPUElDEAISHwobQVVUSF9QUk9WSURFUl9LSU5EX1RFTEVHUkFNEAMSHAoYQVVUSF9QUk9WSURFUl9LSU5EX1NMQUNLEAQSHgoaQVVUSF9QUk9WSURFUl9LSU5EX0RJU0NPUkQQBRIeChpBVVRIX1BST1ZJREVSX0tJTkRfV0VCSE9PSxAGEh0KGUFVVEhfUFJPVklERVJfS0lORF9DVVNUT00QBypnCg1BdXRoU2NvcGVLaW5kEh8KG0FVVEhfU0NPUEVfS0lORF9VTlNQRUNJRklFRBAAEhoKFkFVVEhfU0NPUEVfS0lORF9HTE9CQUwQARIZChVBVVRIX1NDT1BFX0tJTkRfQUdFTlQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChxwYWx5cmEvYXV0aC92MS9wcm9maWxlLnByb3RvEg5wYWx5cmEuYXV0aC52MSJTCgxBdXRoUHJvdmlkZXISLgoEa2luZBgBIAEoDjIgLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlcktpbmQSEwoLY3VzdG9tX25hbWUYAiABKAkiSgoJQXV0aFNjb3BlEisKBGtpbmQYASABKA4yHS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGVLaW5kEhAKCGFnZW50X2lkGAIgASgJIi0KEEFwaUtleUNyZWRlbnRpYWwSGQoRYXBpX2tleV92YXVsdF9yZWYYASABKAkizwEKEU9BdXRoUmVmcmVzaFN0YXRlEhUKDWZhaWx1cmVfY291bnQYASABKA0SEgoKbGFzdF9lcnJvchgCIAEoCRIcChRsYXN0X2F0dGVtcHRfdW5peF9tcxgDIAEoAxIcChRsYXN0X3N1Y2Nlc3NfdW5peF9tcxgEIAEoAxIkChxuZXh0X2FsbG93ZWRfcmVmcmVzaF91bml4X21zGAUgASgDEhcKD2xhc3RfZXJyb3JfY29kZRgGIAEoCRIUCgxuZWVkc19yZWF1dGgYByABKAgihAIKD09BdXRoQ3JlZGVudGlhbBIeChZhY2Nlc3NfdG9rZW5fdmF1bHRfcmVmGAEgASgJEh8KF3JlZnJlc2hfdG9rZW5fdmF1bHRfcmVmGAIgASgJEhYKDnRva2VuX2VuZHBvaW50GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIfChdjbGllbnRfc2VjcmV0X3ZhdWx0X3JlZhgFIAEoCRIOCgZzY29wZXMYBiADKAkSGgoSZXhwaXJlc19hdF91bml4X21zGAcgASgDEjgKDXJlZnJlc2hfc3RhdGUYCCABKAsyIS5wYWx5cmEuYXV0aC52MS5PQXV0aFJlZnJlc2hTdGF0ZSJ/Cg5BdXRoQ3JlZGVudGlhbBIzCgdhcGlfa2V5GAEgASgLMiAucGFseXJhLmF1dGgudjEuQXBpS2V5Q3JlZGVudGlhbEgAEjAKBW9hdXRoGAIgASgLMh8ucGFseXJhLmF1dGgudjEuT0F1dGhDcmVkZW50aWFsSABCBgoEa2luZCL2AgoLQXV0aFByb2ZpbGUSEgoKcHJvZmlsZV9pZBgBIAEoCRIuCghwcm92aWRlchgCIAEoCzIcLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlchIUCgxwcm9maWxlX25hbWUYAyABKAkSKAoFc2NvcGUYBCABKAsyGS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGUSMgoKY3JlZGVudGlhbBgFIAEoCzIeLnBhbHlyYS5hdXRoLnYxLkF1dGhDcmVkZW50aWFsEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAggASgEEj0KD2xhc3RfdmFsaWRhdGlvbhgJIAEoCzIkLnBhbHlyYS5hdXRoLnYxLkNyZWRlbnRpYWxWYWxpZGF0aW9uIpABChRDcmVkZW50aWFsVmFsaWRhdGlvbhI3CgdvdXRjb21lGAEgASgOMiYucGFseXJhLmF1dGgudjEuQ3JlZGVudGlhbENoZWNrT3V0Y29tZRIuCgpjaGVja2VkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAMgASgJKpUCChBBdXRoUHJvdmlkZXJLaW5kEiIKHkFVVEhfUFJPVklERVJfS0lORF9VTlNQRUNJRklFRBAAEh0KGUFVVEhfUFJPVklERVJfS0lORF9PUEVOQUkQARIgChxBVVRIX1BST1ZJREVSX0tJTkRfQU5USFJPUElDEAISHwobQVVUSF9QUk9WSURFUl9LSU5EX1RFTEVHUkFNEAMSHAoYQVVUSF9QUk9WSURFUl9LSU5EX1NMQUNLEAQSHgoaQVVUSF9QUk9WSURFUl9LSU5EX0RJU0NPUkQQBRIeChpBVVRIX1BST1ZJREVSX0tJTkRfV0VCSE9PSxAGEh0KGUFVVEhfUFJPVklERVJfS0lORF9DVVNUT00QBypnCg1BdXRoU2NvcGVLaW5kEh8KG0FVVEhfU0NPUEVfS0lORF9VTlNQRUNJRklFRBAAEhoKFkFVVEhfU0NPUEVfS0lORF9HTE9CQUwQARIZChVBVVRIX1NDT1BFX0tJTkRfQUdFTlQQAiriAQoWQ3JlZGVudGlhbENoZWNrT3V0Y29tZRIoCiRDUkVERU5USUFMX0NIRUNLX09VVENPTUVfVU5TUEVDSUZJRUQQABIiCh5DUkVERU5USUFMX0NIRUNLX09VVENPTUVfVkFMSUQQARIlCiFDUkVERU5USUFMX0NIRUNLX09VVENPTUVfUkVKRUNURUQQAhIpCiVDUkVERU5USUFMX0NIRUNLX09VVENPTUVfUkFURV9MSU1JVEVEEAMSKAokQ1JFREVOVElBTF9DSEVDS19PVVRDT01FX1VOQVZBSUxBQkxFEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * AuthProvider is a provider kind, plus a name for custom providers.
@@ -295,6 +295,14 @@ export type AuthProfile = Message<"palyra.auth.v1.AuthProfile"> & {
    * @generated from field: uint64 revision = 8;
    */
   revision: bigint;
+
+  /**
+   * The last live check of the credential against its provider (ConnectApiKey,
+   * ValidateProfile); absent when none was made since the credential was set.
+   *
+   * @generated from field: palyra.auth.v1.CredentialValidation last_validation = 9;
+   */
+  lastValidation?: CredentialValidation | undefined;
 };
 
 /**
@@ -303,6 +311,37 @@ export type AuthProfile = Message<"palyra.auth.v1.AuthProfile"> & {
  */
 export const AuthProfileSchema: GenMessage<AuthProfile> = /*@__PURE__*/
   messageDesc(file_palyra_auth_v1_profile, 6);
+
+/**
+ * CredentialValidation is the outcome of one live credential check.
+ *
+ * @generated from message palyra.auth.v1.CredentialValidation
+ */
+export type CredentialValidation = Message<"palyra.auth.v1.CredentialValidation"> & {
+  /**
+   * @generated from field: palyra.auth.v1.CredentialCheckOutcome outcome = 1;
+   */
+  outcome: CredentialCheckOutcome;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp checked_at = 2;
+   */
+  checkedAt?: Timestamp | undefined;
+
+  /**
+   * For people; never text from the provider (it may quote the credential).
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.CredentialValidation.
+ * Use `create(CredentialValidationSchema)` to create a new message.
+ */
+export const CredentialValidationSchema: GenMessage<CredentialValidation> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_profile, 7);
 
 /**
  * AuthProviderKind names the service a profile's credential is for. Names and
@@ -391,4 +430,51 @@ export enum AuthScopeKind {
  */
 export const AuthScopeKindSchema: GenEnum<AuthScopeKind> = /*@__PURE__*/
   enumDesc(file_palyra_auth_v1_profile, 1);
+
+/**
+ * CredentialCheckOutcome is how a live check of a credential against its
+ * provider's API ended.
+ *
+ * @generated from enum palyra.auth.v1.CredentialCheckOutcome
+ */
+export enum CredentialCheckOutcome {
+  /**
+   * @generated from enum value: CREDENTIAL_CHECK_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The provider accepted the credential (HTTP 2xx).
+   *
+   * @generated from enum value: CREDENTIAL_CHECK_OUTCOME_VALID = 1;
+   */
+  VALID = 1,
+
+  /**
+   * The provider refused it (HTTP 401/403): the profile needs a new credential.
+   *
+   * @generated from enum value: CREDENTIAL_CHECK_OUTCOME_REJECTED = 2;
+   */
+  REJECTED = 2,
+
+  /**
+   * The provider answered 429; says nothing about the credential.
+   *
+   * @generated from enum value: CREDENTIAL_CHECK_OUTCOME_RATE_LIMITED = 3;
+   */
+  RATE_LIMITED = 3,
+
+  /**
+   * 5xx, another status, a network failure or a timeout; says nothing about the credential.
+   *
+   * @generated from enum value: CREDENTIAL_CHECK_OUTCOME_UNAVAILABLE = 4;
+   */
+  UNAVAILABLE = 4,
+}
+
+/**
+ * Describes the enum palyra.auth.v1.CredentialCheckOutcome.
+ */
+export const CredentialCheckOutcomeSchema: GenEnum<CredentialCheckOutcome> = /*@__PURE__*/
+  enumDesc(file_palyra_auth_v1_profile, 2);
 
