@@ -13,6 +13,7 @@ import {
 import { widgetRegistry } from "../fixtures/cli-widget-service.js";
 import { cliProcess, runCli, spawnCli } from "../helpers/cli.js";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { FakeUpstream } from "../helpers/fake-upstream.js";
 
 const PLANTED = "sk-planted-cli-secret-0c9e41d2";
 
@@ -24,12 +25,27 @@ describe("palyra CLI against a real daemon", () => {
   let d: TestDaemon;
   let base: string[];
   let admin: Record<string, string>;
+  // The provider's /models, which ConnectApiKey asks before saving a key.
+  let models: FakeUpstream;
   before(async () => {
-    d = await startDaemon();
+    models = await new FakeUpstream(() => ({
+      kind: "status",
+      status: 200,
+      body: { object: "list", data: [{ id: "m-1", object: "model" }] },
+    })).start();
+    d = await startDaemon({
+      env: {
+        PALYRA_MODEL_PROVIDER_OPENAI_BASE_URL: models.baseUrl,
+        PALYRA_MODEL_PROVIDER_ANTHROPIC_BASE_URL: models.baseUrl,
+      },
+    });
     base = ["--url", d.address.url];
     admin = { PALYRA_ADMIN_TOKEN: d.adminToken };
   });
-  after(async () => d.stop());
+  after(async () => {
+    await d.stop();
+    await models.stop();
+  });
 
   const cli = (args: string[], opts: Parameters<typeof runCli>[1] = {}) =>
     runCli([...base, ...args], { ...opts, env: { ...admin, ...opts.env } });
@@ -619,6 +635,11 @@ describe("palyra CLI against a real daemon", () => {
     );
     assert.equal(env.code, 0, env.stderr);
     assert.match(env.stdout, /created profile oa/);
+    // The daemon checked the key with the provider before saving it.
+    assert.equal(
+      models.requests.at(-1)?.headers.authorization,
+      `Bearer ${PLANTED}`,
+    );
     const stdin = await cli(
       [
         "--json",

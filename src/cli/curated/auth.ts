@@ -202,8 +202,9 @@ export function authCommand(ctx: CommandContext, run: RpcRunner): Command {
   return auth;
 }
 
-// `palyra auth openai|anthropic api-key`: SetProfile with an API key read
-// per the secret rule (REFERENCE.md "CLI").
+// `palyra auth openai|anthropic api-key`: ConnectApiKey (the daemon checks
+// the key with the provider before saving it) with the key read per the
+// secret rule (REFERENCE.md "CLI").
 function providerCommand(
   ctx: CommandContext,
   run: RpcRunner,
@@ -214,16 +215,19 @@ function providerCommand(
   const apiKey = provider
     .command("api-key")
     .description(
-      `store a ${kind} API key in the vault as a profile (never printed back)`,
+      `check a ${kind} API key with the provider, then store it in the vault as a profile (never printed back)`,
     )
-    .option("--profile-id <id>", "profile id", kind)
+    .option(
+      "--profile-id <id>",
+      "profile id (default: <provider>-<name>, normalized)",
+    )
     .option("--name <name>", "profile name", "default")
     .option("--agent <agent-id>", "only for this agent (default: global)");
   addSecretOptions(apiKey, "api-key", `${kind} API key`);
   apiKey.action(function (this: Command) {
     return run(async () => {
       const o = this.opts<{
-        profileId: string;
+        profileId?: string;
         name: string;
         agent?: string;
       }>();
@@ -232,10 +236,10 @@ function providerCommand(
         "api-key",
         secretSource(this.opts(), "api-key"),
       );
-      const res = await unary(ctx, S.setProfile, {
-        profileId: o.profileId,
+      const res = await unary(ctx, S.connectApiKey, {
+        provider: enumArg("provider", AuthProviderKindSchema, kind),
+        profileId: o.profileId ?? "",
         profileName: o.name,
-        provider: { kind: enumArg("provider", AuthProviderKindSchema, kind) },
         scope:
           o.agent === undefined
             ? { kind: enumArg("scope", AuthScopeKindSchema, "global") }
@@ -243,11 +247,11 @@ function providerCommand(
                 kind: enumArg("scope", AuthScopeKindSchema, "agent"),
                 agentId: o.agent,
               },
-        credential: { case: "apiKey", value: { apiKey: key } },
+        apiKey: key,
       });
-      if (json()) return printJson(ctx, S.setProfile, res);
+      if (json()) return printJson(ctx, S.connectApiKey, res);
       ctx.io.out(
-        `${res.created ? "created" : "updated"} profile ${o.profileId} (${kind}, API key stored in the vault)\n`,
+        `${res.created ? "created" : "updated"} profile ${res.profile?.profileId ?? ""} (${kind}: the provider accepted the key; it is stored in the vault)\n`,
       );
     });
   });
