@@ -205,3 +205,43 @@ export async function writeResult(
     text + "\n",
   );
 }
+
+let minted = 0;
+
+/** createToken mints one operator API token at the highest allowed rate limit (each with its own principal). */
+export async function createToken(
+  url: string,
+  adminToken: string,
+): Promise<string> {
+  const i = minted++;
+  const res = await fetch(
+    `${url}/palyra.access.v1.AccessService/CreateApiToken`,
+    {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${adminToken}`,
+      },
+      body: JSON.stringify({
+        label: `bench ${i}`,
+        principal: `service:bench-${i}`,
+        role: "ROLE_OPERATOR",
+        rateLimitPerMinute: 10_000,
+      }),
+    },
+  );
+  if (res.status !== 200)
+    throw new Error(`CreateApiToken: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** mintTokens creates `n` tokens with createToken, one after another. */
+export async function mintTokens(
+  url: string,
+  adminToken: string,
+  n: number,
+): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < n; i++) tokens.push(await createToken(url, adminToken));
+  return tokens;
+}

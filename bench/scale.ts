@@ -30,6 +30,8 @@ import {
   writeResult,
   type ChildServer,
   type LoadResult,
+  createToken,
+  mintTokens,
 } from "./harness.js";
 
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
@@ -52,41 +54,6 @@ interface Target {
   server: ChildServer;
   adminToken: string;
   tokens: string[];
-}
-
-/** mintTokens creates `n` operator tokens at the highest allowed rate limit. */
-async function mintTokens(
-  url: string,
-  adminToken: string,
-  n: number,
-): Promise<string[]> {
-  const tokens: string[] = [];
-  for (let i = 0; i < n; i++) tokens.push(await createToken(url, adminToken));
-  return tokens;
-}
-
-let created = 0;
-async function createToken(url: string, adminToken: string): Promise<string> {
-  const i = created++;
-  const res = await fetch(
-    `${url}/palyra.access.v1.AccessService/CreateApiToken`,
-    {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        authorization: `Bearer ${adminToken}`,
-      },
-      body: JSON.stringify({
-        label: `bench ${i}`,
-        principal: `service:bench-${i}`,
-        role: "ROLE_OPERATOR",
-        rateLimitPerMinute: 10_000,
-      }),
-    },
-  );
-  if (res.status !== 200)
-    throw new Error(`CreateApiToken: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { token: string }).token;
 }
 
 async function read(t: Target, ms: number): Promise<LoadResult> {

@@ -23,6 +23,7 @@ import {
   writeResult,
   type ChildServer,
   type LoadResult,
+  mintTokens,
 } from "./harness.js";
 
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 4000);
@@ -67,37 +68,6 @@ async function consoleLogin(
   const body = (await res.json()) as { session: { csrfToken: string } };
   const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
   return { cookie, "x-palyra-csrf-token": body.session.csrfToken };
-}
-
-/** mintTokens creates `n` operator tokens at the highest allowed rate limit. */
-async function mintTokens(
-  url: string,
-  adminToken: string,
-  n: number,
-): Promise<string[]> {
-  const tokens: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const res = await fetch(
-      `${url}/palyra.access.v1.AccessService/CreateApiToken`,
-      {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          authorization: `Bearer ${adminToken}`,
-        },
-        body: JSON.stringify({
-          label: `bench ${i}`,
-          principal: `service:bench-${i}`,
-          role: "ROLE_OPERATOR",
-          rateLimitPerMinute: 10_000,
-        }),
-      },
-    );
-    if (res.status !== 200)
-      throw new Error(`CreateApiToken: ${res.status} ${await res.text()}`);
-    tokens.push(((await res.json()) as { token: string }).token);
-  }
-  return tokens;
 }
 
 /** Target is one side; `headers` is called per request so a pool can rotate. */
