@@ -135,7 +135,13 @@ export class FakeUpstream {
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (behavior.kind === "stream") res.end();
-    else if (behavior.kind === "break") res.destroy();
+    else if (behavior.kind === "break") {
+      // Let what was written reach the client first: destroying at once
+      // can drop it from the socket's buffer (seen under load), and a real
+      // broken stream delivers what was sent before the cut.
+      await new Promise<void>((resolve) => res.write("", () => resolve()));
+      res.destroy();
+    }
     // "hang": leave the response open; the client's abort closes it.
   }
 }
