@@ -86,7 +86,12 @@ async function streamRun(
     process.off("SIGINT", onSigint);
   }
   if (abort.signal.aborted) {
-    if (runId !== "") await unary(ctx, R.cancelRun, { runId });
+    // Closing the stream already cancels the run on the daemon; CancelRun
+    // makes sure of it, and finding it ended (FAILED_PRECONDITION) is fine.
+    if (runId !== "")
+      await unary(ctx, R.cancelRun, { runId }).catch((e: unknown) => {
+        if (ConnectError.from(e).code !== Code.FailedPrecondition) throw e;
+      });
     ctx.io.err(`\nrun ${runId} cancelled\n`);
     ctx.setExit(130);
     return;
