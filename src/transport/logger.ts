@@ -112,6 +112,17 @@ function redactMessage(typeName: string, message: Message): unknown {
   return { unloggedMessage: typeName };
 }
 
+// Counts under secret-looking names (promptTokens, completionTokens) are
+// numbers; every secret the daemon holds is a string or carries one.
+function mayHoldSecret(v: unknown): boolean {
+  if (v === undefined || v === null || v === "") return false;
+  return !(
+    typeof v === "number" ||
+    typeof v === "bigint" ||
+    typeof v === "boolean"
+  );
+}
+
 function redactDeep(value: unknown, depth: number): unknown {
   if (depth > 8 || value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
@@ -125,7 +136,7 @@ function redactDeep(value: unknown, depth: number): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] =
-      SECRET_KEY.test(k) && v !== undefined && v !== null && v !== ""
+      SECRET_KEY.test(k) && mayHoldSecret(v)
         ? REDACTED
         : redactDeep(v, depth + 1);
   }

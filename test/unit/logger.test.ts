@@ -33,16 +33,19 @@ describe("logger", () => {
           name: "visible",
         },
         list: [{ apiKey: "s6" }],
+        usage: { promptTokens: 7, completionTokens: 9, accessToken: "s7" },
       },
       "hello",
     );
     const line = out.text;
-    for (const s of ["s1", "s2", "s3", "s4", "s5", "s6"])
+    for (const s of ["s1", "s2", "s3", "s4", "s5", "s6", "s7"])
       assert.ok(
         !line.includes(`"${s}"`) && !line.includes(`=${s}`),
         `${s} leaked: ${line}`,
       );
     assert.match(line, /visible/);
+    // Counts under token-like names are numbers, never secrets: logged.
+    assert.match(line, /"promptTokens":7,"completionTokens":9/);
   });
 
   it("redacts credential-looking query parameters in URLs", () => {
