@@ -563,6 +563,9 @@ describe("palyra CLI against a real daemon", () => {
     assert.match(status.stdout, /SERVING/);
     assert.match(status.stdout, /client:\s+palyra \d+\.\d+\.\d+/);
     assert.match(status.stdout, /bind:\s+127\.0\.0\.1/);
+    assert.match(status.stdout, /store:\s+level \//);
+    assert.match(status.stdout, /replica:\s+\S+/);
+    assert.match(status.stdout, /redis:\s+not configured/);
     const statusJson = JSON.parse((await cli(["status", "--json"])).stdout) as {
       status: string;
       posture: { posture: { loopback: boolean } };

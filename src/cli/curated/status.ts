@@ -87,6 +87,10 @@ export function statusCommand(ctx: CommandContext, run: RpcRunner): Command {
           io.out(
             `bind:    ${p.bindAddress}${p.loopback ? " (loopback)" : ""}\ntls:     ${p.tlsEnabled ? "on" : "off"}\nadmin auth: ${p.adminAuthRequired ? "required" : s.yellow("off")}\n`,
           );
+          if (p.storeBackend !== "")
+            io.out(
+              `store:   ${p.storeBackend} ${p.storeLocation}\nreplica: ${p.replicaId}\nredis:   ${p.redisConfigured ? (p.redisConnected ? `connected ${p.redisLocation}` : s.yellow(`unreachable ${p.redisLocation}`)) : "not configured"}\n`,
+            );
           for (const w of p.warnings) io.out(`${s.yellow("warning:")} ${w}\n`);
           if (p.warnings.length === 0) io.out("warnings: none\n");
         } else if (postureError !== undefined)
