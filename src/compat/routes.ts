@@ -30,13 +30,10 @@ import {
 } from "./responses-response.js";
 import {
   OVERHEAD_HEADER,
-  RUN_ID_HEADER,
-  failureOf,
+  answerRun,
   runCallerOf,
   startRun,
-  streamRun,
 } from "./run-call.js";
-import { collectRun } from "./run-output.js";
 
 /** COMPAT_FLAG is the feature flag that turns the /v1 API on and off. */
 export const COMPAT_FLAG = "compat_api";
@@ -228,27 +225,14 @@ export function registerCompatRoutes(
         created: seconds(),
         model: run.handle.model,
       };
-      if (body.stream === true) {
-        const translator = new ChatStream(
-          ids,
-          body.stream_options?.include_usage === true,
-        );
-        await streamRun(
-          req,
-          reply,
-          run,
-          translator,
-          deps.shutdownSignal,
-          openai.body,
-        );
-        return reply;
-      }
-      const collected = await collectRun(run.handle.runId, run.handle.events);
-      const failure = failureOf(collected, deps.shutdownSignal);
-      if (failure !== undefined) throw failure;
-      return await reply
-        .header(RUN_ID_HEADER, run.handle.runId)
-        .send(chatCompletion(ids, collected));
+      return await answerRun(req, reply, run, deps.shutdownSignal, {
+        stream:
+          body.stream === true
+            ? new ChatStream(ids, body.stream_options?.include_usage === true)
+            : undefined,
+        errorBody: openai.body,
+        body: (collected) => chatCompletion(ids, collected),
+      });
     },
   );
 
@@ -270,32 +254,21 @@ export function registerCompatRoutes(
         createdAt: seconds(),
         model: run.handle.model,
       };
-      if (body.stream === true) {
-        const translator = new ResponsesStream(ids, body);
-        await streamRun(
-          req,
-          reply,
-          run,
-          translator,
-          deps.shutdownSignal,
-          openai.body,
-        );
-        return reply;
-      }
-      const collected = await collectRun(run.handle.runId, run.handle.events);
-      const failure = failureOf(collected, deps.shutdownSignal);
-      if (failure !== undefined) throw failure;
-      return await reply.header(RUN_ID_HEADER, run.handle.runId).send(
-        responseObject(ids, body, {
-          status: "done",
-          output: finishedOutput(
-            run.handle.runId,
-            collected.text,
-            collected.toolCalls,
-          ),
-          usage: collected.usage,
-        }),
-      );
+      return await answerRun(req, reply, run, deps.shutdownSignal, {
+        stream:
+          body.stream === true ? new ResponsesStream(ids, body) : undefined,
+        errorBody: openai.body,
+        body: (collected) =>
+          responseObject(ids, body, {
+            status: "done",
+            output: finishedOutput(
+              run.handle.runId,
+              collected.text,
+              collected.toolCalls,
+            ),
+            usage: collected.usage,
+          }),
+      });
     },
   );
 
@@ -354,23 +327,11 @@ export function registerCompatRoutes(
         runId: run.handle.runId,
         model: run.handle.model,
       };
-      if (body.stream === true) {
-        await streamRun(
-          req,
-          reply,
-          run,
-          new MessagesStream(ids),
-          deps.shutdownSignal,
-          anthropic.body,
-        );
-        return reply;
-      }
-      const collected = await collectRun(run.handle.runId, run.handle.events);
-      const failure = failureOf(collected, deps.shutdownSignal);
-      if (failure !== undefined) throw failure;
-      return await reply
-        .header(RUN_ID_HEADER, run.handle.runId)
-        .send(anthropicMessage(ids, collected));
+      return await answerRun(req, reply, run, deps.shutdownSignal, {
+        stream: body.stream === true ? new MessagesStream(ids) : undefined,
+        errorBody: anthropic.body,
+        body: (collected) => anthropicMessage(ids, collected),
+      });
     },
   );
 

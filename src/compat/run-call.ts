@@ -8,7 +8,12 @@ import type {
   RunRequest,
   RunStatus,
 } from "../runs/types.js";
-import type { RunOutcome, StreamTranslator } from "./run-output.js";
+import {
+  collectRun,
+  type CollectedRun,
+  type RunOutcome,
+  type StreamTranslator,
+} from "./run-output.js";
 import { SseWriter } from "./sse.js";
 
 /** OVERHEAD_HEADER tells how long the daemon took before handing the run to the engine, in ms. */
@@ -156,4 +161,38 @@ export async function streamRun(
     );
   }
   sse.end();
+}
+
+/** RunAnswer is how one API answers a started run: streamed through a translator, or as one body built from the collected run. */
+export interface RunAnswer {
+  /** The stream's translator when the request asked for SSE, else undefined. */
+  stream: StreamTranslator | undefined;
+  /** The API's error body, for a failure written into the stream. */
+  errorBody: (e: unknown) => unknown;
+  /** The whole answer of a run that ended well. */
+  body: (collected: CollectedRun) => unknown;
+}
+
+/**
+ * answerRun sends a started run in one API's shape: as its SSE stream, or
+ * collected to the end and sent as one body. A collected run that failed is
+ * thrown, so the route's error mapper answers in the API's error shape.
+ */
+export async function answerRun(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  run: StartedRun,
+  shutdown: AbortSignal,
+  answer: RunAnswer,
+): Promise<FastifyReply> {
+  if (answer.stream !== undefined) {
+    await streamRun(req, reply, run, answer.stream, shutdown, answer.errorBody);
+    return reply;
+  }
+  const collected = await collectRun(run.handle.runId, run.handle.events);
+  const failure = failureOf(collected, shutdown);
+  if (failure !== undefined) throw failure;
+  return await reply
+    .header(RUN_ID_HEADER, run.handle.runId)
+    .send(answer.body(collected));
 }
