@@ -23,6 +23,7 @@ import {
   prepareSchema,
   type PgNames,
 } from "./pg-schema.js";
+import { applyChanges, verifyChecks, type Change } from "./pg-batch.js";
 import { decodeCounter } from "./value-format.js";
 
 /** PostgresOptions say which database and schema hold the store. */
@@ -53,10 +54,6 @@ const SCAN_PAGE = 500;
 // gives a readable error instead of PostgreSQL's "index row size" one.
 const MAX_KEY_BYTES = 2048;
 const PING_TIMEOUT_MS = 2000;
-
-type Change =
-  | { type: "put"; key: string; value: Uint8Array }
-  | { type: "del"; key: string };
 
 /**
  * PostgresBackend implements the storage contract on PostgreSQL so that
@@ -227,9 +224,10 @@ export class PostgresBackend implements KvBackend {
       await client.query(
         `BEGIN; SELECT pg_advisory_xact_lock(l) FROM unnest(ARRAY[${locks.join(",")}]::bigint[]) WITH ORDINALITY AS t(l, n) ORDER BY n`,
       );
-      if (checks.length > 0) await this.verifyChecks(client, checks);
+      if (checks.length > 0)
+        await verifyChecks(client, this.names, checks, this.stats);
       if (changes.size === 0) return ABSENT;
-      return await this.applyChanges(client, changes);
+      return await applyChanges(client, this.names, changes);
     }, "writing");
     if (changes.size > 0) this.stats.writes++;
     const putAny = [...changes.values()].some((m) =>
@@ -352,68 +350,6 @@ export class PostgresBackend implements KvBackend {
     } finally {
       client.release(broken);
     }
-  }
-
-  private async verifyChecks(
-    client: pg.PoolClient,
-    checks: ReadonlyArray<Extract<WriteOp, { type: "check" }>>,
-  ): Promise<void> {
-    const text = checks
-      .map(
-        (c, i) =>
-          `SELECT ${i} AS i, version FROM ${this.table(c.ns)} WHERE key = $${i + 1}`,
-      )
-      .join(" UNION ALL ");
-    const res = await client.query<{ i: number; version: string }>(
-      text,
-      checks.map((c) => c.key),
-    );
-    const found = new Map(res.rows.map((r) => [r.i, BigInt(r.version)]));
-    checks.forEach((c, i) => {
-      if ((found.get(i) ?? ABSENT) === c.version) return;
-      this.stats.aborts++;
-      throw new PalyraError(
-        "aborted",
-        `a concurrent change to ${c.ns} came first; nothing was written, try again`,
-      );
-    });
-  }
-
-  // One statement: one version from the sequence for every put of the batch,
-  // and per namespace one upsert and one delete.
-  private async applyChanges(
-    client: pg.PoolClient,
-    changes: Map<Namespace, Map<string, Change>>,
-  ): Promise<bigint> {
-    const parts = [
-      `v AS (SELECT nextval(${this.names.sequenceLiteral}) AS version)`,
-    ];
-    const values: unknown[] = [];
-    const param = (v: unknown): string => {
-      values.push(v);
-      return `$${values.length}`;
-    };
-    for (const [ns, perNs] of changes) {
-      const puts = [...perNs.values()].filter((c) => c.type === "put");
-      const dels = [...perNs.values()].filter((c) => c.type === "del");
-      const t = this.table(ns);
-      if (puts.length > 0)
-        parts.push(
-          `p${parts.length} AS (INSERT INTO ${t} (key, value, version) SELECT u.k, u.val, v.version FROM unnest(${param(puts.map((p) => p.key))}::text[], ${param(puts.map((p) => p.value))}::bytea[]) AS u(k, val), v ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version)`,
-        );
-      if (dels.length > 0)
-        parts.push(
-          `d${parts.length} AS (DELETE FROM ${t} WHERE key = ANY(${param(dels.map((d) => d.key))}::text[]))`,
-        );
-    }
-    const res = await client.query<{ version: string }>(
-      `WITH ${parts.join(", ")} SELECT version FROM v`,
-      values,
-    );
-    const version = res.rows[0]?.version;
-    if (version === undefined)
-      throw new PalyraError("internal", "the store handed out no version");
-    return BigInt(version);
   }
 
   private closedError(): PalyraError {
