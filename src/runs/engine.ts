@@ -20,9 +20,9 @@ import {
 import type { ProfileCredentials } from "./profile-credentials.js";
 import { newRunId, parseRunId } from "./run-ids.js";
 import { listLimit, parsePageToken, type RunRecords } from "./run-records.js";
-import { isFinal, runOf, statusToProto, storedRunOf } from "./run-view.js";
+import { RunState } from "./run-state.js";
+import { isFinal, statusToProto, storedRunOf } from "./run-view.js";
 import type {
-  FinishReason,
   ModelInfo,
   RunCaller,
   RunEngine,
@@ -33,15 +33,10 @@ import type {
   RunRequest,
   RunStatus,
   StoredRun,
-  ToolCall,
-  Usage,
 } from "./types.js";
 
 /** CANCEL_CHANNEL carries run ids to cancel to every replica; the one running the run aborts it. */
 export const CANCEL_CHANNEL = "runs.cancel";
-
-/** MAX_RECORDED_OUTPUT is how much of a run's text its record keeps (the stream carries all of it). */
-export const MAX_RECORDED_OUTPUT = 64 * 1024;
 
 /** EngineDeps are the engine's collaborators; time, randomness and the network (inside providers) are injected. */
 export interface EngineDeps {
@@ -385,78 +380,6 @@ export class Engine implements RunEngine {
     if (e instanceof PalyraError) return e;
     this.deps.log?.error({ runId: run.runId, err: e }, "run failed");
     return new PalyraError("internal", "internal error", { cause: e });
-  }
-}
-
-// What a run accumulates while it streams, for its record.
-class RunState {
-  private output = "";
-  private readonly toolCalls = new Map<number, ToolCall>();
-  private firstTokenAtMs: number | undefined;
-  usage: Usage | undefined;
-  finishReason: FinishReason | undefined;
-
-  constructor(
-    readonly run: Run,
-    readonly startedAtMs: number,
-  ) {}
-
-  observe(event: ProviderEvent, nowMs: number): void {
-    if (event.kind === "usage") {
-      this.usage = event.usage;
-      return;
-    }
-    if (event.kind === "finish") {
-      this.finishReason = event.reason;
-      return;
-    }
-    this.firstTokenAtMs ??= nowMs;
-    if (event.kind === "token") {
-      if (this.output.length < MAX_RECORDED_OUTPUT)
-        this.output = (this.output + event.text).slice(0, MAX_RECORDED_OUTPUT);
-      return;
-    }
-    const call = this.toolCalls.get(event.index) ?? {
-      id: "",
-      name: "",
-      arguments: "",
-    };
-    if (event.id !== undefined) call.id = event.id;
-    if (event.name !== undefined) call.name = event.name;
-    if (call.arguments.length < MAX_RECORDED_OUTPUT)
-      call.arguments += event.argumentsDelta;
-    this.toolCalls.set(event.index, call);
-  }
-
-  final(
-    status: RunStatus,
-    endedAtMs: number,
-    error: PalyraError | undefined,
-  ): Run {
-    const stored = storedRunOf(this.run);
-    return runOf({
-      ...stored,
-      status,
-      outputText: this.output,
-      toolCalls: [...this.toolCalls.entries()]
-        .sort(([a], [b]) => a - b)
-        .map(([, c]) => c),
-      endedAtMs,
-      ...(this.usage === undefined ? {} : { usage: this.usage }),
-      ...(this.finishReason === undefined || status !== "done"
-        ? {}
-        : { finishReason: this.finishReason }),
-      ...(this.firstTokenAtMs === undefined
-        ? {}
-        : { timeToFirstTokenMs: this.firstTokenAtMs - this.startedAtMs }),
-      ...(error === undefined
-        ? {}
-        : {
-            errorMessage:
-              error.code === "internal" ? "internal error" : error.message,
-            errorCode: error.code,
-          }),
-    });
   }
 }
 

@@ -19,7 +19,8 @@ export type {
   Usage,
 } from "./types.js";
 export { createRuns, type Runs, type RunsDeps } from "./runs.js";
-export { Engine, CANCEL_CHANNEL, MAX_RECORDED_OUTPUT } from "./engine.js";
+export { Engine, CANCEL_CHANNEL } from "./engine.js";
+export { MAX_RECORDED_OUTPUT } from "./run-state.js";
 export { createRunService, READ_ALL, PROTOCOL_VERSION } from "./run-service.js";
 export {
   RunRecords,

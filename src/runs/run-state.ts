@@ -1,0 +1,80 @@
+import type { Run } from "../../gen/palyra/run/v1/run_pb.js";
+import type { PalyraError } from "../core/index.js";
+import type { ProviderEvent } from "../providers/index.js";
+import { runOf, storedRunOf } from "./run-view.js";
+import type { FinishReason, RunStatus, ToolCall, Usage } from "./types.js";
+
+/** MAX_RECORDED_OUTPUT is how much of a run's text its record keeps (the stream carries all of it). */
+export const MAX_RECORDED_OUTPUT = 64 * 1024;
+
+/** RunState is what a run accumulates while it streams (text, tool calls, usage, first-token time), for its record. */
+export class RunState {
+  private output = "";
+  private readonly toolCalls = new Map<number, ToolCall>();
+  private firstTokenAtMs: number | undefined;
+  usage: Usage | undefined;
+  finishReason: FinishReason | undefined;
+
+  constructor(
+    readonly run: Run,
+    readonly startedAtMs: number,
+  ) {}
+
+  observe(event: ProviderEvent, nowMs: number): void {
+    if (event.kind === "usage") {
+      this.usage = event.usage;
+      return;
+    }
+    if (event.kind === "finish") {
+      this.finishReason = event.reason;
+      return;
+    }
+    this.firstTokenAtMs ??= nowMs;
+    if (event.kind === "token") {
+      if (this.output.length < MAX_RECORDED_OUTPUT)
+        this.output = (this.output + event.text).slice(0, MAX_RECORDED_OUTPUT);
+      return;
+    }
+    const call = this.toolCalls.get(event.index) ?? {
+      id: "",
+      name: "",
+      arguments: "",
+    };
+    if (event.id !== undefined) call.id = event.id;
+    if (event.name !== undefined) call.name = event.name;
+    if (call.arguments.length < MAX_RECORDED_OUTPUT)
+      call.arguments += event.argumentsDelta;
+    this.toolCalls.set(event.index, call);
+  }
+
+  final(
+    status: RunStatus,
+    endedAtMs: number,
+    error: PalyraError | undefined,
+  ): Run {
+    const stored = storedRunOf(this.run);
+    return runOf({
+      ...stored,
+      status,
+      outputText: this.output,
+      toolCalls: [...this.toolCalls.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([, c]) => c),
+      endedAtMs,
+      ...(this.usage === undefined ? {} : { usage: this.usage }),
+      ...(this.finishReason === undefined || status !== "done"
+        ? {}
+        : { finishReason: this.finishReason }),
+      ...(this.firstTokenAtMs === undefined
+        ? {}
+        : { timeToFirstTokenMs: this.firstTokenAtMs - this.startedAtMs }),
+      ...(error === undefined
+        ? {}
+        : {
+            errorMessage:
+              error.code === "internal" ? "internal error" : error.message,
+            errorCode: error.code,
+          }),
+    });
+  }
+}
