@@ -62,14 +62,9 @@ import {
 import { PalyraError } from "../core/index.js";
 import { connectPlugin } from "./connect-plugin.js";
 import { handleHttpError, handleNotFound } from "./errors.js";
+import { anthropicErrorBody, openaiErrorBody } from "./api-error-bodies.js";
 import type { Readiness } from "./readiness.js";
-import {
-  BODY_TOO_LARGE,
-  anthropicErrorBody,
-  openaiErrorBody,
-  publicError,
-  refuse,
-} from "./error-mapper.js";
+import { BODY_TOO_LARGE, publicError, refuse } from "./error-mapper.js";
 
 /** palyraServices are the daemon's own services, in the order reflection lists them. */
 export const palyraServices: readonly DescService[] = [

@@ -15,8 +15,8 @@ import type { RunEvent } from "../../src/runs/types.js";
 import {
   anthropicErrorBody,
   openaiErrorBody,
-  publicError,
-} from "../../src/transport/error-mapper.js";
+} from "../../src/transport/api-error-bodies.js";
+import { publicError } from "../../src/transport/error-mapper.js";
 
 /** refusal runs fn and returns the INVALID_ARGUMENT it throws. */
 function refusal(fn: () => unknown): PalyraError {
