@@ -17,7 +17,12 @@ export {
 } from "./kv.js";
 export { LevelBackend } from "./level-backend.js";
 export { retryOnConflict, DEFAULT_ATTEMPTS } from "./conflict.js";
-export { Leases, SingletonLease, type LeaseHolder } from "./lease.js";
+export {
+  Leases,
+  SingletonLease,
+  replicaOfOwner,
+  type LeaseHolder,
+} from "./lease.js";
 export type {
   AuditTrail,
   AuditEntry,

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { LeaseSchema } from "../../gen/palyra/store/v1/meta_pb.js";
@@ -99,12 +100,22 @@ function expiryOf(lease: {
  * soon as another replica has taken over.
  */
 export class SingletonLease {
+  /**
+   * owner is the replica id plus a nonce drawn per instance: two processes
+   * configured with the same `server.replica_id` (a copied config, a
+   * restarted container whose old lease is still live) must never both
+   * believe they hold the lease by "renewing" each other's record.
+   */
+  readonly owner: string;
+
   constructor(
     private readonly leases: Leases,
     readonly name: string,
-    readonly owner: string,
+    readonly replicaId: string,
     readonly ttlMs: number,
-  ) {}
+  ) {
+    this.owner = `${replicaId}#${randomBytes(4).toString("hex")}`;
+  }
 
   /** hold takes or renews the lease; false when another replica holds it. */
   hold(): Promise<boolean> {
@@ -127,4 +138,10 @@ export class SingletonLease {
   release(): Promise<void> {
     return this.leases.release(this.name, this.owner);
   }
+}
+
+/** replicaOfOwner is the replica id part of a SingletonLease owner (`<replica id>#<nonce>`). */
+export function replicaOfOwner(owner: string): string {
+  const cut = owner.lastIndexOf("#");
+  return cut < 0 ? owner : owner.slice(0, cut);
 }

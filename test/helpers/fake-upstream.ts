@@ -136,11 +136,12 @@ export class FakeUpstream {
     }
     if (behavior.kind === "stream") res.end();
     else if (behavior.kind === "break") {
-      // Let what was written reach the client first: destroying at once
-      // can drop it from the socket's buffer (seen under load), and a real
-      // broken stream delivers what was sent before the cut.
+      // Close the connection with a FIN after what was written, without
+      // the chunked body's terminator: the client reads every byte sent
+      // before the cut, then a premature end. A destroy (RST) could make
+      // the client's socket drop bytes it had not read yet (seen under load).
       await new Promise<void>((resolve) => res.write("", () => resolve()));
-      res.destroy();
+      res.socket?.end();
     }
     // "hang": leave the response open; the client's abort closes it.
   }

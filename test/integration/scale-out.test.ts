@@ -10,6 +10,7 @@ import { AccessService } from "../../gen/palyra/access/v1/access_pb.js";
 import { AuthService } from "../../gen/palyra/auth/v1/auth_pb.js";
 import { Role } from "../../gen/palyra/common/v1/permissions_pb.js";
 import { LeaseSchema } from "../../gen/palyra/store/v1/meta_pb.js";
+import { replicaOfOwner } from "../../src/store/index.js";
 import { FakeTokenEndpoint } from "../helpers/fake-token-endpoint.js";
 import {
   startPalyradProcess,
@@ -174,7 +175,7 @@ describe("scale-out: three palyrad processes on PostgreSQL + Redis", () => {
     if (row === undefined) return undefined;
     const lease = fromBinary(LeaseSchema, row.value);
     const expires = Number(lease.expiresAt?.seconds ?? 0n) * 1000;
-    return expires > Date.now() ? lease.owner : undefined;
+    return expires > Date.now() ? replicaOfOwner(lease.owner) : undefined;
   }
 
   it("refreshes an OAuth profile once across replicas, and hands the work over when the lease holder is killed -9", async () => {

@@ -11,6 +11,7 @@ import {
   LevelBackend,
   Leases,
   SingletonLease,
+  replicaOfOwner,
   Store,
   retryOnConflict,
   type KvBackend,
@@ -328,6 +329,31 @@ for (const backend of backends) {
       );
       await other.release();
       assert.equal(await holder.hold(), true, "released: free at once");
+    });
+
+    it("leases: two processes configured with the same replica id never both hold one", async () => {
+      const { a, b, clock } = await replicas();
+      const first = new SingletonLease(
+        new Leases(a, clock),
+        "job",
+        "r1",
+        30_000,
+      );
+      const copy = new SingletonLease(
+        new Leases(b, clock),
+        "job",
+        "r1",
+        30_000,
+      );
+      const raced = await Promise.all([first.hold(), copy.hold()]);
+      assert.equal(raced.filter(Boolean).length, 1, "exactly one took it");
+      const [holder, other] = raced[0] ? [first, copy] : [copy, first];
+      assert.equal(await other.hold(), false, "no renewal of the twin's lease");
+      assert.equal(await holder.hold(), true);
+      assert.equal(
+        replicaOfOwner((await new Leases(a, clock).holder("job"))?.owner ?? ""),
+        "r1",
+      );
     });
 
     it("counts calls: a lookup is one get, a page one scan, a refused batch an abort and no write", async () => {

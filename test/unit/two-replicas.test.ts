@@ -44,6 +44,7 @@ import {
 import {
   LevelBackend,
   Leases,
+  replicaOfOwner,
   SingletonLease,
   Store,
   type Entry,
@@ -478,8 +479,9 @@ describe("two replicas refreshing OAuth profiles", () => {
       );
       assert.equal(refreshed.length, 1);
       assert.equal(idp.requests.length, 1, "one request to the token endpoint");
-      const holder = (await new Leases(a.store, clock).holder(REFRESH_LEASE))
-        ?.owner;
+      const holder = replicaOfOwner(
+        (await new Leases(a.store, clock).holder(REFRESH_LEASE))?.owner ?? "",
+      );
       const [first, second] = holder === a.name ? [a, b] : [b, a];
       assert.equal(
         ra.length + rb.length,
@@ -494,7 +496,9 @@ describe("two replicas refreshing OAuth profiles", () => {
       assert.equal(took?.outcome, RefreshOutcome.SUCCESS);
       assert.equal(idp.requests.length, 2);
       assert.equal(
-        (await new Leases(a.store, clock).holder(REFRESH_LEASE))?.owner,
+        replicaOfOwner(
+          (await new Leases(a.store, clock).holder(REFRESH_LEASE))?.owner ?? "",
+        ),
         second.name,
       );
       assert.deepEqual(await first.profiles.scheduler.sweep(), []);
