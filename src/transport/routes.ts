@@ -1,3 +1,4 @@
+import { closeHalfOpenStream } from "./h2-half-open.js";
 import type { DescService } from "@bufbuild/protobuf";
 import {
   type ConnectRouter,
@@ -147,8 +148,9 @@ export async function registerRoutes(
   app.setNotFoundHandler(handleNotFound);
   // Callback style, not async: an async hook costs every request a promise
   // and a microtask hop for what is synchronous work.
-  app.addHook("onRequest", (_req, reply, done) => {
+  app.addHook("onRequest", (req, reply, done) => {
     reply.headers(SECURITY_HEADERS);
+    closeHalfOpenStream(req);
     done();
   });
   // Before any handler, auth on or off: a foreign Host is a rebinding attempt.

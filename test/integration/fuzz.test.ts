@@ -1,10 +1,8 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
 import { connect, type ClientHttp2Session } from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { join } from "node:path";
 import { namespaces, type Store } from "../../src/store/index.js";
 import { palyraServices } from "../../src/transport/index.js";
 import {
@@ -68,14 +66,6 @@ describe("malformed requests on every RPC and protocol", () => {
 
   before(async () => {
     state = await tempStateDir();
-    // An oversized gRPC call is answered from its length prefix and its
-    // stream then stays open on the server until the process goes (the
-    // request body connect-es stopped reading is never drained): without a
-    // short grace, stopping would wait the default 10 s for it.
-    await writeFile(
-      join(state.dir, "palyra.toml"),
-      "[server]\nshutdown_grace_ms = 200\n",
-    );
     d = await startDaemon({ stateDir: state.dir });
     admin = { authorization: `Bearer ${d.adminToken}` };
     h2 = connect(d.address.url);

@@ -2,6 +2,10 @@ import * as grpc from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import {
+  connect as http2Connect,
+  constants as http2Constants,
+} from "node:http2";
 import { request } from "node:https";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
@@ -150,5 +154,33 @@ describe("request bodies through the protocol sniffer", () => {
     const res = await check("x".repeat(70_000));
     const err = (await res.json()) as { code: string };
     assert.equal(err.code, "resource_exhausted");
+  });
+
+  it("answers an oversized gRPC message from its length prefix and closes the stream without waiting for the rest", async () => {
+    const session = http2Connect(d.address.url);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.health.v1.Health/Check",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      // Announce a 1 MiB message, send its first 16 KiB, and never end the
+      // upload: the server must not wait for the rest.
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(1 << 20, 1);
+      stream.write(Buffer.concat([prefix, Buffer.alloc(16_384)]));
+      const trailers = new Promise<Record<string, unknown>>((resolve) =>
+        stream.once("trailers", (t: Record<string, unknown>) => resolve(t)),
+      );
+      stream.resume();
+      const closed = new Promise<number>((resolve) =>
+        stream.once("close", () => resolve(stream.rstCode)),
+      );
+      assert.equal((await trailers)["grpc-status"], "8");
+      assert.equal(await closed, http2Constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.destroy();
+    }
   });
 });
