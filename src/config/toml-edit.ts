@@ -40,10 +40,21 @@ export function editTomlKey(
 // Parses `text` and compares it with the expected document.
 function matches(text: string, expected: Table): boolean {
   try {
-    return isDeepStrictEqual(parse(text), expected);
+    return isDeepStrictEqual(plain(parse(text)), plain(expected));
   } catch {
     return false;
   }
+}
+
+// smol-toml's tables have no prototype; copies made here do: compare both as plain objects.
+function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plain);
+  if (typeof value !== "object" || value === null) return value;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== null && proto !== Object.prototype) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, plain(v)]),
+  );
 }
 
 // The parsed document with the key changed; other tables are shared, not copied.

@@ -72,7 +72,7 @@ export class ProviderCheckScheduler {
     this.concurrency = deps.concurrency ?? DEFAULT_CONCURRENCY;
   }
 
-  /** start begins the checks (none when the interval is 0); profiles never checked are checked first. */
+  /** start begins the checks (none when the interval is 0); the first sweep looks for profiles due while the daemon was down. */
   start(): void {
     if (this.started || this.deps.intervalMs <= 0) return;
     this.started = true;
@@ -176,17 +176,20 @@ export class ProviderCheckScheduler {
     } else if (cred?.case !== "apiKey") return never;
     const backoff = this.backoff.get(profile.profileId);
     if (backoff !== undefined) return backoff.until;
-    const checkedAt = profile.lastValidation?.checkedAt;
-    return checkedAt === undefined
+    // A credential never checked is due an interval after it was written,
+    // not at once: SetProfile's caller should not see its revision move
+    // under it (ConnectApiKey checks before saving anyway).
+    const since = profile.lastValidation?.checkedAt ?? profile.updatedAt;
+    return since === undefined
       ? now
-      : timestampMs(checkedAt) + this.deps.intervalMs;
+      : timestampMs(since) + this.deps.intervalMs;
   }
 
   private onEvent(event: ProfileEvent): void {
-    // A new or replaced credential is checked at once; its backoff is over.
+    // A new or replaced credential starts a new schedule; its backoff is over.
     if (event.kind === "set") {
       this.backoff.delete(event.profile.profileId);
-      this.planAt(this.deps.clock.now());
+      this.planAt(this.deps.clock.now() + this.deps.intervalMs);
     } else if (event.kind === "deleted") this.backoff.delete(event.profileId);
   }
 
