@@ -154,6 +154,8 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
   ): Promise<DeleteProfileResponse> {
     const id = normalizeProfileId(req.profileId);
     const deleted = await this.deps.registry.delete(id, actorOfCall(ctx));
+    // Deleting the default clears it; the answer waits for palyra.toml to say so.
+    if (deleted) await this.deps.defaults.settled();
     if (deleted) this.deps.log?.info({ profileId: id }, "auth profile deleted");
     return create(DeleteProfileResponseSchema, { deleted });
   }

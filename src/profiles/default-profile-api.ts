@@ -50,8 +50,15 @@ export class DefaultProfileApi {
 
   /** profileDeleted brings caches and the file in line after a delete that may have cleared the default. */
   async profileDeleted(): Promise<void> {
+    // Queued before anything is awaited, so `settled` right after the delete covers it.
+    const synced = this.mirror.sync();
     await this.defaults.announce();
-    await this.mirror.sync();
+    await synced;
+  }
+
+  /** settled resolves once palyra.toml shows every change made so far. */
+  async settled(): Promise<void> {
+    await this.mirror.idle();
   }
 
   private async describe(): Promise<DefaultProfile> {
