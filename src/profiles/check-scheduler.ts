@@ -42,6 +42,8 @@ export interface CheckSchedulerDeps {
   lease?: SingletonLease | undefined;
 }
 
+// A profile not to check before `until`: after `failures` transient
+// failures in a row, or (failures 0) because it had nothing to check.
 interface Backoff {
   failures: number;
   until: number;
@@ -143,6 +145,14 @@ export class ProviderCheckScheduler {
     } catch (e) {
       // Deleted since the scan: nothing to check any more.
       if (isPalyraError(e, "not_found")) return Number.POSITIVE_INFINITY;
+      // No secret to check (health shows it MISSING): retrying sooner than
+      // the interval would only repeat this line.
+      if (isPalyraError(e, "failed_precondition")) {
+        log?.debug({ profileId: id, reason: e.message }, "profile not checked");
+        const until = clock.now() + intervalMs;
+        this.backoff.set(id, { failures: 0, until });
+        return until;
+      }
       log?.warn({ err: e, profileId: id }, "periodic provider check failed");
       failed = true;
     }
