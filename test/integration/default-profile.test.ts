@@ -33,6 +33,12 @@ access = "errors" # quieter
 `;
 
 const OPENAI = { kind: AuthProviderKind.OPENAI, customName: "" };
+// Planted keys: each must appear in no log line.
+const KEY_A = "sk-default-a-planted-0123456789SECRET";
+const KEY_B = "sk-default-b-planted-0123456789SECRET";
+const KEY_B2 = "sk-default-b2-planted-0123456789SECRET";
+const KEY_BOT = "sk-default-bot-planted-0123456789SECRET";
+const KEY_CONNECTED = "sk-default-connected-planted-0123456789SECRET";
 
 describe(
   "the default profile: set live, written to palyra.toml, kept across restarts",
@@ -44,12 +50,17 @@ describe(
     let d: RunsDaemon;
     let token: string;
     const tomlPath = () => join(dir.dir, "palyra.toml");
-    const start = async (toml?: string) =>
-      await startRunsDaemon({
+    // Every daemon of the suite (it restarts), for the leak search at the end.
+    const started: RunsDaemon[] = [];
+    const start = async (toml?: string) => {
+      const daemon = await startRunsDaemon({
         openaiBaseUrl: fake.upstream.baseUrl,
         ...(toml === undefined ? {} : { toml }),
         shared: { dir: dir.dir, store, bus: new LocalInvalidationBus() },
       });
+      started.push(daemon);
+      return daemon;
+    };
     // Which key the next plain run (no agent) sends upstream.
     const keyOfNextRun = async (): Promise<string> => {
       await collect(d.runs(token).startRun({ model: "gpt-4o", input: "hi" }));
@@ -65,15 +76,18 @@ describe(
       store = await Store.open({ path: join(dir.dir, "store"), sync: false });
       d = await start(TOML);
       ({ token } = await d.createToken({ principal: "user:dana" }));
-      await d.setApiKeyProfile("a-openai", "sk-a", AuthProviderKind.OPENAI);
-      await d.setApiKeyProfile("b-openai", "sk-b", AuthProviderKind.OPENAI);
+      await d.setApiKeyProfile("a-openai", KEY_A, AuthProviderKind.OPENAI);
+      await d.setApiKeyProfile("b-openai", KEY_B, AuthProviderKind.OPENAI);
       await d.adminAuth.setProfile(
-        apiKeyProfile("bot-openai", "sk-bot", { agentId: "bot" }),
+        apiKeyProfile("bot-openai", KEY_BOT, { agentId: "bot" }),
         { headers: ADMIN },
       );
     });
     after(async () => {
       await d.stop();
+      const logs = started.map((x) => x.logs.text).join("\n");
+      for (const key of [KEY_A, KEY_B, KEY_B2, KEY_CONNECTED, KEY_BOT])
+        assert.ok(!logs.includes(key), `a key leaked into the logs: ${key}`);
       await store.close();
       await dir.cleanup();
       await fake.upstream.stop();
@@ -83,7 +97,7 @@ describe(
       const got = await d.adminAuth.getDefaultProfile({}, { headers: ADMIN });
       assert.equal(got.defaultProfile?.source, DefaultProfileSource.NONE);
       assert.equal(got.defaultProfile?.profileId, "");
-      assert.equal(await keyOfNextRun(), "Bearer sk-a");
+      assert.equal(await keyOfNextRun(), `Bearer ${KEY_A}`);
     });
 
     it("SetDefaultProfile takes effect on the next run and is written into palyra.toml, comments kept", async () => {
@@ -103,7 +117,7 @@ describe(
           '[model_provider]\nauth_profile_id = "b-openai"\n',
         ),
       );
-      assert.equal(await keyOfNextRun(), "Bearer sk-b");
+      assert.equal(await keyOfNextRun(), `Bearer ${KEY_B}`);
       const why = await d.adminAuth.resolveProfile(
         { provider: OPENAI },
         { headers: ADMIN },
@@ -119,7 +133,7 @@ describe(
       );
       assert.equal(
         fake.upstream.requests.at(-1)?.headers.authorization,
-        "Bearer sk-bot",
+        `Bearer ${KEY_BOT}`,
       );
     });
 
@@ -166,7 +180,7 @@ describe(
       const got = await d.adminAuth.getDefaultProfile({}, { headers: ADMIN });
       assert.equal(got.defaultProfile?.profileId, "b-openai");
       assert.equal(got.defaultProfile?.source, DefaultProfileSource.STORE);
-      assert.equal(await keyOfNextRun(), "Bearer sk-b");
+      assert.equal(await keyOfNextRun(), `Bearer ${KEY_B}`);
       assert.match(
         await readFile(tomlPath(), "utf8"),
         /auth_profile_id = "b-openai"/,
@@ -182,10 +196,10 @@ describe(
       assert.equal(got.defaultProfile?.profileId, "");
       assert.equal(got.defaultProfile?.source, DefaultProfileSource.STORE);
       assert.equal(await readFile(tomlPath(), "utf8"), TOML);
-      assert.equal(await keyOfNextRun(), "Bearer sk-a");
+      assert.equal(await keyOfNextRun(), `Bearer ${KEY_A}`);
       // A new profile of the same id is not the default by accident.
-      await d.setApiKeyProfile("b-openai", "sk-b2", AuthProviderKind.OPENAI);
-      assert.equal(await keyOfNextRun(), "Bearer sk-a");
+      await d.setApiKeyProfile("b-openai", KEY_B2, AuthProviderKind.OPENAI);
+      assert.equal(await keyOfNextRun(), `Bearer ${KEY_A}`);
     });
 
     it("ConnectApiKey with set_default saves the checked key and makes it the default", async () => {
@@ -193,7 +207,7 @@ describe(
         {
           provider: AuthProviderKind.OPENAI,
           profileName: "main",
-          apiKey: "sk-connected",
+          apiKey: KEY_CONNECTED,
           setDefault: true,
         },
         { headers: ADMIN },
@@ -205,7 +219,7 @@ describe(
         await readFile(tomlPath(), "utf8"),
         /auth_profile_id = "openai-main"/,
       );
-      assert.equal(await keyOfNextRun(), "Bearer sk-connected");
+      assert.equal(await keyOfNextRun(), `Bearer ${KEY_CONNECTED}`);
       await assert.rejects(
         d.adminAuth.connectApiKey(
           {
@@ -231,7 +245,7 @@ describe(
       );
       const got = await d.adminAuth.getDefaultProfile({}, { headers: ADMIN });
       assert.equal(got.defaultProfile?.profileId, "openai-main");
-      assert.equal(await keyOfNextRun(), "Bearer sk-connected");
+      assert.equal(await keyOfNextRun(), `Bearer ${KEY_CONNECTED}`);
       for (
         let i = 0;
         i < 100 && !d.logs.text.includes("differs from the default profile");
@@ -242,8 +256,6 @@ describe(
         d.logs.text,
         /differs from the default profile set through the API/,
       );
-      for (const key of ["sk-a", "sk-b", "sk-b2", "sk-connected", "sk-bot"])
-        assert.ok(!d.logs.text.includes(`"${key}"`), `a key leaked: ${key}`);
     });
   },
 );
@@ -282,7 +294,7 @@ describe(
 
     it("a default set on one replica is used by the next run on the other at once", async () => {
       const { token } = await a.createToken({ principal: "user:eve" });
-      await a.setApiKeyProfile("a-openai", "sk-a", AuthProviderKind.OPENAI);
+      await a.setApiKeyProfile("a-openai", KEY_A, AuthProviderKind.OPENAI);
       await a.setApiKeyProfile("z-openai", "sk-z", AuthProviderKind.OPENAI);
       // B has read (and cached) "no default" before the change.
       assert.equal(
@@ -317,7 +329,7 @@ describe(
       await collect(a.runs(token).startRun({ model: "gpt-4o", input: "hi" }));
       assert.equal(
         fake.upstream.requests.at(-1)?.headers.authorization,
-        "Bearer sk-a",
+        `Bearer ${KEY_A}`,
       );
     });
   },
