@@ -4,7 +4,7 @@ export {
   type PalyraConfig,
   type ConfigFlags,
 } from "./load.js";
-export { writeConfigFile } from "./write.js";
+export { writeConfigFile, writeFileAtomic } from "./write.js";
 export { checkExposure } from "./exposure.js";
 export {
   parseListenAddress,
@@ -20,3 +20,5 @@ export {
   type StoreTarget,
 } from "./store-url.js";
 export { replicaIdOf } from "./replica-id.js";
+export { editTomlKey } from "./toml-edit.js";
+export { setConfigKey } from "./config-key.js";

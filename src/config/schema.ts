@@ -196,9 +196,31 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    providers: z
+      .object({
+        /**
+         * How often every OpenAI and Anthropic profile is checked live
+         * against its provider's /models (on the replica holding the refresh
+         * lease); a rejected credential shows as NEEDS_REAUTH. 0 turns the
+         * checks off.
+         */
+        check_interval_seconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(30 * 86_400)
+          .default(3600),
+      })
+      .strict()
+      .prefault({}),
     model_provider: z
       .object({
-        /** The auth profile a run uses when its agent has no profile of its own; no default. */
+        /**
+         * The auth profile a run uses when its agent has no profile of its
+         * own; no default. SetDefaultProfile writes it here, but the value set
+         * through the API (kept in the store, shared by replicas) wins over
+         * this one once there is such a value.
+         */
         auth_profile_id: z.string().min(1).max(128).optional(),
         /** Chat Completions API base for openai runs; a local fake or a compatible server in tests. */
         openai_base_url: z.url().default("https://api.openai.com/v1"),
@@ -297,6 +319,11 @@ export const envBindings = [
   {
     env: "PALYRA_PROFILES_REFRESH_SWEEP_SECONDS",
     key: "profiles.refresh_sweep_seconds",
+    type: "number",
+  },
+  {
+    env: "PALYRA_PROVIDERS_CHECK_INTERVAL_SECONDS",
+    key: "providers.check_interval_seconds",
     type: "number",
   },
   { env: "PALYRA_LOG_LEVEL", key: "log.level", type: "string" },

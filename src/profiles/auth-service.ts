@@ -15,6 +15,10 @@ import {
   type AuthService,
   type ConnectApiKeyRequest,
   type ConnectApiKeyResponse,
+  type GetDefaultProfileRequest,
+  type GetDefaultProfileResponse,
+  type SetDefaultProfileRequest,
+  type SetDefaultProfileResponse,
   type DeleteProfileRequest,
   type DeleteProfileResponse,
   type GetHealthRequest,
@@ -41,13 +45,14 @@ import {
   AuthScopeKind,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
 import { actorOf, clientKey, principalKey } from "../auth/index.js";
-import { PalyraError, pageSize } from "../core/index.js";
+import { PalyraError, isPalyraError, pageSize } from "../core/index.js";
 import type { Actor, AuditTrail, WriteOp } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import type { HealthReporter } from "./health.js";
 import { watchHealth } from "./health-watch.js";
 import { providerLabel, scopeLabel } from "./labels.js";
 import type { CredentialChecks } from "./credential-checks.js";
+import type { DefaultProfileApi } from "./default-profile-api.js";
 import {
   parseConnectApiKeyRequest,
   parseProvider,
@@ -72,6 +77,8 @@ export interface AuthServiceDeps {
   resolver: ProfileResolver;
   /** Live credential checks: ConnectApiKey and ValidateProfile. */
   checks: CredentialChecks;
+  /** SetDefaultProfile, GetDefaultProfile and ConnectApiKey's set_default. */
+  defaults: DefaultProfileApi;
   vault: Vault;
   log?: Logger | undefined;
   /** Records profile changes and vault key rotations, each in the batch of its change. */
@@ -147,6 +154,8 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
   ): Promise<DeleteProfileResponse> {
     const id = normalizeProfileId(req.profileId);
     const deleted = await this.deps.registry.delete(id, actorOfCall(ctx));
+    // Deleting the default clears it; the answer waits for palyra.toml to say so.
+    if (deleted) await this.deps.defaults.settled();
     if (deleted) this.deps.log?.info({ profileId: id }, "auth profile deleted");
     return create(DeleteProfileResponseSchema, { deleted });
   }
@@ -212,8 +221,37 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
     ctx: HandlerContext,
   ): Promise<ConnectApiKeyResponse> {
     const input = parseConnectApiKeyRequest(req);
-    const saved = await this.deps.checks.connect(input, actorOfCall(ctx));
+    const actor = actorOfCall(ctx);
+    const saved = await this.deps.checks.connect(input, actor);
+    // After the save, not in its batch: a profile deleted in between makes
+    // this NOT_FOUND, and the key stays saved (the message says so).
+    if (input.setDefault)
+      await this.deps.defaults
+        .set(saved.profile.profileId, actor)
+        .catch((e: unknown) => {
+          throw new PalyraError(
+            isPalyraError(e) ? e.code : "internal",
+            `the key was saved as profile "${saved.profile.profileId}" but it could not be made the default: ${e instanceof Error ? e.message : String(e)}`,
+            { cause: e },
+          );
+        });
     return create(ConnectApiKeyResponseSchema, saved);
+  }
+
+  /** setDefaultProfile makes a global profile the default for every replica and writes it to palyra.toml. */
+  async setDefaultProfile(
+    req: SetDefaultProfileRequest,
+    ctx: HandlerContext,
+  ): Promise<SetDefaultProfileResponse> {
+    const id = normalizeProfileId(req.profileId);
+    return await this.deps.defaults.set(id, actorOfCall(ctx));
+  }
+
+  /** getDefaultProfile names the default profile and where it comes from. */
+  async getDefaultProfile(
+    _req: GetDefaultProfileRequest,
+  ): Promise<GetDefaultProfileResponse> {
+    return await this.deps.defaults.get();
   }
 
   /** validateProfile re-checks a stored credential with its provider and records the outcome in its health. */

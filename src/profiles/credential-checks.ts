@@ -31,7 +31,8 @@ const OUTCOMES: Record<KeyCheckResult["outcome"], CredentialCheckOutcome> = {
   unavailable: CredentialCheckOutcome.UNAVAILABLE,
 };
 
-const CHECKED: Partial<Record<AuthProviderKind, CheckedProvider>> = {
+/** CHECKED maps the provider kinds whose credentials can be checked live to their checker name. */
+export const CHECKED: Partial<Record<AuthProviderKind, CheckedProvider>> = {
   [AuthProviderKind.OPENAI]: "openai",
   [AuthProviderKind.ANTHROPIC]: "anthropic",
 };
@@ -60,6 +61,9 @@ export interface Validated {
  * audit details name the provider, the profile and the outcome only.
  */
 export class CredentialChecks {
+  // One live check per profile: ValidateProfile and the periodic checks join it.
+  private readonly inFlight = new Map<string, Promise<Validated>>();
+
   constructor(private readonly deps: CredentialChecksDeps) {}
 
   /** connect checks the key, then writes vault secret and profile through the registry in one batch. */
@@ -111,8 +115,24 @@ export class CredentialChecks {
     return saved;
   }
 
-  /** validate re-checks a stored credential and records the outcome on the profile, unless it changed meanwhile. */
-  async validate(profileId: string): Promise<Validated> {
+  /** validate re-checks a stored credential and records the outcome on the profile, unless it changed meanwhile; it joins a check in flight. */
+  validate(profileId: string): Promise<Validated> {
+    const running = this.inFlight.get(profileId);
+    if (running !== undefined) return running;
+    const check = this.check(profileId).finally(() =>
+      this.inFlight.delete(profileId),
+    );
+    this.inFlight.set(profileId, check);
+    return check;
+  }
+
+  /** idle resolves once no check is in flight, so shutdown can wait before closing the store. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0)
+      await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  private async check(profileId: string): Promise<Validated> {
     const { registry, checker, clock, vault } = this.deps;
     const profile = await registry.get(profileId);
     if (profile === undefined)

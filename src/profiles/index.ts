@@ -72,3 +72,11 @@ export {
   deriveProfileId,
   type ConnectInput,
 } from "./profile-input.js";
+export {
+  DefaultProfiles,
+  DEFAULT_PROFILE_CHANNEL,
+  SET_DEFAULT_ACTION,
+  type CurrentDefault,
+} from "./default-profile.js";
+export { ConfigMirror, type MirrorResult } from "./config-mirror.js";
+export { ProviderCheckScheduler } from "./check-scheduler.js";

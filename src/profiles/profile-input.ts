@@ -160,6 +160,8 @@ export interface ConnectInput {
   provider: "openai" | "anthropic";
   profile: ProfileInput;
   apiKey: string;
+  /** Make the profile the default once saved. */
+  setDefault: boolean;
 }
 
 const CONNECTABLE: Partial<Record<AuthProviderKind, "openai" | "anthropic">> = {
@@ -193,14 +195,21 @@ export function parseConnectApiKeyRequest(
       ? deriveProfileId(provider, profileName)
       : normalizeProfileId(req.profileId);
   const apiKey = normalizeSecret(req.apiKey, "api_key");
+  const scope = parseScope(req.scope);
+  if (req.setDefault && scope.kind === AuthScopeKind.AGENT)
+    throw new PalyraError(
+      "invalid_argument",
+      "set_default: only a global profile can be the default; drop set_default or the agent scope",
+    );
   return {
     provider,
     apiKey,
+    setDefault: req.setDefault,
     profile: {
       profileId,
       provider: create(AuthProviderSchema, { kind: req.provider }),
       profileName,
-      scope: parseScope(req.scope),
+      scope,
       credential: { kind: "api_key", apiKey },
     },
   };

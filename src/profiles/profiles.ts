@@ -14,7 +14,11 @@ import {
   type CredentialChecker,
 } from "../providers/index.js";
 import { AuthServiceImpl } from "./auth-service.js";
+import { ProviderCheckScheduler } from "./check-scheduler.js";
+import { ConfigMirror } from "./config-mirror.js";
 import { CredentialChecks } from "./credential-checks.js";
+import { DefaultProfileApi } from "./default-profile-api.js";
+import { DefaultProfiles } from "./default-profile.js";
 import { HealthReporter } from "./health.js";
 import { RefreshAdapters, type FetchLike } from "./oauth-refresh-adapter.js";
 import { RefreshMetrics } from "./refresh-metrics.js";
@@ -36,8 +40,12 @@ export interface ProfilesDeps {
   cacheTtlMs?: number | undefined;
   /** Records profile create/update/delete and vault key rotation made through the service. */
   audit?: AuditTrail | undefined;
-  /** model_provider.auth_profile_id. */
+  /** model_provider.auth_profile_id: the default while none was set through the API. */
   defaultProfileId?: string | undefined;
+  /** The palyra.toml the default profile is mirrored into; none: not mirrored. */
+  configPath?: string | undefined;
+  /** providers.check_interval_seconds in ms; 0 or absent: no periodic provider checks. */
+  checkIntervalMs?: number | undefined;
   /** Per-request timeout of token endpoint calls (default 10 s). */
   refreshTimeoutMs?: number;
   /** Longest wait between background sweeps (default 60 s). */
@@ -56,7 +64,11 @@ export interface Profiles {
   scheduler: RefreshScheduler;
   resolver: ProfileResolver;
   metrics: RefreshMetrics;
+  defaults: DefaultProfiles;
+  checkScheduler: ProviderCheckScheduler;
   service: AuthServiceImpl;
+  /** start begins background refreshes, periodic checks and the config mirror. */
+  start(): void;
   /** close ends health watch streams and stops the scheduler, waiting for refreshes in flight. */
   close(): Promise<void>;
 }
@@ -89,30 +101,52 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
   });
   // Each sweep renews the lease; three sweep intervals of silence hand it over.
   const maxSleepMs = deps.schedulerMaxSleepMs ?? 60_000;
+  const lease =
+    deps.replicaId === undefined
+      ? undefined
+      : new SingletonLease(
+          new Leases(store, clock),
+          REFRESH_LEASE,
+          deps.replicaId,
+          3 * maxSleepMs,
+        );
   const scheduler = new RefreshScheduler({
     registry,
     refresher,
     clock,
     log,
-    ...(deps.replicaId === undefined
-      ? {}
-      : {
-          lease: new SingletonLease(
-            new Leases(store, clock),
-            REFRESH_LEASE,
-            deps.replicaId,
-            3 * maxSleepMs,
-          ),
-        }),
+    lease,
     ...(deps.schedulerMaxSleepMs === undefined
       ? {}
       : { maxSleepMs: deps.schedulerMaxSleepMs }),
   });
-  const resolver = new ProfileResolver({
-    registry,
-    health,
-    defaultProfileId: deps.defaultProfileId,
+  const defaults = new DefaultProfiles({
+    store,
+    clock,
+    bus: deps.bus,
+    cacheTtlMs: deps.cacheTtlMs,
+    audit: deps.audit,
+    configured: deps.defaultProfileId,
+    log,
   });
+  registry.deleteOps = (id) => defaults.clearOps(id);
+  const mirror = new ConfigMirror(defaults, deps.configPath, deps.bus, log);
+  const defaultApi = new DefaultProfileApi(
+    defaults,
+    mirror,
+    registry,
+    deps.configPath,
+  );
+  // Any local delete (DeleteProfile or another path) may have cleared the default.
+  const unfollow = registry.events.subscribe((e) => {
+    if (e.kind === "deleted")
+      defaultApi
+        .profileDeleted()
+        .catch((err: unknown) =>
+          log?.warn({ err }, "announcing a cleared default profile failed"),
+        );
+  });
+  const resolver = new ProfileResolver({ registry, health, defaults });
   const checks = new CredentialChecks({
     registry,
     vault,
@@ -127,12 +161,23 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
         anthropicBaseUrl: ANTHROPIC_BASE_URL,
       }),
   });
+  const checkScheduler = new ProviderCheckScheduler({
+    registry,
+    checks,
+    refresher,
+    clock,
+    log,
+    intervalMs: deps.checkIntervalMs ?? 0,
+    maxSleepMs,
+    lease,
+  });
   const service = new AuthServiceImpl({
     registry,
     health,
     refresher,
     resolver,
     checks,
+    defaults: defaultApi,
     vault,
     log,
     audit: deps.audit,
@@ -144,11 +189,44 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     scheduler,
     resolver,
     metrics,
+    defaults,
+    checkScheduler,
     service,
+    start() {
+      scheduler.start();
+      checkScheduler.start();
+      mirror.start();
+      void warnOnConfigConflict(defaults, deps.configPath, log);
+    },
     async close() {
       service.endWatches();
+      mirror.stop();
+      unfollow();
+      // Checks first: they share the lease the refresh scheduler releases.
+      await checkScheduler.stop();
       await scheduler.stop();
+      await mirror.idle();
+      defaults.close();
       registry.close();
     },
   };
+}
+
+// A hand edit of palyra.toml does not override a default set through the API;
+// saying so at start spares the operator a puzzle.
+async function warnOnConfigConflict(
+  defaults: DefaultProfiles,
+  configPath: string | undefined,
+  log: Logger | undefined,
+): Promise<void> {
+  try {
+    const inForce = await defaults.configuredConflict();
+    if (inForce !== undefined)
+      log?.warn(
+        { configPath, inForce: inForce.profileId ?? null },
+        "model_provider.auth_profile_id in the config file differs from the default profile set through the API, which wins; use `palyra auth profiles set-default` to change it",
+      );
+  } catch (err) {
+    log?.warn({ err }, "reading the default auth profile failed");
+  }
 }

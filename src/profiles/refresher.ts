@@ -65,6 +65,11 @@ export class ProfileRefresher {
     return attempt;
   }
 
+  /** refreshing tells whether this process is refreshing the profile right now. */
+  refreshing(profileId: string): boolean {
+    return this.inFlight.has(profileId);
+  }
+
   /** idle resolves once no refresh is in flight, so shutdown can wait before closing the store. */
   async idle(): Promise<void> {
     while (this.inFlight.size > 0)

@@ -88,6 +88,8 @@ export interface RegistryDeps {
  */
 export class AuthProfileRegistry {
   readonly events: ProfileEvents;
+  /** Extra ops for the batch deleting a profile: where the default profile clears itself. */
+  deleteOps: ((profileId: string) => Promise<WriteOp[]>) | undefined;
   private readonly records: Table<typeof AuthProfileSchema>;
   private readonly cache: ProfileCache;
   private readonly bus: InvalidationBus;
@@ -274,7 +276,11 @@ export class AuthProfileRegistry {
         [],
         refsOf(existing),
         -1,
-        [this.records.checkOp(key, read.version), this.records.delOp(key)],
+        [
+          this.records.checkOp(key, read.version),
+          this.records.delOp(key),
+          ...((await this.deleteOps?.(profileId)) ?? []),
+        ],
         actor && {
           actor,
           entry: {

@@ -1,5 +1,8 @@
 import { AuthHealthState } from "../../gen/palyra/auth/v1/health_pb.js";
-import { ResolveReason } from "../../gen/palyra/auth/v1/auth_pb.js";
+import {
+  DefaultProfileSource,
+  ResolveReason,
+} from "../../gen/palyra/auth/v1/auth_pb.js";
 import type {
   AuthProfile,
   AuthProvider,
@@ -7,8 +10,8 @@ import type {
 import { PalyraError } from "../core/index.js";
 import type { HealthReporter } from "./health.js";
 import { agentOf, providerLabel, sameProvider } from "./labels.js";
+import type { CurrentDefault } from "./default-profile.js";
 import type { AuthProfileRegistry } from "./registry.js";
-import { normalizeProfileId } from "./validation.js";
 
 /** Resolution is the profile a run would use, the rule that chose it, and its health. */
 export interface Resolution {
@@ -22,8 +25,8 @@ export interface Resolution {
 export interface ResolverDeps {
   registry: AuthProfileRegistry;
   health: HealthReporter;
-  /** model_provider.auth_profile_id from the config, if set. */
-  defaultProfileId: string | undefined;
+  /** The default profile in force, read per resolution so a change applies to the next run. */
+  defaults: { current(): Promise<CurrentDefault> };
 }
 
 /**
@@ -34,16 +37,7 @@ export interface ResolverDeps {
  * shadowed by shared ones.
  */
 export class ProfileResolver {
-  private readonly defaultProfileId: string | undefined;
-
-  constructor(private readonly deps: ResolverDeps) {
-    const configured = deps.defaultProfileId?.trim();
-    // A malformed configured id can match nothing; it is ignored rather than fatal.
-    this.defaultProfileId =
-      configured === undefined || configured === ""
-        ? undefined
-        : safeId(configured);
-  }
+  constructor(private readonly deps: ResolverDeps) {}
 
   /** resolve returns the pick with its reason, or NOT_FOUND naming the provider and agent. */
   async resolve(
@@ -72,15 +66,18 @@ export class ProfileResolver {
         `agent "${agentId}" has its own ${label} profile`,
       );
 
-    if (this.defaultProfileId !== undefined) {
+    const chosen = await this.deps.defaults.current();
+    if (chosen.profileId !== undefined) {
       const configured = forProvider.find(
-        (p) => p.profileId === this.defaultProfileId,
+        (p) => p.profileId === chosen.profileId,
       );
       if (configured !== undefined)
         return await this.pick(
           configured,
           ResolveReason.CONFIGURED_DEFAULT,
-          `model_provider.auth_profile_id names "${configured.profileId}"`,
+          chosen.source === DefaultProfileSource.STORE
+            ? `"${configured.profileId}" is the default profile (set with SetDefaultProfile)`
+            : `model_provider.auth_profile_id names "${configured.profileId}"`,
         );
     }
 
@@ -112,13 +109,5 @@ export class ProfileResolver {
       explanation,
       state: row?.state ?? AuthHealthState.UNSPECIFIED,
     };
-  }
-}
-
-function safeId(raw: string): string | undefined {
-  try {
-    return normalizeProfileId(raw);
-  } catch {
-    return undefined;
   }
 }

@@ -108,6 +108,11 @@ export class SingletonLease {
    */
   readonly owner: string;
 
+  // Tasks sharing one lease (refreshes and provider checks) may ask at the
+  // same moment; two conditional writes of one record would make one of
+  // them lose to its own replica, so a call in flight is joined.
+  private pending: Promise<boolean> | undefined;
+
   constructor(
     private readonly leases: Leases,
     readonly name: string,
@@ -119,7 +124,10 @@ export class SingletonLease {
 
   /** hold takes or renews the lease; false when another replica holds it. */
   hold(): Promise<boolean> {
-    return this.leases.acquire(this.name, this.owner, this.ttlMs);
+    this.pending ??= this.leases
+      .acquire(this.name, this.owner, this.ttlMs)
+      .finally(() => (this.pending = undefined));
+    return this.pending;
   }
 
   /**

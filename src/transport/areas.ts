@@ -159,6 +159,8 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     cacheTtlMs,
     audit,
     defaultProfileId: config.model_provider.auth_profile_id,
+    configPath: config.configPath,
+    checkIntervalMs: config.providers.check_interval_seconds * 1000,
     replicaId,
     schedulerMaxSleepMs: config.profiles.refresh_sweep_seconds * 1000,
     credentialChecker: new KeyChecker({
@@ -214,7 +216,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     adminToken: { generated: admin.generated, file: admin.tokenFile },
     // The refresh scheduler; closing profiles also ends health watch streams.
     streamingTasks: [
-      { start: () => profiles.scheduler.start(), stop: () => profiles.close() },
+      { start: () => profiles.start(), stop: () => profiles.close() },
     ],
     tasks: [
       createSessionSweeper(

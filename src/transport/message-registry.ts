@@ -13,6 +13,7 @@ import { file_palyra_compat_v1_compat } from "../../gen/palyra/compat/v1/compat_
 import { file_palyra_run_v1_run } from "../../gen/palyra/run/v1/run_pb.js";
 import { file_palyra_session_v1_session } from "../../gen/palyra/session/v1/session_pb.js";
 import { file_palyra_store_v1_audit } from "../../gen/palyra/store/v1/audit_pb.js";
+import { file_palyra_store_v1_default_profile } from "../../gen/palyra/store/v1/default_profile_pb.js";
 import { file_palyra_store_v1_meta } from "../../gen/palyra/store/v1/meta_pb.js";
 import { file_palyra_store_v1_runs } from "../../gen/palyra/store/v1/runs_pb.js";
 import { file_palyra_store_v1_sessions } from "../../gen/palyra/store/v1/sessions_pb.js";
@@ -39,6 +40,7 @@ export const palyraFiles: readonly DescFile[] = [
   file_palyra_run_v1_run,
   file_palyra_session_v1_session,
   file_palyra_store_v1_audit,
+  file_palyra_store_v1_default_profile,
   file_palyra_store_v1_meta,
   file_palyra_store_v1_runs,
   file_palyra_store_v1_sessions,

@@ -10,6 +10,8 @@ const PALYRAD = fileURLToPath(
 /** PalyradProcess is a real palyrad in its own OS process, so a test can kill -9 it. */
 export interface PalyradProcess {
   url: string;
+  /** Its own state dir (palyra.toml, admin.token), removed when it stops. */
+  stateDir: string;
   child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
@@ -72,6 +74,7 @@ export async function startPalyradProcess(
   };
   return {
     url,
+    stateDir: state.dir,
     child,
     output: () => text,
     kill9: () => finish("SIGKILL"),

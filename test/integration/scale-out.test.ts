@@ -3,6 +3,8 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import pg from "pg";
@@ -16,7 +18,7 @@ import {
   startPalyradProcess,
   type PalyradProcess,
 } from "../helpers/palyrad-process.js";
-import { oauthProfile } from "../helpers/profiles.js";
+import { apiKeyProfile, oauthProfile } from "../helpers/profiles.js";
 
 const PG_URL =
   process.env.PG_TEST_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -122,6 +124,55 @@ describe("scale-out: three palyrad processes on PostgreSQL + Redis", () => {
   });
 
   const replica = (i: number): Replica => replicas[i]!;
+
+  it("a default profile set on one replica is every replica's at once, and lands in each one's palyra.toml", async () => {
+    await replica(0).auth.setProfile(
+      apiKeyProfile("scale-default", "sk-scale-default"),
+      admin,
+    );
+    // Read (and cached) on the others before the change.
+    for (const r of replicas)
+      assert.equal(
+        (await r.auth.getDefaultProfile({}, admin)).defaultProfile?.profileId,
+        "",
+      );
+    await replica(0).auth.setDefaultProfile(
+      { profileId: "scale-default" },
+      admin,
+    );
+    const tomlOf = (r: Replica) =>
+      readFile(join(r.process.stateDir, "palyra.toml"), "utf8");
+    for (const r of [replica(1), replica(2)]) {
+      await until(
+        async () =>
+          (await r.auth.getDefaultProfile({}, admin)).defaultProfile
+            ?.profileId === "scale-default",
+        1000,
+        `the default on ${r.id}`,
+      );
+      // Each replica mirrors the shared value into its own file.
+      await until(
+        async () =>
+          (await tomlOf(r)).includes('auth_profile_id = "scale-default"'),
+        1000,
+        `${r.id}'s palyra.toml`,
+      );
+      const picked = await r.auth.resolveProfile(
+        { provider: { kind: 1, customName: "" } },
+        admin,
+      );
+      assert.equal(picked.profile?.profileId, "scale-default");
+    }
+    await replica(2).auth.deleteProfile({ profileId: "scale-default" }, admin);
+    await until(
+      async () =>
+        !(await tomlOf(replica(0))).includes("auth_profile_id") &&
+        (await replica(0).auth.getDefaultProfile({}, admin)).defaultProfile
+          ?.profileId === "",
+      1000,
+      "the default cleared on r0",
+    );
+  });
 
   it("serves a token created on one replica from every replica, and refuses it everywhere within 1 s of a revoke on another", async () => {
     const created = await replica(0).access.createApiToken(

@@ -350,4 +350,45 @@ describe("config: security review keys", () => {
       await cleanup();
     }
   });
+
+  it("providers.check_interval_seconds defaults to an hour, 0 turns it off, the env var overrides the file", async () => {
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      assert.equal(
+        (await loadConfig({ stateDir: dir }, {})).providers
+          .check_interval_seconds,
+        3600,
+      );
+      await writeFile(
+        join(dir, "palyra.toml"),
+        "[providers]\ncheck_interval_seconds = 0\n",
+      );
+      assert.equal(
+        (await loadConfig({ stateDir: dir }, {})).providers
+          .check_interval_seconds,
+        0,
+      );
+      assert.equal(
+        (
+          await loadConfig(
+            { stateDir: dir },
+            { PALYRA_PROVIDERS_CHECK_INTERVAL_SECONDS: "90" },
+          )
+        ).providers.check_interval_seconds,
+        90,
+      );
+      await assert.rejects(
+        loadConfig(
+          { stateDir: dir },
+          { PALYRA_PROVIDERS_CHECK_INTERVAL_SECONDS: "-5" },
+        ),
+        palyraError(
+          "invalid_argument",
+          /providers\.check_interval_seconds \(from PALYRA_PROVIDERS_CHECK_INTERVAL_SECONDS\)/,
+        ),
+      );
+    } finally {
+      await cleanup();
+    }
+  });
 });

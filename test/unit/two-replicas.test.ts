@@ -437,6 +437,29 @@ describe("two replicas on one store", () => {
     ]);
     assert.equal(results.filter((r) => r !== undefined).length, 1);
   });
+
+  it("two tasks of one replica sharing a lease both hold it when they ask at once", async () => {
+    const shared = new SingletonLease(
+      new Leases(a.store, clock),
+      "shared.test",
+      a.name,
+      60_000,
+    );
+    const other = new SingletonLease(
+      new Leases(b.store, clock),
+      "shared.test",
+      b.name,
+      60_000,
+    );
+    assert.deepEqual(
+      await Promise.all([shared.hold(), shared.hold(), other.hold()]),
+      [true, true, false],
+    );
+    assert.deepEqual(await Promise.all([shared.hold(), shared.hold()]), [
+      true,
+      true,
+    ]);
+  });
 });
 
 describe("two replicas refreshing OAuth profiles", () => {

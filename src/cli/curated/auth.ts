@@ -27,6 +27,7 @@ import { create } from "@bufbuild/protobuf";
 import { enumArg, enumLabel, when } from "./format.js";
 import { readSecret } from "../build-request.js";
 import { addSecretOptions, secretSource } from "./secret-flags.js";
+import { addDefaultCommands } from "./auth-default.js";
 
 const S = AuthService.method;
 
@@ -80,7 +81,9 @@ export function authCommand(ctx: CommandContext, run: RpcRunner): Command {
   );
   const profiles = auth
     .command("profiles")
-    .description("list, show, delete, refresh profiles; their health");
+    .description(
+      "list, show, delete, refresh profiles; the default profile; their health",
+    );
   const json = () => ctx.globals().json === true;
   const style = () => createStyle(ctx.io, ctx.globals().color === false);
 
@@ -197,6 +200,7 @@ export function authCommand(ctx: CommandContext, run: RpcRunner): Command {
         );
       }),
     );
+  addDefaultCommands(profiles, ctx, run);
   for (const kind of ["openai", "anthropic"] as const)
     auth.addCommand(providerCommand(ctx, run, kind));
   return auth;
@@ -222,7 +226,8 @@ function providerCommand(
       "profile id (default: <provider>-<name>, normalized)",
     )
     .option("--name <name>", "profile name", "default")
-    .option("--agent <agent-id>", "only for this agent (default: global)");
+    .option("--agent <agent-id>", "only for this agent (default: global)")
+    .option("--set-default", "also make it the default profile for runs");
   addSecretOptions(apiKey, "api-key", `${kind} API key`);
   apiKey.action(function (this: Command) {
     return run(async () => {
@@ -230,6 +235,7 @@ function providerCommand(
         profileId?: string;
         name: string;
         agent?: string;
+        setDefault?: boolean;
       }>();
       const key = await readSecret(
         ctx.io,
@@ -248,10 +254,11 @@ function providerCommand(
                 agentId: o.agent,
               },
         apiKey: key,
+        setDefault: o.setDefault === true,
       });
       if (json()) return printJson(ctx, S.connectApiKey, res);
       ctx.io.out(
-        `${res.created ? "created" : "updated"} profile ${res.profile?.profileId ?? ""} (${kind}: the provider accepted the key; it is stored in the vault)\n`,
+        `${res.created ? "created" : "updated"} profile ${res.profile?.profileId ?? ""} (${kind}: the provider accepted the key; it is stored in the vault)${o.setDefault === true ? "; it is now the default profile" : ""}\n`,
       );
     });
   });

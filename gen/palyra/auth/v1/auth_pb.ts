@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { AuthHealthReport, AuthHealthState } from "./health_pb.js";
 import { file_palyra_auth_v1_health } from "./health_pb.js";
 import type { AuthProfile, AuthProvider, AuthProviderKind, AuthScope, AuthScopeKind, CredentialValidation } from "./profile_pb.js";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file palyra/auth/v1/auth.proto.
  */
 export const file_palyra_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChlwYWx5cmEvYXV0aC92MS9hdXRoLnByb3RvEg5wYWx5cmEuYXV0aC52MSLgAQoTTGlzdFByb2ZpbGVzUmVxdWVzdBIYChBhZnRlcl9wcm9maWxlX2lkGAEgASgJEg0KBWxpbWl0GAIgASgNEjcKDXByb3ZpZGVyX2tpbmQYAyABKA4yIC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXJLaW5kEhwKFHByb3ZpZGVyX2N1c3RvbV9uYW1lGAQgASgJEjEKCnNjb3BlX2tpbmQYBSABKA4yHS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGVLaW5kEhYKDnNjb3BlX2FnZW50X2lkGAYgASgJImQKFExpc3RQcm9maWxlc1Jlc3BvbnNlEi0KCHByb2ZpbGVzGAEgAygLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSHQoVbmV4dF9hZnRlcl9wcm9maWxlX2lkGAIgASgJIicKEUdldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiQgoSR2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZSIkCgtBcGlLZXlJbnB1dBIVCgdhcGlfa2V5GAEgASgJQgTojRkBIrkBCgpPQXV0aElucHV0EhoKDGFjY2Vzc190b2tlbhgBIAEoCUIE6I0ZARIbCg1yZWZyZXNoX3Rva2VuGAIgASgJQgTojRkBEhsKDWNsaWVudF9zZWNyZXQYAyABKAlCBOiNGQESFgoOdG9rZW5fZW5kcG9pbnQYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIaChJleHBpcmVzX2F0X3VuaXhfbXMYByABKAMiggIKEVNldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkSLgoIcHJvdmlkZXIYAiABKAsyHC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXISFAoMcHJvZmlsZV9uYW1lGAMgASgJEigKBXNjb3BlGAQgASgLMhkucGFseXJhLmF1dGgudjEuQXV0aFNjb3BlEi4KB2FwaV9rZXkYBSABKAsyGy5wYWx5cmEuYXV0aC52MS5BcGlLZXlJbnB1dEgAEisKBW9hdXRoGAYgASgLMhoucGFseXJhLmF1dGgudjEuT0F1dGhJbnB1dEgAQgwKCmNyZWRlbnRpYWwiUwoSU2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIPCgdjcmVhdGVkGAIgASgIIioKFERlbGV0ZVByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiKAoVRGVsZXRlUHJvZmlsZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgiPgoQR2V0SGVhbHRoUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIYChBpbmNsdWRlX3Byb2ZpbGVzGAIgASgIIkUKEUdldEhlYWx0aFJlc3BvbnNlEjAKBnJlcG9ydBgBIAEoCzIgLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhSZXBvcnQiQAoSV2F0Y2hIZWFsdGhSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhgKEGluY2x1ZGVfcHJvZmlsZXMYAiABKAgiZAoTV2F0Y2hIZWFsdGhSZXNwb25zZRIwCgZyZXBvcnQYASABKAsyIC5wYWx5cmEuYXV0aC52MS5BdXRoSGVhbHRoUmVwb3J0EhsKE2NoYW5nZWRfcHJvZmlsZV9pZHMYAiADKAkiKwoVUmVmcmVzaFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiwQEKFlJlZnJlc2hQcm9maWxlUmVzcG9uc2USLwoHb3V0Y29tZRgBIAEoDjIeLnBhbHlyYS5hdXRoLnYxLlJlZnJlc2hPdXRjb21lEg4KBnJlYXNvbhgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEiwKB3Byb2ZpbGUYBCABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIkChxuZXh0X2FsbG93ZWRfcmVmcmVzaF91bml4X21zGAUgASgDIlkKFVJlc29sdmVQcm9maWxlUmVxdWVzdBIuCghwcm92aWRlchgBIAEoCzIcLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlchIQCghhZ2VudF9pZBgCIAEoCSK6AQoWUmVzb2x2ZVByb2ZpbGVSZXNwb25zZRIsCgdwcm9maWxlGAEgASgLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSLQoGcmVhc29uGAIgASgOMh0ucGFseXJhLmF1dGgudjEuUmVzb2x2ZVJlYXNvbhITCgtleHBsYW5hdGlvbhgDIAEoCRIuCgVzdGF0ZRgEIAEoDjIfLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhTdGF0ZSIXChVSb3RhdGVWYXVsdEtleVJlcXVlc3QiOwoWUm90YXRlVmF1bHRLZXlSZXNwb25zZRIRCglyZXdyYXBwZWQYASABKA0SDgoGa2VrX2lkGAIgASgJIrUBChRDb25uZWN0QXBpS2V5UmVxdWVzdBIyCghwcm92aWRlchgBIAEoDjIgLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlcktpbmQSEgoKcHJvZmlsZV9pZBgCIAEoCRIUCgxwcm9maWxlX25hbWUYAyABKAkSKAoFc2NvcGUYBCABKAsyGS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGUSFQoHYXBpX2tleRgFIAEoCUIE6I0ZASJWChVDb25uZWN0QXBpS2V5UmVzcG9uc2USLAoHcHJvZmlsZRgBIAEoCzIbLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm9maWxlEg8KB2NyZWF0ZWQYAiABKAgiLAoWVmFsaWRhdGVQcm9maWxlUmVxdWVzdBISCgpwcm9maWxlX2lkGAEgASgJIpMBChdWYWxpZGF0ZVByb2ZpbGVSZXNwb25zZRI4Cgp2YWxpZGF0aW9uGAEgASgLMiQucGFseXJhLmF1dGgudjEuQ3JlZGVudGlhbFZhbGlkYXRpb24SLAoHcHJvZmlsZRgCIAEoCzIbLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm9maWxlEhAKCHJlY29yZGVkGAMgASgIKrgCCg5SZWZyZXNoT3V0Y29tZRIfChtSRUZSRVNIX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdSRUZSRVNIX09VVENPTUVfU1VDQ0VTUxABEiUKIVJFRlJFU0hfT1VUQ09NRV9UUkFOU0lFTlRfRkFJTFVSRRACEiUKIVJFRlJFU0hfT1VUQ09NRV9QRVJNQU5FTlRfRkFJTFVSRRADEiUKIVJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX05PVF9PQVVUSBAEEiQKIFJFRlJFU0hfT1VUQ09NRV9TS0lQUEVEX0NPT0xET1dOEAUSKAokUkVGUkVTSF9PVVRDT01FX1NLSVBQRURfTkVFRFNfUkVBVVRIEAYSIwofUkVGUkVTSF9PVVRDT01FX0RJU0NBUkRFRF9TVEFMRRAHKpsBCg1SZXNvbHZlUmVhc29uEh4KGlJFU09MVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUkVTT0xWRV9SRUFTT05fQUdFTlRfUFJPRklMRRABEiUKIVJFU09MVkVfUkVBU09OX0NPTkZJR1VSRURfREVGQVVMVBACEiEKHVJFU09MVkVfUkVBU09OX0dMT0JBTF9QUk9GSUxFEAMysgoKC0F1dGhTZXJ2aWNlEnYKDExpc3RQcm9maWxlcxIjLnBhbHlyYS5hdXRoLnYxLkxpc3RQcm9maWxlc1JlcXVlc3QaJC5wYWx5cmEuYXV0aC52MS5MaXN0UHJvZmlsZXNSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEnAKCkdldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5HZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLkdldFByb2ZpbGVSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEm8KClNldFByb2ZpbGUSIS5wYWx5cmEuYXV0aC52MS5TZXRQcm9maWxlUmVxdWVzdBoiLnBhbHlyYS5hdXRoLnYxLlNldFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USeAoNRGVsZXRlUHJvZmlsZRIkLnBhbHlyYS5hdXRoLnYxLkRlbGV0ZVByb2ZpbGVSZXF1ZXN0GiUucGFseXJhLmF1dGgudjEuRGVsZXRlUHJvZmlsZVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRJtCglHZXRIZWFsdGgSIC5wYWx5cmEuYXV0aC52MS5HZXRIZWFsdGhSZXF1ZXN0GiEucGFseXJhLmF1dGgudjEuR2V0SGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZBJ1CgtXYXRjaEhlYWx0aBIiLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVxdWVzdBojLnBhbHlyYS5hdXRoLnYxLldhdGNoSGVhbHRoUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZDABEnsKDlJlZnJlc2hQcm9maWxlEiUucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXF1ZXN0GiYucGFseXJhLmF1dGgudjEuUmVmcmVzaFByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USfAoOUmVzb2x2ZVByb2ZpbGUSJS5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlcXVlc3QaJi5wYWx5cmEuYXV0aC52MS5SZXNvbHZlUHJvZmlsZVJlc3BvbnNlIhuQAgHijRkUChJhdXRoX3Byb2ZpbGVzLnJlYWQSeAoNQ29ubmVjdEFwaUtleRIkLnBhbHlyYS5hdXRoLnYxLkNvbm5lY3RBcGlLZXlSZXF1ZXN0GiUucGFseXJhLmF1dGgudjEuQ29ubmVjdEFwaUtleVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRJ+Cg9WYWxpZGF0ZVByb2ZpbGUSJi5wYWx5cmEuYXV0aC52MS5WYWxpZGF0ZVByb2ZpbGVSZXF1ZXN0GicucGFseXJhLmF1dGgudjEuVmFsaWRhdGVQcm9maWxlUmVzcG9uc2UiGuKNGRYKFGF1dGhfcHJvZmlsZXMubWFuYWdlEnMKDlJvdGF0ZVZhdWx0S2V5EiUucGFseXJhLmF1dGgudjEuUm90YXRlVmF1bHRLZXlSZXF1ZXN0GiYucGFseXJhLmF1dGgudjEuUm90YXRlVmF1bHRLZXlSZXNwb25zZSIS4o0ZDgoMdmF1bHQubWFuYWdlYgZwcm90bzM", [file_palyra_auth_v1_health, file_palyra_auth_v1_profile, file_palyra_common_v1_access, file_palyra_common_v1_sensitive]);
+  fileDesc("ChlwYWx5cmEvYXV0aC92MS9hdXRoLnByb3RvEg5wYWx5cmEuYXV0aC52MSLgAQoTTGlzdFByb2ZpbGVzUmVxdWVzdBIYChBhZnRlcl9wcm9maWxlX2lkGAEgASgJEg0KBWxpbWl0GAIgASgNEjcKDXByb3ZpZGVyX2tpbmQYAyABKA4yIC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXJLaW5kEhwKFHByb3ZpZGVyX2N1c3RvbV9uYW1lGAQgASgJEjEKCnNjb3BlX2tpbmQYBSABKA4yHS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGVLaW5kEhYKDnNjb3BlX2FnZW50X2lkGAYgASgJImQKFExpc3RQcm9maWxlc1Jlc3BvbnNlEi0KCHByb2ZpbGVzGAEgAygLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSHQoVbmV4dF9hZnRlcl9wcm9maWxlX2lkGAIgASgJIicKEUdldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiQgoSR2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZSIkCgtBcGlLZXlJbnB1dBIVCgdhcGlfa2V5GAEgASgJQgTojRkBIrkBCgpPQXV0aElucHV0EhoKDGFjY2Vzc190b2tlbhgBIAEoCUIE6I0ZARIbCg1yZWZyZXNoX3Rva2VuGAIgASgJQgTojRkBEhsKDWNsaWVudF9zZWNyZXQYAyABKAlCBOiNGQESFgoOdG9rZW5fZW5kcG9pbnQYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIaChJleHBpcmVzX2F0X3VuaXhfbXMYByABKAMiggIKEVNldFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkSLgoIcHJvdmlkZXIYAiABKAsyHC5wYWx5cmEuYXV0aC52MS5BdXRoUHJvdmlkZXISFAoMcHJvZmlsZV9uYW1lGAMgASgJEigKBXNjb3BlGAQgASgLMhkucGFseXJhLmF1dGgudjEuQXV0aFNjb3BlEi4KB2FwaV9rZXkYBSABKAsyGy5wYWx5cmEuYXV0aC52MS5BcGlLZXlJbnB1dEgAEisKBW9hdXRoGAYgASgLMhoucGFseXJhLmF1dGgudjEuT0F1dGhJbnB1dEgAQgwKCmNyZWRlbnRpYWwiUwoSU2V0UHJvZmlsZVJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIPCgdjcmVhdGVkGAIgASgIIioKFERlbGV0ZVByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiKAoVRGVsZXRlUHJvZmlsZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgiPgoQR2V0SGVhbHRoUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIYChBpbmNsdWRlX3Byb2ZpbGVzGAIgASgIIkUKEUdldEhlYWx0aFJlc3BvbnNlEjAKBnJlcG9ydBgBIAEoCzIgLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhSZXBvcnQiQAoSV2F0Y2hIZWFsdGhSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhgKEGluY2x1ZGVfcHJvZmlsZXMYAiABKAgiZAoTV2F0Y2hIZWFsdGhSZXNwb25zZRIwCgZyZXBvcnQYASABKAsyIC5wYWx5cmEuYXV0aC52MS5BdXRoSGVhbHRoUmVwb3J0EhsKE2NoYW5nZWRfcHJvZmlsZV9pZHMYAiADKAkiKwoVUmVmcmVzaFByb2ZpbGVSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkiwQEKFlJlZnJlc2hQcm9maWxlUmVzcG9uc2USLwoHb3V0Y29tZRgBIAEoDjIeLnBhbHlyYS5hdXRoLnYxLlJlZnJlc2hPdXRjb21lEg4KBnJlYXNvbhgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEiwKB3Byb2ZpbGUYBCABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIkChxuZXh0X2FsbG93ZWRfcmVmcmVzaF91bml4X21zGAUgASgDIlkKFVJlc29sdmVQcm9maWxlUmVxdWVzdBIuCghwcm92aWRlchgBIAEoCzIcLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlchIQCghhZ2VudF9pZBgCIAEoCSK6AQoWUmVzb2x2ZVByb2ZpbGVSZXNwb25zZRIsCgdwcm9maWxlGAEgASgLMhsucGFseXJhLmF1dGgudjEuQXV0aFByb2ZpbGUSLQoGcmVhc29uGAIgASgOMh0ucGFseXJhLmF1dGgudjEuUmVzb2x2ZVJlYXNvbhITCgtleHBsYW5hdGlvbhgDIAEoCRIuCgVzdGF0ZRgEIAEoDjIfLnBhbHlyYS5hdXRoLnYxLkF1dGhIZWFsdGhTdGF0ZSIXChVSb3RhdGVWYXVsdEtleVJlcXVlc3QiOwoWUm90YXRlVmF1bHRLZXlSZXNwb25zZRIRCglyZXdyYXBwZWQYASABKA0SDgoGa2VrX2lkGAIgASgJIsoBChRDb25uZWN0QXBpS2V5UmVxdWVzdBIyCghwcm92aWRlchgBIAEoDjIgLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm92aWRlcktpbmQSEgoKcHJvZmlsZV9pZBgCIAEoCRIUCgxwcm9maWxlX25hbWUYAyABKAkSKAoFc2NvcGUYBCABKAsyGS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGUSFQoHYXBpX2tleRgFIAEoCUIE6I0ZARITCgtzZXRfZGVmYXVsdBgGIAEoCCJWChVDb25uZWN0QXBpS2V5UmVzcG9uc2USLAoHcHJvZmlsZRgBIAEoCzIbLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm9maWxlEg8KB2NyZWF0ZWQYAiABKAgiLAoWVmFsaWRhdGVQcm9maWxlUmVxdWVzdBISCgpwcm9maWxlX2lkGAEgASgJIpMBChdWYWxpZGF0ZVByb2ZpbGVSZXNwb25zZRI4Cgp2YWxpZGF0aW9uGAEgASgLMiQucGFseXJhLmF1dGgudjEuQ3JlZGVudGlhbFZhbGlkYXRpb24SLAoHcHJvZmlsZRgCIAEoCzIbLnBhbHlyYS5hdXRoLnYxLkF1dGhQcm9maWxlEhAKCHJlY29yZGVkGAMgASgIIi4KGFNldERlZmF1bHRQcm9maWxlUmVxdWVzdBISCgpwcm9maWxlX2lkGAEgASgJIs0BCg5EZWZhdWx0UHJvZmlsZRISCgpwcm9maWxlX2lkGAEgASgJEjQKBnNvdXJjZRgCIAEoDjIkLnBhbHlyYS5hdXRoLnYxLkRlZmF1bHRQcm9maWxlU291cmNlEiwKB3Byb2ZpbGUYAyABKAsyGy5wYWx5cmEuYXV0aC52MS5BdXRoUHJvZmlsZRIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjb25maWdfcGF0aBgFIAEoCSKCAQoZU2V0RGVmYXVsdFByb2ZpbGVSZXNwb25zZRI3Cg9kZWZhdWx0X3Byb2ZpbGUYASABKAsyHi5wYWx5cmEuYXV0aC52MS5EZWZhdWx0UHJvZmlsZRIWCg5jb25maWdfd3JpdHRlbhgCIAEoCBIUCgxjb25maWdfZXJyb3IYAyABKAkiGgoYR2V0RGVmYXVsdFByb2ZpbGVSZXF1ZXN0IlQKGUdldERlZmF1bHRQcm9maWxlUmVzcG9uc2USNwoPZGVmYXVsdF9wcm9maWxlGAEgASgLMh4ucGFseXJhLmF1dGgudjEuRGVmYXVsdFByb2ZpbGUquAIKDlJlZnJlc2hPdXRjb21lEh8KG1JFRlJFU0hfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhsKF1JFRlJFU0hfT1VUQ09NRV9TVUNDRVNTEAESJQohUkVGUkVTSF9PVVRDT01FX1RSQU5TSUVOVF9GQUlMVVJFEAISJQohUkVGUkVTSF9PVVRDT01FX1BFUk1BTkVOVF9GQUlMVVJFEAMSJQohUkVGUkVTSF9PVVRDT01FX1NLSVBQRURfTk9UX09BVVRIEAQSJAogUkVGUkVTSF9PVVRDT01FX1NLSVBQRURfQ09PTERPV04QBRIoCiRSRUZSRVNIX09VVENPTUVfU0tJUFBFRF9ORUVEU19SRUFVVEgQBhIjCh9SRUZSRVNIX09VVENPTUVfRElTQ0FSREVEX1NUQUxFEAcqmwEKDVJlc29sdmVSZWFzb24SHgoaUkVTT0xWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIgChxSRVNPTFZFX1JFQVNPTl9BR0VOVF9QUk9GSUxFEAESJQohUkVTT0xWRV9SRUFTT05fQ09ORklHVVJFRF9ERUZBVUxUEAISIQodUkVTT0xWRV9SRUFTT05fR0xPQkFMX1BST0ZJTEUQAyqkAQoURGVmYXVsdFByb2ZpbGVTb3VyY2USJgoiREVGQVVMVF9QUk9GSUxFX1NPVVJDRV9VTlNQRUNJRklFRBAAEh8KG0RFRkFVTFRfUFJPRklMRV9TT1VSQ0VfTk9ORRABEiAKHERFRkFVTFRfUFJPRklMRV9TT1VSQ0VfU1RPUkUQAhIhCh1ERUZBVUxUX1BST0ZJTEVfU09VUkNFX0NPTkZJRxADMsEMCgtBdXRoU2VydmljZRJ2CgxMaXN0UHJvZmlsZXMSIy5wYWx5cmEuYXV0aC52MS5MaXN0UHJvZmlsZXNSZXF1ZXN0GiQucGFseXJhLmF1dGgudjEuTGlzdFByb2ZpbGVzUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZBJwCgpHZXRQcm9maWxlEiEucGFseXJhLmF1dGgudjEuR2V0UHJvZmlsZVJlcXVlc3QaIi5wYWx5cmEuYXV0aC52MS5HZXRQcm9maWxlUmVzcG9uc2UiG5ACAeKNGRQKEmF1dGhfcHJvZmlsZXMucmVhZBJvCgpTZXRQcm9maWxlEiEucGFseXJhLmF1dGgudjEuU2V0UHJvZmlsZVJlcXVlc3QaIi5wYWx5cmEuYXV0aC52MS5TZXRQcm9maWxlUmVzcG9uc2UiGuKNGRYKFGF1dGhfcHJvZmlsZXMubWFuYWdlEngKDURlbGV0ZVByb2ZpbGUSJC5wYWx5cmEuYXV0aC52MS5EZWxldGVQcm9maWxlUmVxdWVzdBolLnBhbHlyYS5hdXRoLnYxLkRlbGV0ZVByb2ZpbGVSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USbQoJR2V0SGVhbHRoEiAucGFseXJhLmF1dGgudjEuR2V0SGVhbHRoUmVxdWVzdBohLnBhbHlyYS5hdXRoLnYxLkdldEhlYWx0aFJlc3BvbnNlIhuQAgHijRkUChJhdXRoX3Byb2ZpbGVzLnJlYWQSdQoLV2F0Y2hIZWFsdGgSIi5wYWx5cmEuYXV0aC52MS5XYXRjaEhlYWx0aFJlcXVlc3QaIy5wYWx5cmEuYXV0aC52MS5XYXRjaEhlYWx0aFJlc3BvbnNlIhuQAgHijRkUChJhdXRoX3Byb2ZpbGVzLnJlYWQwARJ7Cg5SZWZyZXNoUHJvZmlsZRIlLnBhbHlyYS5hdXRoLnYxLlJlZnJlc2hQcm9maWxlUmVxdWVzdBomLnBhbHlyYS5hdXRoLnYxLlJlZnJlc2hQcm9maWxlUmVzcG9uc2UiGuKNGRYKFGF1dGhfcHJvZmlsZXMubWFuYWdlEnwKDlJlc29sdmVQcm9maWxlEiUucGFseXJhLmF1dGgudjEuUmVzb2x2ZVByb2ZpbGVSZXF1ZXN0GiYucGFseXJhLmF1dGgudjEuUmVzb2x2ZVByb2ZpbGVSZXNwb25zZSIbkAIB4o0ZFAoSYXV0aF9wcm9maWxlcy5yZWFkEngKDUNvbm5lY3RBcGlLZXkSJC5wYWx5cmEuYXV0aC52MS5Db25uZWN0QXBpS2V5UmVxdWVzdBolLnBhbHlyYS5hdXRoLnYxLkNvbm5lY3RBcGlLZXlSZXNwb25zZSIa4o0ZFgoUYXV0aF9wcm9maWxlcy5tYW5hZ2USfgoPVmFsaWRhdGVQcm9maWxlEiYucGFseXJhLmF1dGgudjEuVmFsaWRhdGVQcm9maWxlUmVxdWVzdBonLnBhbHlyYS5hdXRoLnYxLlZhbGlkYXRlUHJvZmlsZVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRJzCg5Sb3RhdGVWYXVsdEtleRIlLnBhbHlyYS5hdXRoLnYxLlJvdGF0ZVZhdWx0S2V5UmVxdWVzdBomLnBhbHlyYS5hdXRoLnYxLlJvdGF0ZVZhdWx0S2V5UmVzcG9uc2UiEuKNGQ4KDHZhdWx0Lm1hbmFnZRKEAQoRU2V0RGVmYXVsdFByb2ZpbGUSKC5wYWx5cmEuYXV0aC52MS5TZXREZWZhdWx0UHJvZmlsZVJlcXVlc3QaKS5wYWx5cmEuYXV0aC52MS5TZXREZWZhdWx0UHJvZmlsZVJlc3BvbnNlIhrijRkWChRhdXRoX3Byb2ZpbGVzLm1hbmFnZRKFAQoRR2V0RGVmYXVsdFByb2ZpbGUSKC5wYWx5cmEuYXV0aC52MS5HZXREZWZhdWx0UHJvZmlsZVJlcXVlc3QaKS5wYWx5cmEuYXV0aC52MS5HZXREZWZhdWx0UHJvZmlsZVJlc3BvbnNlIhuQAgHijRkUChJhdXRoX3Byb2ZpbGVzLnJlYWRiBnByb3RvMw", [file_google_protobuf_timestamp, file_palyra_auth_v1_health, file_palyra_auth_v1_profile, file_palyra_common_v1_access, file_palyra_common_v1_sensitive]);
 
 /**
  * @generated from message palyra.auth.v1.ListProfilesRequest
@@ -605,6 +607,14 @@ export type ConnectApiKeyRequest = Message<"palyra.auth.v1.ConnectApiKeyRequest"
    * @generated from field: string api_key = 5;
    */
   apiKey: string;
+
+  /**
+   * Also make the profile the default (as SetDefaultProfile does) once it is
+   * saved. Only for a global profile.
+   *
+   * @generated from field: bool set_default = 6;
+   */
+  setDefault: boolean;
 };
 
 /**
@@ -686,6 +696,132 @@ export type ValidateProfileResponse = Message<"palyra.auth.v1.ValidateProfileRes
  */
 export const ValidateProfileResponseSchema: GenMessage<ValidateProfileResponse> = /*@__PURE__*/
   messageDesc(file_palyra_auth_v1_auth, 23);
+
+/**
+ * @generated from message palyra.auth.v1.SetDefaultProfileRequest
+ */
+export type SetDefaultProfileRequest = Message<"palyra.auth.v1.SetDefaultProfileRequest"> & {
+  /**
+   * A global profile; agent-scoped profiles cannot be the default.
+   *
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.SetDefaultProfileRequest.
+ * Use `create(SetDefaultProfileRequestSchema)` to create a new message.
+ */
+export const SetDefaultProfileRequestSchema: GenMessage<SetDefaultProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 24);
+
+/**
+ * DefaultProfile is the default profile as a run would use it.
+ *
+ * @generated from message palyra.auth.v1.DefaultProfile
+ */
+export type DefaultProfile = Message<"palyra.auth.v1.DefaultProfile"> & {
+  /**
+   * Empty when there is no default.
+   *
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+
+  /**
+   * @generated from field: palyra.auth.v1.DefaultProfileSource source = 2;
+   */
+  source: DefaultProfileSource;
+
+  /**
+   * The profile, when one with that id exists.
+   *
+   * @generated from field: palyra.auth.v1.AuthProfile profile = 3;
+   */
+  profile?: AuthProfile | undefined;
+
+  /**
+   * When it was last set or cleared through the API (source STORE).
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 4;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * The config file this daemon mirrors the default into.
+   *
+   * @generated from field: string config_path = 5;
+   */
+  configPath: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.DefaultProfile.
+ * Use `create(DefaultProfileSchema)` to create a new message.
+ */
+export const DefaultProfileSchema: GenMessage<DefaultProfile> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 25);
+
+/**
+ * @generated from message palyra.auth.v1.SetDefaultProfileResponse
+ */
+export type SetDefaultProfileResponse = Message<"palyra.auth.v1.SetDefaultProfileResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.DefaultProfile default_profile = 1;
+   */
+  defaultProfile?: DefaultProfile | undefined;
+
+  /**
+   * False when the default took effect but palyra.toml could not be
+   * written (a read-only file, say); config_error says why.
+   *
+   * @generated from field: bool config_written = 2;
+   */
+  configWritten: boolean;
+
+  /**
+   * @generated from field: string config_error = 3;
+   */
+  configError: string;
+};
+
+/**
+ * Describes the message palyra.auth.v1.SetDefaultProfileResponse.
+ * Use `create(SetDefaultProfileResponseSchema)` to create a new message.
+ */
+export const SetDefaultProfileResponseSchema: GenMessage<SetDefaultProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 26);
+
+/**
+ * @generated from message palyra.auth.v1.GetDefaultProfileRequest
+ */
+export type GetDefaultProfileRequest = Message<"palyra.auth.v1.GetDefaultProfileRequest"> & {
+};
+
+/**
+ * Describes the message palyra.auth.v1.GetDefaultProfileRequest.
+ * Use `create(GetDefaultProfileRequestSchema)` to create a new message.
+ */
+export const GetDefaultProfileRequestSchema: GenMessage<GetDefaultProfileRequest> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 27);
+
+/**
+ * @generated from message palyra.auth.v1.GetDefaultProfileResponse
+ */
+export type GetDefaultProfileResponse = Message<"palyra.auth.v1.GetDefaultProfileResponse"> & {
+  /**
+   * @generated from field: palyra.auth.v1.DefaultProfile default_profile = 1;
+   */
+  defaultProfile?: DefaultProfile | undefined;
+};
+
+/**
+ * Describes the message palyra.auth.v1.GetDefaultProfileResponse.
+ * Use `create(GetDefaultProfileResponseSchema)` to create a new message.
+ */
+export const GetDefaultProfileResponseSchema: GenMessage<GetDefaultProfileResponse> = /*@__PURE__*/
+  messageDesc(file_palyra_auth_v1_auth, 28);
 
 /**
  * RefreshOutcome is how one refresh ended.
@@ -774,7 +910,8 @@ export enum ResolveReason {
   AGENT_PROFILE = 1,
 
   /**
-   * The configured default, model_provider.auth_profile_id.
+   * The default profile: set with SetDefaultProfile, or
+   * model_provider.auth_profile_id in palyra.toml.
    *
    * @generated from enum value: RESOLVE_REASON_CONFIGURED_DEFAULT = 2;
    */
@@ -793,6 +930,48 @@ export enum ResolveReason {
  */
 export const ResolveReasonSchema: GenEnum<ResolveReason> = /*@__PURE__*/
   enumDesc(file_palyra_auth_v1_auth, 1);
+
+/**
+ * DefaultProfileSource says where the default profile comes from.
+ *
+ * @generated from enum palyra.auth.v1.DefaultProfileSource
+ */
+export enum DefaultProfileSource {
+  /**
+   * @generated from enum value: DEFAULT_PROFILE_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No default: runs use the agent's own profile or the first global one.
+   *
+   * @generated from enum value: DEFAULT_PROFILE_SOURCE_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * Set through SetDefaultProfile (or ConnectApiKey with set_default), or
+   * cleared by deleting the default profile; kept in the shared store, so
+   * every replica uses it. It wins over palyra.toml.
+   *
+   * @generated from enum value: DEFAULT_PROFILE_SOURCE_STORE = 2;
+   */
+  STORE = 2,
+
+  /**
+   * model_provider.auth_profile_id in palyra.toml, used while no default was
+   * ever set through the API.
+   *
+   * @generated from enum value: DEFAULT_PROFILE_SOURCE_CONFIG = 3;
+   */
+  CONFIG = 3,
+}
+
+/**
+ * Describes the enum palyra.auth.v1.DefaultProfileSource.
+ */
+export const DefaultProfileSourceSchema: GenEnum<DefaultProfileSource> = /*@__PURE__*/
+  enumDesc(file_palyra_auth_v1_auth, 2);
 
 /**
  * AuthService manages provider auth profiles (API keys and OAuth credentials
@@ -919,6 +1098,31 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof RotateVaultKeyRequestSchema;
     output: typeof RotateVaultKeyResponseSchema;
+  },
+  /**
+   * SetDefaultProfile makes a global profile the default a run uses when its
+   * agent has no profile of its own. It takes effect at once on every replica
+   * sharing the store, and is written to palyra.toml
+   * (model_provider.auth_profile_id) for the operator to see. NOT_FOUND when
+   * the profile does not exist.
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.SetDefaultProfile
+   */
+  setDefaultProfile: {
+    methodKind: "unary";
+    input: typeof SetDefaultProfileRequestSchema;
+    output: typeof SetDefaultProfileResponseSchema;
+  },
+  /**
+   * GetDefaultProfile tells which profile is the default, and where that
+   * choice comes from (set through the API, or palyra.toml).
+   *
+   * @generated from rpc palyra.auth.v1.AuthService.GetDefaultProfile
+   */
+  getDefaultProfile: {
+    methodKind: "unary";
+    input: typeof GetDefaultProfileRequestSchema;
+    output: typeof GetDefaultProfileResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_palyra_auth_v1_auth, 0);
