@@ -72,3 +72,7 @@ export {
   deriveProfileId,
   type ConnectInput,
 } from "./profile-input.js";
+export { OAuthFlow, CALLBACK_PATH } from "./oauth-flow.js";
+export { registerOAuthCallbackRoute } from "./oauth-callback-route.js";
+export { escapeHtml, renderCallbackPage } from "./oauth-callback-page.js";
+export { ATTEMPT_TTL_MS } from "./oauth-attempts.js";
