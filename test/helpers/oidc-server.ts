@@ -88,15 +88,19 @@ export class OidcServer {
         Promise.resolve({ accountId: sub, claims: () => ({ sub }) }),
       cookies: { keys: ["palyra-test-cookie-key-0123456789"] },
     });
-    for (const kind of ["access_token", "refresh_token"])
-      for (const what of ["saved", "destroyed"])
-        provider.on(`${kind}.${what}`, (token: { jti?: string }) => {
-          this.events.push(`${what}:${kind}`);
-          // Opaque tokens are their id: every value the daemon must keep secret.
-          if (token.jti !== undefined) this.tokens.add(token.jti);
-          if (token.jti !== undefined && kind === "access_token")
-            this.accessTokens.add(token.jti);
-        });
+    const track =
+      (kind: "access_token" | "refresh_token", what: string) =>
+      (token: { jti?: string }) => {
+        this.events.push(`${what}:${kind}`);
+        // Opaque tokens are their id: every value the daemon must keep secret.
+        if (token.jti === undefined) return;
+        this.tokens.add(token.jti);
+        if (kind === "access_token") this.accessTokens.add(token.jti);
+      };
+    provider.on("access_token.saved", track("access_token", "saved"));
+    provider.on("access_token.destroyed", track("access_token", "destroyed"));
+    provider.on("refresh_token.saved", track("refresh_token", "saved"));
+    provider.on("refresh_token.destroyed", track("refresh_token", "destroyed"));
     provider.on("grant.revoked", (_ctx: unknown, grantId: string) =>
       this.revokedGrants.push(grantId),
     );

@@ -289,7 +289,7 @@ describe("OpenAI OAuth (authorization code + PKCE) against oidc-provider", () =>
       error: "access_denied",
       error_description: evil,
     });
-    const page = await visit(`${callbackBase}?${q}`);
+    const page = await visit(`${callbackBase}?${q.toString()}`);
     assert.equal(page.status, 400);
     assert.ok(!page.body.includes("<img"), page.body);
     assert.ok(!page.body.includes('alert("x")'), page.body);
