@@ -12,7 +12,9 @@ import {
 } from "../../gen/palyra/auth/v1/oauth_pb.js";
 import { AuthProviderKind } from "../../gen/palyra/auth/v1/profile_pb.js";
 import { CALLBACK_PATH } from "../../src/profiles/index.js";
+import { runCli } from "../helpers/cli.js";
 import {
+  ADMIN_TOKEN,
   AUTH,
   startProfilesDaemon,
   type ProfilesDaemon,
@@ -370,6 +372,46 @@ describe("OpenAI OAuth (authorization code + PKCE) against oidc-provider", () =>
       ).code,
       Code.Unauthenticated,
     );
+  });
+
+  it("palyra auth openai oauth-start prints the URL and waits for the browser; profiles revoke removes it", async () => {
+    let seen!: (url: string) => void;
+    const printed = new Promise<string>((resolve) => (seen = resolve));
+    const env = { PALYRA_ADMIN_TOKEN: ADMIN_TOKEN };
+    const cli = runCli(
+      [
+        "--url",
+        d.address.url,
+        "auth",
+        "openai",
+        "oauth-start",
+        "--name",
+        "cli",
+      ],
+      {
+        env,
+        onOut: (text) => {
+          const url = /^(http\S+)$/m.exec(text)?.[1];
+          if (url !== undefined) seen(url);
+        },
+      },
+    );
+    const callback = await signIn(new Browser(), await printed);
+    assert.equal((await visit(callback)).status, 200);
+    const done = await cli;
+    surfaced.push(done.stdout, done.stderr);
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stdout, /connected: profile openai-cli/);
+    assert.match(done.stderr, /pending/i);
+    assert.match(done.stderr, /succeeded/i);
+
+    const revoked = await runCli(
+      ["--url", d.address.url, "auth", "profiles", "revoke", "openai-cli"],
+      { env },
+    );
+    surfaced.push(revoked.stdout, revoked.stderr);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.match(revoked.stdout, /the provider revoked the tokens/);
   });
 
   it("shows no token or code in any response, page or log line, nor in the store's files", async () => {

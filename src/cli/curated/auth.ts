@@ -27,6 +27,7 @@ import { create } from "@bufbuild/protobuf";
 import { enumArg, enumLabel, when } from "./format.js";
 import { readSecret } from "../build-request.js";
 import { addSecretOptions, secretSource } from "./secret-flags.js";
+import { addOAuthProfileCommands, oauthStartCommand } from "./oauth.js";
 
 const S = AuthService.method;
 
@@ -197,6 +198,7 @@ export function authCommand(ctx: CommandContext, run: RpcRunner): Command {
         );
       }),
     );
+  addOAuthProfileCommands(profiles, ctx, run);
   for (const kind of ["openai", "anthropic"] as const)
     auth.addCommand(providerCommand(ctx, run, kind));
   return auth;
@@ -255,5 +257,6 @@ function providerCommand(
       );
     });
   });
+  if (kind === "openai") provider.addCommand(oauthStartCommand(ctx, run));
   return provider;
 }
