@@ -374,6 +374,37 @@ describe("OpenAI OAuth (authorization code + PKCE) against oidc-provider", () =>
     );
   });
 
+  it("reconnects an existing OAuth profile through a new attempt", async () => {
+    const first = await start("Again");
+    await visit(await signIn(new Browser(), first.authorizationUrl));
+    const before = (
+      await auth.getProfile({ profileId: "openai-again" }, { headers: AUTH })
+    ).profile;
+    assert.ok(before);
+    const again = await auth.reconnectProfile(
+      { profileId: "openai-again" },
+      { headers: AUTH },
+    );
+    keep(again);
+    assert.notEqual(again.attemptId, first.attemptId);
+    const page = await visit(
+      await signIn(new Browser(), again.authorizationUrl),
+    );
+    assert.equal(page.status, 200, page.body);
+    const a = await attempt(again.attemptId);
+    assert.equal(a.state, AttemptState.SUCCEEDED);
+    assert.equal(a.profileId, "openai-again");
+    const after = (
+      await auth.getProfile({ profileId: "openai-again" }, { headers: AUTH })
+    ).profile;
+    assert.ok((after?.revision ?? 0n) > before.revision);
+    assert.equal(after?.createdAt?.seconds, before.createdAt?.seconds);
+    const missing = await refused(
+      auth.reconnectProfile({ profileId: "nobody" }, { headers: AUTH }),
+    );
+    assert.equal(missing.code, Code.NotFound);
+  });
+
   it("palyra auth openai oauth-start prints the URL and waits for the browser; profiles revoke removes it", async () => {
     let seen!: (url: string) => void;
     const printed = new Promise<string>((resolve) => (seen = resolve));
@@ -499,6 +530,74 @@ describe("OAuth redirect URI behind a proxy", () => {
       );
     } finally {
       await d2.stop();
+    }
+  });
+});
+
+describe("RevokeProfile when the provider cannot be reached", () => {
+  it("still removes the local profile and secrets, and says so", async () => {
+    const d = await startProfilesDaemon({
+      env: {
+        PALYRA_OPENAI_OAUTH_CLIENT_ID: "c",
+        PALYRA_OPENAI_OAUTH_REVOCATION_ENDPOINT: "http://127.0.0.1:1/revoke",
+      },
+    });
+    try {
+      const auth = clientFor(d);
+      await auth.setProfile(
+        {
+          profileId: "o",
+          provider: { kind: AuthProviderKind.OPENAI },
+          profileName: "o",
+          credential: {
+            case: "oauth",
+            value: {
+              accessToken: "revoke-access-planted-SECRET",
+              refreshToken: "revoke-refresh-planted-SECRET",
+              tokenEndpoint: "http://127.0.0.1:1/token",
+            },
+          },
+        },
+        { headers: AUTH },
+      );
+      const res = await auth.revokeProfile(
+        { profileId: "o" },
+        { headers: AUTH },
+      );
+      assert.equal(res.outcome, RevocationOutcome.FAILED);
+      assert.equal(res.deleted, true);
+      assert.match(res.message, /removed anyway/);
+      assert.ok(!JSON.stringify(res).includes("SECRET"));
+      assert.ok(!d.logs.text.includes("planted-SECRET"));
+      const e = await refused(
+        auth.getProfile({ profileId: "o" }, { headers: AUTH }),
+      );
+      assert.equal(e.code, Code.NotFound);
+
+      await auth.setProfile(
+        {
+          profileId: "k",
+          provider: { kind: AuthProviderKind.OPENAI },
+          profileName: "k",
+          credential: {
+            case: "apiKey",
+            value: { apiKey: "sk-planted-SECRET" },
+          },
+        },
+        { headers: AUTH },
+      );
+      const key = await auth.revokeProfile(
+        { profileId: "k" },
+        { headers: AUTH },
+      );
+      assert.equal(key.outcome, RevocationOutcome.NOT_OAUTH);
+      assert.equal(key.deleted, true);
+      const none = await refused(
+        auth.revokeProfile({ profileId: "k" }, { headers: AUTH }),
+      );
+      assert.equal(none.code, Code.NotFound);
+    } finally {
+      await d.stop();
     }
   });
 });
