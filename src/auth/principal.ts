@@ -56,6 +56,8 @@ export function can(principal: Principal, permission: string): boolean {
 export interface ClientInfo {
   readonly ip: string;
   readonly tls: boolean;
+  /** The host a trusted proxy forwarded (X-Forwarded-Host), when the request came through one. */
+  readonly forwardedHost?: string | undefined;
 }
 
 /** principalKey carries the caller from the interceptor to handlers; undefined on public RPCs. */

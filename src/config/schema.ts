@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { openaiOAuthSchema } from "./oauth-schema.js";
 import { isHostName, isTrustedProxyEntry } from "./hosts.js";
 import { parseListenAddress } from "./listen-address.js";
 import { STORE_URL_FORMS, storeUrlProblem } from "./store-url.js";
@@ -74,6 +75,19 @@ export const fileSchema = z
          * singleton leases; must differ between replicas. Default: the host
          * name plus a short random suffix chosen at each start.
          */
+        /**
+         * The URL browsers reach the daemon at, e.g. "https://palyra.example.com"
+         * (OAuth redirect URIs are built on it). Unset: the loopback listen
+         * address. Required behind a proxy that forwards the host.
+         */
+        public_base_url: z
+          .url({ protocol: /^https?$/ })
+          .refine((s) => !/[?#]/.test(s), {
+            message:
+              'expected a base URL without query or fragment, e.g. "https://palyra.example.com"',
+          })
+          .transform((s) => s.replace(/\/+$/, ""))
+          .optional(),
         replica_id: z
           .string()
           .regex(/^[A-Za-z0-9._:-]{1,128}$/, {
@@ -238,6 +252,7 @@ export const fileSchema = z
       })
       .strict()
       .prefault({}),
+    openai_oauth: openaiOAuthSchema,
     store: z
       .object({
         /**
@@ -349,4 +364,44 @@ export const envBindings = [
   { env: "PALYRA_REDIS_URL", key: "redis.url", type: "string" },
   { env: "PALYRA_REDIS_KEY_PREFIX", key: "redis.key_prefix", type: "string" },
   { env: "PALYRA_REPLICA_ID", key: "server.replica_id", type: "string" },
+  {
+    env: "PALYRA_PUBLIC_BASE_URL",
+    key: "server.public_base_url",
+    type: "string",
+  },
+  {
+    env: "PALYRA_OPENAI_OAUTH_ISSUER",
+    key: "openai_oauth.issuer",
+    type: "string",
+  },
+  {
+    env: "PALYRA_OPENAI_OAUTH_AUTHORIZATION_ENDPOINT",
+    key: "openai_oauth.authorization_endpoint",
+    type: "string",
+  },
+  {
+    env: "PALYRA_OPENAI_OAUTH_TOKEN_ENDPOINT",
+    key: "openai_oauth.token_endpoint",
+    type: "string",
+  },
+  {
+    env: "PALYRA_OPENAI_OAUTH_REVOCATION_ENDPOINT",
+    key: "openai_oauth.revocation_endpoint",
+    type: "string",
+  },
+  {
+    env: "PALYRA_OPENAI_OAUTH_CLIENT_ID",
+    key: "openai_oauth.client_id",
+    type: "string",
+  },
+  {
+    env: "PALYRA_OPENAI_OAUTH_AUDIENCE",
+    key: "openai_oauth.audience",
+    type: "string",
+  },
+  {
+    env: "PALYRA_OPENAI_OAUTH_SCOPES",
+    key: "openai_oauth.scopes",
+    type: "string",
+  },
 ] as const;

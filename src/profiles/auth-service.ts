@@ -40,6 +40,18 @@ import {
   type WatchHealthRequest,
   type WatchHealthResponse,
 } from "../../gen/palyra/auth/v1/auth_pb.js";
+import type {
+  GetOAuthAttemptRequest,
+  GetOAuthAttemptResponse,
+  ReconnectProfileRequest,
+  ReconnectProfileResponse,
+  RevokeProfileRequest,
+  RevokeProfileResponse,
+  StartOAuthRequest,
+  StartOAuthResponse,
+  WatchOAuthAttemptRequest,
+  WatchOAuthAttemptResponse,
+} from "../../gen/palyra/auth/v1/oauth_pb.js";
 import {
   AuthProviderKind,
   AuthScopeKind,
@@ -53,6 +65,7 @@ import { watchHealth } from "./health-watch.js";
 import { providerLabel, scopeLabel } from "./labels.js";
 import type { CredentialChecks } from "./credential-checks.js";
 import type { DefaultProfileApi } from "./default-profile-api.js";
+import type { OAuthHandlers } from "./oauth-service.js";
 import {
   parseConnectApiKeyRequest,
   parseProvider,
@@ -83,6 +96,8 @@ export interface AuthServiceDeps {
   log?: Logger | undefined;
   /** Records profile changes and vault key rotations, each in the batch of its change. */
   audit?: AuditTrail | undefined;
+  /** StartOAuth, GetOAuthAttempt, WatchOAuthAttempt, ReconnectProfile, RevokeProfile. */
+  oauth: OAuthHandlers;
 }
 
 /** actorOfCall names the caller of an RPC for the audit log. */
@@ -289,6 +304,49 @@ export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
           );
     this.deps.log?.info({ rewrapped, kekId }, "vault key rotated");
     return create(RotateVaultKeyResponseSchema, { rewrapped, kekId });
+  }
+  /** startOAuth begins an OpenAI authorization-code + PKCE sign-in. */
+  startOAuth(
+    req: StartOAuthRequest,
+    ctx: HandlerContext,
+  ): Promise<StartOAuthResponse> {
+    return this.deps.oauth.startOAuth(req, ctx);
+  }
+
+  /** getOAuthAttempt reports an attempt's state. */
+  getOAuthAttempt(
+    req: GetOAuthAttemptRequest,
+  ): Promise<GetOAuthAttemptResponse> {
+    return this.deps.oauth.getOAuthAttempt(req);
+  }
+
+  /** watchOAuthAttempt streams an attempt until it settles; shutdown ends it with UNAVAILABLE. */
+  async *watchOAuthAttempt(
+    req: WatchOAuthAttemptRequest,
+    ctx: HandlerContext,
+  ): AsyncIterable<WatchOAuthAttemptResponse> {
+    yield* this.deps.oauth.watchOAuthAttempt(
+      req,
+      AbortSignal.any([ctx.signal, this.closing.signal]),
+    );
+    if (this.closing.signal.aborted)
+      throw new PalyraError("unavailable", "the daemon is shutting down");
+  }
+
+  /** reconnectProfile starts a new sign-in for an existing OAuth profile. */
+  reconnectProfile(
+    req: ReconnectProfileRequest,
+    ctx: HandlerContext,
+  ): Promise<ReconnectProfileResponse> {
+    return this.deps.oauth.reconnectProfile(req, ctx);
+  }
+
+  /** revokeProfile revokes an OAuth profile at the provider and deletes it. */
+  revokeProfile(
+    req: RevokeProfileRequest,
+    ctx: HandlerContext,
+  ): Promise<RevokeProfileResponse> {
+    return this.deps.oauth.revokeProfile(req, ctx);
   }
 }
 

@@ -80,3 +80,7 @@ export {
 } from "./default-profile.js";
 export { ConfigMirror, type MirrorResult } from "./config-mirror.js";
 export { ProviderCheckScheduler } from "./check-scheduler.js";
+export { OAuthFlow, CALLBACK_PATH } from "./oauth-flow.js";
+export { registerOAuthCallbackRoute } from "./oauth-callback-route.js";
+export { escapeHtml, renderCallbackPage } from "./oauth-callback-page.js";
+export { ATTEMPT_TTL_MS } from "./oauth-attempts.js";

@@ -1,5 +1,11 @@
 import type { Logger } from "pino";
-import type { Clock, InvalidationBus } from "../core/index.js";
+import { AuthProviderKind } from "../../gen/palyra/auth/v1/profile_pb.js";
+import {
+  cryptoRandomBytes,
+  type Clock,
+  type InvalidationBus,
+  type RandomBytes,
+} from "../core/index.js";
 import {
   Leases,
   SingletonLease,
@@ -10,8 +16,10 @@ import type { Vault } from "../vault/index.js";
 import {
   ANTHROPIC_BASE_URL,
   KeyChecker,
+  OAuthClient,
   OPENAI_BASE_URL,
   type CredentialChecker,
+  type OAuthServerSettings,
 } from "../providers/index.js";
 import { AuthServiceImpl } from "./auth-service.js";
 import { ProviderCheckScheduler } from "./check-scheduler.js";
@@ -20,7 +28,13 @@ import { CredentialChecks } from "./credential-checks.js";
 import { DefaultProfileApi } from "./default-profile-api.js";
 import { DefaultProfiles } from "./default-profile.js";
 import { HealthReporter } from "./health.js";
-import { RefreshAdapters, type FetchLike } from "./oauth-refresh-adapter.js";
+import {
+  DEFAULT_TOKEN_ENDPOINTS,
+  RefreshAdapters,
+  type FetchLike,
+} from "./oauth-refresh-adapter.js";
+import { OAuthFlow } from "./oauth-flow.js";
+import { OAuthHandlers } from "./oauth-service.js";
 import { RefreshMetrics } from "./refresh-metrics.js";
 import { ProfileRefresher } from "./refresher.js";
 import { AuthProfileRegistry } from "./registry.js";
@@ -54,7 +68,29 @@ export interface ProfilesDeps {
   credentialChecker?: CredentialChecker | undefined;
   /** This replica's id: with it, background refreshes run only on the replica holding the refresh lease. */
   replicaId?: string | undefined;
+  /** The OpenAI OAuth flow's settings; by default OpenAI's endpoints and no client id (StartOAuth then says what to set). */
+  oauth?: OAuthWiring | undefined;
 }
+
+/** OAuthWiring is what the OAuth flow takes from the daemon's config and listener. */
+export interface OAuthWiring {
+  server: OAuthServerSettings;
+  publicBaseUrl: string | undefined;
+  listening: () => string | undefined;
+  random?: RandomBytes;
+  watchPollMs?: number;
+}
+
+/** DEFAULT_OPENAI_OAUTH is [openai_oauth] with nothing configured. */
+export const DEFAULT_OPENAI_OAUTH: OAuthServerSettings = {
+  issuer: "https://auth.openai.com",
+  authorizationEndpoint: "https://auth.openai.com/oauth/authorize",
+  tokenEndpoint: DEFAULT_TOKEN_ENDPOINTS[AuthProviderKind.OPENAI] ?? "",
+  revocationEndpoint: undefined,
+  clientId: undefined,
+  audience: undefined,
+  scopes: ["openid", "profile", "email", "offline_access"],
+};
 
 /** Profiles is the wired profiles area: the service to register and the scheduler to start and stop. */
 export interface Profiles {
@@ -69,6 +105,8 @@ export interface Profiles {
   service: AuthServiceImpl;
   /** start begins background refreshes, periodic checks and the config mirror. */
   start(): void;
+  /** The OpenAI OAuth flow, for the callback route. */
+  oauth: OAuthFlow;
   /** close ends health watch streams and stops the scheduler, waiting for refreshes in flight. */
   close(): Promise<void>;
 }
@@ -94,6 +132,8 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     log,
     adapters: new RefreshAdapters({
       fetch: deps.fetch,
+      openaiTokenEndpoint: (deps.oauth?.server ?? DEFAULT_OPENAI_OAUTH)
+        .tokenEndpoint,
       ...(deps.refreshTimeoutMs === undefined
         ? {}
         : { timeoutMs: deps.refreshTimeoutMs }),
@@ -171,7 +211,30 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     maxSleepMs,
     lease,
   });
+  const oauthWiring = deps.oauth ?? {
+    server: DEFAULT_OPENAI_OAUTH,
+    publicBaseUrl: undefined,
+    listening: () => undefined,
+  };
+  const oauth = new OAuthFlow({
+    store,
+    vault,
+    bus: deps.bus,
+    registry,
+    client: new OAuthClient(deps.fetch, deps.refreshTimeoutMs),
+    server: oauthWiring.server,
+    publicBaseUrl: oauthWiring.publicBaseUrl,
+    listening: oauthWiring.listening,
+    clock,
+    random: oauthWiring.random ?? cryptoRandomBytes,
+    audit: deps.audit,
+    log,
+    ...(oauthWiring.watchPollMs === undefined
+      ? {}
+      : { watchPollMs: oauthWiring.watchPollMs }),
+  });
   const service = new AuthServiceImpl({
+    oauth: new OAuthHandlers(oauth),
     registry,
     health,
     refresher,
@@ -198,6 +261,7 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
       mirror.start();
       void warnOnConfigConflict(defaults, deps.configPath, log);
     },
+    oauth,
     async close() {
       service.endWatches();
       mirror.stop();

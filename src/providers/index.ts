@@ -29,3 +29,14 @@ export {
   type KeyCheckResult,
   type KeyCheckerOptions,
 } from "./key-check.js";
+export {
+  OAuthClient,
+  OAUTH_TIMEOUT_MS,
+  safeOAuthError,
+  type FetchLike,
+  type GrantResult,
+  type OAuthServerSettings,
+  type RefreshGrant,
+  type TokenSet,
+} from "./oauth-client.js";
+export { isLoopbackUrl } from "./oauth-http.js";

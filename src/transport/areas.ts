@@ -25,7 +25,7 @@ import {
   type Clock,
   type InvalidationBus,
 } from "../core/index.js";
-import { KeyChecker } from "../providers/index.js";
+import { KeyChecker, type OAuthServerSettings } from "../providers/index.js";
 import { createRuns } from "../runs/index.js";
 import {
   SessionApi,
@@ -61,10 +61,15 @@ export interface WiringInputs {
 
 /** WiredAreas are the services for the routes and the tasks for the lifecycle. */
 export interface WiredAreas {
-  routes: Pick<RouteDeps, "access" | "auth" | "sessions" | "runs" | "compat">;
+  routes: Pick<
+    RouteDeps,
+    "access" | "auth" | "oauth" | "sessions" | "runs" | "compat"
+  >;
   adminToken: { generated: string | undefined; file: string | undefined };
   streamingTasks: BackgroundTask[];
   tasks: BackgroundTask[];
+  /** Records the bound address, for OAuth redirect URIs without a public base URL. */
+  onListening: (address: { url: string }) => void;
 }
 
 /**
@@ -149,7 +154,13 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     bus,
     cacheTtlMs,
   });
+  let listeningUrl: string | undefined;
   const profiles = createProfiles({
+    oauth: {
+      server: oauthSettingsOf(config),
+      publicBaseUrl: config.server.public_base_url,
+      listening: () => listeningUrl,
+    },
     store,
     vault,
     clock,
@@ -196,6 +207,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         audit: createAuditHandlers(audit),
       }),
       auth: profiles.service,
+      oauth: profiles.oauth,
       runs: { service: runs.service, engine: runs.engine },
       compat: { flags, clock },
       sessions: {
@@ -214,6 +226,9 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
       },
     },
     adminToken: { generated: admin.generated, file: admin.tokenFile },
+    onListening: (address) => {
+      listeningUrl = address.url;
+    },
     // The refresh scheduler; closing profiles also ends health watch streams.
     streamingTasks: [
       { start: () => profiles.start(), stop: () => profiles.close() },
@@ -242,5 +257,19 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
         stop: () => vault.settled().then(() => vault.close()),
       },
     ],
+  };
+}
+
+/** oauthSettingsOf reads [openai_oauth] as the OAuth client's server settings. */
+function oauthSettingsOf(config: PalyraConfig): OAuthServerSettings {
+  const o = config.openai_oauth;
+  return {
+    issuer: o.issuer,
+    authorizationEndpoint: o.authorization_endpoint,
+    tokenEndpoint: o.token_endpoint,
+    revocationEndpoint: o.revocation_endpoint,
+    clientId: o.client_id,
+    audience: o.audience,
+    scopes: o.scopes.split(" "),
   };
 }

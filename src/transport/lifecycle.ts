@@ -92,6 +92,8 @@ export interface ServerLifecycleOptions {
   streamingTasks: readonly BackgroundTask[];
   /** Started on listen, stopped once every connection is closed, before the store. */
   tasks: readonly BackgroundTask[];
+  /** Told the bound address once listening (OAuth redirect URIs on the loopback address). */
+  onListening?: ((address: ListeningAddress) => void) | undefined;
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -214,13 +216,15 @@ export class ServerLifecycle implements PalyraServer {
       host: bound.address,
       port: bound.port,
     });
-    for (const task of this.options.streamingTasks) task.start();
-    for (const task of this.options.tasks) task.start();
-    return {
+    const address = {
       host: bound.address,
       port: bound.port,
       url: `${scheme}://${authority}`,
     };
+    this.options.onListening?.(address);
+    for (const task of this.options.streamingTasks) task.start();
+    for (const task of this.options.tasks) task.start();
+    return address;
   }
 
   /** close drains and stops once, however often it is called. */

@@ -5,7 +5,7 @@ import {
   type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
   Health,
   file_grpc_health_v1_health,
@@ -50,7 +50,11 @@ import {
   fileRegistryFrom,
   type HealthStatusBoard,
 } from "../grpc-std/index.js";
-import type { AuthServiceImpl } from "../profiles/index.js";
+import {
+  registerOAuthCallbackRoute,
+  type AuthServiceImpl,
+  type OAuthFlow,
+} from "../profiles/index.js";
 import type { RunEngine } from "../runs/index.js";
 import type { AccessGate } from "../auth/index.js";
 import type { PalyraConfig } from "../config/index.js";
@@ -113,6 +117,8 @@ export const descriptorRegistry = fileRegistryFrom(
 export interface RouteDeps {
   access: Partial<AccessHandlers>;
   auth: AuthServiceImpl;
+  /** The OpenAI OAuth flow, whose callback is a public HTML route. */
+  oauth: OAuthFlow;
   /** RunService, and the engine it runs on (the /v1 routes run through it too). */
   runs: { service: ServiceImpl<typeof RunService>; engine: RunEngine };
   sessions: {
@@ -125,6 +131,8 @@ export interface RouteDeps {
   health: HealthStatusBoard;
   interceptors: Interceptor[];
   readMaxBytes: number;
+  /** Whether server.trusted_proxies lists any proxy (X-Forwarded-Host is then believed from them). */
+  trustsProxies: boolean;
   /** Hostnames the daemon answers to (DNS rebinding guard). */
   allowedHosts: ReadonlySet<string>;
   shutdownSignal: AbortSignal;
@@ -184,6 +192,8 @@ export async function registerRoutes(
     deps.tls,
   );
 
+  registerOAuthCallbackRoute(app, deps.oauth);
+
   registerCompatRoutes(app, {
     ...deps.compat,
     engine: deps.runs.engine,
@@ -233,7 +243,11 @@ export async function registerRoutes(
     grpcWeb: true,
     connect: true,
     contextValues: (req) =>
-      callContextOf(req).set(clientKey, { ip: req.ip, tls: deps.tls }),
+      callContextOf(req).set(clientKey, {
+        ip: req.ip,
+        tls: deps.tls,
+        forwardedHost: forwardedHostOf(req, deps.trustsProxies),
+      }),
     routes(router: ConnectRouter) {
       router.service(AccessService, deps.access);
       router.service(AuthService, deps.auth);
@@ -251,4 +265,24 @@ export async function registerRoutes(
       router.service(ReflectionV1alpha, reflection.v1alpha);
     },
   });
+}
+
+/**
+ * forwardedHostOf is the host a trusted proxy forwarded, when fastify took
+ * the request's host from X-Forwarded-Host (it does so only for a peer in
+ * server.trusted_proxies); undefined for a direct request.
+ */
+function forwardedHostOf(
+  req: FastifyRequest,
+  trustsProxies: boolean,
+): string | undefined {
+  const header = req.headers["x-forwarded-host"];
+  if (!trustsProxies || header === undefined) return undefined;
+  const last = (Array.isArray(header) ? header.join(",") : header)
+    .split(",")
+    .at(-1)
+    ?.trim();
+  return last !== undefined && last !== "" && req.host === last
+    ? last
+    : undefined;
 }

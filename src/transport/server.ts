@@ -114,6 +114,7 @@ export async function buildServer(
       ],
       readMaxBytes: config.server.max_request_bytes,
       allowedHosts: config.allowedHosts,
+      trustsProxies: config.server.trusted_proxies.length > 0,
       shutdownSignal: shutdown.signal,
       tls: tls !== undefined,
       readiness: createReadinessProbe(store, sharedState),
@@ -132,6 +133,7 @@ export async function buildServer(
       adminToken: wired.adminToken,
       streamingTasks: wired.streamingTasks,
       tasks: wired.tasks,
+      onListening: wired.onListening,
     });
   } catch (e) {
     await sharedState?.close();

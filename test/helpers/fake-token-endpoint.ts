@@ -84,10 +84,19 @@ export class FakeTokenEndpoint {
         ? ""
         : typeof reply.body === "string"
           ? reply.body
-          : JSON.stringify(reply.body);
+          : JSON.stringify(withTokenType(reply.status, reply.body));
     res.writeHead(reply.status, { "content-type": "application/json" });
     res.end(body);
   }
+}
+
+// RFC 6749 §5.1 requires token_type in a token response, and the client
+// (oauth4webapi) holds servers to it: scripts name only what a test is about.
+function withTokenType(status: number, body: unknown): unknown {
+  if (status < 200 || status >= 300) return body;
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    return body;
+  return "token_type" in body ? body : { token_type: "Bearer", ...body };
 }
 
 /** deferred returns a promise and the function that resolves it. */

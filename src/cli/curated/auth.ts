@@ -28,6 +28,7 @@ import { enumArg, enumLabel, when } from "./format.js";
 import { readSecret } from "../build-request.js";
 import { addSecretOptions, secretSource } from "./secret-flags.js";
 import { addDefaultCommands } from "./auth-default.js";
+import { addOAuthProfileCommands, oauthStartCommand } from "./oauth.js";
 
 const S = AuthService.method;
 
@@ -201,6 +202,7 @@ export function authCommand(ctx: CommandContext, run: RpcRunner): Command {
       }),
     );
   addDefaultCommands(profiles, ctx, run);
+  addOAuthProfileCommands(profiles, ctx, run);
   for (const kind of ["openai", "anthropic"] as const)
     auth.addCommand(providerCommand(ctx, run, kind));
   return auth;
@@ -262,5 +264,6 @@ function providerCommand(
       );
     });
   });
+  if (kind === "openai") provider.addCommand(oauthStartCommand(ctx, run));
   return provider;
 }

@@ -117,7 +117,8 @@ export function consoleCommand(ctx: CommandContext, run: RpcRunner): Command {
 }
 
 // The URL goes to the opener as one argument, never through a shell.
-function openBrowser(url: string): void {
+/** openBrowser opens a URL in the default browser, passing it as one argument, never through a shell. */
+export function openBrowser(url: string): void {
   const [cmd, args] =
     process.platform === "darwin"
       ? ["open", [url]]
