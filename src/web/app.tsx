@@ -34,6 +34,13 @@ function takeHandoffToken(): string | undefined {
   return token;
 }
 
+/**
+ * SIGNED_IN_HINT marks that this browser signed in (the cookie itself is
+ * HttpOnly): without it the console shows sign-in at once instead of asking
+ * the daemon and drawing a 401 into the browser's console.
+ */
+const SIGNED_IN_HINT = "palyra-console-signed-in";
+
 type SessionState =
   | { kind: "loading" }
   | { kind: "signed-out"; notice?: string }
@@ -55,11 +62,13 @@ export function App(): ReactNode {
 
   const signedIn = useCallback((s: SignedIn) => {
     setCsrfToken(s.csrfToken);
+    window.localStorage.setItem(SIGNED_IN_HINT, "1");
     setSession({ kind: "signed-in", principal: s.principal });
   }, []);
 
   const signedOut = useCallback((notice?: string) => {
     setCsrfToken("");
+    window.localStorage.removeItem(SIGNED_IN_HINT);
     setSession({ kind: "signed-out", ...(notice ? { notice } : {}) });
   }, []);
 
@@ -77,7 +86,9 @@ export function App(): ReactNode {
           signedIn(r);
           navigate(r.redirectPath, true);
         })
-      : api.sessions.getSession({}).then((r) => {
+      : window.localStorage.getItem(SIGNED_IN_HINT) === null
+        ? Promise.reject(new Error("not signed in"))
+        : api.sessions.getSession({}).then((r) => {
           if (cancelled) return;
           signedIn({
             csrfToken: r.session?.csrfToken ?? "",
