@@ -52,7 +52,8 @@ export default defineConfig({
   server: {
     // `npm run dev:web` proxies the daemon's RPCs and REST routes.
     proxy: {
-      "^/(palyra\\.|console/v1/)": process.env.PALYRA_URL ?? "http://127.0.0.1:7142",
+      "^/(palyra\\.|console/v1/)":
+        process.env.PALYRA_URL ?? "http://127.0.0.1:7142",
     },
   },
 });

@@ -89,12 +89,12 @@ export function App(): ReactNode {
       : window.localStorage.getItem(SIGNED_IN_HINT) === null
         ? Promise.reject(new Error("not signed in"))
         : api.sessions.getSession({}).then((r) => {
-          if (cancelled) return;
-          signedIn({
-            csrfToken: r.session?.csrfToken ?? "",
-            principal: r.session?.principal ?? "",
+            if (cancelled) return;
+            signedIn({
+              csrfToken: r.session?.csrfToken ?? "",
+              principal: r.session?.principal ?? "",
+            });
           });
-        });
     boot.catch((e: unknown) => {
       if (cancelled) return;
       signedOut(
@@ -109,8 +109,7 @@ export function App(): ReactNode {
     };
   }, [navigate, signedIn, signedOut]);
 
-  if (session.kind === "loading")
-    return <p className="loading">Loading…</p>;
+  if (session.kind === "loading") return <p className="loading">Loading…</p>;
   if (session.kind === "signed-out")
     return (
       <SignIn
@@ -162,7 +161,11 @@ export function App(): ReactNode {
         {shown === "/providers" && <ProvidersPage />}
         {shown === "/access" && <AccessPage />}
         {shown === "/security" && (
-          <SecurityPage onSignedOutEverywhere={() => signedOut("Every session was signed out.")} />
+          <SecurityPage
+            onSignedOutEverywhere={() =>
+              signedOut("Every session was signed out.")
+            }
+          />
         )}
       </main>
     </div>

@@ -2,11 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  chromium,
-  type Browser,
-  type Page,
-} from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
 
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -37,9 +33,15 @@ export function chromiumPath(): string {
 // The newest modification time of the console's sources.
 function newestSource(dir: string): number {
   let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+  for (const entry of readdirSync(dir, {
+    withFileTypes: true,
+    recursive: true,
+  })) {
     if (entry.isFile())
-      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+      newest = Math.max(
+        newest,
+        statSync(join(entry.parentPath, entry.name)).mtimeMs,
+      );
   }
   return newest;
 }
@@ -51,11 +53,19 @@ function newestSource(dir: string): number {
  */
 export function ensureConsoleBuilt(): void {
   const index = join(ROOT, "dist/web/index.html");
-  if (existsSync(index) && statSync(index).mtimeMs >= newestSource(join(ROOT, "src/web")))
+  if (
+    existsSync(index) &&
+    statSync(index).mtimeMs >= newestSource(join(ROOT, "src/web"))
+  )
     return;
   execFileSync(
     process.execPath,
-    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "--config", "vite.config.ts"],
+    [
+      join(ROOT, "node_modules/vite/bin/vite.js"),
+      "build",
+      "--config",
+      "vite.config.ts",
+    ],
     { cwd: ROOT, stdio: "inherit" },
   );
 }
@@ -79,14 +89,22 @@ export class PageErrors {
       if (m.type() === "error") this.errors.push(`${page.url()}: ${m.text()}`);
     });
     page.on("response", (r) => {
-      if (r.status() >= 400) this.errors.push(`${r.request().method()} ${r.url()} answered ${r.status()}`);
+      if (r.status() >= 400)
+        this.errors.push(
+          `${r.request().method()} ${r.url()} answered ${r.status()}`,
+        );
     });
-    page.on("pageerror", (e) => this.errors.push(`${page.url()}: ${e.message}`));
+    page.on("pageerror", (e) =>
+      this.errors.push(`${page.url()}: ${e.message}`),
+    );
   }
 }
 
 /** screenshot saves the page under test/browser/screenshots/<name>.png. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   await mkdir(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  await page.screenshot({
+    path: join(SCREENSHOT_DIR, `${name}.png`),
+    fullPage: true,
+  });
 }

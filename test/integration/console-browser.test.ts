@@ -14,7 +14,12 @@ import {
 } from "../helpers/browser.js";
 import { openAiText } from "../helpers/fake-openai.js";
 import { FakeUpstream } from "../helpers/fake-upstream.js";
-import { ADMIN, ADMIN_TOKEN, startRunsDaemon, type RunsDaemon } from "../helpers/runs-daemon.js";
+import {
+  ADMIN,
+  ADMIN_TOKEN,
+  startRunsDaemon,
+  type RunsDaemon,
+} from "../helpers/runs-daemon.js";
 
 /** A key the fake accepts; it must never come back out of the daemon or the page. */
 const OPENAI_KEY = "sk-console-test-1f2e3d4c5b6a79880123456789abcdef";
@@ -23,8 +28,18 @@ const OPENAI_KEY = "sk-console-test-1f2e3d4c5b6a79880123456789abcdef";
 async function fakeOpenAi(): Promise<FakeUpstream> {
   return await new FakeUpstream((req) =>
     req.path.endsWith("/models")
-      ? { kind: "status", status: 200, body: { object: "list", data: [{ id: "gpt-4o-mini", object: "model" }] } }
-      : { kind: "stream", events: openAiText(["Hello", " from", " fake", " openai"]) },
+      ? {
+          kind: "status",
+          status: 200,
+          body: {
+            object: "list",
+            data: [{ id: "gpt-4o-mini", object: "model" }],
+          },
+        }
+      : {
+          kind: "stream",
+          events: openAiText(["Hello", " from", " fake", " openai"]),
+        },
   ).start();
 }
 
@@ -48,6 +63,8 @@ describe("operator console in Chromium", () => {
   let page: Page;
   const errors = new PageErrors();
   let url = "";
+  // Every secret the run handles, for the last word on leaks.
+  const secrets: string[] = [OPENAI_KEY, ADMIN_TOKEN];
 
   before(async () => {
     ensureConsoleBuilt();
@@ -55,7 +72,9 @@ describe("operator console in Chromium", () => {
     d = await startRunsDaemon({ openaiBaseUrl: openai.baseUrl });
     url = d.address.url;
     browser = await launchChromium();
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context = await browser.newContext({
+      viewport: { width: 1280, height: 800 },
+    });
     page = await context.newPage();
     errors.watch(page);
   });
@@ -65,22 +84,32 @@ describe("operator console in Chromium", () => {
     await openai?.stop();
   });
 
-  const heading = (name: string) => page.getByRole("heading", { level: 1, name });
+  const heading = (name: string) =>
+    page.getByRole("heading", { level: 1, name });
   const go = async (label: string, title: string): Promise<void> => {
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: label }).click();
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: label })
+      .click();
     await heading(title).waitFor();
   };
 
   it("signs in with the admin token, by keyboard, as admin:web-console", async () => {
     await page.goto(`${url}/`);
     await page.getByLabel("Admin token").waitFor();
-    assert.equal(await page.getByLabel("Principal").inputValue(), "admin:web-console");
+    assert.equal(
+      await page.getByLabel("Principal").inputValue(),
+      "admin:web-console",
+    );
     await screenshot(page, "01-sign-in");
     // The token field has focus on load: type and press Enter.
     await page.keyboard.type(ADMIN_TOKEN);
     await page.keyboard.press("Enter");
     await heading("Runs").waitFor();
-    assert.equal(await page.getByTestId("principal").textContent(), "admin:web-console");
+    assert.equal(
+      await page.getByTestId("principal").textContent(),
+      "admin:web-console",
+    );
     assert.equal(await page.getByLabel("Admin token").count(), 0);
   });
 
@@ -91,17 +120,32 @@ describe("operator console in Chromium", () => {
     await page.getByLabel("Profile name").fill("Main Key");
     await page.getByLabel("API key", { exact: true }).fill(OPENAI_KEY);
     await page.getByRole("button", { name: "Validate and save" }).click();
-    await page.getByTestId("connect-result").getByText("Connected openai-main-key: key valid").waitFor();
+    await page
+      .getByTestId("connect-result")
+      .getByText("Connected openai-main-key: key valid")
+      .waitFor();
     // The key check reached the fake with the key.
-    assert.equal(openai.requests.at(-1)?.headers.authorization, `Bearer ${OPENAI_KEY}`);
+    assert.equal(
+      openai.requests.at(-1)?.headers.authorization,
+      `Bearer ${OPENAI_KEY}`,
+    );
     // Pushed by WatchHealth: no reload.
     const row = page.locator('tr[data-profile="openai-main-key"]');
     await row.waitFor();
     assert.equal(await row.locator(".chip").textContent(), "STATIC");
-    assert.match((await row.textContent()) ?? "", /openai.*Main Key.*global.*api_key/);
+    assert.match(
+      (await row.textContent()) ?? "",
+      /openai.*Main Key.*global.*api_key/,
+    );
     await screenshot(page, "02-provider-auth");
-    assert.ok(!(await page.content()).includes(OPENAI_KEY), "the key is shown again");
-    assert.ok(!d.logs.text.includes(OPENAI_KEY), "the key is in the daemon's logs");
+    assert.ok(
+      !(await page.content()).includes(OPENAI_KEY),
+      "the key is shown again",
+    );
+    assert.ok(
+      !d.logs.text.includes(OPENAI_KEY),
+      "the key is in the daemon's logs",
+    );
   });
 
   it("sorts the inventory by a column header and says so to assistive tech", async () => {
@@ -118,23 +162,36 @@ describe("operator console in Chromium", () => {
     await page.getByLabel("Prompt").fill("the quick brown fox");
     await page.getByRole("button", { name: "Run", exact: true }).click();
     await page.getByTestId("run-status").getByText("done").waitFor();
-    assert.equal(await page.getByTestId("run-text").textContent(), "the quick brown fox");
-    await page.locator("tbody tr", { hasText: "the quick brown fox" }).waitFor();
+    assert.equal(
+      await page.getByTestId("run-text").textContent(),
+      "the quick brown fox",
+    );
+    await page
+      .locator("tbody tr", { hasText: "the quick brown fox" })
+      .waitFor();
     await screenshot(page, "03-runs");
   });
 
   it("stops a run mid-stream: Stop cancels it and the upstream request is aborted", async () => {
     // Two tokens, then the upstream holds the stream open.
-    openai.next({ kind: "hang", events: openAiText(["Hello", " there"]).slice(0, 3) });
+    openai.next({
+      kind: "hang",
+      events: openAiText(["Hello", " there"]).slice(0, 3),
+    });
     const model = page.getByLabel("Model");
     await page.reload();
     await heading("Runs").waitFor();
-    await model.locator('option[value="gpt-4o-mini"]:not([disabled])').waitFor({ state: "attached" });
+    await model
+      .locator('option[value="gpt-4o-mini"]:not([disabled])')
+      .waitFor({ state: "attached" });
     await model.selectOption("gpt-4o-mini");
     await page.getByLabel("Prompt").fill("say hello");
     await page.getByRole("button", { name: "Run", exact: true }).click();
     await page.getByTestId("run-text").getByText("Hello there").waitFor();
-    assert.equal(await page.getByTestId("run-status").textContent(), "streaming");
+    assert.equal(
+      await page.getByTestId("run-status").textContent(),
+      "streaming",
+    );
     await page.getByRole("button", { name: "Stop" }).click();
     await page.getByTestId("run-status").getByText("cancelled").waitFor();
     await openai.requests.at(-1)!.aborted;
@@ -149,29 +206,48 @@ describe("operator console in Chromium", () => {
     await form.getByRole("button", { name: "Create token" }).click();
     const secret = (await page.getByTestId("secret-value").textContent()) ?? "";
     assert.ok(secret.length >= 20, secret);
+    secrets.push(secret);
     await page.locator('tr[data-token="ci-deploy"]').waitFor();
     await screenshot(page, "04-access");
     // The secret is a working credential.
     const who = await fetch(`${url}/palyra.access.v1.AccessService/WhoAmI`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${secret}`,
+      },
       body: "{}",
     });
     assert.equal(who.status, 200);
-    assert.equal(((await who.json()) as { principal?: string }).principal, "ci:deploy");
+    assert.equal(
+      ((await who.json()) as { principal?: string }).principal,
+      "ci:deploy",
+    );
     await page.getByRole("button", { name: "Done" }).click();
     assert.equal(await page.getByTestId("secret-value").count(), 0);
     await page.reload();
     await page.locator('tr[data-token="ci-deploy"]').waitFor();
-    assert.ok(!(await page.content()).includes(secret), "the secret is shown again");
+    assert.ok(
+      !(await page.content()).includes(secret),
+      "the secret is shown again",
+    );
   });
 
   it("shows sessions, posture and the audit log with a verified chain", async () => {
     await go("Security", "Security");
-    await page.getByRole("table", { name: "Console sessions" }).getByText("this browser").waitFor();
+    await page
+      .getByRole("table", { name: "Console sessions" })
+      .getByText("this browser")
+      .waitFor();
     await page.getByRole("button", { name: "Verify chain" }).click();
-    await page.getByTestId("chain-result").getByText(/Chain intact/).waitFor();
-    await page.getByRole("table", { name: "Audit events" }).getByText("auth_profile.connect_api_key").waitFor();
+    await page
+      .getByTestId("chain-result")
+      .getByText(/Chain intact/)
+      .waitFor();
+    await page
+      .getByRole("table", { name: "Audit events" })
+      .getByText("auth_profile.connect_api_key")
+      .waitFor();
     await screenshot(page, "05-security");
   });
 
@@ -182,8 +258,11 @@ describe("operator console in Chromium", () => {
       ["Provider auth", "Provider auth", "07-narrow-providers"],
     ] as const) {
       await go(label, title);
-      const overflow = await page.evaluate(
-        () => document.documentElement.scrollWidth - window.innerWidth,
+      // A string: the test's tsconfig has no DOM types.
+      const overflow = Number(
+        await page.evaluate(
+          "document.documentElement.scrollWidth - window.innerWidth",
+        ),
       );
       assert.ok(overflow <= 0, `${label} overflows by ${overflow}px`);
       await screenshot(page, shot);
@@ -197,7 +276,9 @@ describe("operator console in Chromium", () => {
       const { port } = attacker.address() as AddressInfo;
       // Not watched: its navigation to the refused post is the point.
       const evil = await context.newPage();
-      const refused = evil.waitForResponse((r) => r.url().endsWith("/console/v1/auth/logout"));
+      const refused = evil.waitForResponse((r) =>
+        r.url().endsWith("/console/v1/auth/logout"),
+      );
       await evil.goto(`http://127.0.0.1:${port}/`);
       const res = await refused;
       assert.equal(res.status(), 403);
@@ -210,14 +291,21 @@ describe("operator console in Chromium", () => {
     // Still signed in.
     await page.reload();
     await heading("Provider auth").waitFor();
-    assert.equal(await page.getByTestId("principal").textContent(), "admin:web-console");
+    assert.equal(
+      await page.getByTestId("principal").textContent(),
+      "admin:web-console",
+    );
   });
 
   it("signs out: back to sign-in, the cookie is gone, a reload stays signed out", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByText("You signed out.").waitFor();
     const cookies = await context.cookies(url);
-    assert.ok(!cookies.some((c) => c.name === "palyra_console_session" && c.value !== ""));
+    assert.ok(
+      !cookies.some(
+        (c) => c.name === "palyra_console_session" && c.value !== "",
+      ),
+    );
     await page.reload();
     await page.getByLabel("Admin token").waitFor();
   });
@@ -231,7 +319,10 @@ describe("operator console in Chromium", () => {
       { redirectPath: "/security" },
       { headers: { ...ADMIN, "x-palyra-principal": "admin:desktop" } },
     );
-    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    secrets.push(new URL(handoffUrl).searchParams.get("token") ?? "missing");
+    const fresh = await browser.newContext({
+      viewport: { width: 1280, height: 800 },
+    });
     try {
       const p = await fresh.newPage();
       errors.watch(p);
@@ -240,7 +331,10 @@ describe("operator console in Chromium", () => {
       const landed = new URL(p.url());
       assert.equal(landed.pathname, "/security");
       assert.equal(landed.search, "");
-      assert.equal(await p.getByTestId("principal").textContent(), "admin:desktop");
+      assert.equal(
+        await p.getByTestId("principal").textContent(),
+        "admin:desktop",
+      );
       // One time only: the same link again lands on sign-in with a reason.
       // Not watched: the refused redeem is a 4xx the browser reports.
       const again = await fresh.newPage();
@@ -254,5 +348,10 @@ describe("operator console in Chromium", () => {
 
   it("wrote nothing to the browser console as an error", () => {
     assert.deepEqual(errors.errors, []);
+  });
+
+  it("left no secret in the daemon's logs", () => {
+    for (const s of secrets)
+      assert.ok(!d.logs.text.includes(s), `a secret leaked: ${s.slice(0, 8)}…`);
   });
 });

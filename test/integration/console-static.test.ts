@@ -14,10 +14,18 @@ describe("the console's files on the daemon's port", () => {
   });
   after(async () => d.stop());
 
-  const get = (path: string, init: RequestInit = {}) => fetch(`${d.address.url}${path}`, init);
+  const get = (path: string, init: RequestInit = {}) =>
+    fetch(`${d.address.url}${path}`, init);
 
   it("serves index.html on / and on each client route: no-store, the console CSP, no inline script", async () => {
-    for (const path of ["/", "/runs", "/providers", "/access", "/security", "/sign-in"]) {
+    for (const path of [
+      "/",
+      "/runs",
+      "/providers",
+      "/access",
+      "/security",
+      "/sign-in",
+    ]) {
       const res = await get(path);
       assert.equal(res.status, 200, path);
       assert.match(res.headers.get("content-type") ?? "", /^text\/html/);
@@ -49,8 +57,14 @@ describe("the console's files on the daemon's port", () => {
       const res = await get(path);
       assert.equal(res.status, 200, path);
       assert.match(res.headers.get("content-type") ?? "", type);
-      assert.equal(res.headers.get("cache-control"), "public, max-age=31536000, immutable");
-      assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+      assert.equal(
+        res.headers.get("cache-control"),
+        "public, max-age=31536000, immutable",
+      );
+      assert.match(
+        res.headers.get("content-security-policy") ?? "",
+        /default-src 'self'/,
+      );
       await res.arrayBuffer();
     }
   });
@@ -74,15 +88,24 @@ describe("the console's files on the daemon's port", () => {
     // An unknown RPC is still UNIMPLEMENTED to a Connect client.
     const rpc = await get("/palyra.nope.v1.Nope/Call", {
       method: "POST",
-      headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+      headers: {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+      },
       body: "{}",
     });
     assert.equal(rpc.status, 404);
-    assert.equal(((await rpc.json()) as { code?: string }).code, "unimplemented");
+    assert.equal(
+      ((await rpc.json()) as { code?: string }).code,
+      "unimplemented",
+    );
     // The probes keep the default headers.
     const health = await get("/healthz");
     assert.equal(health.status, 200);
-    assert.equal(health.headers.get("content-security-policy"), "frame-ancestors 'none'");
+    assert.equal(
+      health.headers.get("content-security-policy"),
+      "frame-ancestors 'none'",
+    );
     await health.arrayBuffer();
   });
 

@@ -11,11 +11,24 @@ import {
   RunStreamEventSchema,
   type RunStreamEvent,
 } from "../../gen/palyra/run/v1/run_pb.js";
-import { describeError, retryAfter, waitText } from "../../src/web/logic/errors.js";
+import {
+  describeError,
+  retryAfter,
+  waitText,
+} from "../../src/web/logic/errors.js";
 import { healthChip, healthSeverity } from "../../src/web/logic/health.js";
 import { sortInventory } from "../../src/web/logic/inventory.js";
-import { applyRunEvent, emptyRun, type RunView } from "../../src/web/logic/run-stream.js";
-import { ariaSort, nextSort, sortRows } from "../../src/web/logic/sort.js";
+import {
+  applyRunEvent,
+  emptyRun,
+  type RunView,
+} from "../../src/web/logic/run-stream.js";
+import {
+  ariaSort,
+  nextSort,
+  sortRows,
+  type SortState,
+} from "../../src/web/logic/sort.js";
 
 describe("console table sorting", () => {
   const rows = [
@@ -36,7 +49,8 @@ describe("console table sorting", () => {
   });
 
   it("flips on the same column, starts ascending on a new one; aria-sort follows", () => {
-    const s1 = nextSort({ key: "name" as "name" | "n", direction: "asc" }, "name");
+    const start: SortState<"name" | "n"> = { key: "name", direction: "asc" };
+    const s1 = nextSort(start, "name");
     assert.deepEqual(s1, { key: "name", direction: "desc" });
     const s2 = nextSort(s1, "n");
     assert.deepEqual(s2, { key: "n", direction: "asc" });
@@ -47,7 +61,11 @@ describe("console table sorting", () => {
 
   it("sorts the inventory by health worst first, by expiry with unset last, ties by profile id", () => {
     const p = (id: string, state: AuthHealthState, expires = 0n) =>
-      create(AuthProfileHealthSchema, { profileId: id, state, expiresAtUnixMs: expires });
+      create(AuthProfileHealthSchema, {
+        profileId: id,
+        state,
+        expiresAtUnixMs: expires,
+      });
     const inventory = [
       p("z-ok", AuthHealthState.OK, 500n),
       p("static", AuthHealthState.STATIC),
@@ -57,9 +75,27 @@ describe("console table sorting", () => {
     ];
     const ids = (key: "health" | "expiry", direction: "asc" | "desc" = "asc") =>
       sortInventory(inventory, { key, direction }).map((x) => x.profileId);
-    assert.deepEqual(ids("health"), ["reauth", "expiring", "a-ok", "z-ok", "static"]);
-    assert.deepEqual(ids("expiry"), ["expiring", "a-ok", "z-ok", "reauth", "static"]);
-    assert.deepEqual(ids("expiry", "desc"), ["z-ok", "a-ok", "expiring", "reauth", "static"]);
+    assert.deepEqual(ids("health"), [
+      "reauth",
+      "expiring",
+      "a-ok",
+      "z-ok",
+      "static",
+    ]);
+    assert.deepEqual(ids("expiry"), [
+      "expiring",
+      "a-ok",
+      "z-ok",
+      "reauth",
+      "static",
+    ]);
+    assert.deepEqual(ids("expiry", "desc"), [
+      "z-ok",
+      "a-ok",
+      "expiring",
+      "reauth",
+      "static",
+    ]);
   });
 });
 
@@ -80,8 +116,14 @@ describe("health chips", () => {
       assert.equal(chip.label, label);
       assert.equal(chip.tone, tone);
     }
-    assert.ok(healthSeverity(AuthHealthState.NEEDS_REAUTH) < healthSeverity(AuthHealthState.OK));
-    assert.ok(healthSeverity(99 as AuthHealthState) > healthSeverity(AuthHealthState.STATIC));
+    assert.ok(
+      healthSeverity(AuthHealthState.NEEDS_REAUTH) <
+        healthSeverity(AuthHealthState.OK),
+    );
+    assert.ok(
+      healthSeverity(99 as AuthHealthState) >
+        healthSeverity(AuthHealthState.STATIC),
+    );
   });
 });
 
@@ -93,16 +135,68 @@ describe("run stream assembly", () => {
 
   it("assembles text, tool calls by index, usage and the final status", () => {
     const view = fold([
-      ev({ event: { case: "status", value: RunStatus.ACCEPTED }, model: "echo", provider: "echo" }),
+      ev({
+        event: { case: "status", value: RunStatus.ACCEPTED },
+        model: "echo",
+        provider: "echo",
+      }),
       ev({ event: { case: "status", value: RunStatus.IN_PROGRESS } }),
-      ev({ event: { case: "modelToken", value: { token: "Hello", isFinal: false } as never } }),
-      ev({ event: { case: "toolCall", value: { index: 1, id: "c2", name: "b", argumentsDelta: "{" } as never } }),
-      ev({ event: { case: "toolCall", value: { index: 0, id: "c1", name: "a", argumentsDelta: '{"x"' } as never } }),
-      ev({ event: { case: "modelToken", value: { token: " world", isFinal: false } as never } }),
-      ev({ event: { case: "toolCall", value: { index: 0, id: "", name: "", argumentsDelta: ":1}" } as never } }),
-      ev({ event: { case: "toolCall", value: { index: 1, id: "", name: "", argumentsDelta: "}" } as never } }),
-      ev({ event: { case: "usage", value: { promptTokens: 3n, completionTokens: 2n } as never } }),
-      ev({ event: { case: "status", value: RunStatus.DONE }, finishReason: "stop" }),
+      ev({
+        event: {
+          case: "modelToken",
+          value: { token: "Hello", isFinal: false } as never,
+        },
+      }),
+      ev({
+        event: {
+          case: "toolCall",
+          value: {
+            index: 1,
+            id: "c2",
+            name: "b",
+            argumentsDelta: "{",
+          } as never,
+        },
+      }),
+      ev({
+        event: {
+          case: "toolCall",
+          value: {
+            index: 0,
+            id: "c1",
+            name: "a",
+            argumentsDelta: '{"x"',
+          } as never,
+        },
+      }),
+      ev({
+        event: {
+          case: "modelToken",
+          value: { token: " world", isFinal: false } as never,
+        },
+      }),
+      ev({
+        event: {
+          case: "toolCall",
+          value: { index: 0, id: "", name: "", argumentsDelta: ":1}" } as never,
+        },
+      }),
+      ev({
+        event: {
+          case: "toolCall",
+          value: { index: 1, id: "", name: "", argumentsDelta: "}" } as never,
+        },
+      }),
+      ev({
+        event: {
+          case: "usage",
+          value: { promptTokens: 3n, completionTokens: 2n } as never,
+        },
+      }),
+      ev({
+        event: { case: "status", value: RunStatus.DONE },
+        finishReason: "stop",
+      }),
     ]);
     assert.equal(view.runId, "run-1");
     assert.equal(view.model, "echo");
@@ -121,20 +215,36 @@ describe("run stream assembly", () => {
   });
 
   it("keeps the old view untouched and ignores events after a terminal status", () => {
-    const before = fold([ev({ event: { case: "modelToken", value: { token: "a" } as never } })]);
-    const cancelled = applyRunEvent(before, ev({ event: { case: "status", value: RunStatus.CANCELLED } }));
+    const before = fold([
+      ev({ event: { case: "modelToken", value: { token: "a" } as never } }),
+    ]);
+    const cancelled = applyRunEvent(
+      before,
+      ev({ event: { case: "status", value: RunStatus.CANCELLED } }),
+    );
     assert.equal(before.status, RunStatus.UNSPECIFIED);
-    const late = applyRunEvent(cancelled, ev({ event: { case: "modelToken", value: { token: "b" } as never } }));
+    const late = applyRunEvent(
+      cancelled,
+      ev({ event: { case: "modelToken", value: { token: "b" } as never } }),
+    );
     assert.equal(late, cancelled);
     assert.equal(late.text, "a");
   });
 
   it("records a run error", () => {
     const view = fold([
-      ev({ event: { case: "error", value: { code: "unavailable", message: "upstream down" } as never } }),
+      ev({
+        event: {
+          case: "error",
+          value: { code: "unavailable", message: "upstream down" } as never,
+        },
+      }),
       ev({ event: { case: "status", value: RunStatus.FAILED } }),
     ]);
-    assert.deepEqual(view.error, { code: "unavailable", message: "upstream down" });
+    assert.deepEqual(view.error, {
+      code: "unavailable",
+      message: "upstream down",
+    });
     assert.equal(view.status, RunStatus.FAILED);
   });
 });
@@ -156,13 +266,17 @@ describe("console error messages", () => {
 
   it("shows the daemon's message otherwise; odd retry-after values are ignored", () => {
     assert.equal(
-      describeError(new ConnectError("the admin token is not valid", Code.Unauthenticated)).message,
+      describeError(
+        new ConnectError("the admin token is not valid", Code.Unauthenticated),
+      ).message,
       "the admin token is not valid",
     );
     for (const bad of ["", "-1", "soon", "1e9", " 12x", undefined, null])
       assert.equal(retryAfter(bad), undefined, String(bad));
     assert.equal(retryAfter(" 7 "), 7);
-    const noWait = describeError(new ConnectError("slow down", Code.ResourceExhausted));
+    const noWait = describeError(
+      new ConnectError("slow down", Code.ResourceExhausted),
+    );
     assert.equal(noWait.message, "slow down");
     assert.equal(describeError("boom").message, "something went wrong");
   });

@@ -26,7 +26,11 @@ export function ConfirmButton(props: {
       </button>
     );
   return (
-    <span className="confirm" role="group" aria-label={`Confirm ${props.label}`}>
+    <span
+      className="confirm"
+      role="group"
+      aria-label={`Confirm ${props.label}`}
+    >
       <button
         type="button"
         className="danger"

@@ -8,7 +8,9 @@ export interface ErrorView {
 }
 
 /** retryAfter reads a retry-after value in seconds; anything else is undefined. */
-export function retryAfter(value: string | null | undefined): number | undefined {
+export function retryAfter(
+  value: string | null | undefined,
+): number | undefined {
   if (value == null || !/^\d{1,6}$/.test(value.trim())) return undefined;
   return Number(value.trim());
 }

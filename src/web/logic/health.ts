@@ -2,7 +2,14 @@ import { AuthHealthState } from "../../../gen/palyra/auth/v1/health_pb.js";
 
 /** HealthChip is how a profile's health state is shown: label, CSS tone and an explanation. */
 export interface HealthChip {
-  label: "OK" | "EXPIRING" | "EXPIRED" | "MISSING" | "STATIC" | "NEEDS_REAUTH" | "UNKNOWN";
+  label:
+    | "OK"
+    | "EXPIRING"
+    | "EXPIRED"
+    | "MISSING"
+    | "STATIC"
+    | "NEEDS_REAUTH"
+    | "UNKNOWN";
   tone: "good" | "warn" | "bad" | "neutral";
   title: string;
 }
@@ -19,11 +26,23 @@ export function healthChip(state: AuthHealthState): HealthChip {
     case AuthHealthState.MISSING:
       return { label: "MISSING", tone: "bad", title: "No credential stored" };
     case AuthHealthState.STATIC:
-      return { label: "STATIC", tone: "neutral", title: "API key: never expires" };
+      return {
+        label: "STATIC",
+        tone: "neutral",
+        title: "API key: never expires",
+      };
     case AuthHealthState.NEEDS_REAUTH:
-      return { label: "NEEDS_REAUTH", tone: "bad", title: "Reconnect this profile" };
+      return {
+        label: "NEEDS_REAUTH",
+        tone: "bad",
+        title: "Reconnect this profile",
+      };
     default:
-      return { label: "UNKNOWN", tone: "neutral", title: "Health not reported" };
+      return {
+        label: "UNKNOWN",
+        tone: "neutral",
+        title: "Health not reported",
+      };
   }
 }
 

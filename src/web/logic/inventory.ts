@@ -13,7 +13,10 @@ export type InventoryKey =
   | "refreshed";
 
 /** INVENTORY_COLUMNS are the inventory's columns, in order, with their headers. */
-export const INVENTORY_COLUMNS: readonly { key: InventoryKey; label: string }[] = [
+export const INVENTORY_COLUMNS: readonly {
+  key: InventoryKey;
+  label: string;
+}[] = [
   { key: "provider", label: "Provider" },
   { key: "name", label: "Name" },
   { key: "scope", label: "Scope" },
@@ -24,7 +27,10 @@ export const INVENTORY_COLUMNS: readonly { key: InventoryKey; label: string }[] 
 ];
 
 /** inventoryValue is the value a row sorts on for a column (unset times sort last). */
-export function inventoryValue(p: AuthProfileHealth, key: InventoryKey): SortValue {
+export function inventoryValue(
+  p: AuthProfileHealth,
+  key: InventoryKey,
+): SortValue {
   switch (key) {
     case "provider":
       return p.provider;

@@ -23,7 +23,10 @@ export function nextSort<K extends string>(
 function compareValues(a: SortValue, b: SortValue): number {
   // Missing values sort last whichever the direction (handled by the caller).
   if (typeof a === "string" && typeof b === "string")
-    return a.localeCompare(b, undefined, { sensitivity: "base", numeric: true });
+    return a.localeCompare(b, undefined, {
+      sensitivity: "base",
+      numeric: true,
+    });
   const x = typeof a === "string" ? Number.NaN : Number(a);
   const y = typeof b === "string" ? Number.NaN : Number(b);
   return x === y ? 0 : x < y ? -1 : 1;

@@ -9,7 +9,12 @@ import type {
 } from "../../../gen/palyra/access/v1/workspaces_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
 import { api } from "../api.js";
-import { ConfirmButton, ErrorText, SecretOnce, useAction } from "../components/ui.js";
+import {
+  ConfirmButton,
+  ErrorText,
+  SecretOnce,
+  useAction,
+} from "../components/ui.js";
 import { formatTime, ROLE_NAMES } from "../logic/format.js";
 
 /** Roles lists each role and its permissions. */
@@ -73,7 +78,9 @@ export function FeatureFlags(): ReactNode {
             </label>{" "}
             <span className="muted">
               {f.description}
-              {f.isDefault ? "" : ` (set by ${f.updatedBy || "?"}, ${formatTime(f.updatedAt)})`}
+              {f.isDefault
+                ? ""
+                : ` (set by ${f.updatedBy || "?"}, ${formatTime(f.updatedAt)})`}
             </span>
           </li>
         ))}
@@ -101,13 +108,19 @@ export function Workspaces(): ReactNode {
   const show = (workspaceId: string): Promise<void> =>
     action.run(async () => {
       setOpen(workspaceId);
-      setMembers((await api.access.listMemberships({ workspaceId })).memberships);
+      setMembers(
+        (await api.access.listMemberships({ workspaceId })).memberships,
+      );
     });
   return (
     <div className="card" role="region" aria-labelledby="ws-title">
       <h2 id="ws-title">Workspaces</h2>
       {code && (
-        <SecretOnce title="Invitation code" secret={code} onDone={() => setCode("")} />
+        <SecretOnce
+          title="Invitation code"
+          secret={code}
+          onDone={() => setCode("")}
+        />
       )}
       <form
         className="inline-form"
@@ -115,7 +128,10 @@ export function Workspaces(): ReactNode {
         onSubmit={(e) => {
           e.preventDefault();
           void action.run(async () => {
-            await api.access.createWorkspace({ workspaceId: id.trim(), displayName: name.trim() });
+            await api.access.createWorkspace({
+              workspaceId: id.trim(),
+              displayName: name.trim(),
+            });
             setId("");
             setName("");
             await load();
@@ -186,7 +202,9 @@ export function Workspaces(): ReactNode {
                     label="Delete workspace"
                     onConfirm={() =>
                       action.run(async () => {
-                        await api.access.deleteWorkspace({ workspaceId: w.workspaceId });
+                        await api.access.deleteWorkspace({
+                          workspaceId: w.workspaceId,
+                        });
                         setOpen("");
                         await load();
                       })

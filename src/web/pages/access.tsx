@@ -3,7 +3,12 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ApiToken } from "../../../gen/palyra/access/v1/tokens_pb.js";
 import { Role } from "../../../gen/palyra/common/v1/permissions_pb.js";
 import { api } from "../api.js";
-import { ConfirmButton, ErrorText, SecretOnce, useAction } from "../components/ui.js";
+import {
+  ConfirmButton,
+  ErrorText,
+  SecretOnce,
+  useAction,
+} from "../components/ui.js";
 import { formatTime, ROLE_NAMES, splitList } from "../logic/format.js";
 import { FeatureFlags, Roles, Workspaces } from "./access-admin.js";
 
@@ -67,10 +72,17 @@ function ApiTokens(): ReactNode {
               scopes: splitList(scopes),
               workspaceId: workspace.trim(),
               ...(expiryDays > 0
-                ? { expiresAt: timestampFromMs(Date.now() + expiryDays * 86_400_000) }
+                ? {
+                    expiresAt: timestampFromMs(
+                      Date.now() + expiryDays * 86_400_000,
+                    ),
+                  }
                 : {}),
             });
-            setSecret({ title: `Token ${res.apiToken?.label ?? ""}`, value: res.token });
+            setSecret({
+              title: `Token ${res.apiToken?.label ?? ""}`,
+              value: res.token,
+            });
             setLabel("");
             await load();
           });
@@ -78,7 +90,11 @@ function ApiTokens(): ReactNode {
       >
         <label>
           Label
-          <input value={label} onChange={(e) => setLabel(e.target.value)} required />
+          <input
+            value={label}
+            onChange={(e) => setLabel(e.target.value)}
+            required
+          />
         </label>
         <label>
           Principal
@@ -91,7 +107,10 @@ function ApiTokens(): ReactNode {
         </label>
         <label>
           Role
-          <select value={role} onChange={(e) => setRole(Number(e.target.value) as Role)}>
+          <select
+            value={role}
+            onChange={(e) => setRole(Number(e.target.value))}
+          >
             {[Role.OPERATOR, Role.ADMIN, Role.OWNER].map((r) => (
               <option key={r} value={r}>
                 {ROLE_NAMES[r]}
@@ -109,7 +128,10 @@ function ApiTokens(): ReactNode {
         </label>
         <label>
           Workspace
-          <input value={workspace} onChange={(e) => setWorkspace(e.target.value)} />
+          <input
+            value={workspace}
+            onChange={(e) => setWorkspace(e.target.value)}
+          />
         </label>
         <label>
           Expires in days
@@ -158,8 +180,13 @@ function ApiTokens(): ReactNode {
                     disabled={action.busy}
                     onClick={() =>
                       void action.run(async () => {
-                        const res = await api.access.rotateApiToken({ tokenId: t.tokenId });
-                        setSecret({ title: `New secret of ${t.label}`, value: res.token });
+                        const res = await api.access.rotateApiToken({
+                          tokenId: t.tokenId,
+                        });
+                        setSecret({
+                          title: `New secret of ${t.label}`,
+                          value: res.token,
+                        });
                         await load();
                       })
                     }
@@ -180,7 +207,9 @@ function ApiTokens(): ReactNode {
             ))}
           </tbody>
         </table>
-        {tokens.length === 0 && !list.busy && <p className="muted">No API tokens.</p>}
+        {tokens.length === 0 && !list.busy && (
+          <p className="muted">No API tokens.</p>
+        )}
       </div>
     </div>
   );

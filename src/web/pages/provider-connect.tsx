@@ -23,13 +23,17 @@ const METHODS: ConnectMethod[] = [
     id: "openai-api-key",
     label: "OpenAI API key",
     provider: AuthProviderKind.OPENAI,
-    render: (done) => <ApiKeyForm provider={AuthProviderKind.OPENAI} onDone={done} />,
+    render: (done) => (
+      <ApiKeyForm provider={AuthProviderKind.OPENAI} onDone={done} />
+    ),
   },
   {
     id: "anthropic-api-key",
     label: "Anthropic API key",
     provider: AuthProviderKind.ANTHROPIC,
-    render: (done) => <ApiKeyForm provider={AuthProviderKind.ANTHROPIC} onDone={done} />,
+    render: (done) => (
+      <ApiKeyForm provider={AuthProviderKind.ANTHROPIC} onDone={done} />
+    ),
   },
 ];
 
@@ -97,7 +101,9 @@ function ApiKeyForm(props: {
       aria-label="Connect with an API key"
       onSubmit={(e) => {
         e.preventDefault();
-        const keyField = e.currentTarget.elements.namedItem("api-key") as HTMLInputElement;
+        const keyField = e.currentTarget.elements.namedItem(
+          "api-key",
+        ) as HTMLInputElement;
         const apiKey = keyField.value;
         keyField.value = "";
         void action.run(async () => {
@@ -111,7 +117,10 @@ function ApiKeyForm(props: {
                 : { kind: AuthScopeKind.AGENT, agentId: agent.trim() },
           });
           const outcome =
-            OUTCOME[res.profile?.lastValidation?.outcome ?? CredentialCheckOutcome.UNSPECIFIED];
+            OUTCOME[
+              res.profile?.lastValidation?.outcome ??
+                CredentialCheckOutcome.UNSPECIFIED
+            ];
           props.onDone(
             `${res.created ? "Connected" : "Updated"} ${res.profile?.profileId ?? ""}: ${outcome}`,
           );
@@ -127,7 +136,11 @@ function ApiKeyForm(props: {
         maxLength={64}
       />
       <label htmlFor="agent-id">Agent (empty: every agent)</label>
-      <input id="agent-id" value={agent} onChange={(e) => setAgent(e.target.value)} />
+      <input
+        id="agent-id"
+        value={agent}
+        onChange={(e) => setAgent(e.target.value)}
+      />
       <label htmlFor="api-key">API key</label>
       <input
         id="api-key"

@@ -70,8 +70,8 @@ export function ProvidersPage(): ReactNode {
       <h1 id="providers-title">Provider auth</h1>
       {report?.summary && (
         <p className="muted" data-testid="health-summary">
-          {String(report.summary.total)} profiles · {String(report.summary.ok)} OK ·{" "}
-          {String(report.summary.expiring)} expiring ·{" "}
+          {String(report.summary.total)} profiles · {String(report.summary.ok)}{" "}
+          OK · {String(report.summary.expiring)} expiring ·{" "}
           {String(report.summary.needsReauth)} need reconnecting
         </p>
       )}
@@ -89,7 +89,11 @@ export function ProvidersPage(): ReactNode {
                   >
                     {c.label}
                     <span aria-hidden="true">
-                      {sort.key === c.key ? (sort.direction === "asc" ? " ▲" : " ▼") : ""}
+                      {sort.key === c.key
+                        ? sort.direction === "asc"
+                          ? " ▲"
+                          : " ▼"
+                        : ""}
                     </span>
                   </button>
                 </th>
@@ -110,7 +114,11 @@ export function ProvidersPage(): ReactNode {
                   <td>{p.scope}</td>
                   <td>{p.credentialType}</td>
                   <td>
-                    <Chip label={chip.label} tone={chip.tone} title={p.reason || chip.title} />
+                    <Chip
+                      label={chip.label}
+                      tone={chip.tone}
+                      title={p.reason || chip.title}
+                    />
                   </td>
                   <td>{formatUnixMs(p.expiresAtUnixMs)}</td>
                   <td>{formatUnixMs(p.lastSuccessUnixMs)}</td>
@@ -120,7 +128,9 @@ export function ProvidersPage(): ReactNode {
                       disabled={action.busy}
                       onClick={() =>
                         void action.run(async () => {
-                          const r = await api.auth.validateProfile({ profileId: p.profileId });
+                          const r = await api.auth.validateProfile({
+                            profileId: p.profileId,
+                          });
                           setResult(
                             `${p.profileId}: ${CHECK_LABELS[r.validation?.outcome ?? CredentialCheckOutcome.UNSPECIFIED]}${r.validation?.message ? ` (${r.validation.message})` : ""}`,
                           );
@@ -135,7 +145,9 @@ export function ProvidersPage(): ReactNode {
                         disabled={action.busy}
                         onClick={() =>
                           void action.run(async () => {
-                            const r = await api.auth.refreshProfile({ profileId: p.profileId });
+                            const r = await api.auth.refreshProfile({
+                              profileId: p.profileId,
+                            });
                             setResult(
                               `${p.profileId}: refresh ${RefreshOutcome[r.outcome].toLowerCase().replaceAll("_", " ")}${r.reason ? ` (${r.reason})` : ""}`,
                             );
@@ -149,7 +161,9 @@ export function ProvidersPage(): ReactNode {
                       label="Delete"
                       onConfirm={() =>
                         action.run(async () => {
-                          await api.auth.deleteProfile({ profileId: p.profileId });
+                          await api.auth.deleteProfile({
+                            profileId: p.profileId,
+                          });
                           setResult(`${p.profileId}: deleted`);
                         })
                       }

@@ -1,4 +1,10 @@
-import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import {
+  useCallback,
+  useEffect,
+  useRef,
+  useState,
+  type ReactNode,
+} from "react";
 import type { Model, Run } from "../../../gen/palyra/run/v1/run_pb.js";
 import { api } from "../api.js";
 import { ErrorText, useAction } from "../components/ui.js";
@@ -159,7 +165,9 @@ export function RunsPage(): ReactNode {
             ))}
           </tbody>
         </table>
-        {runs.length === 0 && !list.busy && <p className="muted">No runs yet.</p>}
+        {runs.length === 0 && !list.busy && (
+          <p className="muted">No runs yet.</p>
+        )}
       </div>
     </section>
   );
@@ -173,7 +181,10 @@ function RunOutput({ view }: { view: RunView }): ReactNode {
         {view.runId && <> · {view.runId}</>}
         {view.model && <> · {view.model}</>}
         {view.completionTokens !== undefined && (
-          <> · {view.promptTokens} in / {view.completionTokens} out</>
+          <>
+            {" "}
+            · {view.promptTokens} in / {view.completionTokens} out
+          </>
         )}
         {view.finishReason && <> · {view.finishReason}</>}
       </p>

@@ -61,7 +61,9 @@ function Sessions(props: { onSignedOutEverywhere: () => void }): ReactNode {
               <tr key={s.sessionId}>
                 <td>
                   {s.principal}
-                  {s.current && <span className="chip chip-good">this browser</span>}
+                  {s.current && (
+                    <span className="chip chip-good">this browser</span>
+                  )}
                 </td>
                 <td>{s.channel || "—"}</td>
                 <td>{s.clientIp || "—"}</td>
@@ -74,7 +76,9 @@ function Sessions(props: { onSignedOutEverywhere: () => void }): ReactNode {
                       label="Revoke"
                       onConfirm={() =>
                         action.run(async () => {
-                          await api.sessions.revokeSession({ sessionId: s.sessionId });
+                          await api.sessions.revokeSession({
+                            sessionId: s.sessionId,
+                          });
                           await load();
                         })
                       }
@@ -160,7 +164,10 @@ function AuditLog(): ReactNode {
   const [chain, setChain] = useState<VerifyAuditChainResponse>();
   const action = useAction();
   const page = useCallback(async (after: bigint) => {
-    const res = await api.access.listAuditEvents({ afterIndex: after, limit: AUDIT_PAGE });
+    const res = await api.access.listAuditEvents({
+      afterIndex: after,
+      limit: AUDIT_PAGE,
+    });
     setEvents((old) => (after === 0n ? res.events : [...old, ...res.events]));
     setNext(res.nextAfterIndex);
   }, []);
@@ -176,13 +183,19 @@ function AuditLog(): ReactNode {
           type="button"
           disabled={action.busy}
           onClick={() =>
-            void action.run(async () => setChain(await api.access.verifyAuditChain({})))
+            void action.run(async () =>
+              setChain(await api.access.verifyAuditChain({})),
+            )
           }
         >
           Verify chain
         </button>
         {chain && (
-          <span role="status" className={chain.ok ? "good" : "bad"} data-testid="chain-result">
+          <span
+            role="status"
+            className={chain.ok ? "good" : "bad"}
+            data-testid="chain-result"
+          >
             {chain.ok
               ? `Chain intact: ${String(chain.eventsChecked)} events checked`
               : `Chain broken at event ${String(chain.firstBrokenIndex)}: ${chain.reason}`}
@@ -219,7 +232,11 @@ function AuditLog(): ReactNode {
         </table>
       </div>
       {next > 0n && events.length > 0 && events.length % AUDIT_PAGE === 0 && (
-        <button type="button" disabled={action.busy} onClick={() => void action.run(() => page(next))}>
+        <button
+          type="button"
+          disabled={action.busy}
+          onClick={() => void action.run(() => page(next))}
+        >
           Load more
         </button>
       )}

@@ -31,7 +31,9 @@ export function SignIn(props: {
         onSubmit={(e) => {
           e.preventDefault();
           const form = e.currentTarget;
-          const tokenField = form.elements.namedItem("admin-token") as HTMLInputElement;
+          const tokenField = form.elements.namedItem(
+            "admin-token",
+          ) as HTMLInputElement;
           const adminToken = tokenField.value;
           void action.run(async () => {
             const res = await api.sessions.login({
