@@ -34,11 +34,16 @@ const csrf: Interceptor = (next) => async (req) => {
   return await next(req);
 };
 
+// A refused sign-in is the sign-in form's own error, not a lost session.
 const signedOut: Interceptor = (next) => async (req) => {
   try {
     return await next(req);
   } catch (e) {
-    if (ConnectError.from(e).code === Code.Unauthenticated) onSignedOut();
+    if (
+      req.method.name !== "Login" &&
+      ConnectError.from(e).code === Code.Unauthenticated
+    )
+      onSignedOut();
     throw e;
   }
 };

@@ -94,6 +94,26 @@ describe("operator console in Chromium", () => {
     await heading(title).waitFor();
   };
 
+  it("says why a wrong admin token is refused", async () => {
+    // Not watched: the refused sign-in is a 401 the browser reports.
+    const other = await context.newPage();
+    await other.goto(`${url}/`);
+    await other
+      .getByLabel("Admin token")
+      .fill("not-the-admin-token-0123456789");
+    await other.getByRole("button", { name: "Sign in" }).click();
+    const alert = other.getByRole("alert");
+    await alert.waitFor();
+    assert.match((await alert.textContent()) ?? "", /token/i);
+    // The form stays, without a "session ended" notice.
+    assert.equal(await other.getByRole("status").count(), 0);
+    assert.equal(
+      await other.getByLabel("Admin token").inputValue(),
+      "not-the-admin-token-0123456789",
+    );
+    await other.close();
+  });
+
   it("signs in with the admin token, by keyboard, as admin:web-console", async () => {
     await page.goto(`${url}/`);
     await page.getByLabel("Admin token").waitFor();

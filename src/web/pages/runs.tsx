@@ -29,6 +29,9 @@ export function RunsPage(): ReactNode {
   const list = useAction();
   const stop = useAction();
   const runIdRef = useRef("");
+  // Leaving the page closes the stream, and the daemon cancels a run whose client went away.
+  const readingRef = useRef<AbortController | undefined>(undefined);
+  useEffect(() => () => readingRef.current?.abort(), []);
 
   const loadRuns = useCallback(
     () =>
@@ -52,20 +55,27 @@ export function RunsPage(): ReactNode {
     setStreamError(undefined);
     setStreaming(true);
     runIdRef.current = "";
+    const reading = new AbortController();
+    readingRef.current = reading;
     let current = emptyRun();
     setView(current);
     try {
-      for await (const event of api.runs.startRun({ input: prompt, model })) {
+      for await (const event of api.runs.startRun(
+        { input: prompt, model },
+        { signal: reading.signal },
+      )) {
         current = applyRunEvent(current, event);
         runIdRef.current = current.runId;
         setView(current);
         if (isTerminal(current.status)) break;
       }
     } catch (e) {
-      setStreamError(e);
+      if (!reading.signal.aborted) setStreamError(e);
     } finally {
-      setStreaming(false);
-      void loadRuns();
+      if (!reading.signal.aborted) {
+        setStreaming(false);
+        void loadRuns();
+      }
     }
   };
 
