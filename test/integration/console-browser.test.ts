@@ -330,7 +330,7 @@ describe("operator console in Chromium", () => {
     await page.getByLabel("Admin token").waitFor();
   });
 
-  it("signs in through a handoff URL minted over the API, then drops the token from the address bar", async () => {
+  it("signs in through a handoff URL minted over the API, drops the token from the address bar, signs out everywhere", async () => {
     const sessions = createClient(
       SessionService,
       createConnectTransport({ baseUrl: url, httpVersion: "1.1" }),
@@ -355,6 +355,13 @@ describe("operator console in Chromium", () => {
         await p.getByTestId("principal").textContent(),
         "admin:desktop",
       );
+      await screenshot(p, "08-handoff-security");
+      // Sign out everywhere: this session too, and the daemon agrees.
+      await p.getByRole("button", { name: "Sign out everywhere" }).click();
+      await p.getByRole("button", { name: "Yes, sign out everywhere" }).click();
+      await p.getByText("Every session was signed out.").waitFor();
+      const listed = await sessions.listSessions({}, { headers: ADMIN });
+      assert.deepEqual(listed.sessions, []);
       // One time only: the same link again lands on sign-in with a reason.
       // Not watched: the refused redeem is a 4xx the browser reports.
       const again = await fresh.newPage();
