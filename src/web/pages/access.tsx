@@ -153,7 +153,7 @@ function ApiTokens(): ReactNode {
           <thead>
             <tr>
               <th scope="col">Label</th>
-              <th scope="col">Token id</th>
+              <th scope="col">Prefix</th>
               <th scope="col">Principal</th>
               <th scope="col">Role</th>
               <th scope="col">Scopes</th>
@@ -167,7 +167,7 @@ function ApiTokens(): ReactNode {
             {tokens.map((t) => (
               <tr key={t.tokenId} data-token={t.label}>
                 <td>{t.label}</td>
-                <td className="mono">{t.tokenId}</td>
+                <td className="mono">palyra_{t.tokenId}_…</td>
                 <td>{t.principal}</td>
                 <td>{ROLE_NAMES[t.role]}</td>
                 <td>{t.scopes.join(", ") || "—"}</td>
