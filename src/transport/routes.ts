@@ -66,6 +66,7 @@ import {
 } from "../sessions/index.js";
 import { PalyraError } from "../core/index.js";
 import { connectPlugin } from "./connect-plugin.js";
+import { registerConsole } from "./console-static.js";
 import { handleHttpError, handleNotFound } from "./errors.js";
 import { anthropicErrorBody, openaiErrorBody } from "./api-error-bodies.js";
 import type { Readiness } from "./readiness.js";
@@ -265,6 +266,9 @@ export async function registerRoutes(
       router.service(ReflectionV1alpha, reflection.v1alpha);
     },
   });
+
+  // The operator console at `/`, when it was built (npm run build).
+  await registerConsole(app);
 }
 
 /**
