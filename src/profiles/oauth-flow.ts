@@ -21,7 +21,7 @@ import {
   type RandomBytes,
 } from "../core/index.js";
 import { OAuthClient, type OAuthServerSettings } from "../providers/index.js";
-import type { Actor, AuditTrail } from "../store/index.js";
+import type { Actor, AuditTrail, WriteOp } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import { providerLabel } from "./labels.js";
 import {
@@ -158,10 +158,11 @@ export class OAuthFlow {
       scope: input.scope,
       startedBy: actor.principal,
     });
-    const write = (auditOps: readonly unknown[]) =>
+    // guardWrite seals again if a vault key rotation committed first.
+    const write = (auditOps: readonly WriteOp[]) =>
       this.deps.vault.guardWrite(async () => {
         const ops = await this.attempts.createOps(record, verifier);
-        await this.deps.store.write([...ops, ...(auditOps as never[])]);
+        await this.deps.store.write([...ops, ...auditOps]);
       });
     const entry = {
       action: "auth_profile.oauth_start",

@@ -156,7 +156,6 @@ export class OAuthClient {
       );
     }
     return await this.grant(
-      server.tokenEndpoint,
       () =>
         oauth.authorizationCodeGrantRequest(
           as,
@@ -182,7 +181,6 @@ export class OAuthClient {
     const additionalParameters: Record<string, string> =
       grant.scopes.length > 0 ? { scope: grant.scopes.join(" ") } : {};
     return await this.grant(
-      grant.tokenEndpoint,
       () =>
         oauth.refreshTokenGrantRequest(as, client, auth, grant.refreshToken, {
           ...this.options(grant.tokenEndpoint),
@@ -238,7 +236,6 @@ export class OAuthClient {
 
   // Sends one token request and classifies its answer.
   private async grant(
-    endpoint: string,
     send: () => Promise<Response>,
     process: (res: Response) => Promise<oauth.TokenEndpointResponse>,
   ): Promise<GrantResult> {
@@ -256,7 +253,7 @@ export class OAuthClient {
         e instanceof oauth.ResponseBodyError
           ? safeOAuthError(e.error)
           : undefined;
-      return classifyFailure(status, error, endpoint);
+      return classifyFailure(status, error);
     }
   }
 
@@ -342,7 +339,6 @@ function seconds(value: unknown): number | undefined {
 function classifyFailure(
   status: number,
   error: string | undefined,
-  _endpoint: string,
 ): GrantResult {
   if (status >= 200 && status < 300)
     return {

@@ -5,6 +5,7 @@ import { file_palyra_access_v1_tokens } from "../../gen/palyra/access/v1/tokens_
 import { file_palyra_access_v1_workspaces } from "../../gen/palyra/access/v1/workspaces_pb.js";
 import { file_palyra_auth_v1_auth } from "../../gen/palyra/auth/v1/auth_pb.js";
 import { file_palyra_auth_v1_health } from "../../gen/palyra/auth/v1/health_pb.js";
+import { file_palyra_auth_v1_oauth } from "../../gen/palyra/auth/v1/oauth_pb.js";
 import { file_palyra_auth_v1_profile } from "../../gen/palyra/auth/v1/profile_pb.js";
 import { file_palyra_common_v1_access } from "../../gen/palyra/common/v1/access_pb.js";
 import { file_palyra_common_v1_permissions } from "../../gen/palyra/common/v1/permissions_pb.js";
@@ -15,6 +16,7 @@ import { file_palyra_session_v1_session } from "../../gen/palyra/session/v1/sess
 import { file_palyra_store_v1_audit } from "../../gen/palyra/store/v1/audit_pb.js";
 import { file_palyra_store_v1_default_profile } from "../../gen/palyra/store/v1/default_profile_pb.js";
 import { file_palyra_store_v1_meta } from "../../gen/palyra/store/v1/meta_pb.js";
+import { file_palyra_store_v1_oauth_attempts } from "../../gen/palyra/store/v1/oauth_attempts_pb.js";
 import { file_palyra_store_v1_runs } from "../../gen/palyra/store/v1/runs_pb.js";
 import { file_palyra_store_v1_sessions } from "../../gen/palyra/store/v1/sessions_pb.js";
 import { file_palyra_store_v1_tokens } from "../../gen/palyra/store/v1/tokens_pb.js";
@@ -32,6 +34,7 @@ export const palyraFiles: readonly DescFile[] = [
   file_palyra_access_v1_workspaces,
   file_palyra_auth_v1_auth,
   file_palyra_auth_v1_health,
+  file_palyra_auth_v1_oauth,
   file_palyra_auth_v1_profile,
   file_palyra_common_v1_access,
   file_palyra_common_v1_permissions,
@@ -42,6 +45,7 @@ export const palyraFiles: readonly DescFile[] = [
   file_palyra_store_v1_audit,
   file_palyra_store_v1_default_profile,
   file_palyra_store_v1_meta,
+  file_palyra_store_v1_oauth_attempts,
   file_palyra_store_v1_runs,
   file_palyra_store_v1_sessions,
   file_palyra_store_v1_tokens,

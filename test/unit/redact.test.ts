@@ -47,6 +47,7 @@ const NOT_SECRETS: Readonly<Record<string, string>> = {
   "palyra.auth.v1.RefreshProfileResponse.error_code": "an error label",
   "palyra.auth.v1.AuthProfileHealth.last_error_code": "an error label",
   "palyra.auth.v1.OAuthRefreshState.last_error_code": "an error label",
+  "palyra.auth.v1.OAuthAttempt.error_code": "an error label",
   "palyra.auth.v1.ApiKeyCredential.api_key_vault_ref": "a vault reference",
   "palyra.auth.v1.OAuthCredential.access_token_vault_ref": "a vault reference",
   "palyra.auth.v1.OAuthCredential.refresh_token_vault_ref": "a vault reference",
