@@ -349,9 +349,7 @@ export class Engine implements RunEngine {
     const endedAtMs = this.deps.clock.now();
     const final = run.final(status, endedAtMs, error);
     try {
-      await this.deps.records.update(this.record(final));
-      if (final.apiTokenId !== "")
-        await this.deps.records.count(final.apiTokenId, run.usage);
+      await this.deps.records.finish(this.record(final), run.usage);
     } catch (e) {
       this.deps.log?.error(
         { runId: final.runId, err: e },

@@ -68,27 +68,29 @@ export class RunRecords {
     }
   }
 
-  /** update writes a run's record again (its end); only the replica running it writes it. */
-  async update(record: RunRecord): Promise<void> {
-    await this.store.write(this.putOps(record));
-  }
-
-  /** count adds a finished run's usage to its API token's counters. */
-  async count(apiTokenId: string, usage: Usage | undefined): Promise<void> {
-    const base = `token/${apiTokenId}/`;
-    await Promise.all([
-      this.store.add("usage", `${base}runs`, 1n),
-      this.store.add(
-        "usage",
-        `${base}prompt_tokens`,
-        BigInt(usage?.promptTokens ?? 0),
-      ),
-      this.store.add(
-        "usage",
-        `${base}completion_tokens`,
-        BigInt(usage?.completionTokens ?? 0),
-      ),
-    ]);
+  /**
+   * finish writes a run's record again (its end) and, for a run under an API
+   * token, adds its usage to that token's counters, in one batch: a run is
+   * counted exactly when its end is recorded. Only the replica running it
+   * writes it.
+   */
+  async finish(record: RunRecord, usage: Usage | undefined): Promise<void> {
+    const run = record.run!;
+    const base = `token/${run.apiTokenId}/`;
+    const counters: WriteOp[] =
+      run.apiTokenId === ""
+        ? []
+        : [
+            ["runs", 1],
+            ["prompt_tokens", usage?.promptTokens ?? 0],
+            ["completion_tokens", usage?.completionTokens ?? 0],
+          ].map(([name, n]) => ({
+            type: "add" as const,
+            ns: "usage" as const,
+            key: `${base}${name}`,
+            delta: BigInt(n!),
+          }));
+    await this.store.write([...this.putOps(record), ...counters]);
   }
 
   /** usageOf reads an API token's counters. */
