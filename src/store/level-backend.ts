@@ -138,7 +138,7 @@ export class LevelBackend implements KvBackend {
         ops.map((op) =>
           op.type === "check" || op.type === "add"
             ? this.current(op.ns, op.key)
-            : undefined,
+            : Promise.resolve(undefined),
         ),
       );
       ops.forEach((op, i) => {
