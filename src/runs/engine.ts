@@ -169,7 +169,7 @@ export class Engine implements RunEngine {
     run.recorded =
       request.runId !== undefined
         ? Promise.resolve(undefined)
-        : deps.records.create(this.record(run.run)).then(
+        : deps.records.create(this.record(run.run), false).then(
             () => undefined,
             (e: unknown) => {
               const error = this.publicError(e, run.run);

@@ -50,12 +50,16 @@ export class RunRecords {
     return await this.table.get(idKey(runId));
   }
 
-  /** create writes a new run's record; already_exists when a caller-picked id is taken. */
-  async create(record: RunRecord): Promise<void> {
+  /**
+   * create writes a new run's record; already_exists when a caller-picked
+   * id is taken. An id the engine drew (a ULID: its millisecond and 80
+   * random bits) is unique without asserting it, which spares a read.
+   */
+  async create(record: RunRecord, idPicked = true): Promise<void> {
     const run = record.run!;
     try {
       await this.store.write([
-        this.table.checkOp(idKey(run.runId), ABSENT),
+        ...(idPicked ? [this.table.checkOp(idKey(run.runId), ABSENT)] : []),
         ...this.putOps(record),
       ]);
     } catch (e) {
@@ -159,12 +163,11 @@ export class RunRecords {
     return { records, next: cursor?.slice(prefix.length) };
   }
 
+  // The record by id and its copy for the principal's listing, encoded once.
   private putOps(record: RunRecord): WriteOp[] {
     const run = record.run!;
-    return [
-      this.table.putOp(idKey(run.runId), record),
-      this.table.putOp(principalKey(run.principal, run.runId), record),
-    ];
+    const byId = this.table.putOp(idKey(run.runId), record);
+    return [byId, { ...byId, key: principalKey(run.principal, run.runId) }];
   }
 }
 

@@ -209,13 +209,13 @@ export class LevelBackend implements KvBackend {
   }
 
   // The stored bytes of a key as the next batch must see them: an accepted
-  // change not yet on disk, else what the disk holds.
+  // change not yet on disk, a value written lately, else the disk's.
   private async current(
     ns: Namespace,
     key: string,
   ): Promise<Uint8Array | undefined> {
-    const accepted = this.commit.accepted(ns, key);
-    if (accepted !== undefined) return accepted.raw;
+    const known = this.commit.known(ns, key);
+    if (known !== undefined) return known.raw;
     return await this.sub(ns).get(key);
   }
 

@@ -65,6 +65,10 @@ export class GroupCommit {
     string,
     { raw: Uint8Array | undefined; group: Group }
   >();
+  // Small values this process wrote lately, as on disk: LevelDB is one
+  // process's, and every write to it passes here, so they stay true. The
+  // reads of counters and checks on hot keys need no trip to the disk.
+  private readonly recent = new Map<string, Uint8Array | undefined>();
   private gathering: Group | undefined;
   private flushing: Group | undefined;
   // Moves when a group fails: batches checked against it must not commit.
@@ -88,12 +92,16 @@ export class GroupCommit {
     return this.epoch;
   }
 
-  /** accepted is an accepted, not yet durable value of a key (undefined raw: deleted), or undefined when none is pending. */
-  accepted(
-    ns: string,
-    key: string,
-  ): { raw: Uint8Array | undefined } | undefined {
-    return this.pending.get(pendingKey(ns, key));
+  /**
+   * known is what the next batch must see at a key without reading the
+   * disk: an accepted change not yet durable, or a small value written
+   * lately (raw undefined: absent); undefined when only the disk knows.
+   */
+  known(ns: string, key: string): { raw: Uint8Array | undefined } | undefined {
+    const k = pendingKey(ns, key);
+    const pending = this.pending.get(k);
+    if (pending !== undefined) return pending;
+    return this.recent.has(k) ? { raw: this.recent.get(k) } : undefined;
   }
 
   /** settled resolves once no accepted change to the key is waiting for the disk. */
@@ -174,12 +182,26 @@ export class GroupCommit {
         for (const c of group.changes) {
           const k = pendingKey(c.ns, c.key);
           if (this.pending.get(k)?.group === group) this.pending.delete(k);
+          this.remember(k, c.raw);
         }
         group.resolve();
         this.flush();
       },
       (e: unknown) => this.fail(group, e),
     );
+  }
+
+  // Keeps what a key holds on disk now, oldest forgotten first; a large
+  // value is forgotten rather than kept.
+  private remember(k: string, raw: Uint8Array | undefined): void {
+    this.recent.delete(k);
+    if (raw !== undefined && raw.byteLength > RECENT_MAX_BYTES) return;
+    this.recent.set(k, raw);
+    if (this.recent.size > RECENT_MAX_ENTRIES)
+      for (const oldest of this.recent.keys()) {
+        this.recent.delete(oldest);
+        break;
+      }
   }
 
   // A group that did not reach the disk fails, and so does every batch
@@ -190,6 +212,8 @@ export class GroupCommit {
     const later = this.gathering;
     this.gathering = undefined;
     this.pending.clear();
+    // Not knowing what reached the disk, read it from there again.
+    this.recent.clear();
     group.reject(
       new PalyraError("unavailable", "the store could not write a batch", {
         cause,
@@ -204,6 +228,10 @@ export class GroupCommit {
     );
   }
 }
+
+// Values up to this size are remembered (counters, leases, small records).
+const RECENT_MAX_BYTES = 512;
+const RECENT_MAX_ENTRIES = 4096;
 
 function pendingKey(ns: string, key: string): string {
   return `${ns}\u0000${key}`;
