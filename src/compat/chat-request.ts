@@ -229,12 +229,7 @@ export function parseChatCompletion(raw: unknown): {
     ...(body.tools === undefined || body.tools.length === 0
       ? {}
       : {
-          tools: body.tools.map((t, i) => {
-            if (t.function.strict === true)
-              throw unsupportedField(
-                `tools[${i}].function.strict`,
-                "a run cannot pass strict tool schemas on yet; leave it unset",
-              );
+          tools: body.tools.map((t) => {
             return {
               name: t.function.name,
               ...(t.function.description === undefined
@@ -243,6 +238,9 @@ export function parseChatCompletion(raw: unknown): {
               ...(t.function.parameters === undefined
                 ? {}
                 : { parameters: t.function.parameters }),
+              ...(t.function.strict == null
+                ? {}
+                : { strict: t.function.strict }),
             };
           }),
         }),

@@ -201,15 +201,11 @@ export function parseResponsesRequest(raw: unknown): {
         `only function tools can be passed to a run, not "${t.type}"`,
       );
     const fn = parseBody(functionTool, t, `tools[${i}]`);
-    if (fn.strict === true)
-      throw unsupportedField(
-        `tools[${i}].strict`,
-        "a run cannot pass strict tool schemas on yet; send strict: false",
-      );
     return {
       name: fn.name,
       ...(fn.description == null ? {} : { description: fn.description }),
       ...(fn.parameters == null ? {} : { parameters: fn.parameters }),
+      ...(fn.strict == null ? {} : { strict: fn.strict }),
     };
   });
   const choice: ToolChoice | undefined =

@@ -1,5 +1,11 @@
 import type { PalyraError } from "../core/index.js";
-import type { RunEvent, RunStatus, ToolCall, Usage } from "../runs/types.js";
+import type {
+  FinishReason,
+  RunEvent,
+  RunStatus,
+  ToolCall,
+  Usage,
+} from "../runs/types.js";
 import type { ResponsesBody } from "./responses-request.js";
 import {
   ToolCallAssembler,
@@ -97,15 +103,19 @@ export function responseObject(
     output: OutputItem[];
     usage?: Usage | undefined;
     error?: { code: string; message: string } | undefined;
+    /** Why the model stopped; a run cut short (length, content filter) is "incomplete". */
+    finishReason?: FinishReason | undefined;
   },
 ): Record<string, unknown> {
+  const cut =
+    state.status === "done" ? cutShort(state.finishReason) : undefined;
   return {
     id: ids.id,
     object: "response",
     created_at: ids.createdAt,
-    status: statusOf[state.status],
+    status: cut === undefined ? statusOf[state.status] : "incomplete",
     error: state.error ?? null,
-    incomplete_details: null,
+    incomplete_details: cut === undefined ? null : { reason: cut },
     instructions: echo.instructions ?? null,
     max_output_tokens: echo.max_output_tokens ?? null,
     model: ids.model,
@@ -124,6 +134,13 @@ export function responseObject(
     user: null,
     metadata: {},
   };
+}
+
+/** cutShort is the Responses API's incomplete reason for a run the model did not end itself. */
+function cutShort(reason: FinishReason | undefined): string | undefined {
+  if (reason === "length") return "max_output_tokens";
+  if (reason === "content_filter") return "content_filter";
+  return undefined;
 }
 
 /** finishedOutput lists a finished run's output items: its text as one message, then its tool calls. */
@@ -187,12 +204,14 @@ export class ResponsesStream implements StreamTranslator {
   private snapshot(
     status: RunStatus,
     error?: { code: string; message: string },
+    finishReason?: FinishReason,
   ): Record<string, unknown> {
     return responseObject(this.ids, this.echo, {
       status,
       output: status === "in_progress" ? [] : this.output,
       usage: this.usage,
       error,
+      finishReason,
     });
   }
 
@@ -368,9 +387,11 @@ export class ResponsesStream implements StreamTranslator {
     if (this.output.length === 0) {
       frames.push(...this.text(""), ...this.closeCurrent());
     }
+    // Cut at max_output_tokens (or filtered): "response.incomplete".
+    const cut = cutShort(outcome.finishReason) !== undefined;
     frames.push(
-      this.frame("response.completed", {
-        response: this.snapshot("done"),
+      this.frame(cut ? "response.incomplete" : "response.completed", {
+        response: this.snapshot("done", undefined, outcome.finishReason),
       }),
     );
     return frames;

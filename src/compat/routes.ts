@@ -267,6 +267,7 @@ export function registerCompatRoutes(
               collected.toolCalls,
             ),
             usage: collected.usage,
+            finishReason: collected.finishReason,
           }),
       });
     },
@@ -297,6 +298,7 @@ export function registerCompatRoutes(
             status: run.status,
             output: finishedOutput(run.runId, run.outputText, run.toolCalls),
             usage: run.usage,
+            finishReason: run.finishReason,
             error:
               run.status === "failed"
                 ? {

@@ -83,15 +83,16 @@ const FIELD_PREFIX = /^([a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z_][a-z0-9_]*)*): /;
  * is the unknown model that OpenAI answers 404 model_not_found.
  */
 function withField(e: PalyraError): PalyraError {
-  if (e.field !== undefined) return e;
   const field =
-    e.code === "not_found" ? "model" : FIELD_PREFIX.exec(e.message)?.[1];
+    e.field ??
+    (e.code === "not_found" ? "model" : FIELD_PREFIX.exec(e.message)?.[1]);
   if (
     field === undefined ||
     (e.code !== "invalid_argument" && e.code !== "not_found")
   )
     return e;
   const code = field === "model" ? "not_found" : e.code;
+  if (code === e.code && field === e.field) return e;
   return new PalyraError(code, e.message, { cause: e, field });
 }
 

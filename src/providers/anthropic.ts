@@ -50,8 +50,18 @@ export class AnthropicProvider implements ModelProvider {
 
   constructor(private readonly options: UpstreamOptions) {}
 
-  /** check refuses a JSON response format together with tools (the format is itself a forced tool). */
+  /**
+   * check refuses a JSON response format together with tools (the format is
+   * itself a forced tool), and strict tool schemas, which Anthropic's tools
+   * cannot enforce.
+   */
   check(request: RunRequest): void {
+    const strict = request.tools?.findIndex((t) => t.strict === true) ?? -1;
+    if (strict !== -1)
+      throw new PalyraError(
+        "invalid_argument",
+        `tools[${strict}].strict: anthropic cannot enforce strict tool schemas; leave it unset or false`,
+      );
     const json =
       request.responseFormat !== undefined &&
       request.responseFormat.type !== "text";

@@ -92,6 +92,7 @@ export function requestBody(call: ProviderCall): Record<string, unknown> {
         name: t.name,
         ...(t.description === undefined ? {} : { description: t.description }),
         ...(t.parameters === undefined ? {} : { parameters: t.parameters }),
+        ...(t.strict === undefined ? {} : { strict: t.strict }),
       },
     }));
   if (r.toolChoice !== undefined) body.tool_choice = toolChoice(r.toolChoice);

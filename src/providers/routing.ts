@@ -56,5 +56,6 @@ function unknown(name: string, why?: string): PalyraError {
   return new PalyraError(
     "invalid_argument",
     `model: ${shown} is not a model this daemon routes${why === undefined ? "" : ` (${why})`}; accepted: ${ACCEPTED_MODELS}`,
+    { field: "model" },
   );
 }

@@ -19,7 +19,8 @@ import {
 } from "../providers/index.js";
 import type { ProfileCredentials } from "./profile-credentials.js";
 import { newRunId, parseRunId } from "./run-ids.js";
-import { listLimit, parsePageToken, type RunRecords } from "./run-records.js";
+import { listRunsPage, visibleRun } from "./run-queries.js";
+import type { RunRecords } from "./run-records.js";
 import { RunState } from "./run-state.js";
 import { isFinal, statusToProto, storedRunOf } from "./run-view.js";
 import type {
@@ -151,31 +152,36 @@ export class Engine implements RunEngine {
       ended();
     };
 
-    // The record and the upstream request go out together, so the first
-    // token waits for neither the other; a run id the caller picked is
-    // checked first, so a taken one never reaches the provider.
-    const recorded = deps.records.create(this.record(run.run));
+    // A run id the caller picked is recorded first, so a taken one never
+    // reaches the provider. Otherwise the upstream request leaves first and
+    // the record is written meanwhile: the first token waits for neither
+    // the record nor its fsync. A run whose record cannot be written does
+    // not go on (its upstream request is aborted) and ends failed.
     if (request.runId !== undefined)
-      await recorded.catch((e: unknown) => {
+      await deps.records.create(this.record(run.run)).catch((e: unknown) => {
         release();
         throw e;
       });
-    const [created, opened] = await Promise.allSettled([
-      recorded,
-      provider.open(
-        { model: route.model, request, credential },
-        controller.signal,
-      ),
-    ]);
-    if (created.status === "rejected") {
-      controller.abort(CANCELLED);
-      release();
-      throw created.reason;
-    }
-    if (opened.status === "rejected") {
-      const error = controller.signal.aborted
-        ? CANCELLED
-        : this.publicError(opened.reason, run.run);
+    const opening = provider.open(
+      { model: route.model, request, credential },
+      controller.signal,
+    );
+    run.recorded =
+      request.runId !== undefined
+        ? Promise.resolve(undefined)
+        : deps.records.create(this.record(run.run), false).then(
+            () => undefined,
+            (e: unknown) => {
+              const error = this.publicError(e, run.run);
+              controller.abort(error);
+              return error;
+            },
+          );
+    let stream: AsyncIterable<ProviderEvent>;
+    try {
+      stream = await opening;
+    } catch (e) {
+      const error = (await run.recorded) ?? this.abortedOr(controller, e, run);
       if (
         credential !== undefined &&
         isPalyraError(error, "failed_precondition")
@@ -183,7 +189,7 @@ export class Engine implements RunEngine {
         deps.credentials.rejected(credential);
       await this.finish(
         run,
-        controller.signal.aborted ? "cancelled" : "failed",
+        error === CANCELLED ? "cancelled" : "failed",
         error,
       );
       release();
@@ -193,7 +199,7 @@ export class Engine implements RunEngine {
       runId,
       model: route.model,
       provider: route.provider,
-      events: this.events(run, opened.value, controller, credential, release),
+      events: this.events(run, stream, controller, credential, release),
       cancel: () => controller.abort(CANCELLED),
     };
   }
@@ -204,7 +210,9 @@ export class Engine implements RunEngine {
     caller: RunCaller,
     readAll: boolean,
   ): Promise<StoredRun> {
-    return storedRunOf(await this.visible(runId, caller, readAll));
+    return storedRunOf(
+      await visibleRun(this.deps.records, runId, caller, readAll),
+    );
   }
 
   /** cancel aborts a run here, or asks every replica to; see RunEngine. */
@@ -213,7 +221,7 @@ export class Engine implements RunEngine {
     caller: RunCaller,
     readAll: boolean,
   ): Promise<void> {
-    const run = await this.visible(runId, caller, readAll);
+    const run = await visibleRun(this.deps.records, runId, caller, readAll);
     const stored = storedRunOf(run);
     if (isFinal(stored.status))
       throw new PalyraError(
@@ -231,31 +239,7 @@ export class Engine implements RunEngine {
     readAll: boolean,
     query: RunQuery,
   ): Promise<RunPage> {
-    let principal = query.principal;
-    if (!readAll) {
-      if (principal !== undefined && principal !== caller.principal)
-        throw new PalyraError(
-          "permission_denied",
-          `${caller.principal} may list only its own runs; other principals' need the permission runs.read_all`,
-        );
-      principal = caller.principal;
-    }
-    const page = await this.deps.records.list({
-      after: parsePageToken(query.pageToken ?? ""),
-      limit: listLimit(query.limit),
-      principal,
-      model: query.model,
-      status:
-        query.status === undefined ? undefined : statusToProto(query.status),
-      startedAfterMs: query.startedAfterMs,
-      startedBeforeMs: query.startedBeforeMs,
-    });
-    const runs = page.records.flatMap((r) =>
-      r.run === undefined ? [] : [storedRunOf(r.run)],
-    );
-    return page.next === undefined
-      ? { runs }
-      : { runs, nextPageToken: page.next };
+    return await listRunsPage(this.deps.records, caller, readAll, query);
   }
 
   /** listModels lists every provider's known models, marking those a run can use now. */
@@ -268,20 +252,6 @@ export class Engine implements RunEngine {
       for (const m of provider.models()) out.push({ ...m, available });
     }
     return out;
-  }
-
-  // The record if the caller may see it; NOT_FOUND otherwise, so that
-  // another principal's run ids are not revealed.
-  private async visible(
-    rawId: string,
-    caller: RunCaller,
-    readAll: boolean,
-  ): Promise<Run> {
-    const runId = parseRunId(rawId);
-    const run = (await this.deps.records.get(runId))?.run;
-    if (run === undefined || (!readAll && run.principal !== caller.principal))
-      throw new PalyraError("not_found", `no run with id ${runId}`);
-    return run;
   }
 
   private record(run: Run) {
@@ -311,16 +281,20 @@ export class Engine implements RunEngine {
         }
         if (controller.signal.aborted) status = "cancelled";
       } catch (e) {
-        if (controller.signal.aborted) status = "cancelled";
-        else {
-          status = "failed";
-          error = this.publicError(e, run.run);
-          if (
-            credential !== undefined &&
-            isPalyraError(error, "failed_precondition")
-          )
-            this.deps.credentials.rejected(credential);
-        }
+        error = this.abortedOr(controller, e, run);
+        status = error === CANCELLED ? "cancelled" : "failed";
+        if (error === CANCELLED) error = undefined;
+        else if (
+          credential !== undefined &&
+          isPalyraError(error, "failed_precondition")
+        )
+          this.deps.credentials.rejected(credential);
+      }
+      // The record of a run that could not be recorded is its failure.
+      const unrecorded = await run.recorded;
+      if (unrecorded !== undefined) {
+        status = "failed";
+        error = unrecorded;
       }
       if (error !== undefined) yield { kind: "error", error };
       ended = true;
@@ -348,10 +322,12 @@ export class Engine implements RunEngine {
   ): Promise<void> {
     const endedAtMs = this.deps.clock.now();
     const final = run.final(status, endedAtMs, error);
+    // The end is written after the start, never instead of it: a run
+    // whose start could not be recorded has no record to end.
+    const unrecorded = await run.recorded;
     try {
-      await this.deps.records.update(this.record(final));
-      if (final.apiTokenId !== "")
-        await this.deps.records.count(final.apiTokenId, run.usage);
+      if (unrecorded !== undefined) throw unrecorded;
+      await this.deps.records.finish(this.record(final), run.usage);
     } catch (e) {
       this.deps.log?.error(
         { runId: final.runId, err: e },
@@ -372,6 +348,20 @@ export class Engine implements RunEngine {
       },
       "run ended",
     );
+  }
+
+  // Why a run's provider stream failed: our cancel, the failure that
+  // aborted it (its record could not be written), or the provider's error.
+  private abortedOr(
+    controller: AbortController,
+    e: unknown,
+    run: RunState,
+  ): PalyraError {
+    const reason: unknown = controller.signal.aborted
+      ? controller.signal.reason
+      : undefined;
+    if (reason instanceof PalyraError) return reason;
+    return this.publicError(e, run.run);
   }
 
   // A PalyraError as is; anything else is a bug: logged, and shown as

@@ -50,12 +50,16 @@ export class RunRecords {
     return await this.table.get(idKey(runId));
   }
 
-  /** create writes a new run's record; already_exists when a caller-picked id is taken. */
-  async create(record: RunRecord): Promise<void> {
+  /**
+   * create writes a new run's record; already_exists when a caller-picked
+   * id is taken. An id the engine drew (a ULID: its millisecond and 80
+   * random bits) is unique without asserting it, which spares a read.
+   */
+  async create(record: RunRecord, idPicked = true): Promise<void> {
     const run = record.run!;
     try {
       await this.store.write([
-        this.table.checkOp(idKey(run.runId), ABSENT),
+        ...(idPicked ? [this.table.checkOp(idKey(run.runId), ABSENT)] : []),
         ...this.putOps(record),
       ]);
     } catch (e) {
@@ -68,27 +72,29 @@ export class RunRecords {
     }
   }
 
-  /** update writes a run's record again (its end); only the replica running it writes it. */
-  async update(record: RunRecord): Promise<void> {
-    await this.store.write(this.putOps(record));
-  }
-
-  /** count adds a finished run's usage to its API token's counters. */
-  async count(apiTokenId: string, usage: Usage | undefined): Promise<void> {
-    const base = `token/${apiTokenId}/`;
-    await Promise.all([
-      this.store.add("usage", `${base}runs`, 1n),
-      this.store.add(
-        "usage",
-        `${base}prompt_tokens`,
-        BigInt(usage?.promptTokens ?? 0),
-      ),
-      this.store.add(
-        "usage",
-        `${base}completion_tokens`,
-        BigInt(usage?.completionTokens ?? 0),
-      ),
-    ]);
+  /**
+   * finish writes a run's record again (its end) and, for a run under an API
+   * token, adds its usage to that token's counters, in one batch: a run is
+   * counted exactly when its end is recorded. Only the replica running it
+   * writes it.
+   */
+  async finish(record: RunRecord, usage: Usage | undefined): Promise<void> {
+    const run = record.run!;
+    const base = `token/${run.apiTokenId}/`;
+    const counters: WriteOp[] =
+      run.apiTokenId === ""
+        ? []
+        : [
+            ["runs", 1],
+            ["prompt_tokens", usage?.promptTokens ?? 0],
+            ["completion_tokens", usage?.completionTokens ?? 0],
+          ].map(([name, n]) => ({
+            type: "add" as const,
+            ns: "usage" as const,
+            key: `${base}${name}`,
+            delta: BigInt(n!),
+          }));
+    await this.store.write([...this.putOps(record), ...counters]);
   }
 
   /** usageOf reads an API token's counters. */
@@ -157,12 +163,11 @@ export class RunRecords {
     return { records, next: cursor?.slice(prefix.length) };
   }
 
+  // The record by id and its copy for the principal's listing, encoded once.
   private putOps(record: RunRecord): WriteOp[] {
     const run = record.run!;
-    return [
-      this.table.putOp(idKey(run.runId), record),
-      this.table.putOp(principalKey(run.principal, run.runId), record),
-    ];
+    const byId = this.table.putOp(idKey(run.runId), record);
+    return [byId, { ...byId, key: principalKey(run.principal, run.runId) }];
   }
 }
 

@@ -14,6 +14,8 @@ export class RunState {
   private firstTokenAtMs: number | undefined;
   usage: Usage | undefined;
   finishReason: FinishReason | undefined;
+  /** Settles when the run's start is recorded: undefined, or why it could not be. */
+  recorded: Promise<PalyraError | undefined> = Promise.resolve(undefined);
 
   constructor(
     readonly run: Run,

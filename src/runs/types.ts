@@ -36,6 +36,8 @@ export interface ToolDefinition {
   description?: string;
   /** JSON Schema of the arguments. */
   parameters?: JsonObject;
+  /** Whether the model must follow the schema exactly (OpenAI's strict mode); passed on as the caller set it. */
+  strict?: boolean;
 }
 
 /** ToolChoice says whether and which tool the model must call. */

@@ -1,3 +1,5 @@
+import { PalyraError } from "../core/index.js";
+
 /**
  * The storage contract every backend implements (LevelDB now, PostgreSQL for
  * scale-out later). Services never see a backend: they use typed tables from
@@ -48,7 +50,14 @@ export type WriteOp =
    * exist) when the batch commits; otherwise nothing of the batch is written
    * and the write fails with the `aborted` error code.
    */
-  | { type: "check"; ns: Namespace; key: string; version: bigint };
+  | { type: "check"; ns: Namespace; key: string; version: bigint }
+  /**
+   * add moves the counter at the key by `delta` (an absent counter is 0),
+   * within the batch: the usage of a run and its record land together. Its
+   * key may appear in no other op of the batch; a value there that is not a
+   * counter fails the whole batch (`internal`).
+   */
+  | { type: "add"; ns: Namespace; key: string; delta: bigint };
 
 /** Entry is a stored value with the version to assert when writing it back. */
 export interface Entry {
@@ -103,8 +112,8 @@ export interface KvBackend {
   ): AsyncIterable<[string, Uint8Array]>;
   /**
    * write applies every op or none (one atomic batch), durably, after every
-   * `check` in it held. It returns the version every key put by the batch
-   * now has (ABSENT for a batch that put nothing).
+   * `check` in it held. It returns the version every key put (or counter
+   * moved) by the batch now has (ABSENT for a batch that put nothing).
    */
   write(ops: readonly WriteOp[]): Promise<bigint>;
   /**
@@ -116,4 +125,20 @@ export interface KvBackend {
   /** close releases the backend (for LevelDB: the directory lock). */
   close(): Promise<void>;
   readonly stats: KvStats;
+}
+
+/** checkAddsApart refuses a batch whose counter moves share a key with another op: their order would be ambiguous. */
+export function checkAddsApart(ops: readonly WriteOp[]): void {
+  const adds = ops.filter((op) => op.type === "add");
+  if (adds.length === 0) return;
+  const seen = new Set<string>();
+  for (const op of ops) {
+    const k = `${op.ns}\u0000${op.key}`;
+    if (seen.has(k) && adds.some((a) => a.ns === op.ns && a.key === op.key))
+      throw new PalyraError(
+        "invalid_argument",
+        `a batch that moves the counter ${op.ns}/${op.key} may not touch that key again`,
+      );
+    seen.add(k);
+  }
 }

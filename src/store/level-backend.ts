@@ -1,4 +1,3 @@
-import type { AbstractLevel, AbstractSublevel } from "abstract-level";
 import { PalyraError } from "../core/index.js";
 import type {
   BackendInfo,
@@ -9,7 +8,13 @@ import type {
   RangeOptions,
   WriteOp,
 } from "./kv.js";
-import { ABSENT, namespaces } from "./kv.js";
+import { ABSENT, checkAddsApart, namespaces } from "./kv.js";
+import {
+  GroupCommit,
+  type AnyLevel,
+  type LevelChange,
+  type Sub,
+} from "./level-commit.js";
 import {
   LEGACY_VERSION,
   decodeCounter,
@@ -18,37 +23,26 @@ import {
   encodeValue,
 } from "./value-format.js";
 
-// The loose type every abstract-level database satisfies (classic-level on
-// disk, memory-level in unit tests).
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyLevel = AbstractLevel<any, string, Uint8Array>;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Sub = AbstractSublevel<any, any, string, Uint8Array>;
-
 // Where the last version handed out is kept: outside every namespace.
 const INTERNAL_SUBLEVEL = "_kv";
 const SEQUENCE_KEY = "version_sequence";
 
 /**
- * The backend's transaction: a LevelDB directory belongs to one process, so
- * serialising the writes to one database inside that process is what makes a
- * batch's checks and its commit one atomic step (PostgreSQL gets the same from
- * `SELECT … FOR UPDATE`). Kept per database, not per LevelBackend, so that
- * several handles on one database (replicas in tests) share it.
+ * The backend's transaction and group commit (level-commit.ts): a LevelDB
+ * directory belongs to one process, so checking batches one at a time inside
+ * that process is what makes a batch's checks and its commit one atomic step
+ * (PostgreSQL gets the same from its row locks). Kept per database, not per
+ * LevelBackend, so that several handles on one database (replicas in tests)
+ * share it.
  */
-interface DbState {
-  tail: Promise<unknown>;
-  /** The last version handed out; loaded on the first write. */
-  sequence: bigint | undefined;
-}
-const states = new WeakMap<object, DbState>();
+const commits = new WeakMap<object, GroupCommit>();
 
 /** LevelBackend implements the storage contract on any abstract-level database, one sublevel per namespace. */
 export class LevelBackend implements KvBackend {
   readonly stats: KvStats = { gets: 0, scans: 0, writes: 0, aborts: 0 };
   private readonly subs: Map<Namespace, Sub>;
   private readonly internal: Sub;
-  private readonly state: DbState;
+  private readonly commit: GroupCommit;
 
   constructor(
     private readonly db: AnyLevel,
@@ -64,12 +58,12 @@ export class LevelBackend implements KvBackend {
       ]),
     );
     this.internal = db.sublevel<string, Uint8Array>(INTERNAL_SUBLEVEL, options);
-    let state = states.get(db);
-    if (state === undefined) {
-      state = { tail: Promise.resolve(), sequence: undefined };
-      states.set(db, state);
+    let commit = commits.get(db);
+    if (commit === undefined) {
+      commit = new GroupCommit(db, this.internal, SEQUENCE_KEY);
+      commits.set(db, commit);
     }
-    this.state = state;
+    this.commit = commit;
   }
 
   private sub(ns: Namespace): Sub {
@@ -82,14 +76,18 @@ export class LevelBackend implements KvBackend {
   /** get reads one value from a namespace. */
   async get(ns: Namespace, key: string): Promise<Uint8Array | undefined> {
     this.stats.gets++;
-    const raw = await this.sub(ns).get(key);
+    const sub = this.sub(ns);
+    await this.commit.settled(ns, key);
+    const raw = await sub.get(key);
     return raw === undefined ? undefined : decodeValue(raw).value;
   }
 
   /** getEntry reads one value and its version. */
   async getEntry(ns: Namespace, key: string): Promise<Entry | undefined> {
     this.stats.gets++;
-    const raw = await this.sub(ns).get(key);
+    const sub = this.sub(ns);
+    await this.commit.settled(ns, key);
+    const raw = await sub.get(key);
     return raw === undefined ? undefined : decodeValue(raw);
   }
 
@@ -110,61 +108,89 @@ export class LevelBackend implements KvBackend {
     }
   }
 
-  /** write checks the batch's assertions and commits it in one LevelDB batch, atomic across sublevels. */
+  /**
+   * write checks the batch's assertions and commits it in one synced
+   * LevelDB batch, atomic across sublevels, shared with the batches accepted
+   * meanwhile (group commit, level-commit.ts).
+   */
   async write(ops: readonly WriteOp[]): Promise<bigint> {
-    if (ops.length === 0) return ABSENT;
-    return await this.exclusive(async () => {
-      for (const op of ops) {
-        if (op.type !== "check") continue;
-        if ((await this.versionOf(op.ns, op.key)) !== op.version) {
-          this.stats.aborts++;
-          throw new PalyraError(
-            "aborted",
-            `a concurrent change to ${op.ns} came first; nothing was written, try again`,
-          );
-        }
-      }
-      const changes = ops.filter((op) => op.type !== "check");
-      if (changes.length === 0) return ABSENT;
-      const version = await this.nextVersion();
-      await this.commit(
-        changes.map((op) =>
-          op.type === "put"
-            ? {
-                type: "put" as const,
-                sublevel: this.sub(op.ns),
-                key: op.key,
-                value: encodeValue(op.value, version),
-              }
-            : { type: "del" as const, sublevel: this.sub(op.ns), key: op.key },
-        ),
-        version,
-      );
-      return versionOfPuts(changes, version);
-    });
+    return (await this.apply(ops)).version;
   }
 
-  /** add moves a counter inside the backend's transaction. */
+  /** add moves a counter: a batch of one `add`. */
   async add(ns: Namespace, key: string, delta: bigint): Promise<bigint> {
-    return await this.exclusive(async () => {
-      const raw = await this.sub(ns).get(key);
-      const current =
-        raw === undefined ? 0n : decodeCounter(decodeValue(raw).value, ns);
-      const next = current + delta;
-      const version = await this.nextVersion();
-      await this.commit(
-        [
-          {
-            type: "put" as const,
-            sublevel: this.sub(ns),
-            key,
-            value: encodeValue(encodeCounter(next), version),
-          },
-        ],
-        version,
+    const { counters } = await this.apply([{ type: "add", ns, key, delta }]);
+    return counters[0] ?? 0n;
+  }
+
+  // Checks and versions a batch (one at a time), then waits for the group
+  // holding it to reach the disk. Returns the batch's version and the new
+  // values of its counters, in op order.
+  private async apply(
+    ops: readonly WriteOp[],
+  ): Promise<{ version: bigint; counters: bigint[] }> {
+    if (ops.length === 0) return { version: ABSENT, counters: [] };
+    checkAddsApart(ops);
+    for (const op of ops) this.sub(op.ns);
+    const accepted = await this.commit.exclusive(async () => {
+      const era = this.commit.era;
+      const reads = await Promise.all(
+        ops.map((op) =>
+          op.type === "check" || op.type === "add"
+            ? this.current(op.ns, op.key)
+            : Promise.resolve(undefined),
+        ),
       );
-      return next;
+      ops.forEach((op, i) => {
+        if (op.type !== "check") return;
+        const raw = reads[i];
+        const version = raw === undefined ? ABSENT : decodeValue(raw).version;
+        if (version === op.version) return;
+        this.stats.aborts++;
+        throw new PalyraError(
+          "aborted",
+          `a concurrent change to ${op.ns} came first; nothing was written, try again`,
+        );
+      });
+      const changes = ops.filter((op) => op.type !== "check");
+      if (changes.length === 0) return undefined;
+      const version = await this.nextVersion();
+      const counters: bigint[] = [];
+      const levelChanges = ops.flatMap((op, i): LevelChange[] => {
+        const at = { ns: op.ns, sublevel: this.sub(op.ns), key: op.key };
+        switch (op.type) {
+          case "check":
+            return [];
+          case "del":
+            return [{ ...at, raw: undefined }];
+          case "put":
+            return [{ ...at, raw: encodeValue(op.value, version) }];
+          case "add": {
+            const raw = reads[i];
+            const next =
+              (raw === undefined
+                ? 0n
+                : decodeCounter(decodeValue(raw).value, op.ns)) + op.delta;
+            counters.push(next);
+            return [{ ...at, raw: encodeValue(encodeCounter(next), version) }];
+          }
+        }
+      });
+      const done = this.commit.enqueue(levelChanges, version, this.sync, era);
+      return {
+        done,
+        counters,
+        putAny: changes.some((c) => c.type !== "del"),
+        version,
+      };
     });
+    if (accepted === undefined) return { version: ABSENT, counters: [] };
+    await accepted.done;
+    this.stats.writes++;
+    return {
+      version: accepted.putAny ? accepted.version : ABSENT,
+      counters: accepted.counters,
+    };
   }
 
   /** ping answers while the database is open (an embedded database has no link to lose). */
@@ -177,58 +203,30 @@ export class LevelBackend implements KvBackend {
 
   /** close closes the database and releases its lock. */
   async close(): Promise<void> {
+    await this.commit.drain();
     await this.db.close();
     this.onClose();
   }
 
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.state.tail.then(fn, fn);
-    this.state.tail = run.catch(() => undefined);
-    return run;
-  }
-
-  private async versionOf(ns: Namespace, key: string): Promise<bigint> {
-    const raw = await this.sub(ns).get(key);
-    return raw === undefined ? ABSENT : decodeValue(raw).version;
+  // The stored bytes of a key as the next batch must see them: an accepted
+  // change not yet on disk, a value written lately, else the disk's.
+  private async current(
+    ns: Namespace,
+    key: string,
+  ): Promise<Uint8Array | undefined> {
+    const known = this.commit.known(ns, key);
+    if (known !== undefined) return known.raw;
+    return await this.sub(ns).get(key);
   }
 
   // Called inside `exclusive`: no other write can take the same version.
   private async nextVersion(): Promise<bigint> {
-    if (this.state.sequence === undefined) {
+    if (this.commit.sequence === undefined) {
       const stored = await this.internal.get(SEQUENCE_KEY);
-      this.state.sequence =
+      this.commit.sequence =
         stored === undefined ? LEGACY_VERSION : decodeCounter(stored, "_kv");
     }
-    this.state.sequence += 1n;
-    return this.state.sequence;
+    this.commit.sequence += 1n;
+    return this.commit.sequence;
   }
-
-  private async commit(
-    ops: Array<
-      | { type: "put"; sublevel: Sub; key: string; value: Uint8Array }
-      | { type: "del"; sublevel: Sub; key: string }
-    >,
-    version: bigint,
-  ): Promise<void> {
-    await this.db.batch(
-      [
-        ...ops,
-        {
-          type: "put" as const,
-          sublevel: this.internal,
-          key: SEQUENCE_KEY,
-          value: encodeCounter(version),
-        },
-      ],
-      // classic-level honours `sync` (fsync before acknowledging); the
-      // abstract type does not declare it.
-      { sync: this.sync } as object,
-    );
-    this.stats.writes++;
-  }
-}
-
-// A batch of deletes only gives no key a version.
-function versionOfPuts(ops: readonly WriteOp[], version: bigint): bigint {
-  return ops.some((op) => op.type === "put") ? version : ABSENT;
 }

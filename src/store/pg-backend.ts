@@ -9,7 +9,7 @@ import type {
   RangeOptions,
   WriteOp,
 } from "./kv.js";
-import { ABSENT, namespaces } from "./kv.js";
+import { ABSENT, checkAddsApart, namespaces } from "./kv.js";
 import {
   isConnectionError,
   parsePgUrl,
@@ -192,9 +192,10 @@ export class PostgresBackend implements KvBackend {
     }
   }
 
-  /** write runs the batch as one transaction: lock the keys, verify the checks, apply the changes. */
+  /** write runs the batch as one transaction: lock the keys, verify the checks, apply the changes and counter moves. */
   async write(ops: readonly WriteOp[]): Promise<bigint> {
     if (ops.length === 0) return ABSENT;
+    checkAddsApart(ops);
     for (const op of ops) {
       this.table(op.ns);
       checkKey(op.key);
@@ -203,22 +204,7 @@ export class PostgresBackend implements KvBackend {
       ...new Set(ops.map((op) => lockId(this.names.schema, op.ns, op.key))),
     ].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const checks = ops.filter((op) => op.type === "check");
-    // The last change to a key wins, as in a LevelDB batch; one statement
-    // may touch a row only once.
-    const changes = new Map<Namespace, Map<string, Change>>();
-    for (const op of ops) {
-      if (op.type === "check") continue;
-      let perNs = changes.get(op.ns);
-      if (perNs === undefined)
-        changes.set(op.ns, (perNs = new Map<string, Change>()));
-      perNs.delete(op.key);
-      perNs.set(
-        op.key,
-        op.type === "put"
-          ? { type: "put", key: op.key, value: op.value }
-          : { type: "del", key: op.key },
-      );
-    }
+    const changes = lastChanges(ops);
     const version = await this.transaction(async (client) => {
       // Literal lock ids (bigints we computed) let BEGIN and the locks share one round trip.
       await client.query(
@@ -231,7 +217,7 @@ export class PostgresBackend implements KvBackend {
     }, "writing");
     if (changes.size > 0) this.stats.writes++;
     const putAny = [...changes.values()].some((m) =>
-      [...m.values()].some((c) => c.type === "put"),
+      [...m.values()].some((c) => c.type !== "del"),
     );
     return putAny ? version : ABSENT;
   }
@@ -358,6 +344,30 @@ export class PostgresBackend implements KvBackend {
       `the PostgreSQL store at ${this.url.location} is closed`,
     );
   }
+}
+
+// The last change to each key, per namespace, as in a LevelDB batch (one
+// statement may touch a row only once). Counter moves have keys of their own.
+function lastChanges(
+  ops: readonly WriteOp[],
+): Map<Namespace, Map<string, Change>> {
+  const changes = new Map<Namespace, Map<string, Change>>();
+  for (const op of ops) {
+    if (op.type === "check") continue;
+    let perNs = changes.get(op.ns);
+    if (perNs === undefined)
+      changes.set(op.ns, (perNs = new Map<string, Change>()));
+    perNs.delete(op.key);
+    perNs.set(
+      op.key,
+      op.type === "put"
+        ? { type: "put", key: op.key, value: op.value }
+        : op.type === "add"
+          ? { type: "add", key: op.key, delta: op.delta }
+          : { type: "del", key: op.key },
+    );
+  }
+  return changes;
 }
 
 // pg hands bytea out as Buffer; the contract's values are plain Uint8Arrays.

@@ -3,10 +3,11 @@ import { PalyraError } from "../core/index.js";
 import { ABSENT, type KvStats, type Namespace, type WriteOp } from "./kv.js";
 import type { PgNames } from "./pg-schema.js";
 
-/** Change is the last put or delete of one key within a batch. */
+/** Change is the last put or delete of one key within a batch, or a counter move. */
 export type Change =
   | { type: "put"; key: string; value: Uint8Array }
-  | { type: "del"; key: string };
+  | { type: "del"; key: string }
+  | { type: "add"; key: string; delta: bigint };
 
 /** verifyChecks asserts, inside the batch's transaction and under its key locks, that every checked key is still at its version. */
 export async function verifyChecks(
@@ -37,9 +38,11 @@ export async function verifyChecks(
 }
 
 /**
- * applyChanges writes a batch's puts and deletes in one statement: one
- * version from the sequence for every put, and per namespace one upsert and
- * one delete. It returns that version.
+ * applyChanges writes a batch's puts, deletes and counter moves in one
+ * statement: one version from the sequence for every put, and per namespace
+ * one upsert, one delete and one counter upsert. It returns that version. A
+ * counter move onto a value that is not a counter fails the statement, so
+ * the transaction writes nothing.
  */
 export async function applyChanges(
   client: pg.PoolClient,
@@ -47,6 +50,8 @@ export async function applyChanges(
   changes: Map<Namespace, Map<string, Change>>,
 ): Promise<bigint> {
   const parts = [`v AS (SELECT nextval(${names.sequenceLiteral}) AS version)`];
+  const moved: string[] = [];
+  let expected = 0;
   const values: unknown[] = [];
   const param = (v: unknown): string => {
     values.push(v);
@@ -60,17 +65,40 @@ export async function applyChanges(
       parts.push(
         `p${parts.length} AS (INSERT INTO ${t} (key, value, version) SELECT u.k, u.val, v.version FROM unnest(${param(puts.map((p) => p.key))}::text[], ${param(puts.map((p) => p.value))}::bytea[]) AS u(k, val), v ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version)`,
       );
+    const adds = [...perNs.values()].filter((c) => c.type === "add");
+    // 'x' || the hex of 8 bytes, cast through bit(64), reads a big-endian
+    // int8. A row holding something else is left alone and not returned,
+    // which the count below turns into a failed batch.
+    if (adds.length > 0) {
+      const name = `a${parts.length}`;
+      moved.push(`(SELECT count(*) FROM ${name})`);
+      expected += adds.length;
+      parts.push(
+        `${name} AS (INSERT INTO ${t} AS t (key, value, version) SELECT u.k, int8send(u.d), v.version FROM unnest(${param(adds.map((a) => a.key))}::text[], ${param(adds.map((a) => a.delta.toString()))}::bigint[]) AS u(k, d), v ` +
+          `ON CONFLICT (key) DO UPDATE SET value = int8send(${asInt8("t.value")} + ${asInt8("EXCLUDED.value")}), version = EXCLUDED.version WHERE octet_length(t.value) = 8 RETURNING 1)`,
+      );
+    }
     if (dels.length > 0)
       parts.push(
         `d${parts.length} AS (DELETE FROM ${t} WHERE key = ANY(${param(dels.map((d) => d.key))}::text[]))`,
       );
   }
-  const res = await client.query<{ version: string }>(
-    `WITH ${parts.join(", ")} SELECT version FROM v`,
+  const res = await client.query<{ version: string; moved: string }>(
+    `WITH ${parts.join(", ")} SELECT version, ${moved.length === 0 ? "0" : moved.join(" + ")} AS moved FROM v`,
     values,
   );
-  const version = res.rows[0]?.version;
-  if (version === undefined)
+  const row = res.rows[0];
+  if (row === undefined)
     throw new PalyraError("internal", "the store handed out no version");
-  return BigInt(version);
+  if (Number(row.moved) !== expected)
+    throw new PalyraError(
+      "internal",
+      "a counter the batch moves holds a value that is not a counter; nothing was written",
+    );
+  return BigInt(row.version);
+}
+
+// The SQL that reads 8 bytes as PostgreSQL's int8 (big-endian, as encodeCounter writes).
+function asInt8(column: string): string {
+  return `('x' || encode(${column}, 'hex'))::bit(64)::bigint`;
 }

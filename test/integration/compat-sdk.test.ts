@@ -333,10 +333,19 @@ describe("/v1 with the official SDKs", () => {
           type: "function",
           name: "get_weather",
           parameters: { type: "object" },
-          strict: false,
+          strict: true,
         },
       ],
     });
+    // strict is OpenAI's own: passed on as the caller set it.
+    assert.equal(
+      (
+        fakeOpenAi.requests.at(-1)!.body.tools as {
+          function: { strict?: boolean };
+        }[]
+      )[0]?.function.strict,
+      true,
+    );
     const call = response.output.find((o) => o.type === "function_call");
     assert.ok(call?.type === "function_call");
     assert.equal(call.call_id, "call_def");

@@ -8,7 +8,10 @@ import {
   anthropicMessage,
 } from "../../src/compat/messages-response.js";
 import { parseResponsesRequest } from "../../src/compat/responses-request.js";
-import { ResponsesStream } from "../../src/compat/responses-response.js";
+import {
+  ResponsesStream,
+  responseObject,
+} from "../../src/compat/responses-response.js";
 import type { SseFrame } from "../../src/compat/run-output.js";
 import { PalyraError } from "../../src/core/index.js";
 import type { RunEvent } from "../../src/runs/types.js";
@@ -203,15 +206,6 @@ describe("/v1/chat/completions translation", () => {
         "stream_options",
         /stream is true/,
       ],
-      [
-        {
-          model: "echo",
-          messages: [{ role: "user", content: "x" }],
-          tools: [{ type: "function", function: { name: "f", strict: true } }],
-        },
-        "tools[0].function.strict",
-        /strict/,
-      ],
     ];
     for (const [body, field, message] of cases) {
       const e = refusal(() => parseChatCompletion(body));
@@ -219,6 +213,21 @@ describe("/v1/chat/completions translation", () => {
       assert.match(e.message, message);
     }
     assert.match(refusal(() => parseChatCompletion([])).message, /JSON object/);
+  });
+
+  it("passes a tool's strict flag on as the caller set it", () => {
+    const { request } = parseChatCompletion({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "x" }],
+      tools: [
+        { type: "function", function: { name: "f", strict: true } },
+        { type: "function", function: { name: "g" } },
+      ],
+    });
+    assert.deepEqual(
+      request.tools?.map((t) => t.strict),
+      [true, undefined],
+    );
   });
 
   it("streams role first, content and tool-call deltas, finish_reason, the usage chunk and [DONE]", () => {
@@ -394,6 +403,49 @@ describe("/v1/responses translation", () => {
     ];
     for (const [body, field] of cases)
       assert.equal(refusal(() => parseResponsesRequest(body)).field, field);
+  });
+
+  it("reports a run cut at max_output_tokens as incomplete, streamed and whole", () => {
+    const ids = { id: "resp_r1", runId: "r1", createdAt: 7, model: "echo" };
+    const stream = new ResponsesStream(ids, {});
+    const frames = [
+      ...stream.open(),
+      ...stream.event({ kind: "token", text: "Hel" }),
+      ...stream.close({ status: "done", finishReason: "length" }),
+    ];
+    const last = parsed(frames).at(-1) as {
+      type: string;
+      response: { status: string; incomplete_details: unknown };
+    };
+    assert.equal(last.type, "response.incomplete");
+    assert.equal(last.response.status, "incomplete");
+    assert.deepEqual(last.response.incomplete_details, {
+      reason: "max_output_tokens",
+    });
+    const whole = responseObject(
+      ids,
+      {},
+      {
+        status: "done",
+        output: [],
+        finishReason: "length",
+      },
+    );
+    assert.equal(whole.status, "incomplete");
+    assert.deepEqual(whole.incomplete_details, { reason: "max_output_tokens" });
+    const done = responseObject(
+      ids,
+      {},
+      {
+        status: "done",
+        output: [],
+        finishReason: "stop",
+      },
+    );
+    assert.deepEqual(
+      [done.status, done.incomplete_details],
+      ["completed", null],
+    );
   });
 
   it("streams the typed events in order with increasing sequence numbers", () => {

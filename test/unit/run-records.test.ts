@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RunSchema, RunStatus } from "../../gen/palyra/run/v1/run_pb.js";
 import { RunRecordSchema } from "../../gen/palyra/store/v1/runs_pb.js";
-import { newRunId, RunRecords } from "../../src/runs/index.js";
+import { newRunId, RunRecords, type Usage } from "../../src/runs/index.js";
 import { palyraError, memoryStore } from "../helpers/fixtures.js";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -123,13 +123,25 @@ describe("run records (memory store)", () => {
     assert.equal((await records.list({ limit: 10 })).records.length, 1);
   });
 
-  it("counts usage per API token with atomic counters", async () => {
-    const { records } = await seeded();
+  it("records a run's end and counts its usage per API token in one batch", async () => {
+    const { store, records, add } = await seeded();
+    const ended = async (tokenId: string, runId: string, usage?: Usage) => {
+      const record = await records.get(runId);
+      record!.run!.apiTokenId = tokenId;
+      record!.run!.status = RunStatus.DONE;
+      await records.finish(record!, usage);
+    };
+    const [r1, r2, r3, r4] = await Promise.all(
+      [0, 1, 2, 3].map((i) => add("p", T0 + i, RunStatus.IN_PROGRESS)),
+    );
+    const writes = store.stats.writes;
     await Promise.all([
-      records.count("tok1", { promptTokens: 3, completionTokens: 4 }),
-      records.count("tok1", { promptTokens: 5, completionTokens: 6 }),
-      records.count("tok2", undefined),
+      ended("tok1", r1!, { promptTokens: 3, completionTokens: 4 }),
+      ended("tok1", r2!, { promptTokens: 5, completionTokens: 6 }),
+      ended("tok2", r3!, undefined),
+      ended("", r4!, { promptTokens: 7, completionTokens: 7 }),
     ]);
+    assert.equal(store.stats.writes - writes, 4, "one batch per run's end");
     assert.deepEqual(await records.usageOf("tok1"), {
       runs: 2n,
       promptTokens: 8n,
@@ -140,5 +152,7 @@ describe("run records (memory store)", () => {
       promptTokens: 0n,
       completionTokens: 0n,
     });
+    const page = await records.list({ limit: 10, status: RunStatus.DONE });
+    assert.equal(page.records.length, 4);
   });
 });

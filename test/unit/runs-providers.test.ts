@@ -7,7 +7,10 @@ import {
   StartRunRequestSchema,
   ToolChoiceMode,
 } from "../../gen/palyra/run/v1/run_pb.js";
-import { requestBody as anthropicBody } from "../../src/providers/anthropic.js";
+import {
+  AnthropicProvider,
+  requestBody as anthropicBody,
+} from "../../src/providers/anthropic.js";
 import {
   renderPrompt,
   retryAfterSeconds,
@@ -61,6 +64,41 @@ describe("model routing", () => {
           /^model: .* is not a model this daemon routes.*accepted: "echo"/,
         ),
       );
+    // The field at fault, for APIs that name it (OpenAI's `param`).
+    assert.throws(
+      () => routeModel("llama-3"),
+      (e: unknown) => (e as { field?: string }).field === "model",
+    );
+  });
+});
+
+describe("strict tool schemas", () => {
+  const tools = [{ name: "f" }, { name: "g", strict: true }];
+  it("go to OpenAI as set, and Anthropic refuses them naming the tool", () => {
+    const body = openAiBody({
+      model: "gpt-4o",
+      request: {
+        model: "gpt-4o",
+        messages: [{ role: "user", content: "x" }],
+        tools,
+      },
+      credential: undefined,
+    });
+    assert.deepEqual(
+      (body.tools as { function: { strict?: boolean } }[]).map(
+        (t) => t.function.strict,
+      ),
+      [undefined, true],
+    );
+    assert.throws(
+      () =>
+        new AnthropicProvider({ fetch, baseUrl: "http://127.0.0.1:9" }).check({
+          model: "claude-x",
+          messages: [{ role: "user", content: "x" }],
+          tools,
+        }),
+      palyraError("invalid_argument", /^tools\[1\]\.strict: anthropic cannot/),
+    );
   });
 });
 

@@ -1,0 +1,158 @@
+import { create } from "@bufbuild/protobuf";
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { AuditHeadSchema } from "../../gen/palyra/store/v1/audit_pb.js";
+import { ManualClock } from "../../src/core/index.js";
+import { ABSENT, Store, type WriteOp } from "../../src/store/index.js";
+import { palyraError } from "../helpers/fixtures.js";
+import { backends } from "../helpers/store-backends.js";
+
+/**
+ * The storage contract's counter moves inside a batch (`add` ops) and
+ * batches written concurrently (LevelDB commits them in groups), on every
+ * backend.
+ */
+const head = (index: number) =>
+  create(AuditHeadSchema, { index: BigInt(index), hash: `h${index}` });
+
+const add = (key: string, delta: bigint): WriteOp => ({
+  type: "add",
+  ns: "usage",
+  key,
+  delta,
+});
+
+for (const backend of backends) {
+  describe(`store contract, batches: ${backend.name}`, () => {
+    const cleanups: Array<() => Promise<void>> = [];
+    after(async () => {
+      for (const cleanup of cleanups) await cleanup();
+    });
+
+    async function replicas() {
+      const db = await backend.open();
+      cleanups.push(db.cleanup);
+      const clock = new ManualClock();
+      const a = await Store.fromBackend(await db.connect(), clock);
+      const b = await Store.fromBackend(await db.connect(), clock);
+      return { a, b, db };
+    }
+
+    it("moves counters inside a batch, with its puts, in one version", async () => {
+      const { a, b } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      const writes = a.stats.writes;
+      const version = await a.write([
+        t.putOp("r1", head(1)),
+        add("runs", 1n),
+        add("tokens", 12n),
+      ]);
+      assert.equal(a.stats.writes - writes, 1, "one batch");
+      assert.equal(await b.counter("usage", "runs"), 1n);
+      assert.equal(await b.counter("usage", "tokens"), 12n);
+      assert.equal((await t.getEntry("r1"))?.version, version);
+      assert.equal((await a.write([add("tokens", -2n)])) > version, true);
+      assert.equal(await a.counter("usage", "tokens"), 10n);
+      assert.equal(await a.add("usage", "tokens", 5n), 15n);
+    });
+
+    it("a failed check, or a counter move onto something else, writes nothing of the batch", async () => {
+      const { a } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      await a.write([add("runs", 3n), t.putOp("taken", head(1))]);
+      await assert.rejects(
+        a.write([
+          t.checkOp("taken", ABSENT),
+          t.putOp("r2", head(2)),
+          add("runs", 1n),
+        ]),
+        palyraError("aborted", /concurrent change/),
+      );
+      await a.table("usage", AuditHeadSchema).put("not-a-counter", head(9));
+      await assert.rejects(
+        a.write([
+          t.putOp("r3", head(3)),
+          add("runs", 1n),
+          add("not-a-counter", 1n),
+        ]),
+        palyraError("internal", /not a counter/),
+      );
+      assert.equal(await a.counter("usage", "runs"), 3n);
+      assert.equal(await t.get("r2"), undefined);
+      assert.equal(await t.get("r3"), undefined);
+    });
+
+    it("refuses a batch that moves a counter and touches its key again", async () => {
+      const { a } = await replicas();
+      const t = a.table("usage", AuditHeadSchema);
+      for (const ops of [
+        [add("c", 1n), add("c", 1n)],
+        [t.putOp("c", head(1)), add("c", 1n)],
+        [add("c", 1n), t.checkOp("c", ABSENT)],
+      ])
+        await assert.rejects(
+          a.write(ops),
+          palyraError("invalid_argument", /may not touch that key again/),
+        );
+      assert.equal(await a.counter("usage", "c"), 0n);
+    });
+
+    it("concurrent batches from two replicas: counters sum exactly, checks see every batch accepted before them", async () => {
+      const { a, b } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      const results = await Promise.allSettled(
+        Array.from({ length: 60 }, (_, i) => {
+          const s = i % 2 ? a : b;
+          // Every batch claims one of 20 names, counts itself and its index.
+          return s.write([
+            t.checkOp(`name/${i % 20}`, ABSENT),
+            t.putOp(`name/${i % 20}`, head(i)),
+            add("batches", 1n),
+            add("sum", BigInt(i)),
+          ]);
+        }),
+      );
+      const won = results.flatMap((r, i) =>
+        r.status === "fulfilled" ? [i] : [],
+      );
+      for (const r of results)
+        if (r.status === "rejected")
+          assert.equal((r.reason as { code?: string }).code, "aborted");
+      assert.equal(won.length, 20, "each name claimed exactly once");
+      assert.equal(await b.counter("usage", "batches"), 20n);
+      assert.equal(
+        await b.counter("usage", "sum"),
+        BigInt(won.reduce((x, y) => x + y, 0)),
+      );
+      for (const i of won)
+        assert.equal((await t.get(`name/${i % 20}`))?.index, BigInt(i));
+    });
+
+    it("read-modify-write from two replicas at once loses no update", async () => {
+      const { a, b } = await replicas();
+      const stores = [a, b];
+      const bump = async (s: Store): Promise<void> => {
+        const t = s.table("meta", AuditHeadSchema);
+        for (;;) {
+          const e = await t.getEntry("n");
+          try {
+            await s.write([
+              t.checkOp("n", e?.version ?? ABSENT),
+              t.putOp("n", head(Number(e?.value.index ?? 0n) + 1)),
+            ]);
+            return;
+          } catch (err) {
+            if ((err as { code?: string }).code !== "aborted") throw err;
+          }
+        }
+      };
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) => bump(stores[i % 2]!)),
+      );
+      assert.equal(
+        (await a.table("meta", AuditHeadSchema).get("n"))?.index,
+        30n,
+      );
+    });
+  });
+}
