@@ -1,7 +1,7 @@
 import { AttemptState } from "../../gen/palyra/auth/v1/oauth_pb.js";
 import type { OAuthAttemptRecord } from "../../gen/palyra/store/v1/oauth_attempts_pb.js";
 import { isPalyraError, msOf } from "../core/index.js";
-import type { Versioned } from "../store/index.js";
+import type { Actor, Versioned } from "../store/index.js";
 import { isAttemptId } from "./oauth-attempts.js";
 import { openaiProvider, type OAuthFlow } from "./oauth-flow.js";
 import { parseScope } from "./profile-input.js";
@@ -143,6 +143,9 @@ export async function completeCallback(
     });
     return fail(origin, "save_failed", sentence(reason), state);
   }
+  const defaultNote = claimed.value.setDefault
+    ? await makeDefault(flow, profileId, actor)
+    : "";
   await settleQuietly(flow, state, claimed, {
     state: AttemptState.SUCCEEDED,
     profileId,
@@ -151,11 +154,31 @@ export async function completeCallback(
   return {
     ok: true,
     code: "succeeded",
-    message: `Connected: the OpenAI profile "${profileId}" is saved. You can close this window.`,
+    message: `Connected: the OpenAI profile "${profileId}" is saved${defaultNote}. You can close this window.`,
     attemptId: state,
     profileId,
     targetOrigin: origin,
   };
+}
+
+// The profile is saved either way: a default that could not be set is said
+// on the page and logged rather than failing a sign-in that worked.
+async function makeDefault(
+  flow: OAuthFlow,
+  profileId: string,
+  actor: Actor,
+): Promise<string> {
+  try {
+    await flow.deps.makeDefault?.(profileId, actor);
+    return " and is now the default profile";
+  } catch (e) {
+    if (!isPalyraError(e)) throw e;
+    flow.deps.log?.warn(
+      { profileId, err: e },
+      "OAuth profile saved but could not be made the default",
+    );
+    return `, but it could not be made the default (${e.message})`;
+  }
 }
 
 // Settling after a claim cannot lose to another callback (the claim shuts

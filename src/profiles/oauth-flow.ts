@@ -59,6 +59,9 @@ export interface OAuthFlowDeps {
   random: RandomBytes;
   audit?: AuditTrail | undefined;
   log?: Logger | undefined;
+  /** makeDefault is SetDefaultProfile, for an attempt started with set_default. */
+  makeDefault?:
+    ((profileId: string, actor: Actor) => Promise<void>) | undefined;
   /** How often an open WatchOAuthAttempt re-reads the attempt besides bus messages (default 1 s). */
   watchPollMs?: number;
 }
@@ -70,6 +73,8 @@ export interface StartInput {
   scope: AuthScope;
   /** Empty: the configured scopes. */
   scopes: readonly string[];
+  /** Make the profile the default once the sign-in succeeds. */
+  setDefault: boolean;
 }
 
 /** RequestOrigin is how the RPC reached the daemon: a host forwarded by a trusted proxy, if any. */
@@ -157,6 +162,7 @@ export class OAuthFlow {
       scopes: [...scopes],
       scope: input.scope,
       startedBy: actor.principal,
+      setDefault: input.setDefault,
     });
     // guardWrite seals again if a vault key rotation committed first.
     const write = (auditOps: readonly WriteOp[]) =>

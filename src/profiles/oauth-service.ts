@@ -18,7 +18,11 @@ import {
   type WatchOAuthAttemptRequest,
   type WatchOAuthAttemptResponse,
 } from "../../gen/palyra/auth/v1/oauth_pb.js";
-import { AuthProviderKind } from "../../gen/palyra/auth/v1/profile_pb.js";
+import {
+  AuthProviderKind,
+  AuthScopeKind,
+  type AuthScope,
+} from "../../gen/palyra/auth/v1/profile_pb.js";
 import { actorOf, clientKey, principalKey } from "../auth/index.js";
 import { PalyraError } from "../core/index.js";
 import { providerLabel } from "./labels.js";
@@ -52,7 +56,20 @@ export function parseStartOAuthRequest(req: StartOAuthRequest): StartInput {
     profileName,
     scope: parseScope(req.scope),
     scopes: normalizeScopes(req.scopes),
+    setDefault: parseSetDefault(req.setDefault, req.scope),
   };
+}
+
+function parseSetDefault(
+  setDefault: boolean,
+  scope: AuthScope | undefined,
+): boolean {
+  if (setDefault && parseScope(scope).kind === AuthScopeKind.AGENT)
+    throw new PalyraError(
+      "invalid_argument",
+      "set_default: only a global profile can be the default; drop set_default or the agent scope",
+    );
+  return setDefault;
 }
 
 function originOf(ctx: HandlerContext): RequestOrigin {
@@ -137,6 +154,7 @@ export class OAuthHandlers {
         profileName: profile.profileName,
         scope: profile.scope ?? parseScope(undefined),
         scopes: scopes.length > 0 ? scopes : cred.value.scopes,
+        setDefault: false,
       },
       originOf(ctx),
       actorOfCall(ctx),

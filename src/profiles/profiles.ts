@@ -227,6 +227,9 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     listening: oauthWiring.listening,
     clock,
     random: oauthWiring.random ?? cryptoRandomBytes,
+    makeDefault: async (profileId, actor) => {
+      await defaultApi.set(profileId, actor);
+    },
     audit: deps.audit,
     log,
     ...(oauthWiring.watchPollMs === undefined

@@ -87,9 +87,9 @@ export class OAuthHarness {
   }
 
   /** startOAuth starts an OpenAI attempt for a profile name. */
-  async startOAuth(name: string) {
+  async startOAuth(name: string, setDefault = false) {
     const res = await this.auth.startOAuth(
-      { provider: AuthProviderKind.OPENAI, profileName: name },
+      { provider: AuthProviderKind.OPENAI, profileName: name, setDefault },
       { headers: AUTH },
     );
     this.keep(res);

@@ -5,6 +5,10 @@ import {
   AttemptState,
   RevocationOutcome,
 } from "../../gen/palyra/auth/v1/oauth_pb.js";
+import {
+  AuthProviderKind,
+  AuthScopeKind,
+} from "../../gen/palyra/auth/v1/profile_pb.js";
 import { runCli } from "../helpers/cli.js";
 import { OAuthHarness, refused } from "../helpers/oauth-harness.js";
 import { OIDC_CLIENT_ID } from "../helpers/oidc-server.js";
@@ -145,6 +149,32 @@ describe("OpenAI OAuth (authorization code + PKCE) against oidc-provider", () =>
       h.auth.getProfile({ profileId: "openai-main" }, { headers: AUTH }),
     );
     assert.equal(gone.code, Code.NotFound);
+  });
+
+  it("makes the new profile the default when started with set_default, and refuses set_default for an agent scope", async () => {
+    const started = await h.startOAuth("Chosen", true);
+    const page = await h.visit(await h.signIn(started.authorizationUrl));
+    assert.equal(page.status, 200, page.body);
+    assert.match(page.body, /is now the default profile/);
+    assert.equal(
+      (await h.attempt(started.attemptId)).state,
+      AttemptState.SUCCEEDED,
+    );
+    const now = await h.auth.getDefaultProfile({}, { headers: AUTH });
+    assert.equal(now.defaultProfile?.profileId, "openai-chosen");
+    const agentScoped = await refused(
+      h.auth.startOAuth(
+        {
+          provider: AuthProviderKind.OPENAI,
+          profileName: "agent-only",
+          scope: { kind: AuthScopeKind.AGENT, agentId: "a1" },
+          setDefault: true,
+        },
+        { headers: AUTH },
+      ),
+    );
+    assert.equal(agentScoped.code, Code.InvalidArgument);
+    assert.match(agentScoped.rawMessage, /set_default/);
   });
 
   it("reconnects an existing OAuth profile through a new attempt", async () => {

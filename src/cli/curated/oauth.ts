@@ -106,10 +106,12 @@ export function oauthStartCommand(
     .option("--name <name>", "profile name", "default")
     .option("--agent <agent-id>", "only for this agent (default: global)")
     .option("--scope <scope...>", "OAuth scopes (default: the configured ones)")
+    .option("--set-default", "also make it the default profile for runs")
     .option("--open", "open the URL in the default browser")
     .option("--no-wait", "print the URL and return without waiting")
     .action(
       (o: {
+        setDefault?: boolean;
         profileId?: string;
         name: string;
         agent?: string;
@@ -130,6 +132,7 @@ export function oauthStartCommand(
                     agentId: o.agent,
                   },
             scopes: o.scope ?? [],
+            setDefault: o.setDefault === true,
           });
           if (ctx.globals().json === true) printJson(ctx, S.startOAuth, res);
           await waitForAttempt(ctx, res, o);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file palyra/store/v1/oauth_attempts.proto.
  */
 export const file_palyra_store_v1_oauth_attempts: GenFile = /*@__PURE__*/
-  fileDesc("CiRwYWx5cmEvc3RvcmUvdjEvb2F1dGhfYXR0ZW1wdHMucHJvdG8SD3BhbHlyYS5zdG9yZS52MSLUAQoST0F1dGhBdHRlbXB0UmVjb3JkEi0KB2F0dGVtcHQYASABKAsyHC5wYWx5cmEuYXV0aC52MS5PQXV0aEF0dGVtcHQSGgoSdmVyaWZpZXJfdmF1bHRfcmVmGAIgASgJEhQKDHJlZGlyZWN0X3VyaRgDIAEoCRIOCgZzY29wZXMYBCADKAkSKAoFc2NvcGUYBSABKAsyGS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGUSDwoHY2xhaW1lZBgGIAEoCBISCgpzdGFydGVkX2J5GAcgASgJYgZwcm90bzM", [file_palyra_auth_v1_oauth, file_palyra_auth_v1_profile]);
+  fileDesc("CiRwYWx5cmEvc3RvcmUvdjEvb2F1dGhfYXR0ZW1wdHMucHJvdG8SD3BhbHlyYS5zdG9yZS52MSLpAQoST0F1dGhBdHRlbXB0UmVjb3JkEi0KB2F0dGVtcHQYASABKAsyHC5wYWx5cmEuYXV0aC52MS5PQXV0aEF0dGVtcHQSGgoSdmVyaWZpZXJfdmF1bHRfcmVmGAIgASgJEhQKDHJlZGlyZWN0X3VyaRgDIAEoCRIOCgZzY29wZXMYBCADKAkSKAoFc2NvcGUYBSABKAsyGS5wYWx5cmEuYXV0aC52MS5BdXRoU2NvcGUSDwoHY2xhaW1lZBgGIAEoCBISCgpzdGFydGVkX2J5GAcgASgJEhMKC3NldF9kZWZhdWx0GAggASgIYgZwcm90bzM", [file_palyra_auth_v1_oauth, file_palyra_auth_v1_profile]);
 
 /**
  * OAuthAttemptRecord is stored under oauth_attempts/<attempt id>. The PKCE
@@ -62,6 +62,13 @@ export type OAuthAttemptRecord = Message<"palyra.store.v1.OAuthAttemptRecord"> &
    * @generated from field: string started_by = 7;
    */
   startedBy: string;
+
+  /**
+   * StartOAuth's set_default: the callback makes the profile the default.
+   *
+   * @generated from field: bool set_default = 8;
+   */
+  setDefault: boolean;
 };
 
 /**
