@@ -19,3 +19,4 @@ export { cryptoRandomBytes, randomToken, type RandomBytes } from "./random.js";
 export { msOf, isoOf } from "./timestamps.js";
 export type { BackgroundTask } from "./background-task.js";
 export type { FlagReader } from "./flag-reader.js";
+export { SweepLoop, type SweepLoopOptions } from "./sweep-loop.js";

@@ -5,7 +5,7 @@ import {
   CredentialCheckOutcome,
   type AuthProfile,
 } from "../../gen/palyra/auth/v1/profile_pb.js";
-import { isPalyraError, type Clock } from "../core/index.js";
+import { isPalyraError, SweepLoop, type Clock } from "../core/index.js";
 import type { SingletonLease } from "../store/index.js";
 import { computeBackoffMs } from "./backoff.js";
 import { CHECKED, type CredentialChecks } from "./credential-checks.js";
@@ -59,11 +59,7 @@ interface Backoff {
  * in the store, so the schedule survives restarts and lease hand-overs.
  */
 export class ProviderCheckScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private wakeAt = Number.POSITIVE_INFINITY;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private started = false;
+  private readonly loop: SweepLoop<void>;
   private unsubscribe: (() => void) | undefined;
   private readonly backoff = new Map<string, Backoff>();
   private readonly maxSleepMs: number;
@@ -71,45 +67,40 @@ export class ProviderCheckScheduler {
 
   constructor(private readonly deps: CheckSchedulerDeps) {
     this.maxSleepMs = deps.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+    this.loop = new SweepLoop({
+      clock: deps.clock,
+      maxSleepMs: this.maxSleepMs,
+      sweep: () => this.runSweep(),
+      onError: (e: unknown) =>
+        deps.log?.error({ err: e }, "provider check sweep failed"),
+    });
     this.concurrency = deps.concurrency ?? DEFAULT_CONCURRENCY;
   }
 
   /** start begins the checks (none when the interval is 0); the first sweep looks for profiles due while the daemon was down. */
   start(): void {
-    if (this.started || this.deps.intervalMs <= 0) return;
-    this.started = true;
+    if (this.loop.isActive || this.deps.intervalMs <= 0) return;
     this.unsubscribe = this.deps.registry.events.subscribe((e) =>
       this.onEvent(e),
     );
-    this.planAt(this.deps.clock.now());
+    this.loop.start();
   }
 
   /** stop ends the checks and waits for those in flight. */
   async stop(): Promise<void> {
-    this.started = false;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running?.catch(() => undefined);
+    await this.loop.stop();
     await this.deps.checks.idle();
   }
 
   /** sweep checks every profile that is due now; a sweep requested while one runs joins it. */
   sweep(): Promise<void> {
-    this.running ??= this.runSweep().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        this.planAt(this.deps.clock.now());
-      }
-    });
-    return this.running;
+    return this.loop.run();
   }
 
   private async runSweep(): Promise<void> {
     const { registry, clock, lease } = this.deps;
-    this.clearPlan();
     const now = clock.now();
     const due: AuthProfile[] = [];
     let next = Number.POSITIVE_INFINITY;
@@ -128,7 +119,7 @@ export class ProviderCheckScheduler {
         Array.from({ length: Math.min(this.concurrency, due.length) }, worker),
       );
     }
-    this.planAt(next);
+    this.loop.planAt(next);
   }
 
   // Checks one profile and returns when it is due next.
@@ -199,36 +190,7 @@ export class ProviderCheckScheduler {
     // A new or replaced credential starts a new schedule; its backoff is over.
     if (event.kind === "set") {
       this.backoff.delete(event.profile.profileId);
-      this.planAt(this.deps.clock.now() + this.deps.intervalMs);
+      this.loop.planAt(this.deps.clock.now() + this.deps.intervalMs);
     } else if (event.kind === "deleted") this.backoff.delete(event.profileId);
-  }
-
-  private clearPlan(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.wakeAt = Number.POSITIVE_INFINITY;
-  }
-
-  // Plans a sweep at clock time `at` unless one is planned earlier.
-  private planAt(at: number): void {
-    if (!this.started) return;
-    const now = this.deps.clock.now();
-    const target = Math.min(at, now + this.maxSleepMs);
-    if (this.timer !== undefined && target >= this.wakeAt) return;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.wakeAt = target;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.wakeAt = Number.POSITIVE_INFINITY;
-        if (this.running !== undefined) this.again = true;
-        else
-          this.sweep().catch((e: unknown) =>
-            this.deps.log?.error({ err: e }, "provider check sweep failed"),
-          );
-      },
-      Math.max(0, target - now),
-    );
-    this.timer.unref();
   }
 }

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { AuthProfile } from "../../gen/palyra/auth/v1/profile_pb.js";
-import type { Clock } from "../core/index.js";
+import { SweepLoop, type Clock } from "../core/index.js";
 import type { SingletonLease } from "../store/index.js";
 import type { ProfileEvent } from "./events.js";
 import { EXPIRING_WINDOW_MS } from "./health.js";
@@ -49,39 +49,37 @@ export const REFRESH_LEASE = "profiles.refresh";
  * sweep it emits a "tick" so health watchers see time-driven changes.
  */
 export class RefreshScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private wakeAt = Number.POSITIVE_INFINITY;
-  private running: Promise<RefreshReport[]> | undefined;
-  // A planned sweep came due while another ran: run again once it is done.
-  private again = false;
-  private started = false;
+  private readonly loop: SweepLoop<RefreshReport[]>;
   private unsubscribe: (() => void) | undefined;
   private readonly maxSleepMs: number;
   private readonly concurrency: number;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.maxSleepMs = deps.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+    this.loop = new SweepLoop({
+      clock: deps.clock,
+      maxSleepMs: this.maxSleepMs,
+      sweep: () => this.runSweep(),
+      onError: (e: unknown) =>
+        deps.log?.error({ err: e }, "refresh sweep failed"),
+    });
     this.concurrency = deps.concurrency ?? DEFAULT_CONCURRENCY;
   }
 
   /** start begins background sweeps, the first one right away (tokens may have expired while the daemon was down). */
   start(): void {
-    if (this.started) return;
-    this.started = true;
+    if (this.loop.isActive) return;
     this.unsubscribe = this.deps.registry.events.subscribe((e) =>
       this.onEvent(e),
     );
-    this.planAt(this.deps.clock.now());
+    this.loop.start();
   }
 
   /** stop ends background sweeps, waits for refreshes in flight (so the store can close after it) and hands the lease over. */
   async stop(): Promise<void> {
-    this.started = false;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running?.catch(() => undefined);
+    await this.loop.stop();
     await this.deps.refresher.idle();
     await this.deps.lease
       ?.release()
@@ -96,19 +94,11 @@ export class RefreshScheduler {
    * clock. A sweep requested while one runs joins it.
    */
   sweep(): Promise<RefreshReport[]> {
-    this.running ??= this.runSweep().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        this.planAt(this.deps.clock.now());
-      }
-    });
-    return this.running;
+    return this.loop.run();
   }
 
   private async runSweep(): Promise<RefreshReport[]> {
     const { registry, refresher, clock, log } = this.deps;
-    this.clearPlan();
     // Each sweep also re-checks the vault, so a secret lost behind the
     // registry's back shows as MISSING within one sweep interval.
     registry.revalidate();
@@ -150,7 +140,7 @@ export class RefreshScheduler {
       Array.from({ length: Math.min(this.concurrency, due.length) }, worker),
     );
     registry.events.emit({ kind: "tick" });
-    this.planAt(next);
+    this.loop.planAt(next);
     return reports;
   }
 
@@ -161,7 +151,7 @@ export class RefreshScheduler {
     const expiresAt = Number(cred.value.expiresAtUnixMs);
     // A profile set already inside the window is refreshed right away; any
     // other comes up in the sweep planned for its next change.
-    this.planAt(
+    this.loop.planAt(
       expiresAt > 0
         ? Math.min(
             expiresAt - EXPIRING_WINDOW_MS,
@@ -169,36 +159,6 @@ export class RefreshScheduler {
           )
         : Number.POSITIVE_INFINITY,
     );
-  }
-
-  private clearPlan(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.wakeAt = Number.POSITIVE_INFINITY;
-  }
-
-  // Plans a sweep at clock time `at` unless one is planned earlier.
-  private planAt(at: number): void {
-    if (!this.started) return;
-    const now = this.deps.clock.now();
-    const target = Math.min(at, now + this.maxSleepMs);
-    if (this.timer !== undefined && target >= this.wakeAt) return;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.wakeAt = target;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.wakeAt = Number.POSITIVE_INFINITY;
-        if (this.running !== undefined) this.again = true;
-        else
-          this.sweep().catch((e: unknown) =>
-            this.deps.log?.error({ err: e }, "refresh sweep failed"),
-          );
-      },
-      Math.max(0, target - now),
-    );
-    // Background work must not keep a process alive that is otherwise done.
-    this.timer.unref();
   }
 }
 
