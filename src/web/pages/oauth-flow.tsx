@@ -141,6 +141,8 @@ export function useOAuthFlow(): OAuthFlow {
           }),
         );
         const final = await waitForAttempt(s.attemptId, abort.signal);
+        // Its page has said its word; the next sign-in opens a fresh one.
+        popup?.close();
         setView(attemptText(final));
         setLink(undefined);
         onSettled?.(final);

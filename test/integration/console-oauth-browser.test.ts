@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import { CALLBACK_PATH } from "../../src/profiles/index.js";
+import {
+  ensureConsoleBuilt,
+  launchChromium,
+  PageErrors,
+  screenshot,
+} from "../helpers/browser.js";
+import { OIDC_CLIENT_ID, OidcServer } from "../helpers/oidc-server.js";
+import {
+  ADMIN_TOKEN,
+  startRunsDaemon,
+  type RunsDaemon,
+} from "../helpers/runs-daemon.js";
+
+describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => {
+  let oidc: OidcServer;
+  let d: RunsDaemon;
+  let browser: Browser;
+  let page: Page;
+  const errors = new PageErrors();
+  // Errors on our own pages inside the popup (the provider's dev pages load
+  // web fonts, which fail offline, and are not ours to judge).
+  const popupErrors: string[] = [];
+  let url = "";
+
+  before(async () => {
+    ensureConsoleBuilt();
+    oidc = await OidcServer.listen();
+    d = await startRunsDaemon({
+      env: {
+        PALYRA_OPENAI_OAUTH_ISSUER: oidc.issuer,
+        PALYRA_OPENAI_OAUTH_AUTHORIZATION_ENDPOINT: oidc.authorizationEndpoint,
+        PALYRA_OPENAI_OAUTH_TOKEN_ENDPOINT: oidc.tokenEndpoint,
+        PALYRA_OPENAI_OAUTH_REVOCATION_ENDPOINT: oidc.revocationEndpoint,
+        PALYRA_OPENAI_OAUTH_CLIENT_ID: OIDC_CLIENT_ID,
+      },
+    });
+    url = d.address.url;
+    oidc.configure(url + CALLBACK_PATH);
+    browser = await launchChromium();
+    const context = await browser.newContext({
+      viewport: { width: 1280, height: 800 },
+    });
+    page = await context.newPage();
+    errors.watch(page);
+  });
+  after(async () => {
+    await browser?.close();
+    await d?.stop();
+    await oidc?.stop();
+  });
+
+  const heading = (name: string) =>
+    page.getByRole("heading", { level: 1, name });
+
+  /** popupFrom clicks `trigger` and returns the popup it opens. */
+  async function popupFrom(trigger: () => Promise<void>): Promise<Page> {
+    const [popup] = await Promise.all([page.waitForEvent("popup"), trigger()]);
+    popup.on("console", (m) => {
+      if (m.type() === "error" && popup.url().startsWith(url))
+        popupErrors.push(`${popup.url()}: ${m.text()}`);
+    });
+    popup.on("pageerror", (e) => popupErrors.push(e.message));
+    return popup;
+  }
+
+  it("signs in and opens Provider auth", async () => {
+    await page.goto(`${url}/`);
+    await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+    await page.keyboard.press("Enter");
+    await heading("Runs").waitFor();
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: "Provider auth" })
+      .click();
+    await heading("Provider auth").waitFor();
+    await page.getByText("No profiles yet").waitFor();
+  });
+
+  it("connects OpenAI by OAuth: sign-in and consent in the popup, the profile appears live", async () => {
+    await page.getByLabel("Connect OpenAI with OAuth").check();
+    await page.getByLabel("Profile name").fill("Work");
+    const popup = await popupFrom(() =>
+      page.getByRole("button", { name: "Sign in with OpenAI" }).click(),
+    );
+    await page
+      .getByTestId("oauth-result")
+      .getByText(/Waiting for you to sign in/)
+      .waitFor();
+    // oidc-provider's development login, then consent pages.
+    await popup.locator('input[name="login"]').fill("alice");
+    await popup.locator('input[name="password"]').fill("any password");
+    await screenshot(popup, "09-oauth-popup-login");
+    await popup.locator('button[type="submit"]').click();
+    await popup.getByRole("button", { name: "Continue" }).click();
+    await popup.getByRole("heading", { name: "Palyra: connected" }).waitFor();
+    await page
+      .getByTestId("connect-result")
+      .getByText("Connected: openai-work is saved.")
+      .waitFor();
+    const row = page.locator('tr[data-profile="openai-work"]');
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? "", /openai.*Work.*oauth/);
+    assert.equal(await row.locator(".chip").first().textContent(), "OK");
+    await screenshot(page, "10-oauth-connected");
+    // The provider issued tokens; none of them reached the page.
+    assert.ok(oidc.tokens.size > 0);
+    const html = await page.content();
+    for (const t of oidc.tokens) assert.ok(!html.includes(t), "a token shows");
+  });
+
+  it("sets the profile as the default and marks it", async () => {
+    const row = page.locator('tr[data-profile="openai-work"]');
+    assert.equal(await row.getByTestId("default-marker").count(), 0);
+    await row.getByRole("button", { name: "Set as default" }).click();
+    await page
+      .getByTestId("profile-result")
+      .getByText(/openai-work is now the default profile/)
+      .waitFor();
+    await row.getByTestId("default-marker").waitFor();
+    assert.equal(
+      await row.getByRole("button", { name: "Set as default" }).count(),
+      0,
+    );
+    const got = await d.adminAuth.getDefaultProfile(
+      {},
+      { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } },
+    );
+    assert.equal(got.defaultProfile?.profileId, "openai-work");
+    await screenshot(page, "11-default-profile");
+  });
+
+  it("reconnects in a popup, and Cancel stops waiting and closes it", async () => {
+    const row = page.locator('tr[data-profile="openai-work"]');
+    const popup = await popupFrom(() =>
+      row.getByRole("button", { name: "Reconnect" }).click(),
+    );
+    await page
+      .getByTestId("oauth-result")
+      .getByText(/Waiting for you to sign in/)
+      .waitFor();
+    await popup.waitForURL((u) => u.toString().startsWith(oidc.issuer));
+    await page.getByRole("button", { name: "Cancel", exact: true }).click();
+    await page
+      .getByTestId("oauth-result")
+      .getByText(/Cancelled: nothing was connected/)
+      .waitFor();
+    await popup.waitForEvent("close");
+  });
+
+  it("revokes the profile after a confirmation, says what happened, and it leaves the inventory", async () => {
+    const row = page.locator('tr[data-profile="openai-work"]');
+    await row.getByRole("button", { name: "Revoke" }).click();
+    // Nothing happens before the confirmation.
+    assert.equal(oidc.revokedGrants.length, 0);
+    await row
+      .getByRole("button", { name: "Yes, revoke at the provider and remove" })
+      .click();
+    await page
+      .getByTestId("profile-result")
+      .getByText("openai-work: revoked at the provider; local secrets removed.")
+      .waitFor();
+    await row.waitFor({ state: "detached" });
+    assert.equal(oidc.revokedGrants.length, 1);
+    await page.getByText("No profiles yet").waitFor();
+    await screenshot(page, "12-revoked");
+  });
+
+  it("wrote nothing to the browser console as an error", () => {
+    assert.deepEqual(errors.errors, []);
+    assert.deepEqual(popupErrors, []);
+  });
+
+  it("left no provider token in the daemon's logs", () => {
+    for (const t of oidc.tokens)
+      assert.ok(!d.logs.text.includes(t), `a token leaked: ${t.slice(0, 6)}…`);
+  });
+});
