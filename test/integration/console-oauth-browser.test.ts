@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { CALLBACK_PATH } from "../../src/profiles/index.js";
 import {
   ensureConsoleBuilt,
@@ -19,6 +19,7 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
   let oidc: OidcServer;
   let d: RunsDaemon;
   let browser: Browser;
+  let context: BrowserContext;
   let page: Page;
   const errors = new PageErrors();
   // Errors on our own pages inside the popup (the provider's dev pages load
@@ -41,7 +42,7 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     url = d.address.url;
     oidc.configure(url + CALLBACK_PATH);
     browser = await launchChromium();
-    const context = await browser.newContext({
+    context = await browser.newContext({
       viewport: { width: 1280, height: 800 },
     });
     page = await context.newPage();
@@ -95,8 +96,14 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     await popup.locator('input[name="password"]').fill("any password");
     await screenshot(popup, "09-oauth-popup-login");
     await popup.locator('button[type="submit"]').click();
+    const callback = popup.waitForResponse((r) =>
+      r.url().startsWith(url + CALLBACK_PATH),
+    );
+    const closed = popup.waitForEvent("close");
     await popup.getByRole("button", { name: "Continue" }).click();
-    await popup.getByRole("heading", { name: "Palyra: connected" }).waitFor();
+    assert.equal((await callback).status(), 200);
+    // The console closes the popup once the attempt settled.
+    await closed;
     await page
       .getByTestId("connect-result")
       .getByText("Connected: openai-work is saved.")
@@ -133,22 +140,55 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     await screenshot(page, "11-default-profile");
   });
 
-  it("reconnects in a popup, and Cancel stops waiting and closes it", async () => {
+  it("reconnects in a popup: the provider remembers the sign-in and the profile is updated", async () => {
     const row = page.locator('tr[data-profile="openai-work"]');
+    const before = oidc.accessTokens.size;
     const popup = await popupFrom(() =>
       row.getByRole("button", { name: "Reconnect" }).click(),
     );
-    await page
-      .getByTestId("oauth-result")
-      .getByText(/Waiting for you to sign in/)
-      .waitFor();
-    await popup.waitForURL((u) => u.toString().startsWith(oidc.issuer));
-    await page.getByRole("button", { name: "Cancel", exact: true }).click();
-    await page
-      .getByTestId("oauth-result")
-      .getByText(/Cancelled: nothing was connected/)
-      .waitFor();
     await popup.waitForEvent("close");
+    await page
+      .getByTestId("profile-result")
+      .getByText("Connected: openai-work is saved.")
+      .waitFor();
+    assert.ok(oidc.accessTokens.size > before, "no new token was issued");
+  });
+
+  it("Cancel stops waiting and closes the popup", async () => {
+    // The provider never answers: the attempt stays pending.
+    const held: (() => void)[] = [];
+    const hold = `${oidc.issuer}/**`;
+    await context.route(hold, (route) => {
+      held.push(() => void route.abort().catch(() => undefined));
+    });
+    try {
+      await page.getByLabel("Connect OpenAI with OAuth").check();
+      await page.getByLabel("Profile name").fill("Later");
+      const popup = await popupFrom(() =>
+        page.getByRole("button", { name: "Sign in with OpenAI" }).click(),
+      );
+      const form = page.getByRole("form", {
+        name: "Connect OpenAI with OAuth",
+      });
+      await form
+        .getByTestId("oauth-result")
+        .getByText(/Waiting for you to sign in/)
+        .waitFor();
+      const closed = popup.waitForEvent("close");
+      await form.getByRole("button", { name: "Cancel", exact: true }).click();
+      await form
+        .getByTestId("oauth-result")
+        .getByText(/Cancelled: nothing was connected/)
+        .waitFor();
+      await closed;
+      assert.equal(
+        await page.locator('tr[data-profile="openai-later"]').count(),
+        0,
+      );
+    } finally {
+      await context.unroute(hold);
+      for (const release of held) release();
+    }
   });
 
   it("revokes the profile after a confirmation, says what happened, and it leaves the inventory", async () => {
