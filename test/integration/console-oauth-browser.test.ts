@@ -82,7 +82,9 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
   });
 
   it("connects OpenAI by OAuth: sign-in and consent in the popup, the profile appears live", async () => {
-    await page.getByLabel("Connect OpenAI with OAuth").check();
+    await page
+      .getByRole("radio", { name: "Connect OpenAI with OAuth" })
+      .check();
     await page.getByLabel("Profile name").fill("Work");
     const popup = await popupFrom(() =>
       page.getByRole("button", { name: "Sign in with OpenAI" }).click(),
@@ -111,7 +113,11 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     const row = page.locator('tr[data-profile="openai-work"]');
     await row.waitFor();
     assert.match((await row.textContent()) ?? "", /openai.*Work.*oauth/);
-    assert.equal(await row.locator(".chip").first().textContent(), "OK");
+    // First access tokens live 2 minutes: inside the refresh window.
+    assert.match(
+      (await row.locator("td").nth(4).textContent()) ?? "",
+      /^(OK|EXPIRING)$/,
+    );
     await screenshot(page, "10-oauth-connected");
     // The provider issued tokens; none of them reached the page.
     assert.ok(oidc.tokens.size > 0);
@@ -148,7 +154,7 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     );
     await popup.waitForEvent("close");
     await page
-      .getByTestId("profile-result")
+      .getByTestId("oauth-result")
       .getByText("Connected: openai-work is saved.")
       .waitFor();
     assert.ok(oidc.accessTokens.size > before, "no new token was issued");
@@ -162,7 +168,9 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
       held.push(() => void route.abort().catch(() => undefined));
     });
     try {
-      await page.getByLabel("Connect OpenAI with OAuth").check();
+      await page
+        .getByRole("radio", { name: "Connect OpenAI with OAuth" })
+        .check();
       await page.getByLabel("Profile name").fill("Later");
       const popup = await popupFrom(() =>
         page.getByRole("button", { name: "Sign in with OpenAI" }).click(),
@@ -191,6 +199,30 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     }
   });
 
+  it("says in words that a sign-in refused at the provider failed", async () => {
+    // Forget the provider's sign-in (its cookies start with "_"; ours do not).
+    await context.clearCookies({ name: /^_/ });
+    await page
+      .getByRole("radio", { name: "Connect OpenAI with OAuth" })
+      .check();
+    await page.getByLabel("Profile name").fill("Denied");
+    const popup = await popupFrom(() =>
+      page.getByRole("button", { name: "Sign in with OpenAI" }).click(),
+    );
+    const closed = popup.waitForEvent("close");
+    // The provider's "[ Cancel ]" ends the interaction with access_denied.
+    await popup.getByRole("link", { name: "[ Cancel ]" }).click();
+    await closed;
+    const result = page.getByTestId("connect-result");
+    await result.getByText(/^Not connected: .+\.$/).waitFor();
+    assert.doesNotMatch((await result.textContent()) ?? "", /undefined/);
+    await screenshot(page, "12-oauth-refused");
+    assert.equal(
+      await page.locator('tr[data-profile="openai-denied"]').count(),
+      0,
+    );
+  });
+
   it("revokes the profile after a confirmation, says what happened, and it leaves the inventory", async () => {
     const row = page.locator('tr[data-profile="openai-work"]');
     await row.getByRole("button", { name: "Revoke" }).click();
@@ -206,12 +238,18 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     await row.waitFor({ state: "detached" });
     assert.equal(oidc.revokedGrants.length, 1);
     await page.getByText("No profiles yet").waitFor();
-    await screenshot(page, "12-revoked");
+    await screenshot(page, "13-revoked");
   });
 
   it("wrote nothing to the browser console as an error", () => {
     assert.deepEqual(errors.errors, []);
-    assert.deepEqual(popupErrors, []);
+    // The callback answers a refused sign-in with 400, which Chromium logs
+    // as a failed load; that one is the point of the refusal test.
+    const refused = /callback\?error=access_denied&.*status of 400/;
+    assert.deepEqual(
+      popupErrors.filter((e) => !refused.test(e)),
+      [],
+    );
   });
 
   it("left no provider token in the daemon's logs", () => {

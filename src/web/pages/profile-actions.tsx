@@ -4,7 +4,7 @@ import type { AuthProfileHealth } from "../../../gen/palyra/auth/v1/health_pb.js
 import { CredentialCheckOutcome } from "../../../gen/palyra/auth/v1/profile_pb.js";
 import { api } from "../api.js";
 import { ConfirmButton } from "../components/ui.js";
-import { attemptText, revocationText } from "../logic/oauth.js";
+import { revocationText } from "../logic/oauth.js";
 import type { OAuthFlow } from "./oauth-flow.js";
 
 const CHECK_LABELS: Record<CredentialCheckOutcome, string> = {
@@ -84,9 +84,9 @@ export function ProfileActions(props: {
           type="button"
           disabled={props.reconnect.waiting}
           onClick={() =>
-            props.reconnect.begin(
-              () => api.auth.reconnectProfile({ profileId: id }),
-              (a) => props.say(attemptText(a).text),
+            // The flow's own status line reports the outcome.
+            props.reconnect.begin(() =>
+              api.auth.reconnectProfile({ profileId: id }),
             )
           }
         >
