@@ -8,6 +8,7 @@ import {
   PageErrors,
   screenshot,
 } from "../helpers/browser.js";
+import { FakeUpstream } from "../helpers/fake-upstream.js";
 import { OIDC_CLIENT_ID, OidcServer } from "../helpers/oidc-server.js";
 import {
   ADMIN_TOKEN,
@@ -15,8 +16,12 @@ import {
   type RunsDaemon,
 } from "../helpers/runs-daemon.js";
 
+/** A key the fake accepts; it must never come back out of the daemon or the page. */
+const API_KEY = "sk-console-oauth-test-0123456789abcdef";
+
 describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => {
   let oidc: OidcServer;
+  let openai: FakeUpstream;
   let d: RunsDaemon;
   let browser: Browser;
   let context: BrowserContext;
@@ -30,7 +35,14 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
   before(async () => {
     ensureConsoleBuilt();
     oidc = await OidcServer.listen();
+    // Accepts any key: answers the key check (/v1/models) with a list.
+    openai = await new FakeUpstream(() => ({
+      kind: "status",
+      status: 200,
+      body: { object: "list", data: [{ id: "gpt-4o-mini", object: "model" }] },
+    })).start();
     d = await startRunsDaemon({
+      openaiBaseUrl: openai.baseUrl,
       env: {
         PALYRA_OPENAI_OAUTH_ISSUER: oidc.issuer,
         PALYRA_OPENAI_OAUTH_AUTHORIZATION_ENDPOINT: oidc.authorizationEndpoint,
@@ -52,6 +64,7 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     await browser?.close();
     await d?.stop();
     await oidc?.stop();
+    await openai?.stop();
   });
 
   const heading = (name: string) =>
@@ -241,6 +254,28 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     await screenshot(page, "13-revoked");
   });
 
+  it('connects an API key with "make default" ticked: it becomes the default', async () => {
+    await page.getByRole("radio", { name: "OpenAI API key" }).check();
+    await page.getByLabel("Profile name").fill("Backup");
+    await page.getByLabel("API key", { exact: true }).fill(API_KEY);
+    await page.getByLabel(/Make it the default profile/).check();
+    await page.getByRole("button", { name: "Validate and save" }).click();
+    await page
+      .getByTestId("connect-result")
+      .getByText("Connected openai-backup: key valid; now the default")
+      .waitFor();
+    await page
+      .locator('tr[data-profile="openai-backup"]')
+      .getByTestId("default-marker")
+      .waitFor();
+    const got = await d.adminAuth.getDefaultProfile(
+      {},
+      { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } },
+    );
+    assert.equal(got.defaultProfile?.profileId, "openai-backup");
+    assert.ok(!(await page.content()).includes(API_KEY), "the key shows");
+  });
+
   it("wrote nothing to the browser console as an error", () => {
     assert.deepEqual(errors.errors, []);
     // The callback answers a refused sign-in with 400, which Chromium logs
@@ -252,8 +287,9 @@ describe("console: OpenAI OAuth, default profile and revoke in Chromium", () => 
     );
   });
 
-  it("left no provider token in the daemon's logs", () => {
-    for (const t of oidc.tokens)
+  it("left no provider token or API key in the daemon's logs", () => {
+    assert.ok(oidc.tokens.size > 0);
+    for (const t of [...oidc.tokens, API_KEY])
       assert.ok(!d.logs.text.includes(t), `a token leaked: ${t.slice(0, 6)}…`);
   });
 });
