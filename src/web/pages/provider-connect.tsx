@@ -6,10 +6,12 @@ import {
 } from "../../../gen/palyra/auth/v1/profile_pb.js";
 import { api } from "../api.js";
 import { ErrorText, useAction } from "../components/ui.js";
+import { attemptText } from "../logic/oauth.js";
+import { OAuthProgress, useOAuthFlow } from "./oauth-flow.js";
 
 /**
  * ConnectMethod is one way to connect a provider. Each method is its own
- * form; OAuth (OpenAI) joins this list as another entry with its own form.
+ * form.
  */
 interface ConnectMethod {
   id: string;
@@ -28,6 +30,12 @@ const METHODS: ConnectMethod[] = [
     ),
   },
   {
+    id: "openai-oauth",
+    label: "Connect OpenAI with OAuth",
+    provider: AuthProviderKind.OPENAI,
+    render: (done) => <OAuthForm onDone={done} />,
+  },
+  {
     id: "anthropic-api-key",
     label: "Anthropic API key",
     provider: AuthProviderKind.ANTHROPIC,
@@ -38,7 +46,7 @@ const METHODS: ConnectMethod[] = [
 ];
 
 /** ConnectWizard picks a provider and a method, then runs that method's form. */
-export function ConnectWizard(): ReactNode {
+export function ConnectWizard(props: { onChanged?: () => void }): ReactNode {
   const [method, setMethod] = useState<string>("");
   const [message, setMessage] = useState("");
   const chosen = METHODS.find((m) => m.id === method);
@@ -65,6 +73,7 @@ export function ConnectWizard(): ReactNode {
       </fieldset>
       {chosen?.render((msg) => {
         setMessage(msg);
+        props.onChanged?.();
         setMethod("");
       })}
       {message && (
@@ -95,6 +104,7 @@ function ApiKeyForm(props: {
 }): ReactNode {
   const [name, setName] = useState("");
   const [agent, setAgent] = useState("");
+  const [makeDefault, setMakeDefault] = useState(false);
   const action = useAction();
   return (
     <form
@@ -111,6 +121,7 @@ function ApiKeyForm(props: {
             provider: props.provider,
             profileName: name.trim(),
             apiKey,
+            setDefault: makeDefault && agent.trim() === "",
             scope:
               agent.trim() === ""
                 ? { kind: AuthScopeKind.GLOBAL }
@@ -122,7 +133,7 @@ function ApiKeyForm(props: {
                 CredentialCheckOutcome.UNSPECIFIED
             ];
           props.onDone(
-            `${res.created ? "Connected" : "Updated"} ${res.profile?.profileId ?? ""}: ${outcome}`,
+            `${res.created ? "Connected" : "Updated"} ${res.profile?.profileId ?? ""}: ${outcome}${makeDefault && agent.trim() === "" ? "; now the default" : ""}`,
           );
         });
       }}
@@ -150,10 +161,68 @@ function ApiKeyForm(props: {
         spellCheck={false}
         required
       />
+      <label className="check">
+        <input
+          type="checkbox"
+          checked={makeDefault && agent.trim() === ""}
+          disabled={agent.trim() !== ""}
+          onChange={(e) => setMakeDefault(e.target.checked)}
+        />
+        Make it the default profile (global profiles only)
+      </label>
       <button type="submit" disabled={action.busy}>
         {action.busy ? "Checking the key…" : "Validate and save"}
       </button>
       <ErrorText error={action.error} />
+    </form>
+  );
+}
+
+/**
+ * OAuthForm signs in with OpenAI in a popup (authorization code + PKCE on
+ * the daemon's side); the daemon's callback saves the profile.
+ */
+function OAuthForm(props: { onDone: (message: string) => void }): ReactNode {
+  const [name, setName] = useState("");
+  const [agent, setAgent] = useState("");
+  const flow = useOAuthFlow();
+  return (
+    <form
+      aria-label="Connect OpenAI with OAuth"
+      onSubmit={(e) => {
+        e.preventDefault();
+        flow.begin(
+          () =>
+            api.auth.startOAuth({
+              provider: AuthProviderKind.OPENAI,
+              profileName: name.trim(),
+              scope:
+                agent.trim() === ""
+                  ? { kind: AuthScopeKind.GLOBAL }
+                  : { kind: AuthScopeKind.AGENT, agentId: agent.trim() },
+            }),
+          (a) => props.onDone(attemptText(a).text),
+        );
+      }}
+    >
+      <label htmlFor="oauth-profile-name">Profile name</label>
+      <input
+        id="oauth-profile-name"
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        required
+        maxLength={64}
+      />
+      <label htmlFor="oauth-agent-id">Agent (empty: every agent)</label>
+      <input
+        id="oauth-agent-id"
+        value={agent}
+        onChange={(e) => setAgent(e.target.value)}
+      />
+      <button type="submit" disabled={flow.waiting}>
+        {flow.waiting ? "Waiting for the sign-in…" : "Sign in with OpenAI"}
+      </button>
+      <OAuthProgress flow={flow} />
     </form>
   );
 }

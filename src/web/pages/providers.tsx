@@ -1,9 +1,7 @@
 import { useEffect, useState, type ReactNode } from "react";
 import type { AuthHealthReport } from "../../../gen/palyra/auth/v1/health_pb.js";
-import { RefreshOutcome } from "../../../gen/palyra/auth/v1/auth_pb.js";
-import { CredentialCheckOutcome } from "../../../gen/palyra/auth/v1/profile_pb.js";
 import { api } from "../api.js";
-import { Chip, ConfirmButton, ErrorText, useAction } from "../components/ui.js";
+import { Chip, ErrorText, useAction } from "../components/ui.js";
 import { formatUnixMs } from "../logic/format.js";
 import { healthChip } from "../logic/health.js";
 import {
@@ -12,6 +10,8 @@ import {
   type InventoryKey,
 } from "../logic/inventory.js";
 import { ariaSort, nextSort, type SortState } from "../logic/sort.js";
+import { OAuthProgress, useOAuthFlow } from "./oauth-flow.js";
+import { ProfileActions } from "./profile-actions.js";
 import { ConnectWizard } from "./provider-connect.js";
 
 /** How long to wait before watching health again after the stream ended. */
@@ -46,13 +46,23 @@ function useHealthWatch(): { report?: AuthHealthReport; error: unknown } {
   return { report, error };
 }
 
-const CHECK_LABELS: Record<CredentialCheckOutcome, string> = {
-  [CredentialCheckOutcome.UNSPECIFIED]: "not checked",
-  [CredentialCheckOutcome.VALID]: "valid",
-  [CredentialCheckOutcome.REJECTED]: "rejected by the provider",
-  [CredentialCheckOutcome.RATE_LIMITED]: "rate limited; try later",
-  [CredentialCheckOutcome.UNAVAILABLE]: "provider unavailable",
-};
+/** useDefaultProfile reads the default profile id, again whenever `version` changes. */
+function useDefaultProfile(version: unknown): {
+  id: string;
+  reload: () => void;
+} {
+  const [id, setId] = useState("");
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const abort = new AbortController();
+    api.auth
+      .getDefaultProfile({}, { signal: abort.signal })
+      .then((r) => setId(r.defaultProfile?.profileId ?? ""))
+      .catch(() => undefined);
+    return () => abort.abort();
+  }, [version, tick]);
+  return { id, reload: () => setTick((t) => t + 1) };
+}
 
 /** ProvidersPage shows the auth profile inventory, live, and connects new keys. */
 export function ProvidersPage(): ReactNode {
@@ -63,6 +73,8 @@ export function ProvidersPage(): ReactNode {
   });
   const [result, setResult] = useState("");
   const action = useAction();
+  const reconnect = useOAuthFlow();
+  const defaults = useDefaultProfile(report);
   const rows = sortInventory(report?.profiles ?? [], sort);
 
   return (
@@ -104,11 +116,20 @@ export function ProvidersPage(): ReactNode {
           <tbody>
             {rows.map((p) => {
               const chip = healthChip(p.state);
+              const isDefault = p.profileId === defaults.id;
               return (
                 <tr key={p.profileId} data-profile={p.profileId}>
                   <td>{p.provider}</td>
                   <td>
                     {p.profileName || p.profileId}
+                    {isDefault && (
+                      <span
+                        className="chip chip-default"
+                        data-testid="default-marker"
+                      >
+                        default
+                      </span>
+                    )}
                     <div className="muted mono">{p.profileId}</div>
                   </td>
                   <td>{p.scope}</td>
@@ -123,50 +144,14 @@ export function ProvidersPage(): ReactNode {
                   <td>{formatUnixMs(p.expiresAtUnixMs)}</td>
                   <td>{formatUnixMs(p.lastSuccessUnixMs)}</td>
                   <td className="actions">
-                    <button
-                      type="button"
-                      disabled={action.busy}
-                      onClick={() =>
-                        void action.run(async () => {
-                          const r = await api.auth.validateProfile({
-                            profileId: p.profileId,
-                          });
-                          setResult(
-                            `${p.profileId}: ${CHECK_LABELS[r.validation?.outcome ?? CredentialCheckOutcome.UNSPECIFIED]}${r.validation?.message ? ` (${r.validation.message})` : ""}`,
-                          );
-                        })
-                      }
-                    >
-                      Validate
-                    </button>
-                    {p.credentialType === "oauth" && (
-                      <button
-                        type="button"
-                        disabled={action.busy}
-                        onClick={() =>
-                          void action.run(async () => {
-                            const r = await api.auth.refreshProfile({
-                              profileId: p.profileId,
-                            });
-                            setResult(
-                              `${p.profileId}: refresh ${RefreshOutcome[r.outcome].toLowerCase().replaceAll("_", " ")}${r.reason ? ` (${r.reason})` : ""}`,
-                            );
-                          })
-                        }
-                      >
-                        Refresh
-                      </button>
-                    )}
-                    <ConfirmButton
-                      label="Delete"
-                      onConfirm={() =>
-                        action.run(async () => {
-                          await api.auth.deleteProfile({
-                            profileId: p.profileId,
-                          });
-                          setResult(`${p.profileId}: deleted`);
-                        })
-                      }
+                    <ProfileActions
+                      profile={p}
+                      isDefault={isDefault}
+                      busy={action.busy}
+                      run={action.run}
+                      say={setResult}
+                      reconnect={reconnect}
+                      onDefaultChanged={defaults.reload}
                     />
                   </td>
                 </tr>
@@ -184,7 +169,8 @@ export function ProvidersPage(): ReactNode {
         </p>
       )}
       <ErrorText error={action.error} />
-      <ConnectWizard />
+      <OAuthProgress flow={reconnect} />
+      <ConnectWizard onChanged={defaults.reload} />
     </section>
   );
 }
