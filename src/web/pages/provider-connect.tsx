@@ -161,15 +161,11 @@ function ApiKeyForm(props: {
         spellCheck={false}
         required
       />
-      <label className="check">
-        <input
-          type="checkbox"
-          checked={makeDefault && agent.trim() === ""}
-          disabled={agent.trim() !== ""}
-          onChange={(e) => setMakeDefault(e.target.checked)}
-        />
-        Make it the default profile (global profiles only)
-      </label>
+      <DefaultCheckbox
+        checked={makeDefault}
+        agent={agent}
+        onChange={setMakeDefault}
+      />
       <button type="submit" disabled={action.busy}>
         {action.busy ? "Checking the key…" : "Validate and save"}
       </button>
@@ -185,6 +181,7 @@ function ApiKeyForm(props: {
 function OAuthForm(props: { onDone: (message: string) => void }): ReactNode {
   const [name, setName] = useState("");
   const [agent, setAgent] = useState("");
+  const [makeDefault, setMakeDefault] = useState(false);
   const flow = useOAuthFlow();
   return (
     <form
@@ -196,6 +193,7 @@ function OAuthForm(props: { onDone: (message: string) => void }): ReactNode {
             api.auth.startOAuth({
               provider: AuthProviderKind.OPENAI,
               profileName: name.trim(),
+              setDefault: makeDefault && agent.trim() === "",
               scope:
                 agent.trim() === ""
                   ? { kind: AuthScopeKind.GLOBAL }
@@ -219,10 +217,35 @@ function OAuthForm(props: { onDone: (message: string) => void }): ReactNode {
         value={agent}
         onChange={(e) => setAgent(e.target.value)}
       />
+      <DefaultCheckbox
+        checked={makeDefault}
+        agent={agent}
+        onChange={setMakeDefault}
+      />
       <button type="submit" disabled={flow.waiting}>
         {flow.waiting ? "Waiting for the sign-in…" : "Sign in with OpenAI"}
       </button>
       <OAuthProgress flow={flow} />
     </form>
+  );
+}
+
+/** DefaultCheckbox asks for set_default; only a global profile (no agent) can be the default. */
+function DefaultCheckbox(props: {
+  checked: boolean;
+  agent: string;
+  onChange: (checked: boolean) => void;
+}): ReactNode {
+  const global = props.agent.trim() === "";
+  return (
+    <label className="check">
+      <input
+        type="checkbox"
+        checked={props.checked && global}
+        disabled={!global}
+        onChange={(e) => props.onChange(e.target.checked)}
+      />
+      Make it the default profile (global profiles only)
+    </label>
   );
 }
