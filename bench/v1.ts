@@ -116,8 +116,14 @@ try {
     PALYRA_MODEL_PROVIDER_OPENAI_BASE_URL: upstream.url,
   });
   servers.push(daemon);
-  const [token] = await mintTokens(daemon.url, daemon.token, 1);
-  const auth = { authorization: `Bearer ${token}` };
+  // A token allows at most 10,000 requests a minute (REFERENCE.md): the
+  // load spreads over many, as many clients would; one more is for TTFT.
+  const tokens = await mintTokens(daemon.url, daemon.token, 33);
+  const auth = { authorization: `Bearer ${tokens[32]}` };
+  const loadAuth = tokens
+    .slice(0, 32)
+    .map((token) => ({ authorization: `Bearer ${token}` }));
+  let nextToken = 0;
   const profile = await fetch(
     `${daemon.url}/palyra.auth.v1.AuthService/SetProfile`,
     {
@@ -155,8 +161,13 @@ try {
   servers.push(bare);
 
   const sides = [
-    { side: "bare", server: bare, url: bare.url, headers: {} },
-    { side: "daemon", server: daemon, url: daemon.url, headers: auth },
+    { side: "bare", server: bare, url: bare.url, headers: () => ({}) },
+    {
+      side: "daemon",
+      server: daemon,
+      url: daemon.url,
+      headers: () => loadAuth[nextToken++ % loadAuth.length]!,
+    },
   ] as const;
   const load = async (
     t: (typeof sides)[number],
@@ -169,7 +180,7 @@ try {
       async () => {
         const res = await fetch(`${t.url}/v1/chat/completions`, {
           method: "POST",
-          headers: { "content-type": "application/json", ...t.headers },
+          headers: { "content-type": "application/json", ...t.headers() },
           body: payload,
         });
         await res.arrayBuffer();

@@ -7,10 +7,14 @@ import type { SseFrame } from "./run-output.js";
  * SseWriter writes server-sent events on a hijacked reply: the headers the
  * hooks set (security headers, rate-limit headers) go out with its own, a
  * slow reader holds the run back (backpressure) instead of filling memory,
- * and writes after the client left are dropped.
+ * and writes after the client left are dropped. What one event-loop turn
+ * writes leaves in one write to the socket, at the end of that turn: the
+ * headers with the first frame, a run that ends at once as one packet,
+ * and each upstream chunk as soon as it was translated.
  */
 export class SseWriter {
   private readonly raw;
+  private flushing: NodeJS.Immediate | undefined;
 
   constructor(reply: FastifyReply, headers: OutgoingHttpHeaders = {}) {
     const hooked = reply.getHeaders();
@@ -24,8 +28,8 @@ export class SseWriter {
       // Reverse proxies (nginx) would otherwise buffer the stream.
       "x-accel-buffering": "no",
     });
-    // Without a first byte some clients wait for the headers to be flushed.
-    this.raw.flushHeaders();
+    // The headers leave with the first frame (open() sends one at once):
+    // some clients wait for them before they read on.
   }
 
   /** closed tells whether the client is gone (or the stream ended). */
@@ -40,6 +44,13 @@ export class SseWriter {
     for (const f of frames) {
       if (f.event !== undefined) text += `event: ${f.event}\n`;
       text += `data: ${f.data}\n\n`;
+    }
+    if (this.flushing === undefined) {
+      this.raw.cork();
+      this.flushing = setImmediate(() => {
+        this.flushing = undefined;
+        this.raw.uncork();
+      });
     }
     if (!this.raw.write(text) && !this.closed) {
       // Whichever comes first; the other listener is removed by the abort.
@@ -56,8 +67,13 @@ export class SseWriter {
     }
   }
 
-  /** end finishes the response. */
+  /** end finishes the response (and sends what is corked). */
   end(): void {
+    if (this.flushing !== undefined) {
+      clearImmediate(this.flushing);
+      this.flushing = undefined;
+      this.raw.uncork();
+    }
     if (!this.closed) this.raw.end();
   }
 }

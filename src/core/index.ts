@@ -15,7 +15,12 @@ export {
   scrubText,
   sensitiveValues,
 } from "./redact.js";
-export { cryptoRandomBytes, randomToken, type RandomBytes } from "./random.js";
+export {
+  cryptoRandomBytes,
+  pooledRandomBytes,
+  randomToken,
+  type RandomBytes,
+} from "./random.js";
 export { msOf, isoOf } from "./timestamps.js";
 export type { BackgroundTask } from "./background-task.js";
 export type { FlagReader } from "./flag-reader.js";

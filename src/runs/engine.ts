@@ -22,6 +22,7 @@ import { newRunId, parseRunId } from "./run-ids.js";
 import { listRunsPage, visibleRun } from "./run-queries.js";
 import type { RunRecords } from "./run-records.js";
 import { RunState } from "./run-state.js";
+import { StartRecord } from "./start-record.js";
 import { isFinal, statusToProto, storedRunOf } from "./run-view.js";
 import type {
   ModelInfo,
@@ -154,9 +155,10 @@ export class Engine implements RunEngine {
 
     // A run id the caller picked is recorded first, so a taken one never
     // reaches the provider. Otherwise the upstream request leaves first and
-    // the record is written meanwhile: the first token waits for neither
-    // the record nor its fsync. A run whose record cannot be written does
-    // not go on (its upstream request is aborted) and ends failed.
+    // the start is written a turn later (StartRecord): the first token waits
+    // for neither the record nor its fsync, and a run over by then is
+    // written once. A run whose start cannot be written does not go on (its
+    // upstream request is aborted) and ends failed.
     if (request.runId !== undefined)
       await deps.records.create(this.record(run.run)).catch((e: unknown) => {
         release();
@@ -166,22 +168,23 @@ export class Engine implements RunEngine {
       { model: route.model, request, credential },
       controller.signal,
     );
-    run.recorded =
-      request.runId !== undefined
-        ? Promise.resolve(undefined)
-        : deps.records.create(this.record(run.run), false).then(
-            () => undefined,
-            (e: unknown) => {
-              const error = this.publicError(e, run.run);
-              controller.abort(error);
-              return error;
-            },
-          );
+    if (request.runId === undefined)
+      run.start = new StartRecord(() =>
+        deps.records.create(this.record(run.run), false).then(
+          () => undefined,
+          (e: unknown) => {
+            const error = this.publicError(e, run.run);
+            controller.abort(error);
+            return error;
+          },
+        ),
+      );
     let stream: AsyncIterable<ProviderEvent>;
     try {
       stream = await opening;
     } catch (e) {
-      const error = (await run.recorded) ?? this.abortedOr(controller, e, run);
+      const error =
+        (await run.start.settle()) ?? this.abortedOr(controller, e, run);
       if (
         credential !== undefined &&
         isPalyraError(error, "failed_precondition")
@@ -290,16 +293,21 @@ export class Engine implements RunEngine {
         )
           this.deps.credentials.rejected(credential);
       }
-      // The record of a run that could not be recorded is its failure.
-      const unrecorded = await run.recorded;
+      // A run whose start could not be written fails; so does one whose
+      // only record (its end, the start never being due) cannot be.
+      const unrecorded = await run.start.settle();
       if (unrecorded !== undefined) {
         status = "failed";
         error = unrecorded;
       }
-      if (error !== undefined) yield { kind: "error", error };
       ended = true;
-      await this.finish(run, status, error);
+      const unwritten = await this.finish(run, status, error);
+      if (unwritten !== undefined) {
+        status = "failed";
+        error = unwritten;
+      }
       release();
+      if (error !== undefined) yield { kind: "error", error };
       yield status === "done" && run.finishReason !== undefined
         ? { kind: "status", status, finishReason: run.finishReason }
         : { kind: "status", status };
@@ -313,18 +321,22 @@ export class Engine implements RunEngine {
     }
   }
 
-  // Writes the run's final record and counts its usage; a failure here is
-  // logged, not thrown, since the run itself already ended.
+  // Writes the run's final record and counts its usage. A failure is
+  // logged, not thrown, since the run itself already ended; it is returned
+  // when that record was to be the run's only one (nothing of the run is
+  // stored), which fails the run.
   private async finish(
     run: RunState,
     status: RunStatus,
     error: PalyraError | undefined,
-  ): Promise<void> {
+  ): Promise<PalyraError | undefined> {
     const endedAtMs = this.deps.clock.now();
     const final = run.final(status, endedAtMs, error);
-    // The end is written after the start, never instead of it: a run
-    // whose start could not be recorded has no record to end.
-    const unrecorded = await run.recorded;
+    // The end is written after the start, never instead of a start that
+    // failed: a run whose start could not be recorded has no record to end.
+    const started = run.start.settle();
+    const unrecorded = started === undefined ? undefined : await started;
+    let failure: PalyraError | undefined;
     try {
       if (unrecorded !== undefined) throw unrecorded;
       await this.deps.records.finish(this.record(final), run.usage);
@@ -333,6 +345,7 @@ export class Engine implements RunEngine {
         { runId: final.runId, err: e },
         "could not record the end of a run",
       );
+      if (started === undefined) failure = this.publicError(e, final);
     }
     this.deps.log?.info(
       {
@@ -348,6 +361,7 @@ export class Engine implements RunEngine {
       },
       "run ended",
     );
+    return failure;
   }
 
   // Why a run's provider stream failed: our cancel, the failure that

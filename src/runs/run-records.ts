@@ -9,9 +9,15 @@ import {
   type Store,
   type Table,
   type WriteOp,
+  type WriteOptions,
 } from "../store/index.js";
 import { parseRunId, timeKey } from "./run-ids.js";
+import { RunWrites, type CounterMoves } from "./run-writes.js";
 import type { Usage } from "./types.js";
+
+// Run records and usage counts are written on every request: relaxed
+// durability (store/kv.ts) spares each its fsync; a kill loses none of them.
+const RELAXED: WriteOptions = { durability: "relaxed" };
 
 /** DEFAULT_LIST_LIMIT and MAX_LIST_LIMIT bound ListRuns pages. */
 export const DEFAULT_LIST_LIMIT = 50;
@@ -36,13 +42,17 @@ export interface RunFilter {
 /**
  * RunRecords keeps run records in the store's `runs` namespace (by id, and a
  * copy per principal for listing) and counts usage per API token in `usage`
- * with the store's atomic counters, which budgets build on.
+ * with the store's atomic counters, which budgets build on. The records of
+ * runs that start or end in the same event-loop turn share one batch
+ * (RunWrites).
  */
 export class RunRecords {
   private readonly table: Table<typeof RunRecordSchema>;
+  private readonly writes: RunWrites;
 
   constructor(private readonly store: Store) {
     this.table = store.table("runs", RunRecordSchema);
+    this.writes = new RunWrites(store, "usage", RELAXED);
   }
 
   /** get reads a run's record. */
@@ -57,9 +67,14 @@ export class RunRecords {
    */
   async create(record: RunRecord, idPicked = true): Promise<void> {
     const run = record.run!;
+    if (!idPicked) {
+      await this.writes.write(this.putOps(record), new Map());
+      return;
+    }
     try {
+      // A picked id's check is a promise to its caller: synced, on its own.
       await this.store.write([
-        ...(idPicked ? [this.table.checkOp(idKey(run.runId), ABSENT)] : []),
+        this.table.checkOp(idKey(run.runId), ABSENT),
         ...this.putOps(record),
       ]);
     } catch (e) {
@@ -81,20 +96,15 @@ export class RunRecords {
   async finish(record: RunRecord, usage: Usage | undefined): Promise<void> {
     const run = record.run!;
     const base = `token/${run.apiTokenId}/`;
-    const counters: WriteOp[] =
+    const counters: CounterMoves =
       run.apiTokenId === ""
-        ? []
-        : [
-            ["runs", 1],
-            ["prompt_tokens", usage?.promptTokens ?? 0],
-            ["completion_tokens", usage?.completionTokens ?? 0],
-          ].map(([name, n]) => ({
-            type: "add" as const,
-            ns: "usage" as const,
-            key: `${base}${name}`,
-            delta: BigInt(n!),
-          }));
-    await this.store.write([...this.putOps(record), ...counters]);
+        ? new Map<string, bigint>()
+        : new Map<string, bigint>([
+            [`${base}runs`, 1n],
+            [`${base}prompt_tokens`, BigInt(usage?.promptTokens ?? 0)],
+            [`${base}completion_tokens`, BigInt(usage?.completionTokens ?? 0)],
+          ]);
+    await this.writes.write(this.putOps(record), counters);
   }
 
   /** usageOf reads an API token's counters. */

@@ -2,6 +2,7 @@ import type { Run } from "../../gen/palyra/run/v1/run_pb.js";
 import type { PalyraError } from "../core/index.js";
 import type { ProviderEvent } from "../providers/index.js";
 import { runOf, storedRunOf } from "./run-view.js";
+import { StartRecord } from "./start-record.js";
 import type { FinishReason, RunStatus, ToolCall, Usage } from "./types.js";
 
 /** MAX_RECORDED_OUTPUT is how much of a run's text its record keeps (the stream carries all of it). */
@@ -14,8 +15,8 @@ export class RunState {
   private firstTokenAtMs: number | undefined;
   usage: Usage | undefined;
   finishReason: FinishReason | undefined;
-  /** Settles when the run's start is recorded: undefined, or why it could not be. */
-  recorded: Promise<PalyraError | undefined> = Promise.resolve(undefined);
+  /** When the run's start is written; see StartRecord. */
+  start = new StartRecord();
 
   constructor(
     readonly run: Run,

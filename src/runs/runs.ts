@@ -1,7 +1,12 @@
 import type { Logger } from "pino";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { RunService } from "../../gen/palyra/run/v1/run_pb.js";
-import type { Clock, InvalidationBus, RandomBytes } from "../core/index.js";
+import {
+  pooledRandomBytes,
+  type Clock,
+  type InvalidationBus,
+  type RandomBytes,
+} from "../core/index.js";
 import type { FetchLike, Profiles } from "../profiles/index.js";
 import {
   AnthropicProvider,
@@ -78,7 +83,8 @@ export function createRuns(deps: RunsDeps): Runs {
       log: deps.log,
     }),
     clock: deps.clock,
-    random: deps.random,
+    // Run ids only: one CSPRNG call per id is a per-request cost.
+    random: pooledRandomBytes(deps.random),
     bus: deps.bus,
     replicaId: deps.replicaId,
     log: deps.log,

@@ -10,6 +10,8 @@ export {
   namespaces,
   type Namespace,
   type WriteOp,
+  type WriteOptions,
+  type Durability,
   type Entry,
   type KvBackend,
   type KvStats,

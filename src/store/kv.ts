@@ -95,6 +95,24 @@ export interface BackendInfo {
   location: string;
 }
 
+/**
+ * Durability is when a write is acknowledged. "synced" (the default): on
+ * the disk (LevelDB fsyncs; PostgreSQL's synchronous commit). "relaxed":
+ * handed to the operating system (LevelDB's log, unsynced; PostgreSQL's
+ * `synchronous_commit = off`): a killed daemon loses nothing, a power loss
+ * may lose the last relaxed batches, never half of one. For records written
+ * on every request (runs and their usage counts), whose loss on a power
+ * cut costs less than an fsync each; never for anything a caller was
+ * promised (tokens, profiles, sessions).
+ */
+export type Durability = "synced" | "relaxed";
+
+/** WriteOptions tune one write. */
+export interface WriteOptions {
+  /** See Durability; "synced" when absent. */
+  durability?: Durability;
+}
+
 /** KvBackend is the minimal ordered key-value store the daemon needs. */
 export interface KvBackend {
   /** info names the backend (no secrets). */
@@ -115,7 +133,7 @@ export interface KvBackend {
    * `check` in it held. It returns the version every key put (or counter
    * moved) by the batch now has (ABSENT for a batch that put nothing).
    */
-  write(ops: readonly WriteOp[]): Promise<bigint>;
+  write(ops: readonly WriteOp[], options?: WriteOptions): Promise<bigint>;
   /**
    * add moves the counter at a key by `delta` (an absent counter is 0) and
    * returns its new value, atomically: concurrent adds never lose one. A

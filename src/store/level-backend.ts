@@ -7,6 +7,7 @@ import type {
   Namespace,
   RangeOptions,
   WriteOp,
+  WriteOptions,
 } from "./kv.js";
 import { ABSENT, checkAddsApart, namespaces } from "./kv.js";
 import {
@@ -113,13 +114,20 @@ export class LevelBackend implements KvBackend {
    * LevelDB batch, atomic across sublevels, shared with the batches accepted
    * meanwhile (group commit, level-commit.ts).
    */
-  async write(ops: readonly WriteOp[]): Promise<bigint> {
-    return (await this.apply(ops)).version;
+  async write(
+    ops: readonly WriteOp[],
+    options?: WriteOptions,
+  ): Promise<bigint> {
+    const sync = this.sync && options?.durability !== "relaxed";
+    return (await this.apply(ops, sync)).version;
   }
 
   /** add moves a counter: a batch of one `add`. */
   async add(ns: Namespace, key: string, delta: bigint): Promise<bigint> {
-    const { counters } = await this.apply([{ type: "add", ns, key, delta }]);
+    const { counters } = await this.apply(
+      [{ type: "add", ns, key, delta }],
+      this.sync,
+    );
     return counters[0] ?? 0n;
   }
 
@@ -128,6 +136,7 @@ export class LevelBackend implements KvBackend {
   // values of its counters, in op order.
   private async apply(
     ops: readonly WriteOp[],
+    sync: boolean,
   ): Promise<{ version: bigint; counters: bigint[] }> {
     if (ops.length === 0) return { version: ABSENT, counters: [] };
     checkAddsApart(ops);
@@ -176,7 +185,7 @@ export class LevelBackend implements KvBackend {
           }
         }
       });
-      const done = this.commit.enqueue(levelChanges, version, this.sync, era);
+      const done = this.commit.enqueue(levelChanges, version, sync, era);
       return {
         done,
         counters,

@@ -8,6 +8,7 @@ import type {
   Namespace,
   RangeOptions,
   WriteOp,
+  WriteOptions,
 } from "./kv.js";
 import { ABSENT, checkAddsApart, namespaces } from "./kv.js";
 import {
@@ -193,8 +194,16 @@ export class PostgresBackend implements KvBackend {
   }
 
   /** write runs the batch as one transaction: lock the keys, verify the checks, apply the changes and counter moves. */
-  async write(ops: readonly WriteOp[]): Promise<bigint> {
+  async write(
+    ops: readonly WriteOp[],
+    options?: WriteOptions,
+  ): Promise<bigint> {
     if (ops.length === 0) return ABSENT;
+    // Relaxed: committed without waiting for the WAL flush (see Durability).
+    const relaxed =
+      options?.durability === "relaxed"
+        ? "SET LOCAL synchronous_commit = off; "
+        : "";
     checkAddsApart(ops);
     for (const op of ops) {
       this.table(op.ns);
@@ -208,7 +217,7 @@ export class PostgresBackend implements KvBackend {
     const version = await this.transaction(async (client) => {
       // Literal lock ids (bigints we computed) let BEGIN and the locks share one round trip.
       await client.query(
-        `BEGIN; SELECT pg_advisory_xact_lock(l) FROM unnest(ARRAY[${locks.join(",")}]::bigint[]) WITH ORDINALITY AS t(l, n) ORDER BY n`,
+        `BEGIN; ${relaxed}SELECT pg_advisory_xact_lock(l) FROM unnest(ARRAY[${locks.join(",")}]::bigint[]) WITH ORDINALITY AS t(l, n) ORDER BY n`,
       );
       if (checks.length > 0)
         await verifyChecks(client, this.names, checks, this.stats);

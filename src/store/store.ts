@@ -6,7 +6,13 @@ import { access, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { SchemaInfoSchema } from "../../gen/palyra/store/v1/meta_pb.js";
 import { PalyraError, systemClock, type Clock } from "../core/index.js";
-import type { BackendInfo, KvBackend, Namespace, WriteOp } from "./kv.js";
+import type {
+  BackendInfo,
+  KvBackend,
+  Namespace,
+  WriteOp,
+  WriteOptions,
+} from "./kv.js";
 import { LevelBackend } from "./level-backend.js";
 import { Table } from "./table.js";
 import { decodeCounter } from "./value-format.js";
@@ -67,8 +73,11 @@ export class Store {
    * batch, if every `check` in it holds (else it fails with `aborted`).
    * Returns the version every key it put now has.
    */
-  async write(ops: readonly WriteOp[]): Promise<bigint> {
-    return await this.kv.write(ops);
+  async write(
+    ops: readonly WriteOp[],
+    options?: WriteOptions,
+  ): Promise<bigint> {
+    return await this.kv.write(ops, options);
   }
 
   /** add moves a counter by `delta` and returns its new value; concurrent adds (from any replica) never lose one. */

@@ -181,4 +181,15 @@ describe("run records: GetRun, ListRuns, permissions and usage counters", () => 
     assert.equal(b.runs, 2n);
     assert.equal(b.promptTokens, 4n);
   });
+
+  it("writes a run that ends within one event-loop turn once, by its end record", async () => {
+    const before = d.store.stats.writes;
+    const events = await collect(
+      d.runs(alice.token).startRun({ input: "one write only" }),
+    );
+    assert.equal(d.store.stats.writes - before, 1);
+    const run = await d.records.get(events[0]!.runId);
+    assert.equal(run?.run?.status, RunStatus.DONE);
+    aliceRuns.push(events[0]!.runId);
+  });
 });

@@ -31,10 +31,13 @@ function heldLevel() {
   const state = {
     db,
     batches: 0,
+    // The `sync` option of each group written, in order.
+    syncs: [] as boolean[],
     hold: undefined as { release: Promise<void>; fail: boolean } | undefined,
   };
   own._batch = async (...args) => {
     state.batches++;
+    state.syncs.push((args[1] as { sync?: boolean }).sync === true);
     const hold = state.hold;
     state.hold = undefined;
     if (hold !== undefined) {
@@ -65,6 +68,30 @@ describe("LevelDB group commit", () => {
     await Promise.all([first, ...rest]);
     assert.equal(db.batches - before, 2, "one group held, one for the rest");
     assert.equal((await t.get("b9"))?.index, 9n);
+    await store.close();
+  });
+
+  it("syncs a group unless every batch in it asked for relaxed durability", async () => {
+    const db = heldLevel();
+    const store = await Store.fromBackend(new LevelBackend(db.db, true));
+    const t = store.table("meta", AuditHeadSchema);
+    const relaxed = { durability: "relaxed" } as const;
+    db.syncs.length = 0;
+    await store.write([t.putOp("r1", head(1))], relaxed);
+    await t.put("s1", head(2));
+    // Held, so the next two gather in one group: the synced one syncs it.
+    let release!: () => void;
+    db.hold = { release: new Promise((r) => (release = r)), fail: false };
+    const held = store.write([t.putOp("r2", head(3))], relaxed);
+    const mixed = [
+      store.write([t.putOp("r3", head(4))], relaxed),
+      t.put("s2", head(5)),
+    ];
+    await new Promise((r) => setTimeout(r, 20));
+    release();
+    await Promise.all([held, ...mixed]);
+    assert.deepEqual(db.syncs, [false, true, false, true]);
+    assert.equal((await t.get("r3"))?.index, 4n);
     await store.close();
   });
 

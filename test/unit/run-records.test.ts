@@ -123,7 +123,7 @@ describe("run records (memory store)", () => {
     assert.equal((await records.list({ limit: 10 })).records.length, 1);
   });
 
-  it("records a run's end and counts its usage per API token in one batch", async () => {
+  it("records the ends of one turn's runs and their usage per API token in one batch", async () => {
     const { store, records, add } = await seeded();
     const ended = async (tokenId: string, runId: string, usage?: Usage) => {
       const record = await records.get(runId);
@@ -141,7 +141,11 @@ describe("run records (memory store)", () => {
       ended("tok2", r3!, undefined),
       ended("", r4!, { promptTokens: 7, completionTokens: 7 }),
     ]);
-    assert.equal(store.stats.writes - writes, 4, "one batch per run's end");
+    assert.equal(
+      store.stats.writes - writes,
+      1,
+      "the ends of runs in one event-loop turn share one batch",
+    );
     assert.deepEqual(await records.usageOf("tok1"), {
       runs: 2n,
       promptTokens: 8n,

@@ -56,6 +56,30 @@ for (const backend of backends) {
       assert.equal(await a.add("usage", "tokens", 5n), 15n);
     });
 
+    it("a relaxed write is atomic, versioned and checked like any other", async () => {
+      const { a, b } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      const relaxed = { durability: "relaxed" } as const;
+      const version = await a.write(
+        [t.putOp("x", head(1)), add("relaxed", 3n)],
+        relaxed,
+      );
+      assert.equal(
+        (await b.table("runs", AuditHeadSchema).get("x"))?.index,
+        1n,
+      );
+      assert.equal(await b.counter("usage", "relaxed"), 3n);
+      await assert.rejects(
+        a.write(
+          [t.checkOp("x", ABSENT), t.putOp("x", head(2)), add("relaxed", 1n)],
+          relaxed,
+        ),
+        palyraError("aborted", /came first/),
+      );
+      assert.equal((await t.getEntry("x"))?.version, version);
+      assert.equal(await a.counter("usage", "relaxed"), 3n);
+    });
+
     it("a failed check, or a counter move onto something else, writes nothing of the batch", async () => {
       const { a } = await replicas();
       const t = a.table("runs", AuditHeadSchema);

@@ -1,0 +1,58 @@
+import type { Store, WriteOp, WriteOptions } from "../store/index.js";
+
+/** CounterMoves are counter deltas by key, summed. */
+export type CounterMoves = Map<string, bigint>;
+
+interface Waiting {
+  puts: readonly WriteOp[];
+  counters: CounterMoves;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * RunWrites writes the run records of one event-loop turn as ONE store
+ * batch: every record put, and each usage counter moved once by the sum of
+ * its runs' deltas. Under load many runs end in the same turn, and many of
+ * them under the same API token; one batch costs the store one check-and-
+ * commit instead of one per run. Each caller waits for the batch holding
+ * its writes, so a run is still counted exactly when its record is written,
+ * and a failed batch fails every run in it.
+ */
+export class RunWrites {
+  private waiting: Waiting[] = [];
+  private scheduled: NodeJS.Immediate | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly counterNs: "usage",
+    private readonly options: WriteOptions,
+  ) {}
+
+  /** write puts the records and moves the counters in this turn's batch; resolves once it is written. */
+  write(puts: readonly WriteOp[], counters: CounterMoves): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ puts, counters, resolve, reject });
+      this.scheduled ??= setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = undefined;
+    const batch = this.waiting;
+    this.waiting = [];
+    const sums: CounterMoves = new Map();
+    for (const w of batch)
+      for (const [key, delta] of w.counters)
+        sums.set(key, (sums.get(key) ?? 0n) + delta);
+    const ops: WriteOp[] = batch.flatMap((w) => w.puts);
+    for (const [key, delta] of sums)
+      ops.push({ type: "add", ns: this.counterNs, key, delta });
+    try {
+      await this.store.write(ops, this.options);
+      for (const w of batch) w.resolve();
+    } catch (e) {
+      for (const w of batch) w.reject(e);
+    }
+  }
+}
