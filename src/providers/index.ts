@@ -40,3 +40,4 @@ export {
   type TokenSet,
 } from "./oauth-client.js";
 export { isLoopbackUrl } from "./oauth-http.js";
+export { createHttpFetch, type HttpFetch } from "./http-fetch.js";

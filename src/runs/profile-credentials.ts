@@ -13,6 +13,7 @@ import type {
 } from "../profiles/index.js";
 import type { Credential, ProviderName } from "../providers/index.js";
 import type { Vault } from "../vault/index.js";
+import type { CredentialCache } from "./credential-cache.js";
 
 const KINDS: Partial<Record<ProviderName, AuthProviderKind>> = {
   openai: AuthProviderKind.OPENAI,
@@ -26,6 +27,8 @@ export interface ProfileCredentialsDeps {
   refresher: ProfileRefresher;
   vault: Vault;
   log?: Logger | undefined;
+  /** Reuses resolved credentials for a few seconds; none: every run resolves. */
+  cache?: CredentialCache | undefined;
 }
 
 /**
@@ -45,6 +48,11 @@ export class ProfileCredentials {
     const kind = KINDS[provider];
     if (kind === undefined)
       throw new PalyraError("internal", `${provider} takes no credential`);
+    const { cache } = this.deps;
+    const key = `${provider}\u0000${agentId ?? ""}`;
+    const cached = cache?.get(key);
+    if (cached !== undefined) return cached;
+    const epoch = cache?.epoch() ?? 0;
     let resolution;
     try {
       resolution = await this.deps.resolver.resolve(
@@ -83,7 +91,13 @@ export class ProfileCredentials {
         throw needs(
           "its API key is missing from the vault; set the profile again",
         );
-      return { kind: "api_key", secret, profileId: profile.profileId };
+      const credential: Credential = {
+        kind: "api_key",
+        secret,
+        profileId: profile.profileId,
+      };
+      cache?.setIfCurrent(key, credential, epoch);
+      return credential;
     }
     if (cred?.case === "oauth") {
       if (cred.value.refreshState?.needsReauth === true)
@@ -95,7 +109,20 @@ export class ProfileCredentials {
         throw needs(
           "it has no OAuth access token yet; refresh it or sign in again",
         );
-      return { kind: "oauth", secret, profileId: profile.profileId };
+      const credential: Credential = {
+        kind: "oauth",
+        secret,
+        profileId: profile.profileId,
+      };
+      const expiresAt = Number(cred.value.expiresAtUnixMs);
+      // Unknown expiry (0): only the cache's own few seconds.
+      cache?.setIfCurrent(
+        key,
+        credential,
+        epoch,
+        expiresAt > 0 ? expiresAt : undefined,
+      );
+      return credential;
     }
     throw needs("it has no credential");
   }
@@ -117,6 +144,7 @@ export class ProfileCredentials {
    * mark: the refusal is in the run's record and the caller's error.
    */
   rejected(credential: Credential): void {
+    this.deps.cache?.drop(credential.profileId);
     if (credential.kind !== "oauth") return;
     this.deps.refresher.refresh(credential.profileId).catch((e: unknown) => {
       this.deps.log?.warn(

@@ -7,8 +7,14 @@ import {
   type InvalidationBus,
   type RandomBytes,
 } from "../core/index.js";
-import type { FetchLike, Profiles } from "../profiles/index.js";
 import {
+  DEFAULT_PROFILE_CHANNEL,
+  PROFILE_CHANNEL,
+  type FetchLike,
+  type Profiles,
+} from "../profiles/index.js";
+import {
+  createHttpFetch,
   AnthropicProvider,
   ANTHROPIC_BASE_URL,
   EchoProvider,
@@ -19,6 +25,7 @@ import {
 } from "../providers/index.js";
 import type { Store } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
+import { CredentialCache } from "./credential-cache.js";
 import { Engine } from "./engine.js";
 import { ProfileCredentials } from "./profile-credentials.js";
 import { RunRecords } from "./run-records.js";
@@ -31,7 +38,8 @@ export interface RunsDeps {
   profiles: Pick<Profiles, "resolver" | "registry" | "refresher">;
   clock: Clock;
   random: RandomBytes;
-  fetch: FetchLike;
+  /** The network for model calls; undefined: node:http with keep-alive (createHttpFetch). */
+  fetch?: FetchLike | undefined;
   bus: InvalidationBus;
   replicaId: string;
   log?: Logger | undefined;
@@ -53,8 +61,10 @@ export interface Runs {
 
 /** createRuns wires providers, credentials, records and the engine, so the daemon's wiring stays one call. */
 export function createRuns(deps: RunsDeps): Runs {
+  const http = deps.fetch === undefined ? createHttpFetch() : undefined;
+  const fetch = deps.fetch ?? http!.fetch;
   const upstream = (baseUrl: string) => ({
-    fetch: deps.fetch,
+    fetch,
     baseUrl,
     ...(deps.upstreamTimeoutMs === undefined
       ? {}
@@ -74,6 +84,11 @@ export function createRuns(deps: RunsDeps): Runs {
     ],
   ]);
   const records = new RunRecords(deps.store);
+  const credentialCache = new CredentialCache(
+    deps.bus,
+    [PROFILE_CHANNEL, DEFAULT_PROFILE_CHANNEL],
+    deps.clock,
+  );
   const engine = new Engine({
     records,
     providers,
@@ -81,6 +96,7 @@ export function createRuns(deps: RunsDeps): Runs {
       ...deps.profiles,
       vault: deps.vault,
       log: deps.log,
+      cache: credentialCache,
     }),
     clock: deps.clock,
     // Run ids only: one CSPRNG call per id is a per-request cost.
@@ -93,6 +109,10 @@ export function createRuns(deps: RunsDeps): Runs {
     engine,
     service: createRunService(engine),
     records,
-    close: () => engine.close(),
+    close: async () => {
+      await engine.close();
+      credentialCache.close();
+      http?.close();
+    },
   };
 }

@@ -56,7 +56,8 @@ export interface WiringInputs {
   /** The Redis link when configured, for the posture report. */
   sharedState?: SharedState | undefined;
   rules: AccessRules;
-  fetch: FetchLike;
+  /** Injected network; undefined: global fetch, and node:http for model calls (createRuns). */
+  fetch?: FetchLike | undefined;
 }
 
 /** WiredAreas are the services for the routes and the tasks for the lifecycle. */
@@ -79,6 +80,8 @@ export interface WiredAreas {
 export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
   const { config, clock, log, store, bus, backends } = inputs;
   const cacheTtlMs = config.cache.ttl_seconds * 1000;
+  const globalFetch: FetchLike =
+    inputs.fetch ?? ((input, init) => fetch(input, init));
   // Names this process when it holds a singleton task's lease, and in the posture report.
   const replicaId = replicaIdOf(config.server.replica_id);
   const admin = await AdminTokenVerifier.initialize({
@@ -164,7 +167,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     store,
     vault,
     clock,
-    fetch: inputs.fetch,
+    fetch: globalFetch,
     log,
     bus,
     cacheTtlMs,
@@ -175,7 +178,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     replicaId,
     schedulerMaxSleepMs: config.profiles.refresh_sweep_seconds * 1000,
     credentialChecker: new KeyChecker({
-      fetch: inputs.fetch,
+      fetch: globalFetch,
       openaiBaseUrl: config.model_provider.openai_base_url,
       anthropicBaseUrl: config.model_provider.anthropic_base_url,
       timeoutMs: config.model_provider.key_check_timeout_ms,

@@ -41,7 +41,7 @@ export interface BuildServerOptions {
   clock?: Clock;
   /** Where logs go (tests capture them to search for planted secrets). */
   logDestination?: DestinationStream;
-  /** The network for outbound calls (OAuth token endpoints); global fetch by default. */
+  /** The network for outbound calls (OAuth, key checks, model calls); by default global fetch, and node:http for model calls. */
   fetch?: FetchLike;
   /** The store, bus and limiter backends; by default those the config asks for (backendsFor). */
   backends?: Backends;
@@ -91,7 +91,7 @@ export async function buildServer(
       backends,
       sharedState,
       rules,
-      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+      fetch: options.fetch,
     });
     const health = new HealthStatusBoard(
       ["", ...servedServices.map((service) => service.typeName)].map(

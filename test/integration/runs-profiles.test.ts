@@ -84,6 +84,30 @@ describe(
       );
     });
 
+    it("sends a replaced key on the very next run, though runs reuse a resolved credential", async () => {
+      await d.adminAuth.setProfile(apiKeyProfile("swap-openai", "sk-old-key"), {
+        headers: ADMIN,
+      });
+      for (let i = 0; i < 2; i++)
+        await collect(d.runs(token).startRun({ model: "gpt-4o", input: "hi" }));
+      assert.equal(
+        openai.requests.at(-1)?.headers.authorization,
+        "Bearer sk-old-key",
+      );
+      await d.adminAuth.setProfile(apiKeyProfile("swap-openai", "sk-new-key"), {
+        headers: ADMIN,
+      });
+      await collect(d.runs(token).startRun({ model: "gpt-4o", input: "hi" }));
+      assert.equal(
+        openai.requests.at(-1)?.headers.authorization,
+        "Bearer sk-new-key",
+      );
+      await d.adminAuth.deleteProfile(
+        { profileId: "swap-openai" },
+        { headers: ADMIN },
+      );
+    });
+
     it("sends an OAuth profile's access token as the bearer", async () => {
       await d.adminAuth.setProfile(
         oauthProfile("openai-oauth", tokenEndpoint.url, {
