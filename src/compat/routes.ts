@@ -15,7 +15,7 @@ import {
   type RateLimitState,
 } from "../auth/index.js";
 import { PalyraError, type Clock, type FlagReader } from "../core/index.js";
-import type { RunEngine } from "../runs/types.js";
+import type { RunEngine, RunHandle, RunRequest } from "../runs/types.js";
 import type { ErrorBodyFormat } from "../transport/index.js";
 import { parseChatCompletion } from "./chat-request.js";
 import { ChatStream, chatCompletion } from "./chat-response.js";
@@ -33,6 +33,7 @@ import {
   answerRun,
   runCallerOf,
   startRun,
+  type RunAnswer,
 } from "./run-call.js";
 
 /** COMPAT_FLAG is the feature flag that turns the /v1 API on and off. */
@@ -207,11 +208,20 @@ export function registerCompatRoutes(
     },
   );
 
-  app.post(
-    "/v1/chat/completions",
-    route(CompatService.method.createChatCompletion, openai),
-    async (req, reply) => {
-      const { body, request } = parseChatCompletion(req.body);
+  /**
+   * runRoute serves a POST that starts a run: its API's parser turns the
+   * body into a run request, the run starts on behalf of the caller, and
+   * `answer` says how that API answers it (stream or body).
+   */
+  const runRoute = <B>(
+    path: string,
+    method: DescMethod,
+    renderer: ErrorRenderer,
+    parse: (raw: unknown) => { body: B; request: RunRequest },
+    answer: (body: B, run: RunHandle) => Omit<RunAnswer, "errorBody">,
+  ): void => {
+    app.post(path, route(method, renderer), async (req, reply) => {
+      const { body, request } = parse(req.body);
       const run = await startRun(
         deps.engine,
         deps.shutdownSignal,
@@ -219,57 +229,62 @@ export function registerCompatRoutes(
         reply,
         request,
       );
-      const ids = {
-        id: `chatcmpl-${run.handle.runId}`,
-        runId: run.handle.runId,
-        created: seconds(),
-        model: run.handle.model,
-      };
       return await answerRun(req, reply, run, deps.shutdownSignal, {
+        errorBody: renderer.body,
+        ...answer(body, run.handle),
+      });
+    });
+  };
+
+  runRoute(
+    "/v1/chat/completions",
+    CompatService.method.createChatCompletion,
+    openai,
+    parseChatCompletion,
+    (body, run) => {
+      const ids = {
+        id: `chatcmpl-${run.runId}`,
+        runId: run.runId,
+        created: seconds(),
+        model: run.model,
+      };
+      return {
         stream:
           body.stream === true
             ? new ChatStream(ids, body.stream_options?.include_usage === true)
             : undefined,
-        errorBody: openai.body,
         body: (collected) => chatCompletion(ids, collected),
-      });
+      };
     },
   );
 
-  app.post(
+  runRoute(
     "/v1/responses",
-    route(CompatService.method.createResponse, openai),
-    async (req, reply) => {
-      const { body, request } = parseResponsesRequest(req.body);
-      const run = await startRun(
-        deps.engine,
-        deps.shutdownSignal,
-        req,
-        reply,
-        request,
-      );
+    CompatService.method.createResponse,
+    openai,
+    parseResponsesRequest,
+    (body, run) => {
       const ids = {
-        id: `resp_${run.handle.runId}`,
-        runId: run.handle.runId,
+        id: `resp_${run.runId}`,
+        runId: run.runId,
         createdAt: seconds(),
-        model: run.handle.model,
+        model: run.model,
       };
-      return await answerRun(req, reply, run, deps.shutdownSignal, {
+      return {
         stream:
           body.stream === true ? new ResponsesStream(ids, body) : undefined,
-        errorBody: openai.body,
         body: (collected) =>
           responseObject(ids, body, {
             status: "done",
             output: finishedOutput(
-              run.handle.runId,
+              run.runId,
               collected.text,
               collected.toolCalls,
             ),
             usage: collected.usage,
             finishReason: collected.finishReason,
           }),
-      });
+      };
     },
   );
 
@@ -312,28 +327,21 @@ export function registerCompatRoutes(
     },
   );
 
-  app.post(
+  runRoute(
     "/v1/messages",
-    route(CompatService.method.createMessage, anthropic),
-    async (req, reply) => {
-      const { body, request } = parseMessagesRequest(req.body);
-      const run = await startRun(
-        deps.engine,
-        deps.shutdownSignal,
-        req,
-        reply,
-        request,
-      );
+    CompatService.method.createMessage,
+    anthropic,
+    parseMessagesRequest,
+    (body, run) => {
       const ids = {
-        id: `msg_${run.handle.runId}`,
-        runId: run.handle.runId,
-        model: run.handle.model,
+        id: `msg_${run.runId}`,
+        runId: run.runId,
+        model: run.model,
       };
-      return await answerRun(req, reply, run, deps.shutdownSignal, {
+      return {
         stream: body.stream === true ? new MessagesStream(ids) : undefined,
-        errorBody: anthropic.body,
         body: (collected) => anthropicMessage(ids, collected),
-      });
+      };
     },
   );
 
