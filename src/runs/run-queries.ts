@@ -47,6 +47,7 @@ export async function listRunsPage(
       query.status === undefined ? undefined : statusToProto(query.status),
     startedAfterMs: query.startedAfterMs,
     startedBeforeMs: query.startedBeforeMs,
+    newestFirst: query.newestFirst,
   });
   const runs = page.records.flatMap((r) =>
     r.run === undefined ? [] : [storedRunOf(r.run)],

@@ -29,8 +29,9 @@ const MAX_SCANNED = 5000;
 
 /** RunFilter selects runs for one listing; every field is already validated. */
 export interface RunFilter {
-  /** Exclusive cursor: a run id. */
+  /** Exclusive cursor: a run id (below it when newestFirst). */
   after?: string | undefined;
+  newestFirst?: boolean | undefined;
   limit: number;
   principal?: string | undefined;
   model?: string | undefined;
@@ -123,9 +124,10 @@ export class RunRecords {
   }
 
   /**
-   * list returns one page in start-time order (run ids are ULIDs) and the
-   * cursor of the next. Time bounds become key bounds; model and status are
-   * filtered while scanning, at most MAX_SCANNED records per call.
+   * list returns one page in start-time order (run ids are ULIDs), oldest
+   * or newest first, and the cursor of the next. Time bounds become key
+   * bounds; model and status are filtered while scanning, at most
+   * MAX_SCANNED records per call.
    */
   async list(
     filter: RunFilter,
@@ -134,30 +136,48 @@ export class RunRecords {
       filter.principal === undefined
         ? "id/"
         : `by/${encodeURIComponent(filter.principal)}/`;
-    let after = filter.after === undefined ? undefined : prefix + filter.after;
-    if (filter.startedAfterMs !== undefined) {
-      // Just below the smallest id of that millisecond.
-      const lower = prefix + timeKey(filter.startedAfterMs);
-      const justBelow = lower.slice(0, -1);
-      if (after === undefined || justBelow > after) after = justBelow;
-    }
-    const stopAt =
+    const reverse = filter.newestFirst === true;
+    // Inclusive lower and exclusive upper key bounds from the time bounds.
+    const low =
+      filter.startedAfterMs === undefined
+        ? undefined
+        : prefix + timeKey(filter.startedAfterMs);
+    const high =
       filter.startedBeforeMs === undefined
         ? undefined
         : prefix + timeKey(filter.startedBeforeMs);
+    let cursor = filter.after === undefined ? undefined : prefix + filter.after;
+    if (!reverse && low !== undefined) {
+      // Just below the smallest id of that millisecond.
+      const justBelow = low.slice(0, -1);
+      if (cursor === undefined || justBelow > cursor) cursor = justBelow;
+    }
+    if (
+      reverse &&
+      high !== undefined &&
+      (cursor === undefined || high < cursor)
+    )
+      cursor = high;
+    const outside = (key: string): boolean =>
+      reverse
+        ? low !== undefined && key < low
+        : high !== undefined && key >= high;
     const records: RunRecord[] = [];
     let scanned = 0;
-    let cursor = after;
     while (scanned < MAX_SCANNED) {
       const want = Math.min(MAX_LIST_LIMIT, MAX_SCANNED - scanned);
       const batch = await this.table.page({
         prefix,
-        ...(cursor === undefined ? {} : { after: cursor }),
+        ...(cursor === undefined
+          ? {}
+          : reverse
+            ? { before: cursor }
+            : { after: cursor }),
+        reverse,
         limit: want,
       });
       for (const [key, record] of batch) {
-        if (stopAt !== undefined && key >= stopAt)
-          return { records, next: undefined };
+        if (outside(key)) return { records, next: undefined };
         if (matches(record, filter)) {
           // One match past the page: there is a next page, after the last shown.
           if (records.length === filter.limit)

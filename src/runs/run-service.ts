@@ -101,6 +101,7 @@ export function createRunService(
         ...(status === undefined ? {} : { status }),
         ...(after === undefined ? {} : { startedAfterMs: after }),
         ...(before === undefined ? {} : { startedBeforeMs: before }),
+        newestFirst: req.newestFirst,
       });
       return create(ListRunsResponseSchema, {
         runs: page.runs.map(runOf),

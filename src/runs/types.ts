@@ -157,7 +157,7 @@ export interface StoredRun {
   finishReason?: FinishReason;
 }
 
-/** RunQuery selects one page of recorded runs (oldest first). */
+/** RunQuery selects one page of recorded runs (oldest first, unless newestFirst). */
 export interface RunQuery {
   /** The nextPageToken of the previous page. */
   pageToken?: string;
@@ -172,6 +172,7 @@ export interface RunQuery {
   startedAfterMs?: number;
   /** ms since the epoch: started before. */
   startedBeforeMs?: number;
+  newestFirst?: boolean;
 }
 
 /** RunPage is one page of runs and the token of the next, if any. */

@@ -15,6 +15,10 @@ export interface PageOptions {
   prefix?: string;
   /** Exclusive cursor: the last key of the previous page. */
   after?: string;
+  /** With `reverse`: the exclusive cursor from above (the last key of the previous page). */
+  before?: string;
+  /** Descending key order. */
+  reverse?: boolean;
   limit: number;
 }
 
@@ -96,14 +100,26 @@ export class Table<Desc extends DescMessage> {
     options: PageOptions,
   ): Promise<Array<[string, MessageShape<Desc>]>> {
     const prefix = options.prefix ?? "";
-    const lower =
-      options.after !== undefined && options.after >= prefix
-        ? { gt: options.after }
-        : { gte: prefix };
+    const end = prefix + PREFIX_END;
+    const bounds =
+      options.reverse === true
+        ? {
+            gte: prefix,
+            lt:
+              options.before !== undefined && options.before < end
+                ? options.before
+                : end,
+            reverse: true,
+          }
+        : {
+            ...(options.after !== undefined && options.after >= prefix
+              ? { gt: options.after }
+              : { gte: prefix }),
+            lt: end,
+          };
     const out: Array<[string, MessageShape<Desc>]> = [];
     for await (const [key, bytes] of this.kv.range(this.ns, {
-      ...lower,
-      lt: prefix + PREFIX_END,
+      ...bounds,
       limit: options.limit,
     })) {
       out.push([key, this.decode(key, bytes)]);

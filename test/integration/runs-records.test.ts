@@ -94,6 +94,23 @@ describe("run records: GetRun, ListRuns, permissions and usage counters", () => 
     assert.deepEqual([...seen].sort(), seen);
   });
 
+  it("pages newest first when asked, as the console's recent runs do", async () => {
+    const seen: string[] = [];
+    let pageToken = "";
+    for (;;) {
+      const page = await listJson(alice.token, {
+        limit: 2,
+        pageToken,
+        newestFirst: true,
+      });
+      assert.equal(page.status, 200, JSON.stringify(page.json));
+      seen.push(...(page.json.runs ?? []).map((r) => r.runId));
+      pageToken = page.json.nextPageToken ?? "";
+      if (pageToken === "") break;
+    }
+    assert.deepEqual(seen, [...aliceRuns].reverse());
+  });
+
   it("refuses a page token it did not issue", async () => {
     const page = await listJson(alice.token, { pageToken: "garbage!" });
     assert.equal(page.status, 400);

@@ -92,6 +92,56 @@ describe("run records (memory store)", () => {
     ]);
   });
 
+  it("lists newest first: time bounds, filters and paging run downwards", async () => {
+    const { records, add } = await seeded();
+    const all: string[] = [];
+    for (let i = 0; i < 6; i++)
+      all.push(
+        await add(
+          i % 2 === 0 ? "p" : "q",
+          T0 + i * 1000,
+          i === 4 ? RunStatus.FAILED : RunStatus.DONE,
+        ),
+      );
+    const ids = async (f: Parameters<RunRecords["list"]>[0]) =>
+      (await records.list(f)).records.map((r) => r.run?.runId);
+    const down = [...all].reverse();
+    assert.deepEqual(await ids({ limit: 10, newestFirst: true }), down);
+    assert.deepEqual(
+      await ids({
+        limit: 10,
+        newestFirst: true,
+        startedAfterMs: T0 + 1000,
+        startedBeforeMs: T0 + 4000,
+      }),
+      [all[3], all[2], all[1]],
+    );
+    assert.deepEqual(
+      await ids({ limit: 10, newestFirst: true, principal: "p" }),
+      [all[4], all[2], all[0]],
+    );
+    assert.deepEqual(
+      await ids({ limit: 10, newestFirst: true, status: RunStatus.DONE }),
+      down.filter((id) => id !== all[4]),
+    );
+    const first = await records.list({ limit: 4, newestFirst: true });
+    assert.deepEqual(
+      first.records.map((r) => r.run?.runId),
+      down.slice(0, 4),
+    );
+    assert.equal(first.next, all[2]);
+    const second = await records.list({
+      limit: 4,
+      newestFirst: true,
+      after: first.next,
+    });
+    assert.deepEqual(
+      second.records.map((r) => r.run?.runId),
+      down.slice(4),
+    );
+    assert.equal(second.next, undefined);
+  });
+
   it("pages with the last shown id as the cursor, and no empty last page", async () => {
     const { records, add } = await seeded();
     const all: string[] = [];

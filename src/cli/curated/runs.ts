@@ -125,7 +125,8 @@ export function runsCommand(ctx: CommandContext, run: RpcRunner): Command {
   const runs = new Command("runs").description("recorded runs");
   runs
     .command("list", { isDefault: true })
-    .description("page through runs, oldest first")
+    .description("page through runs, oldest first (or --newest-first)")
+    .option("--newest-first", "the most recent runs first")
     .option("--limit <n>", "page size (default 50, at most 500)")
     .option("--page-token <token>", "continue after this page")
     .option("--model <model>", "only this model")
@@ -138,6 +139,7 @@ export function runsCommand(ctx: CommandContext, run: RpcRunner): Command {
         model?: string;
         status?: string;
         principal?: string;
+        newestFirst?: boolean;
       }) =>
         run(async () => {
           const res = await unary(ctx, R.listRuns, {
@@ -145,6 +147,7 @@ export function runsCommand(ctx: CommandContext, run: RpcRunner): Command {
             pageToken: o.pageToken ?? "",
             model: o.model ?? "",
             principal: o.principal ?? "",
+            newestFirst: o.newestFirst === true,
             status:
               o.status === undefined
                 ? RunStatus.UNSPECIFIED

@@ -36,7 +36,7 @@ export function RunsPage(): ReactNode {
   const loadRuns = useCallback(
     () =>
       list.run(async () => {
-        const res = await api.runs.listRuns({ limit: 20 });
+        const res = await api.runs.listRuns({ limit: 20, newestFirst: true });
         setRuns(res.runs);
       }),
     // useAction's run only touches state setters, which never change.
