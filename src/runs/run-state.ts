@@ -1,7 +1,14 @@
-import type { Run } from "../../gen/palyra/run/v1/run_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  RunErrorSchema,
+  ToolCallSchema,
+  UsageSchema,
+  type Run,
+} from "../../gen/palyra/run/v1/run_pb.js";
 import type { PalyraError } from "../core/index.js";
 import type { ProviderEvent } from "../providers/index.js";
-import { runOf, storedRunOf } from "./run-view.js";
+import { statusToProto } from "./run-view.js";
 import { StartRecord } from "./start-record.js";
 import type { FinishReason, RunStatus, ToolCall, Usage } from "./types.js";
 
@@ -50,34 +57,34 @@ export class RunState {
     this.toolCalls.set(event.index, call);
   }
 
+  /** final is the run's end record: its start with the outcome, output, usage and times filled in. */
   final(
     status: RunStatus,
     endedAtMs: number,
     error: PalyraError | undefined,
   ): Run {
-    const stored = storedRunOf(this.run);
-    return runOf({
-      ...stored,
-      status,
-      outputText: this.output,
-      toolCalls: [...this.toolCalls.entries()]
-        .sort(([a], [b]) => a - b)
-        .map(([, c]) => c),
-      endedAtMs,
-      ...(this.usage === undefined ? {} : { usage: this.usage }),
-      ...(this.finishReason === undefined || status !== "done"
-        ? {}
-        : { finishReason: this.finishReason }),
-      ...(this.firstTokenAtMs === undefined
-        ? {}
-        : { timeToFirstTokenMs: this.firstTokenAtMs - this.startedAtMs }),
-      ...(error === undefined
-        ? {}
-        : {
-            errorMessage:
-              error.code === "internal" ? "internal error" : error.message,
-            errorCode: error.code,
-          }),
-    });
+    // A shallow copy of the start: its fields are replaced, never changed.
+    const run: Run = { ...this.run };
+    run.status = statusToProto(status);
+    run.outputText = this.output;
+    run.toolCalls = [...this.toolCalls.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([, c]) => create(ToolCallSchema, c));
+    run.endedAt = timestampFromMs(endedAtMs);
+    if (this.usage !== undefined)
+      run.usage = create(UsageSchema, {
+        promptTokens: BigInt(this.usage.promptTokens),
+        completionTokens: BigInt(this.usage.completionTokens),
+      });
+    if (this.finishReason !== undefined && status === "done")
+      run.finishReason = this.finishReason;
+    if (this.firstTokenAtMs !== undefined)
+      run.timeToFirstTokenMs = BigInt(this.firstTokenAtMs - this.startedAtMs);
+    if (error !== undefined)
+      run.error = create(RunErrorSchema, {
+        code: error.code,
+        message: error.code === "internal" ? "internal error" : error.message,
+      });
+    return run;
   }
 }
