@@ -199,14 +199,22 @@ describe("PostgreSQL store backend", () => {
       () => "committed",
       (e: unknown) => e,
     );
+    // Until the batch waits on the row (or, on a loaded machine, gave up
+    // waiting first): never spin forever.
+    let settled = false;
+    void outcome.then(() => (settled = true));
     let pid: number | undefined;
-    while (pid === undefined) {
+    while (pid === undefined && !settled) {
       const waiting = await blocker.query<{ pid: number }>(
         "SELECT pid FROM pg_stat_activity WHERE application_name = 'palyrad' AND wait_event_type = 'Lock' AND query LIKE $1",
         [`%"${schema}"."kv_audit"%`],
       );
       pid = waiting.rows[0]?.pid;
     }
+    assert.ok(
+      pid !== undefined,
+      `the batch never waited on the held row: ${String(await outcome)}`,
+    );
     await blocker.query("SELECT pg_terminate_backend($1)", [pid]);
     const result = await outcome;
     await blocker.query("ROLLBACK");
