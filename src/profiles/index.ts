@@ -83,4 +83,15 @@ export { ProviderCheckScheduler } from "./check-scheduler.js";
 export { OAuthFlow, CALLBACK_PATH } from "./oauth-flow.js";
 export { registerOAuthCallbackRoute } from "./oauth-callback-route.js";
 export { escapeHtml, renderCallbackPage } from "./oauth-callback-page.js";
-export { ATTEMPT_TTL_MS } from "./oauth-attempts.js";
+export {
+  ATTEMPT_TTL_MS,
+  ATTEMPT_RETENTION_MS,
+  OAuthAttempts,
+  verifierRef,
+} from "./oauth-attempts.js";
+export {
+  OAuthAttemptSweeper,
+  ATTEMPT_SWEEP_INTERVAL_MS,
+  ATTEMPT_SWEEP_LIMIT,
+  type AttemptSweepReport,
+} from "./attempt-sweeper.js";

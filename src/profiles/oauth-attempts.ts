@@ -22,6 +22,13 @@ export const ATTEMPT_CHANNEL = "oauth_attempt";
 /** ATTEMPT_TTL_MS is how long an attempt waits for its callback (REFERENCE.md: 10 minutes). */
 export const ATTEMPT_TTL_MS = 10 * 60_000;
 
+/**
+ * ATTEMPT_RETENTION_MS is how long an attempt is kept past its expiry, so
+ * GetOAuthAttempt and WatchOAuthAttempt still tell a late console "expired"
+ * (or how it ended) rather than "not found"; the attempt sweep removes it after.
+ */
+export const ATTEMPT_RETENTION_MS = 60 * 60_000;
+
 // Attempt ids are 32 random bytes, base64url: the OAuth state.
 const ATTEMPT_ID = /^[A-Za-z0-9_-]{43}$/;
 
@@ -69,6 +76,30 @@ export class OAuthAttempts {
   /** get reads an attempt with its version. */
   async get(id: string): Promise<Versioned<OAuthAttemptRecord> | undefined> {
     return await this.records.getEntry(id);
+  }
+
+  /** page lists attempts in key order after `after` (exclusive), at most `limit`, for the sweep. */
+  async page(
+    after: string | undefined,
+    limit: number,
+  ): Promise<Array<[string, OAuthAttemptRecord]>> {
+    return await this.records.page({
+      ...(after === undefined ? {} : { after }),
+      limit,
+    });
+  }
+
+  /**
+   * remove deletes an attempt and its verifier (if still sealed) in one
+   * batch, if nobody changed the attempt since `read`; otherwise it fails
+   * with `aborted`, so a callback claiming or settling it meanwhile wins.
+   */
+  async remove(id: string, read: Versioned<OAuthAttemptRecord>): Promise<void> {
+    await this.store.write([
+      this.records.checkOp(id, read.version),
+      this.records.delOp(id),
+      ...this.vault.deleteOps(read.value.verifierVaultRef),
+    ]);
   }
 
   /** verifier opens an attempt's sealed PKCE verifier; undefined once claimed. */

@@ -21,6 +21,7 @@ import {
   type CredentialChecker,
   type OAuthServerSettings,
 } from "../providers/index.js";
+import { OAuthAttemptSweeper } from "./attempt-sweeper.js";
 import { AuthServiceImpl } from "./auth-service.js";
 import { ProviderCheckScheduler } from "./check-scheduler.js";
 import { ConfigMirror } from "./config-mirror.js";
@@ -102,8 +103,10 @@ export interface Profiles {
   metrics: RefreshMetrics;
   defaults: DefaultProfiles;
   checkScheduler: ProviderCheckScheduler;
+  /** Deletes OAuth attempts nobody completed, with their verifiers. */
+  attemptSweeper: OAuthAttemptSweeper;
   service: AuthServiceImpl;
-  /** start begins background refreshes, periodic checks and the config mirror. */
+  /** start begins background refreshes, periodic checks, the attempt sweep and the config mirror. */
   start(): void;
   /** The OpenAI OAuth flow, for the callback route. */
   oauth: OAuthFlow;
@@ -236,6 +239,12 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
       ? {}
       : { watchPollMs: oauthWiring.watchPollMs }),
   });
+  const attemptSweeper = new OAuthAttemptSweeper({
+    attempts: oauth.attempts,
+    clock,
+    log,
+    lease,
+  });
   const service = new AuthServiceImpl({
     oauth: new OAuthHandlers(oauth),
     registry,
@@ -257,10 +266,12 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
     metrics,
     defaults,
     checkScheduler,
+    attemptSweeper,
     service,
     start() {
       scheduler.start();
       checkScheduler.start();
+      attemptSweeper.start();
       mirror.start();
       void warnOnConfigConflict(defaults, deps.configPath, log);
     },
@@ -269,8 +280,10 @@ export function createProfiles(deps: ProfilesDeps): Profiles {
       service.endWatches();
       mirror.stop();
       unfollow();
-      // Checks first: they share the lease the refresh scheduler releases.
+      // Checks and the attempt sweep first: they share the lease the
+      // refresh scheduler releases.
       await checkScheduler.stop();
+      await attemptSweeper.stop();
       await scheduler.stop();
       await mirror.idle();
       defaults.close();
