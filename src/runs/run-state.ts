@@ -1,7 +1,7 @@
 import type { Run } from "../../gen/palyra/run/v1/run_pb.js";
 import type { PalyraError } from "../core/index.js";
 import type { ProviderEvent } from "../providers/index.js";
-import { runOf, storedRunOf } from "./run-view.js";
+import { runOf, statusFromProto, storedRunOf } from "./run-view.js";
 import { StartRecord } from "./start-record.js";
 import type { FinishReason, RunStatus, ToolCall, Usage } from "./types.js";
 
@@ -48,6 +48,25 @@ export class RunState {
     if (call.arguments.length < MAX_RECORDED_OUTPUT)
       call.arguments += event.argumentsDelta;
     this.toolCalls.set(event.index, call);
+  }
+
+  /** endedLogFields are the "run ended" log line's fields (never the run's text). */
+  endedLogFields(
+    final: Run,
+    endedAtMs: number,
+    error: PalyraError | undefined,
+  ): Record<string, unknown> {
+    return {
+      runId: final.runId,
+      principal: final.principal,
+      provider: final.provider,
+      model: final.model,
+      status: statusFromProto(final.status),
+      promptTokens: this.usage?.promptTokens,
+      completionTokens: this.usage?.completionTokens,
+      durationMs: endedAtMs - this.startedAtMs,
+      ...(error === undefined ? {} : { errorCode: error.code }),
+    };
   }
 
   final(
