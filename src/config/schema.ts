@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { modelProviderSchema } from "./model-provider-schema.js";
+import { runsSchema } from "./runs-schema.js";
 import { openaiOAuthSchema } from "./oauth-schema.js";
 import { isHostName, isTrustedProxyEntry } from "./hosts.js";
 import { parseListenAddress } from "./listen-address.js";
@@ -229,6 +230,7 @@ export const fileSchema = z
       .strict()
       .prefault({}),
     model_provider: modelProviderSchema,
+    runs: runsSchema,
     openai_oauth: openaiOAuthSchema,
     store: z
       .object({
@@ -311,6 +313,11 @@ export const envBindings = [
   {
     env: "PALYRA_PROFILES_REFRESH_SWEEP_SECONDS",
     key: "profiles.refresh_sweep_seconds",
+    type: "number",
+  },
+  {
+    env: "PALYRA_RUNS_LIVENESS_SECONDS",
+    key: "runs.liveness_seconds",
     type: "number",
   },
   {

@@ -17,8 +17,10 @@ import {
   type ProviderEvent,
   type ProviderName,
 } from "../providers/index.js";
+import type { InstanceLease } from "./instance-lease.js";
 import type { ProfileCredentials } from "./profile-credentials.js";
 import { newRunId, parseRunId } from "./run-ids.js";
+import { checkRequest } from "./run-input.js";
 import { listRunsPage, visibleRun } from "./run-queries.js";
 import type { RunRecords } from "./run-records.js";
 import { RunState } from "./run-state.js";
@@ -48,8 +50,12 @@ export interface EngineDeps {
   clock: Clock;
   random: RandomBytes;
   bus: InvalidationBus;
-  /** Names this replica in run records, where a cancel has to reach. */
-  replicaId: string;
+  /**
+   * This engine instance (replica id#nonce, named in its run records) and
+   * its liveness lease, which a run's start record waits for: the run
+   * sweeper fails the runs of an instance whose lease expired.
+   */
+  instance: Pick<InstanceLease, "instanceId" | "held">;
   log?: Logger | undefined;
 }
 
@@ -160,24 +166,30 @@ export class Engine implements RunEngine {
     // written once. A run whose start cannot be written does not go on (its
     // upstream request is aborted) and ends failed.
     if (request.runId !== undefined)
-      await deps.records.create(this.record(run.run)).catch((e: unknown) => {
-        release();
-        throw e;
-      });
+      await deps.instance
+        .held()
+        .then(() => deps.records.create(this.record(run.run)))
+        .catch((e: unknown) => {
+          release();
+          throw e;
+        });
     const opening = provider.open(
       { model: route.model, request, credential },
       controller.signal,
     );
     if (request.runId === undefined)
       run.start = new StartRecord(() =>
-        deps.records.create(this.record(run.run), false).then(
-          () => undefined,
-          (e: unknown) => {
-            const error = this.publicError(e, run.run);
-            controller.abort(error);
-            return error;
-          },
-        ),
+        deps.instance
+          .held()
+          .then(() => deps.records.create(this.record(run.run), false))
+          .then(
+            () => undefined,
+            (e: unknown) => {
+              const error = this.publicError(e, run.run);
+              controller.abort(error);
+              return error;
+            },
+          ),
       );
     let stream: AsyncIterable<ProviderEvent>;
     try {
@@ -258,7 +270,8 @@ export class Engine implements RunEngine {
   }
 
   private record(run: Run) {
-    return create(RunRecordSchema, { run, replicaId: this.deps.replicaId });
+    const replicaId = this.deps.instance.instanceId;
+    return create(RunRecordSchema, { run, replicaId });
   }
 
   // The run's events: statuses, the provider's events, then (after the
@@ -339,7 +352,11 @@ export class Engine implements RunEngine {
     let failure: PalyraError | undefined;
     try {
       if (unrecorded !== undefined) throw unrecorded;
-      await this.deps.records.finish(this.record(final), run.usage);
+      await this.deps.records.finish(
+        this.record(final),
+        run.usage,
+        started !== undefined,
+      );
     } catch (e) {
       this.deps.log?.error(
         { runId: final.runId, err: e },
@@ -348,17 +365,7 @@ export class Engine implements RunEngine {
       if (started === undefined) failure = this.publicError(e, final);
     }
     this.deps.log?.info(
-      {
-        runId: final.runId,
-        principal: final.principal,
-        provider: final.provider,
-        model: final.model,
-        status,
-        promptTokens: run.usage?.promptTokens,
-        completionTokens: run.usage?.completionTokens,
-        durationMs: endedAtMs - run.startedAtMs,
-        ...(error === undefined ? {} : { errorCode: error.code }),
-      },
+      run.endedLogFields(final, endedAtMs, error),
       "run ended",
     );
     return failure;
@@ -385,13 +392,4 @@ export class Engine implements RunEngine {
     this.deps.log?.error({ runId: run.runId, err: e }, "run failed");
     return new PalyraError("internal", "internal error", { cause: e });
   }
-}
-
-// Refuses requests no provider could run.
-function checkRequest(request: RunRequest): void {
-  if (request.messages.length === 0)
-    throw new PalyraError(
-      "invalid_argument",
-      "messages: a run needs at least one message (or `input`)",
-    );
 }

@@ -26,7 +26,16 @@ export {
   RunRecords,
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
+  STOPPED_MESSAGE,
 } from "./run-records.js";
+export {
+  InstanceLease,
+  INSTANCE_TTL_MS,
+  instanceLeaseName,
+  newInstanceId,
+} from "./instance-lease.js";
+export { LiveRuns } from "./live-runs.js";
+export { RunSweeper, SWEEPER_LEASE } from "./run-sweeper.js";
 export { parseRunInput, type RunInputFields } from "./run-input.js";
 export { newRunId, isRunId, parseRunId } from "./run-ids.js";
 export { runOf, storedRunOf } from "./run-view.js";

@@ -199,3 +199,12 @@ function parseResponseFormat(
 function invalid(field: string, message: string): PalyraError {
   return new PalyraError("invalid_argument", `${field}: ${message}`);
 }
+
+/** checkRequest refuses a request no provider could run, before any routing. */
+export function checkRequest(request: RunRequest): void {
+  if (request.messages.length === 0)
+    throw new PalyraError(
+      "invalid_argument",
+      "messages: a run needs at least one message (or `input`)",
+    );
+}

@@ -1,4 +1,8 @@
-import type { RunStatus } from "../../gen/palyra/run/v1/run_pb.js";
+import { create } from "@bufbuild/protobuf";
+import {
+  RunStatus as RunStatusProto,
+  type RunStatus,
+} from "../../gen/palyra/run/v1/run_pb.js";
 import {
   RunRecordSchema,
   type RunRecord,
@@ -11,13 +15,19 @@ import {
   type WriteOp,
   type WriteOptions,
 } from "../store/index.js";
+import { LiveRuns } from "./live-runs.js";
 import { parseRunId, timeKey } from "./run-ids.js";
+import { runOf, storedRunOf } from "./run-view.js";
 import { RunWrites, type CounterMoves } from "./run-writes.js";
 import type { Usage } from "./types.js";
 
 // Run records and usage counts are written on every request: relaxed
 // durability (store/kv.ts) spares each its fsync; a kill loses none of them.
 const RELAXED: WriteOptions = { durability: "relaxed" };
+
+/** STOPPED_MESSAGE is the error of a run the sweeper failed because its replica stopped. */
+export const STOPPED_MESSAGE =
+  "the replica running this run stopped before it ended";
 
 /** DEFAULT_LIST_LIMIT and MAX_LIST_LIMIT bound ListRuns pages. */
 export const DEFAULT_LIST_LIMIT = 50;
@@ -50,10 +60,13 @@ export interface RunFilter {
 export class RunRecords {
   private readonly table: Table<typeof RunRecordSchema>;
   private readonly writes: RunWrites;
+  /** The runs started and not yet ended, by engine instance (the record's replicaId). */
+  readonly live: LiveRuns;
 
   constructor(private readonly store: Store) {
     this.table = store.table("runs", RunRecordSchema);
     this.writes = new RunWrites(store, "usage", RELAXED);
+    this.live = new LiveRuns(store);
   }
 
   /** get reads a run's record. */
@@ -62,21 +75,26 @@ export class RunRecords {
   }
 
   /**
-   * create writes a new run's record; already_exists when a caller-picked
+   * create writes a new run's record (its start) and marks it live under
+   * its instance (record.replicaId); already_exists when a caller-picked
    * id is taken. An id the engine drew (a ULID: its millisecond and 80
    * random bits) is unique without asserting it, which spares a read.
    */
   async create(record: RunRecord, idPicked = true): Promise<void> {
     const run = record.run!;
+    const puts = [
+      ...this.putOps(record),
+      this.live.putOp(record.replicaId, run.runId),
+    ];
     if (!idPicked) {
-      await this.writes.write(this.putOps(record), new Map());
+      await this.writes.write(puts, new Map());
       return;
     }
     try {
       // A picked id's check is a promise to its caller: synced, on its own.
       await this.store.write([
         this.table.checkOp(idKey(run.runId), ABSENT),
-        ...this.putOps(record),
+        ...puts,
       ]);
     } catch (e) {
       if (isPalyraError(e, "aborted"))
@@ -92,20 +110,66 @@ export class RunRecords {
    * finish writes a run's record again (its end) and, for a run under an API
    * token, adds its usage to that token's counters, in one batch: a run is
    * counted exactly when its end is recorded. Only the replica running it
-   * writes it.
+   * writes it. `started`: its start was written (create), so its live mark
+   * goes in the same batch; a run with no start record has none.
    */
-  async finish(record: RunRecord, usage: Usage | undefined): Promise<void> {
+  async finish(
+    record: RunRecord,
+    usage: Usage | undefined,
+    started: boolean,
+  ): Promise<void> {
     const run = record.run!;
-    const base = `token/${run.apiTokenId}/`;
-    const counters: CounterMoves =
-      run.apiTokenId === ""
-        ? new Map<string, bigint>()
-        : new Map<string, bigint>([
-            [`${base}runs`, 1n],
-            [`${base}prompt_tokens`, BigInt(usage?.promptTokens ?? 0)],
-            [`${base}completion_tokens`, BigInt(usage?.completionTokens ?? 0)],
-          ]);
-    await this.writes.write(this.putOps(record), counters);
+    const puts = this.putOps(record);
+    if (started) puts.push(this.live.delOp(record.replicaId, run.runId));
+    await this.writes.write(puts, usageMoves(run.apiTokenId, usage));
+  }
+
+  /**
+   * failStopped ends a run that instance `instanceId` left in progress when
+   * it stopped: FAILED (unavailable) at `nowMs`, counted like any end, and
+   * its live mark dropped, in one batch that asserts the record read. False
+   * when there was nothing to fail (the run ended meanwhile, or its record
+   * is not an in-progress run of that instance, when only the stale mark
+   * goes).
+   */
+  async failStopped(
+    instanceId: string,
+    runId: string,
+    nowMs: number,
+  ): Promise<boolean> {
+    const entry = await this.table.getEntry(idKey(runId));
+    const run = entry?.value.run;
+    const drop = this.live.delOp(instanceId, runId);
+    const check = this.table.checkOp(idKey(runId), entry?.version ?? ABSENT);
+    const inProgress =
+      run !== undefined &&
+      run.status === RunStatusProto.IN_PROGRESS &&
+      entry?.value.replicaId === instanceId;
+    const ops: WriteOp[] = [check, drop];
+    if (inProgress) {
+      const failed = create(RunRecordSchema, {
+        run: runOf({
+          ...storedRunOf(run),
+          status: "failed",
+          endedAtMs: nowMs,
+          errorCode: "unavailable",
+          errorMessage: STOPPED_MESSAGE,
+        }),
+        replicaId: instanceId,
+      });
+      ops.push(...this.putOps(failed));
+      // Counted as ended; its tokens are unknown (its replica had them).
+      for (const [key, delta] of usageMoves(run.apiTokenId, undefined))
+        if (delta !== 0n) ops.push({ type: "add", ns: "usage", key, delta });
+    }
+    try {
+      await this.store.write(ops, RELAXED);
+      return inProgress;
+    } catch (e) {
+      // Written meanwhile (its real end): that record stands.
+      if (isPalyraError(e, "aborted")) return false;
+      throw e;
+    }
   }
 
   /** usageOf reads an API token's counters. */
@@ -219,6 +283,21 @@ export function parsePageToken(token: string): string | undefined {
       "page_token: not a token ListRuns returned; start again without one",
     );
   }
+}
+
+// A run's usage counters under its API token (none without one): the
+// run itself and its tokens.
+function usageMoves(
+  apiTokenId: string,
+  usage: Usage | undefined,
+): CounterMoves {
+  if (apiTokenId === "") return new Map<string, bigint>();
+  const base = `token/${apiTokenId}/`;
+  return new Map<string, bigint>([
+    [`${base}runs`, 1n],
+    [`${base}prompt_tokens`, BigInt(usage?.promptTokens ?? 0)],
+    [`${base}completion_tokens`, BigInt(usage?.completionTokens ?? 0)],
+  ]);
 }
 
 function idKey(runId: string): string {

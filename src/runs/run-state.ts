@@ -8,7 +8,7 @@ import {
 } from "../../gen/palyra/run/v1/run_pb.js";
 import type { PalyraError } from "../core/index.js";
 import type { ProviderEvent } from "../providers/index.js";
-import { statusToProto } from "./run-view.js";
+import { statusFromProto, statusToProto } from "./run-view.js";
 import { StartRecord } from "./start-record.js";
 import type { FinishReason, RunStatus, ToolCall, Usage } from "./types.js";
 
@@ -55,6 +55,25 @@ export class RunState {
     if (call.arguments.length < MAX_RECORDED_OUTPUT)
       call.arguments += event.argumentsDelta;
     this.toolCalls.set(event.index, call);
+  }
+
+  /** endedLogFields are the "run ended" log line's fields (never the run's text). */
+  endedLogFields(
+    final: Run,
+    endedAtMs: number,
+    error: PalyraError | undefined,
+  ): Record<string, unknown> {
+    return {
+      runId: final.runId,
+      principal: final.principal,
+      provider: final.provider,
+      model: final.model,
+      status: statusFromProto(final.status),
+      promptTokens: this.usage?.promptTokens,
+      completionTokens: this.usage?.completionTokens,
+      durationMs: endedAtMs - this.startedAtMs,
+      ...(error === undefined ? {} : { errorCode: error.code }),
+    };
   }
 
   /** final is the run's end record: its start with the outcome, output, usage and times filled in. */

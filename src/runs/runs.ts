@@ -23,13 +23,19 @@ import {
   type ModelProvider,
   type ProviderName,
 } from "../providers/index.js";
-import type { Store } from "../store/index.js";
+import { Leases, SingletonLease, type Store } from "../store/index.js";
 import type { Vault } from "../vault/index.js";
 import { CredentialCache } from "./credential-cache.js";
 import { Engine } from "./engine.js";
+import {
+  INSTANCE_TTL_MS,
+  InstanceLease,
+  newInstanceId,
+} from "./instance-lease.js";
 import { ProfileCredentials } from "./profile-credentials.js";
 import { RunRecords } from "./run-records.js";
 import { createRunService } from "./run-service.js";
+import { RunSweeper, SWEEPER_LEASE } from "./run-sweeper.js";
 
 /** RunsDeps are what the runs area needs from the daemon; time, randomness and the network are injected. */
 export interface RunsDeps {
@@ -48,14 +54,30 @@ export interface RunsDeps {
   anthropicBaseUrl?: string | undefined;
   /** How long an upstream may stay silent (model_provider.timeout_ms). */
   upstreamTimeoutMs?: number | undefined;
+  /**
+   * runs.liveness_seconds in ms: the lifetime of an engine instance's
+   * liveness lease (renewed every third of it) and the time between run
+   * sweeps (default 30 s).
+   */
+  livenessMs?: number | undefined;
 }
 
-/** Runs is the wired runs area: the engine (for RunService and /v1), the service, and its records. */
+/** Runs is the wired runs area: the engine (for RunService and /v1), the service, its records and background work. */
 export interface Runs {
   engine: Engine;
   service: ServiceImpl<typeof RunService>;
   records: RunRecords;
-  /** close cancels the runs still streaming on this replica and stops listening for cancels. */
+  /** This engine instance's liveness lease. */
+  instance: InstanceLease;
+  /** Fails the runs other instances left in progress when they stopped. */
+  sweeper: RunSweeper;
+  /** start takes the liveness lease and starts the sweeps (on listen). */
+  start(): void;
+  /**
+   * close stops the sweeps, cancels the runs still streaming on this
+   * replica, stops listening for cancels, and then releases the liveness
+   * lease, once the runs' ends are written.
+   */
   close(): Promise<void>;
 }
 
@@ -89,6 +111,29 @@ export function createRuns(deps: RunsDeps): Runs {
     [PROFILE_CHANNEL, DEFAULT_PROFILE_CHANNEL],
     deps.clock,
   );
+  const livenessMs = deps.livenessMs ?? INSTANCE_TTL_MS;
+  const leases = new Leases(deps.store, deps.clock);
+  const instance = new InstanceLease({
+    leases,
+    instanceId: newInstanceId(deps.replicaId, deps.random),
+    ttlMs: livenessMs,
+    log: deps.log,
+  });
+  const sweeper = new RunSweeper({
+    records,
+    leases,
+    // The sweeper's lease lives three sweeps, as the other singleton tasks' do.
+    lease: new SingletonLease(
+      leases,
+      SWEEPER_LEASE,
+      deps.replicaId,
+      3 * livenessMs,
+    ),
+    clock: deps.clock,
+    instanceId: instance.instanceId,
+    intervalMs: livenessMs,
+    log: deps.log,
+  });
   const engine = new Engine({
     records,
     providers,
@@ -102,15 +147,23 @@ export function createRuns(deps: RunsDeps): Runs {
     // Run ids only: one CSPRNG call per id is a per-request cost.
     random: pooledRandomBytes(deps.random),
     bus: deps.bus,
-    replicaId: deps.replicaId,
+    instance,
     log: deps.log,
   });
   return {
     engine,
     service: createRunService(engine),
     records,
-    close: async () => {
+    instance,
+    sweeper,
+    start() {
+      instance.start();
+      sweeper.start();
+    },
+    async close() {
+      await sweeper.stop();
       await engine.close();
+      await instance.close();
       credentialCache.close();
       http?.close();
     },

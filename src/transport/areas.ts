@@ -197,6 +197,7 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
     openaiBaseUrl: config.model_provider.openai_base_url,
     anthropicBaseUrl: config.model_provider.anthropic_base_url,
     upstreamTimeoutMs: config.model_provider.timeout_ms,
+    livenessMs: config.runs.liveness_seconds * 1000,
   });
   return {
     routes: {
@@ -252,7 +253,9 @@ export async function wireAreas(inputs: WiringInputs): Promise<WiredAreas> {
       // Runs are finite: they get the shutdown grace like any call. Those
       // still streaming after it are cancelled, and recorded so before the
       // store closes.
-      { start: () => undefined, stop: () => runs.close() },
+      // The liveness lease and the sweeper of runs left by stopped replicas
+      // go with them.
+      { start: () => runs.start(), stop: () => runs.close() },
       // On close the vault stops following key rotations, after a key
       // retirement in flight has finished while the store is still open.
       {

@@ -192,6 +192,28 @@ describe("cancelling runs", { timeout: 60_000 }, () => {
     assert.equal(await waitForEnd(d, alice, runId), RunStatus.CANCELLED);
   });
 
+  it("marks a streaming run live under its engine instance until its end drops the mark", async () => {
+    hangAfterOneToken();
+    let runId = "";
+    let instance = "";
+    for await (const e of d
+      .runs(alice)
+      .startRun({ model: "gpt-4o", input: "hi" })) {
+      runId = e.runId;
+      if (e.event.case !== "modelToken") continue;
+      // The start record, and the mark with it, is written a turn after the run began.
+      for (let i = 0; i < 200 && instance === ""; i++) {
+        instance = (await d.records.get(runId))?.replicaId ?? "";
+        if (instance === "") await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.match(instance, /^[A-Za-z0-9._:-]+#[0-9a-f]{8}$/);
+      assert.ok((await d.records.live.runsOf(instance, 500)).includes(runId));
+      await d.runs(alice).cancelRun({ runId });
+    }
+    assert.equal(await waitForEnd(d, alice, runId), RunStatus.CANCELLED);
+    assert.ok(!(await d.records.live.runsOf(instance, 500)).includes(runId));
+  });
+
   it("an admin-role token may cancel another principal's run", async () => {
     hangAfterOneToken();
     const stream = d.runs(alice).startRun({ model: "gpt-4o", input: "hi" });

@@ -205,6 +205,8 @@ describe("run records: GetRun, ListRuns, permissions and usage counters", () => 
       d.runs(alice.token).startRun({ input: "one write only" }),
     );
     assert.equal(d.store.stats.writes - before, 1);
+    // Nor is it (nor any run here, all over within a turn) marked live.
+    assert.equal(await d.records.live.nextInstance(), undefined);
     const run = await d.records.get(events[0]!.runId);
     assert.equal(run?.run?.status, RunStatus.DONE);
     aliceRuns.push(events[0]!.runId);

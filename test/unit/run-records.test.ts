@@ -179,7 +179,7 @@ describe("run records (memory store)", () => {
       const record = await records.get(runId);
       record!.run!.apiTokenId = tokenId;
       record!.run!.status = RunStatus.DONE;
-      await records.finish(record!, usage);
+      await records.finish(record!, usage, true);
     };
     const [r1, r2, r3, r4] = await Promise.all(
       [0, 1, 2, 3].map((i) => add("p", T0 + i, RunStatus.IN_PROGRESS)),

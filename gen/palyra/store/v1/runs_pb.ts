@@ -31,7 +31,11 @@ export type RunRecord = Message<"palyra.store.v1.RunRecord"> & {
   run?: Run | undefined;
 
   /**
-   * The replica that runs (or ran) it: where a cancel has to reach.
+   * The engine process that runs (or ran) it: the replica id and a nonce
+   * drawn per process start, "<replica id>#<8 hex digits>". While the run is
+   * in progress (its start recorded), runs/live/<replica_id>/<run_id> marks
+   * it; when that process's liveness lease (runs.live.<replica_id>) has
+   * expired, the run sweeper ends the run FAILED.
    *
    * @generated from field: string replica_id = 2;
    */
