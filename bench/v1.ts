@@ -7,9 +7,10 @@
  *    is compared. Goal: rpsRatioToBare >= 0.8.
  * 2. Time to first token added by the daemon: a fake OpenAI upstream in this
  *    process streams after a fixed delay; time to the first content chunk
- *    straight from it and through the daemon (model gpt-4o-mini, an API-key
- *    profile pointing at it), one request at a time, alternating. Goal: p50
- *    overhead under 2 ms. Nothing is asserted.
+ *    straight from it, through a bare proxy in its own process (the hops
+ *    any proxy adds, bench/bare-v1-child.ts) and through the daemon (model
+ *    gpt-4o-mini, an API-key profile pointing at it), one request at a time,
+ *    alternating. Goal: p50 overhead under 2 ms. Nothing is asserted.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -108,7 +109,11 @@ const pct = (sorted: number[], p: number): number =>
 const servers: ChildServer[] = [];
 let upstream: { server: Server; url: string } | undefined;
 const samples = new Map<string, LoadResult[]>();
-const ttft = { direct: [] as number[], daemon: [] as number[] };
+const ttft = {
+  direct: [] as number[],
+  proxy: [] as number[],
+  daemon: [] as number[],
+};
 let overheadHeader: number[] = [];
 try {
   upstream = await fakeUpstream();
@@ -157,6 +162,7 @@ try {
   const bare = await startChild("./bare-v1-child.ts", {
     BENCH_V1_PLAIN: await capture(false),
     BENCH_V1_STREAM: await capture(true),
+    BENCH_V1_UPSTREAM: upstream.url,
   });
   servers.push(bare);
 
@@ -211,13 +217,16 @@ try {
   // Time to first token, one request at a time, alternating.
   const direct = `${upstream.url}/chat/completions`;
   const through = `${daemon.url}/v1/chat/completions`;
+  const proxied = `${bare.url}/proxy/chat/completions`;
   const payload = body(true, "gpt-4o-mini");
   for (let i = 0; i < 10; i++) {
     await firstContentMs(direct, {}, payload);
+    await firstContentMs(proxied, {}, payload);
     await firstContentMs(through, auth, payload);
   }
   for (let i = 0; i < ttftSamples; i++) {
     ttft.direct.push(await firstContentMs(direct, {}, payload));
+    ttft.proxy.push(await firstContentMs(proxied, {}, payload));
     ttft.daemon.push(await firstContentMs(through, auth, payload));
   }
   overheadHeader = await Promise.all(
@@ -264,6 +273,7 @@ const modes = Object.fromEntries(
   }),
 );
 const direct = [...ttft.direct].sort((a, b) => a - b);
+const proxyTtft = [...ttft.proxy].sort((a, b) => a - b);
 const daemonTtft = [...ttft.daemon].sort((a, b) => a - b);
 const headerSorted = overheadHeader
   .filter(Number.isFinite)
@@ -271,7 +281,7 @@ const headerSorted = overheadHeader
 await writeResult("v1", {
   benchmark:
     "/v1/chat/completions (echo) plain and streamed vs a bare fastify route with the same bytes; time to first token through the daemon vs straight from a fake upstream",
-  goal: "rpsRatioToBare >= 0.8 for plain and stream; ttft.overheadP50Ms < 2 (cpuRatioToBare: server CPU per request, bare / daemon)",
+  goal: "rpsRatioToBare >= 0.8 for plain and stream; ttft.overheadP50Ms < 2 (cpuRatioToBare: server CPU per request, bare / daemon; ttft.overheadOverBareProxyP50Ms: the daemon's share of the overhead)",
   settings: {
     durationMs,
     rounds,
@@ -285,6 +295,12 @@ await writeResult("v1", {
     directP50Ms: pct(direct, 0.5),
     daemonP50Ms: pct(daemonTtft, 0.5),
     overheadP50Ms: Number((pct(daemonTtft, 0.5) - pct(direct, 0.5)).toFixed(3)),
+    bareProxyP50Ms: pct(proxyTtft, 0.5),
+    // What the daemon adds over a bare proxy's hops (another process, two
+    // more loopback connections, each waking a process).
+    overheadOverBareProxyP50Ms: Number(
+      (pct(daemonTtft, 0.5) - pct(proxyTtft, 0.5)).toFixed(3),
+    ),
     directP99Ms: pct(direct, 0.99),
     daemonP99Ms: pct(daemonTtft, 0.99),
     xPalyraOverheadMsP50: pct(headerSorted, 0.5),
