@@ -40,6 +40,25 @@ interface Made {
   verifier: string;
 }
 
+// A pending attempt started at `now`, as StartOAuth writes it.
+function pendingAttempt(now: number) {
+  const id = randomToken();
+  const ref = verifierRef();
+  const record = create(OAuthAttemptRecordSchema, {
+    attempt: {
+      attemptId: id,
+      state: AttemptState.PENDING,
+      provider: AuthProviderKind.OPENAI,
+      profileId: "openai-main",
+      createdAt: timestampFromMs(now),
+      expiresAt: timestampFromMs(now + ATTEMPT_TTL_MS),
+    },
+    verifierVaultRef: ref,
+    redirectUri: "http://127.0.0.1:7142/cb",
+  });
+  return { id, ref, record };
+}
+
 describe("OAuth attempt sweep", () => {
   let clock: ManualClock;
   let store: Store;
@@ -68,22 +87,8 @@ describe("OAuth attempt sweep", () => {
 
   // An attempt started now, as StartOAuth writes it.
   async function start(): Promise<Made> {
-    const id = randomToken();
-    const ref = verifierRef();
+    const { id, ref, record } = pendingAttempt(clock.now());
     const verifier = randomToken();
-    const now = clock.now();
-    const record = create(OAuthAttemptRecordSchema, {
-      attempt: {
-        attemptId: id,
-        state: AttemptState.PENDING,
-        provider: AuthProviderKind.OPENAI,
-        profileId: "openai-main",
-        createdAt: timestampFromMs(now),
-        expiresAt: timestampFromMs(now + ATTEMPT_TTL_MS),
-      },
-      verifierVaultRef: ref,
-      redirectUri: "http://127.0.0.1:7142/cb",
-    });
     await store.write(await attempts.createOps(record, verifier));
     return { id, ref, verifier };
   }
@@ -279,21 +284,7 @@ describe("OAuth attempt sweep in the profiles area", () => {
   it("GetOAuthAttempt says expired within the grace and not found after the sweep", async () => {
     const m = await memoryProfiles();
     try {
-      const id = randomToken();
-      const ref = verifierRef();
-      const now = m.clock.now();
-      const record = create(OAuthAttemptRecordSchema, {
-        attempt: {
-          attemptId: id,
-          state: AttemptState.PENDING,
-          provider: AuthProviderKind.OPENAI,
-          profileId: "openai-main",
-          createdAt: timestampFromMs(now),
-          expiresAt: timestampFromMs(now + ATTEMPT_TTL_MS),
-        },
-        verifierVaultRef: ref,
-        redirectUri: "http://127.0.0.1:7142/cb",
-      });
+      const { id, ref, record } = pendingAttempt(m.clock.now());
       await m.store.write(
         await m.oauth.attempts.createOps(record, "v".repeat(43)),
       );
