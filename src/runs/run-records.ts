@@ -160,7 +160,7 @@ export class RunRecords {
       ops.push(...this.putOps(failed));
       // Counted as ended; its tokens are unknown (its replica had them).
       for (const [key, delta] of usageMoves(run.apiTokenId, undefined))
-        if (delta !== 0n) ops.push({ type: "add", ns: "usage", key, delta });
+        ops.push({ type: "add", ns: "usage", key, delta });
     }
     try {
       await this.store.write(ops, RELAXED);
@@ -172,18 +172,23 @@ export class RunRecords {
     }
   }
 
-  /** usageOf reads an API token's counters. */
+  /**
+   * usageOf reads an API token's counters: its usage vector plus the three
+   * scalar counters earlier builds kept per token (absent on new data).
+   */
   async usageOf(apiTokenId: string): Promise<{
     runs: bigint;
     promptTokens: bigint;
     completionTokens: bigint;
   }> {
     const base = `token/${apiTokenId}/`;
-    const [runs, promptTokens, completionTokens] = await Promise.all([
-      this.store.counter("usage", `${base}runs`),
-      this.store.counter("usage", `${base}prompt_tokens`),
-      this.store.counter("usage", `${base}completion_tokens`),
+    const [vector, ...legacy] = await Promise.all([
+      this.store.counters("usage", usageKey(apiTokenId), USAGE_WIDTH),
+      ...LEGACY_USAGE_KEYS.map((k) => this.store.counter("usage", base + k)),
     ]);
+    const [runs = 0n, promptTokens = 0n, completionTokens = 0n] = (
+      vector ?? []
+    ).map((n, i) => n + (legacy[i] ?? 0n));
     return { runs, promptTokens, completionTokens };
   }
 
@@ -285,18 +290,32 @@ export function parsePageToken(token: string): string | undefined {
   }
 }
 
-// A run's usage counters under its API token (none without one): the
-// run itself and its tokens.
+// An API token's usage is ONE vector counter, [runs, prompt tokens,
+// completion tokens]: one store op per token per batch instead of three.
+const USAGE_WIDTH = 3;
+// The scalar counters of earlier builds, in the vector's order; read, never written.
+const LEGACY_USAGE_KEYS = ["runs", "prompt_tokens", "completion_tokens"];
+
+function usageKey(apiTokenId: string): string {
+  return `token/${apiTokenId}/usage`;
+}
+
+// A run's usage move under its API token (none without one): the run
+// itself and its tokens.
 function usageMoves(
   apiTokenId: string,
   usage: Usage | undefined,
 ): CounterMoves {
-  if (apiTokenId === "") return new Map<string, bigint>();
-  const base = `token/${apiTokenId}/`;
-  return new Map<string, bigint>([
-    [`${base}runs`, 1n],
-    [`${base}prompt_tokens`, BigInt(usage?.promptTokens ?? 0)],
-    [`${base}completion_tokens`, BigInt(usage?.completionTokens ?? 0)],
+  if (apiTokenId === "") return new Map<string, readonly bigint[]>();
+  return new Map<string, readonly bigint[]>([
+    [
+      usageKey(apiTokenId),
+      [
+        1n,
+        BigInt(usage?.promptTokens ?? 0),
+        BigInt(usage?.completionTokens ?? 0),
+      ],
+    ],
   ]);
 }
 

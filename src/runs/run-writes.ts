@@ -1,7 +1,8 @@
+import { PalyraError } from "../core/index.js";
 import type { Store, WriteOp, WriteOptions } from "../store/index.js";
 
-/** CounterMoves are counter deltas by key, summed. */
-export type CounterMoves = Map<string, bigint>;
+/** CounterMoves are vector counter deltas by key, summed elementwise. */
+export type CounterMoves = Map<string, readonly bigint[]>;
 
 interface Waiting {
   puts: readonly WriteOp[];
@@ -13,7 +14,7 @@ interface Waiting {
 /**
  * RunWrites writes the run records of one event-loop turn as ONE store
  * batch: every record put, and each usage counter moved once by the sum of
- * its runs' deltas. Under load many runs end in the same turn, and many of
+ * its runs' deltas (elementwise). Under load many runs end in the same turn, and many of
  * them under the same API token; one batch costs the store one check-and-
  * commit instead of one per run. Each caller waits for the batch holding
  * its writes, so a run is still counted exactly when its record is written,
@@ -43,8 +44,10 @@ export class RunWrites {
     this.waiting = [];
     const sums: CounterMoves = new Map();
     for (const w of batch)
-      for (const [key, delta] of w.counters)
-        sums.set(key, (sums.get(key) ?? 0n) + delta);
+      for (const [key, delta] of w.counters) {
+        const sum = sums.get(key);
+        sums.set(key, sum === undefined ? delta : addVectors(sum, delta));
+      }
     const ops: WriteOp[] = batch.flatMap((w) => w.puts);
     for (const [key, delta] of sums)
       ops.push({ type: "add", ns: this.counterNs, key, delta });
@@ -55,4 +58,16 @@ export class RunWrites {
       for (const w of batch) w.reject(e);
     }
   }
+}
+
+// The elementwise sum of two deltas of one key. A key's deltas always have
+// one length (its caller's layout); a mismatch is a bug, refused here
+// rather than written as a shorter vector.
+function addVectors(a: readonly bigint[], b: readonly bigint[]): bigint[] {
+  if (a.length !== b.length)
+    throw new PalyraError(
+      "internal",
+      `counter moves of one key differ in length (${a.length} and ${b.length})`,
+    );
+  return a.map((x, i) => x + (b[i] ?? 0n));
 }

@@ -10,6 +10,7 @@ export {
   namespaces,
   type Namespace,
   type WriteOp,
+  type CounterDelta,
   type WriteOptions,
   type Durability,
   type Entry,

@@ -53,11 +53,17 @@ export type WriteOp =
   | { type: "check"; ns: Namespace; key: string; version: bigint }
   /**
    * add moves the counter at the key by `delta` (an absent counter is 0),
-   * within the batch: the usage of a run and its record land together. Its
+   * within the batch: the usage of a run and its record land together. A
+   * vector `delta` of k numbers moves a vector counter (k big-endian signed
+   * int64s, elementwise; absent is k zeros), so related counters cost one
+   * key and one op; a one-number vector is exactly the scalar counter. Its
    * key may appear in no other op of the batch; a value there that is not a
-   * counter fails the whole batch (`internal`).
+   * counter of the same length fails the whole batch (`internal`).
    */
-  | { type: "add"; ns: Namespace; key: string; delta: bigint };
+  | { type: "add"; ns: Namespace; key: string; delta: CounterDelta };
+
+/** CounterDelta moves a counter (a bigint) or a vector counter (k >= 1 bigints, elementwise). */
+export type CounterDelta = bigint | readonly bigint[];
 
 /** Entry is a stored value with the version to assert when writing it back. */
 export interface Entry {
@@ -137,12 +143,24 @@ export interface KvBackend {
   /**
    * add moves the counter at a key by `delta` (an absent counter is 0) and
    * returns its new value, atomically: concurrent adds never lose one. A
-   * counter's value is 8 bytes, a big-endian signed integer.
+   * counter's value is 8 bytes, a big-endian signed integer (a vector
+   * counter: k of them, moved by a batch's `add` op).
    */
   add(ns: Namespace, key: string, delta: bigint): Promise<bigint>;
   /** close releases the backend (for LevelDB: the directory lock). */
   close(): Promise<void>;
   readonly stats: KvStats;
+}
+
+/** deltaVector reads an add's delta as a vector (a scalar is a vector of one), refusing an empty one. */
+export function deltaVector(delta: CounterDelta): readonly bigint[] {
+  if (typeof delta === "bigint") return [delta];
+  if (delta.length === 0)
+    throw new PalyraError(
+      "invalid_argument",
+      "a counter move needs at least one number",
+    );
+  return delta;
 }
 
 /** checkAddsApart refuses a batch whose counter moves share a key with another op: their order would be ambiguous. */

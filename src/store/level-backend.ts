@@ -9,7 +9,7 @@ import type {
   WriteOp,
   WriteOptions,
 } from "./kv.js";
-import { ABSENT, checkAddsApart, namespaces } from "./kv.js";
+import { ABSENT, checkAddsApart, deltaVector, namespaces } from "./kv.js";
 import {
   GroupCommit,
   type AnyLevel,
@@ -19,8 +19,9 @@ import {
 import {
   LEGACY_VERSION,
   decodeCounter,
+  decodeCounters,
   decodeValue,
-  encodeCounter,
+  encodeCounters,
   encodeValue,
 } from "./value-format.js";
 
@@ -128,18 +129,21 @@ export class LevelBackend implements KvBackend {
       [{ type: "add", ns, key, delta }],
       this.sync,
     );
-    return counters[0] ?? 0n;
+    return counters[0]?.[0] ?? 0n;
   }
 
   // Checks and versions a batch (one at a time), then waits for the group
   // holding it to reach the disk. Returns the batch's version and the new
-  // values of its counters, in op order.
+  // values of its counters (each a vector), in op order.
   private async apply(
     ops: readonly WriteOp[],
     sync: boolean,
-  ): Promise<{ version: bigint; counters: bigint[] }> {
+  ): Promise<{ version: bigint; counters: bigint[][] }> {
     if (ops.length === 0) return { version: ABSENT, counters: [] };
     checkAddsApart(ops);
+    const deltas = ops.map((op) =>
+      op.type === "add" ? deltaVector(op.delta) : [],
+    );
     for (const op of ops) this.sub(op.ns);
     const accepted = await this.commit.exclusive(async () => {
       const era = this.commit.era;
@@ -164,7 +168,7 @@ export class LevelBackend implements KvBackend {
       const changes = ops.filter((op) => op.type !== "check");
       if (changes.length === 0) return undefined;
       const version = await this.nextVersion();
-      const counters: bigint[] = [];
+      const counters: bigint[][] = [];
       const levelChanges = ops.flatMap((op, i): LevelChange[] => {
         const at = { ns: op.ns, sublevel: this.sub(op.ns), key: op.key };
         switch (op.type) {
@@ -176,12 +180,14 @@ export class LevelBackend implements KvBackend {
             return [{ ...at, raw: encodeValue(op.value, version) }];
           case "add": {
             const raw = reads[i];
-            const next =
-              (raw === undefined
-                ? 0n
-                : decodeCounter(decodeValue(raw).value, op.ns)) + op.delta;
+            const delta = deltas[i] ?? [];
+            const current =
+              raw === undefined
+                ? undefined
+                : decodeCounters(decodeValue(raw).value, delta.length, op.ns);
+            const next = delta.map((d, j) => (current?.[j] ?? 0n) + d);
             counters.push(next);
-            return [{ ...at, raw: encodeValue(encodeCounter(next), version) }];
+            return [{ ...at, raw: encodeValue(encodeCounters(next), version) }];
           }
         }
       });

@@ -10,7 +10,7 @@ import type {
   WriteOp,
   WriteOptions,
 } from "./kv.js";
-import { ABSENT, checkAddsApart, namespaces } from "./kv.js";
+import { ABSENT, checkAddsApart, deltaVector, namespaces } from "./kv.js";
 import {
   isConnectionError,
   parsePgUrl,
@@ -372,7 +372,7 @@ function lastChanges(
       op.type === "put"
         ? { type: "put", key: op.key, value: op.value }
         : op.type === "add"
-          ? { type: "add", key: op.key, delta: op.delta }
+          ? { type: "add", key: op.key, delta: deltaVector(op.delta) }
           : { type: "del", key: op.key },
     );
   }

@@ -2,12 +2,13 @@ import type pg from "pg";
 import { PalyraError } from "../core/index.js";
 import { ABSENT, type KvStats, type Namespace, type WriteOp } from "./kv.js";
 import type { PgNames } from "./pg-schema.js";
+import { encodeCounters } from "./value-format.js";
 
 /** Change is the last put or delete of one key within a batch, or a counter move. */
 export type Change =
   | { type: "put"; key: string; value: Uint8Array }
   | { type: "del"; key: string }
-  | { type: "add"; key: string; delta: bigint };
+  | { type: "add"; key: string; delta: readonly bigint[] };
 
 /** verifyChecks asserts, inside the batch's transaction and under its key locks, that every checked key is still at its version. */
 export async function verifyChecks(
@@ -66,16 +67,21 @@ export async function applyChanges(
         `p${parts.length} AS (INSERT INTO ${t} (key, value, version) SELECT u.k, u.val, v.version FROM unnest(${param(puts.map((p) => p.key))}::text[], ${param(puts.map((p) => p.value))}::bytea[]) AS u(k, val), v ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version)`,
       );
     const adds = [...perNs.values()].filter((c) => c.type === "add");
-    // 'x' || the hex of 8 bytes, cast through bit(64), reads a big-endian
-    // int8. A row holding something else is left alone and not returned,
-    // which the count below turns into a failed batch.
+    // Each delta goes as its encoded vector, which an absent key takes as
+    // is. On a stored one: the sum of the i-th 8 bytes of both, each read as
+    // a big-endian int8, concatenated in order. A row of another length is
+    // left alone and not returned, which the count below turns into a
+    // failed batch.
     if (adds.length > 0) {
       const name = `a${parts.length}`;
       moved.push(`(SELECT count(*) FROM ${name})`);
       expected += adds.length;
+      const sum =
+        `(SELECT string_agg(int8send(${asInt8("t.value", "i")} + ${asInt8("EXCLUDED.value", "i")}), ''::bytea ORDER BY i) ` +
+        `FROM generate_series(0, octet_length(t.value) / 8 - 1) AS i)`;
       parts.push(
-        `${name} AS (INSERT INTO ${t} AS t (key, value, version) SELECT u.k, int8send(u.d), v.version FROM unnest(${param(adds.map((a) => a.key))}::text[], ${param(adds.map((a) => a.delta.toString()))}::bigint[]) AS u(k, d), v ` +
-          `ON CONFLICT (key) DO UPDATE SET value = int8send(${asInt8("t.value")} + ${asInt8("EXCLUDED.value")}), version = EXCLUDED.version WHERE octet_length(t.value) = 8 RETURNING 1)`,
+        `${name} AS (INSERT INTO ${t} AS t (key, value, version) SELECT u.k, u.d, v.version FROM unnest(${param(adds.map((a) => a.key))}::text[], ${param(adds.map((a) => encodeCounters(a.delta)))}::bytea[]) AS u(k, d), v ` +
+          `ON CONFLICT (key) DO UPDATE SET value = ${sum}, version = EXCLUDED.version WHERE octet_length(t.value) = octet_length(EXCLUDED.value) RETURNING 1)`,
       );
     }
     if (dels.length > 0)
@@ -98,7 +104,9 @@ export async function applyChanges(
   return BigInt(row.version);
 }
 
-// The SQL that reads 8 bytes as PostgreSQL's int8 (big-endian, as encodeCounter writes).
-function asInt8(column: string): string {
-  return `('x' || encode(${column}, 'hex'))::bit(64)::bigint`;
+// The SQL that reads the i-th 8 bytes of a vector counter as PostgreSQL's
+// int8 (big-endian, as encodeCounters writes): 'x' || their hex, cast
+// through bit(64).
+function asInt8(column: string, i: string): string {
+  return `('x' || encode(substr(${column}, 8 * ${i} + 1, 8), 'hex'))::bit(64)::bigint`;
 }

@@ -15,7 +15,7 @@ import type {
 } from "./kv.js";
 import { LevelBackend } from "./level-backend.js";
 import { Table } from "./table.js";
-import { decodeCounter } from "./value-format.js";
+import { decodeCounter, decodeCounters } from "./value-format.js";
 
 /**
  * SCHEMA_VERSION is the store layout this build reads and writes. 2: every
@@ -89,6 +89,14 @@ export class Store {
   async counter(ns: Namespace, key: string): Promise<bigint> {
     const value = await this.kv.get(ns, key);
     return value === undefined ? 0n : decodeCounter(value, ns);
+  }
+
+  /** counters reads a vector counter of k numbers that a batch's `add` moves (k zeros when it was never moved). */
+  async counters(ns: Namespace, key: string, k: number): Promise<bigint[]> {
+    const value = await this.kv.get(ns, key);
+    return value === undefined
+      ? Array.from({ length: k }, () => 0n)
+      : decodeCounters(value, k, ns);
   }
 
   /** stats exposes backend call counters for tests and benchmarks. */

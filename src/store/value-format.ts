@@ -47,3 +47,26 @@ export function decodeCounter(value: Uint8Array, where: string): bigint {
     );
   return new DataView(value.buffer, value.byteOffset, 8).getBigInt64(0);
 }
+
+/** encodeCounters writes a vector counter: each number as 8 bytes, big-endian, signed (one number: as encodeCounter). */
+export function encodeCounters(ns: readonly bigint[]): Uint8Array {
+  const out = new Uint8Array(8 * ns.length);
+  const view = new DataView(out.buffer);
+  ns.forEach((n, i) => view.setBigInt64(8 * i, n));
+  return out;
+}
+
+/** decodeCounters reads a vector counter of k numbers; a value of any other length is not one. */
+export function decodeCounters(
+  value: Uint8Array,
+  k: number,
+  where: string,
+): bigint[] {
+  if (value.length !== 8 * k)
+    throw new PalyraError(
+      "internal",
+      `a value in ${where} is not a counter of ${k} (${value.length} bytes)`,
+    );
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  return Array.from({ length: k }, (_, i) => view.getBigInt64(8 * i));
+}
