@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { AuditHeadSchema } from "../../gen/palyra/store/v1/audit_pb.js";
 import { ManualClock } from "../../src/core/index.js";
-import { ABSENT, Store, type WriteOp } from "../../src/store/index.js";
+import {
+  ABSENT,
+  Store,
+  type CounterDelta,
+  type WriteOp,
+} from "../../src/store/index.js";
 import { palyraError } from "../helpers/fixtures.js";
 import { backends } from "../helpers/store-backends.js";
 
@@ -15,7 +20,7 @@ import { backends } from "../helpers/store-backends.js";
 const head = (index: number) =>
   create(AuditHeadSchema, { index: BigInt(index), hash: `h${index}` });
 
-const add = (key: string, delta: bigint): WriteOp => ({
+const add = (key: string, delta: CounterDelta): WriteOp => ({
   type: "add",
   ns: "usage",
   key,
@@ -150,6 +155,82 @@ for (const backend of backends) {
       );
       for (const i of won)
         assert.equal((await t.get(`name/${i % 20}`))?.index, BigInt(i));
+    });
+
+    it("moves a vector counter inside a batch, with its puts, in one version", async () => {
+      const { a, b } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      const writes = a.stats.writes;
+      const version = await a.write([
+        t.putOp("r1", head(1)),
+        add("v", [1n, 12n, 30n]),
+        add("w", [2n, 0n]),
+      ]);
+      assert.equal(a.stats.writes - writes, 1, "one batch");
+      assert.equal((await t.getEntry("r1"))?.version, version);
+      assert.deepEqual(await b.counters("usage", "v", 3), [1n, 12n, 30n]);
+      assert.deepEqual(await b.counters("usage", "w", 2), [2n, 0n]);
+      assert.deepEqual(await b.counters("usage", "absent", 3), [0n, 0n, 0n]);
+      await b.write([add("v", [1n, -2n, 5n])]);
+      assert.deepEqual(await a.counters("usage", "v", 3), [2n, 10n, 35n]);
+    });
+
+    it("concurrent vector moves from two replicas lose none", async () => {
+      const { a, b } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          (i % 2 ? a : b).write([
+            t.putOp(`r${i}`, head(i)),
+            add("v", [1n, BigInt(i), -2n]),
+          ]),
+        ),
+      );
+      assert.deepEqual(await a.counters("usage", "v", 3), [60n, 1770n, -120n]);
+    });
+
+    it("a vector move of another length, or onto a non-counter, writes nothing of the batch", async () => {
+      const { a, b } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      await a.write([add("v", [1n, 2n, 3n])]);
+      await a.table("usage", AuditHeadSchema).put("not-a-counter", head(9));
+      for (const [key, delta] of [
+        ["v", [1n, 1n]],
+        ["v", [1n, 1n, 1n, 1n]],
+        ["v", 1n],
+        ["not-a-counter", [1n, 1n]],
+      ] as const)
+        await assert.rejects(
+          b.write([
+            t.putOp("r", head(1)),
+            add("other", [5n, 5n]),
+            add(key, delta),
+          ]),
+          palyraError("internal", /not a counter/),
+        );
+      assert.deepEqual(await a.counters("usage", "v", 3), [1n, 2n, 3n]);
+      assert.deepEqual(await a.counters("usage", "other", 2), [0n, 0n]);
+      assert.equal(await t.get("r"), undefined);
+      await assert.rejects(
+        a.write([add("e", [])]),
+        palyraError("invalid_argument", /at least one number/),
+      );
+    });
+
+    it("a vector of one is the scalar counter, byte for byte", async () => {
+      const { a, b, db } = await replicas();
+      await a.write([add("vec", [5n])]);
+      await a.write([add("scalar", 5n)]);
+      const kv = await db.connect();
+      assert.deepEqual(
+        await kv.get("usage", "vec"),
+        await kv.get("usage", "scalar"),
+      );
+      assert.equal(await b.counter("usage", "vec"), 5n);
+      assert.equal(await b.add("usage", "vec", 2n), 7n);
+      await b.write([add("scalar", [-1n])]);
+      assert.deepEqual(await a.counters("usage", "vec", 1), [7n]);
+      assert.equal(await a.counter("usage", "scalar"), 4n);
     });
 
     it("read-modify-write from two replicas at once loses no update", async () => {
