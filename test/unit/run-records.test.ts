@@ -208,5 +208,37 @@ describe("run records (memory store)", () => {
     });
     const page = await records.list({ limit: 10, status: RunStatus.DONE });
     assert.equal(page.records.length, 4);
+    // One vector key per token: one counter move per token in the batch.
+    assert.deepEqual(await store.counters("usage", "token/tok1/usage", 3), [
+      2n,
+      8n,
+      10n,
+    ]);
+  });
+
+  it("usageOf adds the three scalar counters earlier builds kept per token", async () => {
+    const { store, records, add } = await seeded();
+    await store.add("usage", "token/old/runs", 4n);
+    await store.add("usage", "token/old/prompt_tokens", 40n);
+    await store.add("usage", "token/old/completion_tokens", 400n);
+    assert.deepEqual(await records.usageOf("old"), {
+      runs: 4n,
+      promptTokens: 40n,
+      completionTokens: 400n,
+    });
+    const record = await records.get(await add("p", T0, RunStatus.IN_PROGRESS));
+    record!.run!.apiTokenId = "old";
+    record!.run!.status = RunStatus.DONE;
+    await records.finish(
+      record!,
+      { promptTokens: 1, completionTokens: 2 },
+      true,
+    );
+    assert.deepEqual(await records.usageOf("old"), {
+      runs: 5n,
+      promptTokens: 41n,
+      completionTokens: 402n,
+    });
+    assert.equal(await store.counter("usage", "token/old/runs"), 4n);
   });
 });
