@@ -14,11 +14,11 @@ interface Waiting {
 /**
  * RunWrites writes the run records of one event-loop turn as ONE store
  * batch: every record put, and each usage counter moved once by the sum of
- * its runs' deltas (elementwise). Under load many runs end in the same turn, and many of
- * them under the same API token; one batch costs the store one check-and-
- * commit instead of one per run. Each caller waits for the batch holding
- * its writes, so a run is still counted exactly when its record is written,
- * and a failed batch fails every run in it.
+ * its runs' deltas (elementwise). Under load many runs end in the same
+ * turn, and many of them under the same API token; one batch costs the
+ * store one check-and-commit instead of one per run. Each caller waits for
+ * the batch holding its writes, so a run is still counted exactly when its
+ * record is written, and a failed batch fails every run in it.
  */
 export class RunWrites {
   private waiting: Waiting[] = [];
