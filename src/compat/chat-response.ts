@@ -82,18 +82,36 @@ export function chatCompletion(
   };
 }
 
+// Stands for a chunk's delta while its JSON is split around it.
+const DELTA_MARK = "\u0000delta\u0000";
+
 /** ChatStream translates a run into `chat.completion.chunk` frames. */
 export class ChatStream implements StreamTranslator {
   private readonly calls = new ToolCallAssembler();
   private usage: Usage | undefined;
+  // A text token's chunk is the same JSON every time but for its text: it
+  // is spliced into the chunk serialized once (byte for byte what
+  // JSON.stringify of the whole chunk gives), as a stream has many tokens.
+  private readonly around: readonly [string, string];
 
   constructor(
     private readonly ids: ChatIds,
     private readonly includeUsage: boolean,
-  ) {}
+  ) {
+    const [head = "", tail = ""] = this.chunk(DELTA_MARK).data.split(
+      JSON.stringify(DELTA_MARK),
+    );
+    this.around = [head, tail];
+  }
+
+  private tokenChunk(text: string): SseFrame {
+    return {
+      data: `${this.around[0]}{"content":${JSON.stringify(text)}}${this.around[1]}`,
+    };
+  }
 
   private chunk(
-    delta: Record<string, unknown>,
+    delta: Record<string, unknown> | string,
     finishReason: string | null = null,
   ): SseFrame {
     return {
@@ -119,7 +137,7 @@ export class ChatStream implements StreamTranslator {
   event(e: RunEvent): SseFrame[] {
     switch (e.kind) {
       case "token":
-        return e.text === "" ? [] : [this.chunk({ content: e.text })];
+        return e.text === "" ? [] : [this.tokenChunk(e.text)];
       case "tool_call": {
         const opened = this.calls.add(e, (i) => callId(this.ids.runId, i));
         const call = this.calls.get(e.index);

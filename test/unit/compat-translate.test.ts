@@ -280,6 +280,44 @@ describe("/v1/chat/completions translation", () => {
     assert.ok(plain.slice(0, -1).every((c) => !("usage" in c)));
   });
 
+  it("writes a text token's chunk exactly as JSON.stringify of the chunk would, for any text", () => {
+    for (const includeUsage of [false, true]) {
+      const ids = {
+        id: "chatcmpl-r1",
+        runId: "r1",
+        created: 7,
+        model: 'a "quoted" model',
+      };
+      const t = new ChatStream(ids, includeUsage);
+      for (const text of [
+        'say "hi"\n',
+        "\u2028 ünï \u{1F600}",
+        "\u0000delta\u0000",
+      ]) {
+        const [frame] = t.event({ kind: "token", text });
+        assert.equal(
+          frame?.data,
+          JSON.stringify({
+            id: ids.id,
+            object: "chat.completion.chunk",
+            created: 7,
+            model: ids.model,
+            system_fingerprint: null,
+            choices: [
+              {
+                index: 0,
+                delta: { content: text },
+                logprobs: null,
+                finish_reason: null,
+              },
+            ],
+            ...(includeUsage ? { usage: null } : {}),
+          }),
+        );
+      }
+    }
+  });
+
   it("ends a failed stream with OpenAI's error object and no [DONE]", () => {
     const ids = { id: "chatcmpl-r1", runId: "r1", created: 7, model: "echo" };
     const t = new ChatStream(ids, false);
