@@ -104,6 +104,28 @@ describe("PostgreSQL batch without checks in one round trip", () => {
     assert.deepEqual(await kv.get("tokens", "t"), b(2));
   });
 
+  it("carries keys and values as literals unchanged: quotes, backslashes, non-ASCII, every byte, empty", async () => {
+    const { kv } = await fresh();
+    const keys = ["it's", "a\\b\\'c", "E'x'", "$1", "é/🙂", "--", "'); DROP"];
+    const every = new Uint8Array(256).map((_, i) => i);
+    await kv.write(
+      keys.map((key, i) => ({
+        type: "put" as const,
+        ns: "meta" as const,
+        key,
+        value: i === 0 ? every : i === 1 ? b() : b(i),
+      })),
+    );
+    for (const [i, key] of keys.entries())
+      assert.deepEqual(
+        await kv.get("meta", key),
+        i === 0 ? every : i === 1 ? b() : b(i),
+        key,
+      );
+    await kv.write(keys.map((key) => ({ type: "del", ns: "meta", key })));
+    for (const key of keys) assert.equal(await kv.get("meta", key), undefined);
+  });
+
   it("a counter move onto a value that is not a counter writes nothing of the batch", async () => {
     const { kv } = await fresh();
     await kv.write([
