@@ -10,7 +10,7 @@ import type {
   WriteOp,
   WriteOptions,
 } from "./kv.js";
-import { ABSENT, checkAddsApart, deltaVector, namespaces } from "./kv.js";
+import { ABSENT, checkAddsApart, namespaces } from "./kv.js";
 import {
   isConnectionError,
   parsePgUrl,
@@ -24,7 +24,13 @@ import {
   prepareSchema,
   type PgNames,
 } from "./pg-schema.js";
-import { applyChanges, verifyChecks, type Change } from "./pg-batch.js";
+import {
+  applyChanges,
+  lastChanges,
+  lockStatement,
+  verifyChecks,
+  writeInOneTrip,
+} from "./pg-batch.js";
 import { decodeCounter } from "./value-format.js";
 
 /** PostgresOptions say which database and schema hold the store. */
@@ -62,8 +68,9 @@ const PING_TIMEOUT_MS = 2000;
  * first takes a transaction-scoped advisory lock on every key it touches
  * (in sorted order, so two batches never deadlock): a `check` on an absent
  * key then cannot race a concurrent insert, and blind puts take turns with
- * checks on the same key. Counters take the same lock, inside their single
- * statement.
+ * checks on the same key. A batch without checks is one message (one round
+ * trip, see writeInOneTrip). Counters take the same lock, inside their
+ * single statement.
  */
 export class PostgresBackend implements KvBackend {
   readonly stats: KvStats = { gets: 0, scans: 0, writes: 0, aborts: 0 };
@@ -193,17 +200,14 @@ export class PostgresBackend implements KvBackend {
     }
   }
 
-  /** write runs the batch as one transaction: lock the keys, verify the checks, apply the changes and counter moves. */
+  /** write runs the batch as one transaction: lock the keys, verify the checks, apply the changes and counter moves; without checks in one round trip. */
   async write(
     ops: readonly WriteOp[],
     options?: WriteOptions,
   ): Promise<bigint> {
     if (ops.length === 0) return ABSENT;
     // Relaxed: committed without waiting for the WAL flush (see Durability).
-    const relaxed =
-      options?.durability === "relaxed"
-        ? "SET LOCAL synchronous_commit = off; "
-        : "";
+    const relaxed = options?.durability === "relaxed";
     checkAddsApart(ops);
     for (const op of ops) {
       this.table(op.ns);
@@ -214,16 +218,22 @@ export class PostgresBackend implements KvBackend {
     ].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const checks = ops.filter((op) => op.type === "check");
     const changes = lastChanges(ops);
-    const version = await this.transaction(async (client) => {
-      // Literal lock ids (bigints we computed) let BEGIN and the locks share one round trip.
-      await client.query(
-        `BEGIN; ${relaxed}SELECT pg_advisory_xact_lock(l) FROM unnest(ARRAY[${locks.join(",")}]::bigint[]) WITH ORDINALITY AS t(l, n) ORDER BY n`,
-      );
-      if (checks.length > 0)
-        await verifyChecks(client, this.names, checks, this.stats);
-      if (changes.size === 0) return ABSENT;
-      return await applyChanges(client, this.names, changes);
-    }, "writing");
+    const version =
+      checks.length === 0
+        ? await this.onClient(
+            (client) =>
+              writeInOneTrip(client, this.names, locks, changes, relaxed),
+            "writing",
+            false,
+          )
+        : await this.onClient(async (client) => {
+            await client.query(
+              `BEGIN; ${relaxed ? "SET LOCAL synchronous_commit = off; " : ""}${lockStatement(locks)}`,
+            );
+            await verifyChecks(client, this.names, checks, this.stats);
+            if (changes.size === 0) return ABSENT;
+            return await applyChanges(client, this.names, changes);
+          }, "writing");
     if (changes.size > 0) this.stats.writes++;
     const putAny = [...changes.values()].some((m) =>
       [...m.values()].some((c) => c.type !== "del"),
@@ -309,11 +319,15 @@ export class PostgresBackend implements KvBackend {
     }
   }
 
-  // Runs `fn` inside BEGIN (which `fn` sends) … COMMIT on one connection; any
-  // failure rolls back, so a batch is written whole or not at all.
-  private async transaction<T>(
+  // Runs `fn` on one pooled connection. In a transaction (`fn` sends BEGIN)
+  // COMMIT follows and any failure rolls back; otherwise `fn` sends one
+  // message that is its own implicit transaction. Either way a batch is
+  // written whole or not at all; a connection lost while it may have
+  // committed says so.
+  private async onClient<T>(
     fn: (client: pg.PoolClient) => Promise<T>,
     doing: string,
+    transaction = true,
   ): Promise<T> {
     if (this.closed) throw this.closedError();
     let client: pg.PoolClient;
@@ -323,15 +337,15 @@ export class PostgresBackend implements KvBackend {
       throw pgError(e, this.url, doing);
     }
     let broken: Error | undefined;
-    let committing = false;
+    let committing = !transaction;
     try {
       const result = await fn(client);
       committing = true;
-      await client.query("COMMIT");
+      if (transaction) await client.query("COMMIT");
       return result;
     } catch (e) {
       if (isConnectionError(e)) broken = e as Error;
-      else
+      else if (transaction)
         await client.query("ROLLBACK").catch((r: unknown) => {
           broken = r instanceof Error ? r : new Error(String(r));
         });
@@ -339,7 +353,7 @@ export class PostgresBackend implements KvBackend {
         throw pgError(
           e,
           this.url,
-          `committing a write (it may or may not have been applied)`,
+          `${transaction ? "committing a write" : doing} (it may or may not have been applied)`,
         );
       throw pgError(e, this.url, doing);
     } finally {
@@ -353,30 +367,6 @@ export class PostgresBackend implements KvBackend {
       `the PostgreSQL store at ${this.url.location} is closed`,
     );
   }
-}
-
-// The last change to each key, per namespace, as in a LevelDB batch (one
-// statement may touch a row only once). Counter moves have keys of their own.
-function lastChanges(
-  ops: readonly WriteOp[],
-): Map<Namespace, Map<string, Change>> {
-  const changes = new Map<Namespace, Map<string, Change>>();
-  for (const op of ops) {
-    if (op.type === "check") continue;
-    let perNs = changes.get(op.ns);
-    if (perNs === undefined)
-      changes.set(op.ns, (perNs = new Map<string, Change>()));
-    perNs.delete(op.key);
-    perNs.set(
-      op.key,
-      op.type === "put"
-        ? { type: "put", key: op.key, value: op.value }
-        : op.type === "add"
-          ? { type: "add", key: op.key, delta: deltaVector(op.delta) }
-          : { type: "del", key: op.key },
-    );
-  }
-  return changes;
 }
 
 // pg hands bytea out as Buffer; the contract's values are plain Uint8Arrays.
