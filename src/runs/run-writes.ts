@@ -42,16 +42,18 @@ export class RunWrites {
     this.scheduled = undefined;
     const batch = this.waiting;
     this.waiting = [];
-    const sums: CounterMoves = new Map();
-    for (const w of batch)
-      for (const [key, delta] of w.counters) {
-        const sum = sums.get(key);
-        sums.set(key, sum === undefined ? delta : addVectors(sum, delta));
-      }
-    const ops: WriteOp[] = batch.flatMap((w) => w.puts);
-    for (const [key, delta] of sums)
-      ops.push({ type: "add", ns: this.counterNs, key, delta });
+    // Inside the try: a refused sum must fail the batch's callers, not
+    // leave them waiting on a flush that threw.
     try {
+      const sums: CounterMoves = new Map();
+      for (const w of batch)
+        for (const [key, delta] of w.counters) {
+          const sum = sums.get(key);
+          sums.set(key, sum === undefined ? delta : addVectors(sum, delta));
+        }
+      const ops: WriteOp[] = batch.flatMap((w) => w.puts);
+      for (const [key, delta] of sums)
+        ops.push({ type: "add", ns: this.counterNs, key, delta });
       await this.store.write(ops, this.options);
       for (const w of batch) w.resolve();
     } catch (e) {

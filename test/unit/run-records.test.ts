@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import { RunSchema, RunStatus } from "../../gen/palyra/run/v1/run_pb.js";
 import { RunRecordSchema } from "../../gen/palyra/store/v1/runs_pb.js";
 import { newRunId, RunRecords, type Usage } from "../../src/runs/index.js";
+import { RunWrites } from "../../src/runs/run-writes.js";
 import { palyraError, memoryStore } from "../helpers/fixtures.js";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -240,5 +241,22 @@ describe("run records (memory store)", () => {
       completionTokens: 402n,
     });
     assert.equal(await store.counter("usage", "token/old/runs"), 4n);
+  });
+});
+
+describe("RunWrites", () => {
+  it("fails every caller of a turn whose counter moves cannot be summed, and writes nothing", async () => {
+    const store = await memoryStore();
+    const writes = new RunWrites(store, "usage", {});
+    const before = store.stats.writes;
+    const outcomes = await Promise.allSettled([
+      writes.write([], new Map([["k", [1n, 2n]]])),
+      writes.write([], new Map([["k", [1n]]])),
+    ]);
+    for (const o of outcomes) {
+      assert.equal(o.status, "rejected");
+      assert.ok(palyraError("internal", /differ in length/)(o.reason));
+    }
+    assert.equal(store.stats.writes, before);
   });
 });
