@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { PalyraError, type RandomBytes } from "../core/index.js";
-import type { Leases } from "../store/index.js";
+import { SingletonLease, type Leases } from "../store/index.js";
 
 /** INSTANCE_TTL_MS is how long an instance's liveness lease lasts unless renewed (every third of it). */
 export const INSTANCE_TTL_MS = 30_000;
@@ -38,17 +38,24 @@ export interface InstanceLeaseOptions {
 export class InstanceLease {
   readonly instanceId: string;
   readonly ttlMs: number;
+  // The lease record itself: SingletonLease joins a take and a renewal
+  // that overlap, so this process never loses its own lease to itself.
+  private readonly lease: SingletonLease;
   private timer: NodeJS.Timeout | undefined;
   private first: Promise<void> | undefined;
   private renewing: Promise<void> | undefined;
-  // The first take and a renewal may overlap; two conditional writes of one
-  // record would make one lose to its own process, so a call in flight is joined.
-  private pending: Promise<void> | undefined;
   private closed = false;
 
   constructor(private readonly options: InstanceLeaseOptions) {
     this.instanceId = options.instanceId;
     this.ttlMs = options.ttlMs ?? INSTANCE_TTL_MS;
+    this.lease = new SingletonLease(
+      options.leases,
+      instanceLeaseName(this.instanceId),
+      this.instanceId,
+      this.ttlMs,
+      this.instanceId,
+    );
   }
 
   /** start takes the lease and renews it every ttl/3 until close. */
@@ -72,7 +79,7 @@ export class InstanceLease {
       return Promise.reject(
         new PalyraError("unavailable", "the daemon is shutting down"),
       );
-    this.first ??= this.acquire().catch((e: unknown) => {
+    this.first ??= this.take().catch((e: unknown) => {
       // Not taken: the next start record tries again.
       this.first = undefined;
       throw e;
@@ -85,19 +92,17 @@ export class InstanceLease {
     this.closed = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.pending?.catch(() => undefined);
+    await this.renewing;
+    await this.first?.catch(() => undefined);
     if (this.first === undefined) return;
-    await this.options.leases.release(
-      instanceLeaseName(this.instanceId),
-      this.instanceId,
-    );
+    await this.lease.release();
   }
 
   // A renewal that fails is logged and tried again next time: the lease
   // only matters once it has expired, three renewals later.
   private async renew(): Promise<void> {
     if (this.renewing !== undefined || this.closed) return;
-    this.renewing = this.acquire()
+    this.renewing = this.take()
       .catch((err: unknown) =>
         this.options.log?.warn(
           { err },
@@ -108,24 +113,12 @@ export class InstanceLease {
     await this.renewing;
   }
 
-  private acquire(): Promise<void> {
-    this.pending ??= this.take().finally(() => (this.pending = undefined));
-    return this.pending;
-  }
-
   private async take(): Promise<void> {
-    const { leases, instanceId } = this.options;
-    if (
-      !(await leases.acquire(
-        instanceLeaseName(instanceId),
-        instanceId,
-        this.ttlMs,
-      ))
-    )
+    if (!(await this.lease.hold()))
       // The name holds a random nonce: only a collision gets here.
       throw new PalyraError(
         "internal",
-        `the run instance lease of ${instanceId} is held by another process`,
+        `the run instance lease of ${this.instanceId} is held by another process`,
       );
   }
 }

@@ -118,8 +118,10 @@ export class SingletonLease {
     readonly name: string,
     readonly replicaId: string,
     readonly ttlMs: number,
+    /** The owner when the caller already drew one (a run engine instance); `<replica id>#<nonce>` otherwise. */
+    owner?: string,
   ) {
-    this.owner = `${replicaId}#${randomBytes(4).toString("hex")}`;
+    this.owner = owner ?? `${replicaId}#${randomBytes(4).toString("hex")}`;
   }
 
   /** hold takes or renews the lease; false when another replica holds it. */
