@@ -1,4 +1,5 @@
 import type { AbstractLevel, AbstractSublevel } from "abstract-level";
+import { Level } from "level";
 import { PalyraError } from "../core/index.js";
 import { encodeCounter } from "./value-format.js";
 
@@ -156,27 +157,17 @@ export class GroupCommit {
     if (this.flushing !== undefined || group === undefined) return;
     this.gathering = undefined;
     this.flushing = group;
-    const ops = [
-      ...group.changes.map((c) =>
-        c.raw === undefined
-          ? { type: "del" as const, sublevel: c.sublevel, key: c.key }
-          : {
-              type: "put" as const,
-              sublevel: c.sublevel,
-              key: c.key,
-              value: c.raw,
-            },
-      ),
-      {
-        type: "put" as const,
-        sublevel: this.internal,
-        key: this.sequenceKey,
-        value: encodeCounter(group.lastVersion),
-      },
-    ];
-    // classic-level honours `sync` (fsync before acknowledging); the
-    // abstract type does not declare it.
-    this.db.batch(ops, { sync: group.sync } as object).then(
+    const ops: RawOp[] = group.changes.map((c) =>
+      c.raw === undefined
+        ? { type: "del", key: c.sublevel.prefix + c.key }
+        : { type: "put", key: c.sublevel.prefix + c.key, value: c.raw },
+    );
+    ops.push({
+      type: "put",
+      key: this.internal.prefix + this.sequenceKey,
+      value: encodeCounter(group.lastVersion),
+    });
+    this.writeBatch(ops, group.sync).then(
       () => {
         this.flushing = undefined;
         for (const c of group.changes) {
@@ -189,6 +180,23 @@ export class GroupCommit {
       },
       (e: unknown) => this.fail(group, e),
     );
+  }
+
+  // The group as one LevelDB batch of root keys (each sublevel's prefix
+  // already prepended, values already bytes). On classic-level it goes
+  // straight to `_batch`, the implementation's half of abstract-level's
+  // contract, which takes operations in exactly that encoded form: the
+  // public batch() re-validates, clones, re-encodes and re-prefixes every
+  // operation, which measured ~50 µs per run of three operations (half the
+  // store's cost of a run). Other backends (memory-level in unit tests) take
+  // the same operations through the public batch().
+  private writeBatch(ops: RawOp[], sync: boolean): Promise<void> {
+    // classic-level honours `sync` (fsync before acknowledging); the
+    // abstract type does not declare it.
+    const options = { sync } as object;
+    if (!(this.db instanceof Level) || this.db.status !== "open")
+      return this.db.batch(ops, options);
+    return (this.db as unknown as DirectBatch)._batch(ops, options);
   }
 
   // Keeps what a key holds on disk now, oldest forgotten first; a large
@@ -235,4 +243,14 @@ const RECENT_MAX_ENTRIES = 4096;
 
 function pendingKey(ns: string, key: string): string {
   return `${ns}\u0000${key}`;
+}
+
+// One encoded LevelDB operation on the root database.
+type RawOp =
+  | { type: "put"; key: string; value: Uint8Array }
+  | { type: "del"; key: string };
+
+// classic-level's implementation of abstract-level's private batch.
+interface DirectBatch {
+  _batch(ops: RawOp[], options: object): Promise<void>;
 }
