@@ -147,12 +147,12 @@ export class LevelBackend implements KvBackend {
     for (const op of ops) this.sub(op.ns);
     const accepted = await this.commit.exclusive(async () => {
       const era = this.commit.era;
-      const reads = await Promise.all(
-        ops.map((op) =>
-          op.type === "check" || op.type === "add"
-            ? this.current(op.ns, op.key)
-            : Promise.resolve(undefined),
-        ),
+      const reads = await this.currentOf(ops);
+      // Keys this batch checks or counts: hot, so the commit remembers them.
+      const read = new Set(
+        ops
+          .filter((op) => op.type === "check" || op.type === "add")
+          .map((op) => `${op.ns}\u0000${op.key}`),
       );
       ops.forEach((op, i) => {
         if (op.type !== "check") return;
@@ -170,7 +170,12 @@ export class LevelBackend implements KvBackend {
       const version = await this.nextVersion();
       const counters: bigint[][] = [];
       const levelChanges = ops.flatMap((op, i): LevelChange[] => {
-        const at = { ns: op.ns, sublevel: this.sub(op.ns), key: op.key };
+        const at = {
+          ns: op.ns,
+          sublevel: this.sub(op.ns),
+          key: op.key,
+          read: read.has(`${op.ns}\u0000${op.key}`),
+        };
         switch (op.type) {
           case "check":
             return [];
@@ -223,15 +228,29 @@ export class LevelBackend implements KvBackend {
     this.onClose();
   }
 
-  // The stored bytes of a key as the next batch must see them: an accepted
-  // change not yet on disk, a value written lately, else the disk's.
-  private async current(
-    ns: Namespace,
-    key: string,
-  ): Promise<Uint8Array | undefined> {
-    const known = this.commit.known(ns, key);
-    if (known !== undefined) return known.raw;
-    return await this.sub(ns).get(key);
+  // The stored bytes of the keys a batch checks or counts (other ops'
+  // slots: undefined), as the batch must see them: an accepted change not
+  // yet on disk, a value written lately, else the disk's (only those wait).
+  private async currentOf(
+    ops: readonly WriteOp[],
+  ): Promise<(Uint8Array | undefined)[]> {
+    const reads: (Uint8Array | undefined)[] = ops.map(() => undefined);
+    const fromDisk: Promise<void>[] = [];
+    ops.forEach((op, i) => {
+      if (op.type !== "check" && op.type !== "add") return;
+      const known = this.commit.known(op.ns, op.key);
+      if (known !== undefined) reads[i] = known.raw;
+      else
+        fromDisk.push(
+          this.sub(op.ns)
+            .get(op.key)
+            .then((raw) => {
+              reads[i] = raw;
+            }),
+        );
+    });
+    if (fromDisk.length > 0) await Promise.all(fromDisk);
+    return reads;
   }
 
   // Called inside `exclusive`: no other write can take the same version.

@@ -17,6 +17,8 @@ export interface LevelChange {
   key: string;
   /** The stored bytes; undefined deletes the key. */
   raw: Uint8Array | undefined;
+  /** The batch read this key (a check or a counter): a hot key, remembered once on disk. */
+  read: boolean;
 }
 
 // A batch's changes accepted (checked, versioned) but not yet on disk, and
@@ -173,7 +175,7 @@ export class GroupCommit {
         for (const c of group.changes) {
           const k = pendingKey(c.ns, c.key);
           if (this.pending.get(k)?.group === group) this.pending.delete(k);
-          this.remember(k, c.raw);
+          this.remember(k, c);
         }
         group.resolve();
         this.flush();
@@ -199,9 +201,13 @@ export class GroupCommit {
     return (this.db as unknown as DirectBatch)._batch(ops, options);
   }
 
-  // Keeps what a key holds on disk now, oldest forgotten first; a large
-  // value is forgotten rather than kept.
-  private remember(k: string, raw: Uint8Array | undefined): void {
+  // Keeps what a key holds on disk now, oldest forgotten first. Only keys
+  // batches read (checks, counters) are worth keeping; a key merely written
+  // (a run record) only refreshes an entry already kept, so it never goes
+  // stale. A large value is forgotten rather than kept.
+  private remember(k: string, change: LevelChange): void {
+    if (!change.read && !this.recent.has(k)) return;
+    const raw = change.raw;
     this.recent.delete(k);
     if (raw !== undefined && raw.byteLength > RECENT_MAX_BYTES) return;
     this.recent.set(k, raw);

@@ -85,6 +85,27 @@ for (const backend of backends) {
       assert.equal(await a.counter("usage", "relaxed"), 3n);
     });
 
+    it("a plain put after a checked one is what the next check sees (nothing stale is kept)", async () => {
+      const { a } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      // Checked: a key batches read, which LevelDB's commit keeps in memory.
+      const first = await a.write([
+        t.checkOp("k", ABSENT),
+        t.putOp("k", head(1)),
+      ]);
+      // Not checked: must refresh (or drop) what was kept.
+      const second = await a.write([t.putOp("k", head(2))]);
+      await assert.rejects(
+        a.write([t.checkOp("k", first), t.putOp("k", head(3))]),
+        palyraError("aborted", /came first/),
+      );
+      await a.write([t.checkOp("k", second), t.putOp("k", head(4))]);
+      assert.equal((await t.get("k"))?.index, 4n);
+      // A counter once kept, then deleted by a plain delete, counts from zero.
+      await a.write([add("gone", 5n)]);
+      await a.write([{ type: "del", ns: "usage", key: "gone" }]);
+      assert.equal(await a.add("usage", "gone", 1n), 1n);
+    });
     it("a failed check, or a counter move onto something else, writes nothing of the batch", async () => {
       const { a } = await replicas();
       const t = a.table("runs", AuditHeadSchema);
