@@ -16,9 +16,14 @@ export const PRINCIPAL_HEADER = "x-palyra-principal";
 // Lowercase ids with a kind prefix, e.g. "admin:web-console" (REFERENCE.md).
 const PRINCIPAL_PATTERN = /^[a-z]+:[a-z0-9._-]{1,128}$/;
 
+/** HeaderReader is what resolvers read of the request headers (WHATWG Headers is one): a header's value, or null. */
+export interface HeaderReader {
+  get(name: string): string | null;
+}
+
 /** CallInfo is what credential resolvers may look at: the request, never the body. */
 export interface CallInfo {
-  readonly headers: Headers;
+  readonly headers: HeaderReader;
   readonly method: DescMethod;
   /** The HTTP method: "GET" for Connect GET requests, otherwise "POST". */
   readonly httpMethod: string;
@@ -50,7 +55,7 @@ export interface CredentialResolver {
 }
 
 /** bearerToken extracts the token of an `Authorization: Bearer <token>` header. */
-export function bearerToken(headers: Headers): string | undefined {
+export function bearerToken(headers: HeaderReader): string | undefined {
   const value = headers.get("authorization");
   if (value === null) return undefined;
   const m = /^Bearer ([\x21-\x7e]+)$/i.exec(value.trim());

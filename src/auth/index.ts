@@ -14,6 +14,7 @@ export {
   PRINCIPAL_HEADER,
   type CredentialResolver,
   type CallInfo,
+  type HeaderReader,
   type Resolution,
   type FailureRecorder,
 } from "./authenticator.js";

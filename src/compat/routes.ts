@@ -12,6 +12,7 @@ import {
   can,
   principalKey,
   type AccessGate,
+  type HeaderReader,
   type RateLimitState,
 } from "../auth/index.js";
 import { PalyraError, type Clock, type FlagReader } from "../core/index.js";
@@ -93,20 +94,28 @@ function exhaustedHeaders(e: PalyraError): Record<string, string> {
 }
 
 /**
- * headersOf copies the request headers for the access gate. An Anthropic
- * client sends its key as `x-api-key`: it is presented to the gate as the
- * bearer token it is, unless the request also carries Authorization.
+ * headersOf reads the request headers for the access gate, as WHATWG
+ * Headers.get would (repeated headers joined), without copying them. An
+ * Anthropic client sends its key as `x-api-key`: it is presented to the
+ * gate as the bearer token it is, unless the request also carries
+ * Authorization.
  */
-function headersOf(req: FastifyRequest): Headers {
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (k.startsWith(":") || v === undefined) continue;
-    for (const value of Array.isArray(v) ? v : [v]) headers.append(k, value);
-  }
-  const apiKey = headers.get("x-api-key");
-  if (apiKey !== null && !headers.has("authorization"))
-    headers.set("authorization", `Bearer ${apiKey.trim()}`);
-  return headers;
+function headersOf(req: FastifyRequest): HeaderReader {
+  const raw = req.headers;
+  const get = (name: string): string | null => {
+    const v = raw[name.toLowerCase()];
+    if (v === undefined) return null;
+    return Array.isArray(v) ? v.join(", ") : v;
+  };
+  return {
+    get(name) {
+      const value = get(name);
+      if (value !== null || name.toLowerCase() !== "authorization")
+        return value;
+      const apiKey = get("x-api-key");
+      return apiKey === null ? null : `Bearer ${apiKey.trim()}`;
+    },
+  };
 }
 
 /**
@@ -133,7 +142,8 @@ export function registerCompatRoutes(
           "not_found",
           `no route ${req.method} ${req.routeOptions.url ?? "/v1"}: the /v1 API is turned off (feature flag ${COMPAT_FLAG})`,
         );
-      const responseHeaders = new Headers();
+      // Made only when a resolver sets one (a refreshed session cookie).
+      let setHeaders: Headers | undefined;
       const origin = `${deps.tls ? "https" : "http"}://${req.host}`;
       let principal;
       try {
@@ -143,7 +153,9 @@ export function registerCompatRoutes(
           httpMethod: req.method,
           url: origin + req.url,
           client: { ip: req.ip, tls: deps.tls },
-          responseHeaders,
+          get responseHeaders() {
+            return (setHeaders ??= new Headers());
+          },
         });
       } catch (e) {
         if (e instanceof PalyraError && e.code === "resource_exhausted")
@@ -151,7 +163,8 @@ export function registerCompatRoutes(
         throw e;
       }
       callContextOf(req).set(principalKey, principal);
-      for (const [k, v] of responseHeaders) void reply.header(k, v);
+      if (setHeaders !== undefined)
+        for (const [k, v] of setHeaders) void reply.header(k, v);
       if (principal?.rateLimit !== undefined)
         void reply.headers(rateLimitHeaders(principal.rateLimit));
     };

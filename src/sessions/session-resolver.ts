@@ -1,7 +1,11 @@
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { AuthMethod } from "../../gen/palyra/access/v1/access_pb.js";
-import { adminPrincipal, type CredentialResolver } from "../auth/index.js";
+import {
+  adminPrincipal,
+  type CredentialResolver,
+  type HeaderReader,
+} from "../auth/index.js";
 import { PalyraError, type Clock } from "../core/index.js";
 import { sessionCookie, sessionCookieValue } from "./cookie.js";
 import type { SessionManager } from "./session-manager.js";
@@ -23,7 +27,7 @@ export interface OriginPolicy {
  * same-origin navigation or a non-browser client.
  */
 export function checkOrigin(
-  headers: Headers,
+  headers: HeaderReader,
   requestUrl: string,
   policy: OriginPolicy,
 ): void {
@@ -42,7 +46,7 @@ export function checkOrigin(
 
 /** checkCsrf requires the session's CSRF token, except on side-effect-free GETs. */
 export function checkCsrf(
-  headers: Headers,
+  headers: HeaderReader,
   expected: string,
   safeRead: boolean,
 ): void {
