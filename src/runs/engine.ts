@@ -1,8 +1,5 @@
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
-import { RunSchema, type Run } from "../../gen/palyra/run/v1/run_pb.js";
-import { RunRecordSchema } from "../../gen/palyra/store/v1/runs_pb.js";
+import type { Run } from "../../gen/palyra/run/v1/run_pb.js";
 import {
   PalyraError,
   isPalyraError,
@@ -21,6 +18,7 @@ import type { InstanceLease } from "./instance-lease.js";
 import type { ProfileCredentials } from "./profile-credentials.js";
 import { newRunId, parseRunId } from "./run-ids.js";
 import { checkRequest } from "./run-input.js";
+import { runMessage, runRecordOf } from "./run-messages.js";
 import { listRunsPage, visibleRun } from "./run-queries.js";
 import type { RunRecords } from "./run-records.js";
 import { RunState } from "./run-state.js";
@@ -129,7 +127,7 @@ export class Engine implements RunEngine {
         ? newRunId(startedAtMs, deps.random)
         : parseRunId(request.runId);
     const run = new RunState(
-      create(RunSchema, {
+      runMessage({
         runId,
         principal: caller.principal,
         apiTokenId: caller.apiTokenId ?? "",
@@ -139,7 +137,7 @@ export class Engine implements RunEngine {
         provider: route.provider,
         profileId: credential?.profileId ?? "",
         status: statusToProto("in_progress"),
-        startedAt: timestampFromMs(startedAtMs),
+        startedAtMs,
       }),
       startedAtMs,
     );
@@ -271,7 +269,7 @@ export class Engine implements RunEngine {
 
   private record(run: Run) {
     const replicaId = this.deps.instance.instanceId;
-    return create(RunRecordSchema, { run, replicaId });
+    return runRecordOf(run, replicaId);
   }
 
   // The run's events: statuses, the provider's events, then (after the

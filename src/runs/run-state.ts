@@ -1,13 +1,12 @@
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  RunErrorSchema,
-  ToolCallSchema,
-  UsageSchema,
-  type Run,
-} from "../../gen/palyra/run/v1/run_pb.js";
+import type { Run } from "../../gen/palyra/run/v1/run_pb.js";
 import type { PalyraError } from "../core/index.js";
 import type { ProviderEvent } from "../providers/index.js";
+import {
+  runErrorMessage,
+  timestampOfMs,
+  toolCallMessage,
+  usageMessage,
+} from "./run-messages.js";
 import { statusFromProto, statusToProto } from "./run-view.js";
 import { StartRecord } from "./start-record.js";
 import type { FinishReason, RunStatus, ToolCall, Usage } from "./types.js";
@@ -88,22 +87,22 @@ export class RunState {
     run.outputText = this.output;
     run.toolCalls = [...this.toolCalls.entries()]
       .sort(([a], [b]) => a - b)
-      .map(([, c]) => create(ToolCallSchema, c));
-    run.endedAt = timestampFromMs(endedAtMs);
+      .map(([, c]) => toolCallMessage(c));
+    run.endedAt = timestampOfMs(endedAtMs);
     if (this.usage !== undefined)
-      run.usage = create(UsageSchema, {
-        promptTokens: BigInt(this.usage.promptTokens),
-        completionTokens: BigInt(this.usage.completionTokens),
-      });
+      run.usage = usageMessage(
+        this.usage.promptTokens,
+        this.usage.completionTokens,
+      );
     if (this.finishReason !== undefined && status === "done")
       run.finishReason = this.finishReason;
     if (this.firstTokenAtMs !== undefined)
       run.timeToFirstTokenMs = BigInt(this.firstTokenAtMs - this.startedAtMs);
     if (error !== undefined)
-      run.error = create(RunErrorSchema, {
-        code: error.code,
-        message: error.code === "internal" ? "internal error" : error.message,
-      });
+      run.error = runErrorMessage(
+        error.code,
+        error.code === "internal" ? "internal error" : error.message,
+      );
     return run;
   }
 }
