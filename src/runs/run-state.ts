@@ -81,28 +81,49 @@ export class RunState {
     endedAtMs: number,
     error: PalyraError | undefined,
   ): Run {
-    // A shallow copy of the start: its fields are replaced, never changed.
-    const run: Run = { ...this.run };
-    run.status = statusToProto(status);
-    run.outputText = this.output;
-    run.toolCalls = [...this.toolCalls.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([, c]) => toolCallMessage(c));
-    run.endedAt = timestampOfMs(endedAtMs);
-    if (this.usage !== undefined)
-      run.usage = usageMessage(
-        this.usage.promptTokens,
-        this.usage.completionTokens,
-      );
-    if (this.finishReason !== undefined && status === "done")
-      run.finishReason = this.finishReason;
-    if (this.firstTokenAtMs !== undefined)
-      run.timeToFirstTokenMs = BigInt(this.firstTokenAtMs - this.startedAtMs);
-    if (error !== undefined)
-      run.error = runErrorMessage(
-        error.code,
-        error.code === "internal" ? "internal error" : error.message,
-      );
+    // One literal with every field (the start's, then the end's): a copy
+    // grown field by field changed its shape on each new one.
+    const start = this.run;
+    const run: Run = {
+      $typeName: "palyra.run.v1.Run",
+      runId: start.runId,
+      principal: start.principal,
+      apiTokenId: start.apiTokenId,
+      agentId: start.agentId,
+      sessionId: start.sessionId,
+      model: start.model,
+      provider: start.provider,
+      profileId: start.profileId,
+      status: statusToProto(status),
+      usage:
+        this.usage === undefined
+          ? undefined
+          : usageMessage(this.usage.promptTokens, this.usage.completionTokens),
+      outputText: this.output,
+      toolCalls:
+        this.toolCalls.size === 0
+          ? []
+          : [...this.toolCalls.entries()]
+              .sort(([a], [b]) => a - b)
+              .map(([, c]) => toolCallMessage(c)),
+      startedAt: start.startedAt,
+      endedAt: timestampOfMs(endedAtMs),
+      timeToFirstTokenMs:
+        this.firstTokenAtMs === undefined
+          ? undefined
+          : BigInt(this.firstTokenAtMs - this.startedAtMs),
+      error:
+        error === undefined
+          ? undefined
+          : runErrorMessage(
+              error.code,
+              error.code === "internal" ? "internal error" : error.message,
+            ),
+      finishReason:
+        this.finishReason !== undefined && status === "done"
+          ? this.finishReason
+          : start.finishReason,
+    };
     return run;
   }
 }
