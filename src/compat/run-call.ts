@@ -148,7 +148,8 @@ export async function streamRun(
       } else if (e.kind === "error") {
         outcome.error = e.error;
       } else {
-        await sse.send(translator.event(e));
+        const slow = sse.send(translator.event(e));
+        if (slow !== undefined) await slow;
       }
     }
   } catch (e) {

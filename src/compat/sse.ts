@@ -37,9 +37,13 @@ export class SseWriter {
     return this.raw.destroyed || this.raw.writableEnded;
   }
 
-  /** send writes frames, waiting for the client to drain when it reads slower than the run produces. */
-  async send(frames: readonly SseFrame[]): Promise<void> {
-    if (frames.length === 0 || this.closed) return;
+  /**
+   * send writes frames; when the client reads slower than the run produces
+   * it returns a promise to wait for (drained or gone), else undefined, so a
+   * stream that keeps up costs no promise per chunk.
+   */
+  send(frames: readonly SseFrame[]): Promise<void> | undefined {
+    if (frames.length === 0 || this.closed) return undefined;
     let text = "";
     for (const f of frames) {
       if (f.event !== undefined) text += `event: ${f.event}\n`;
@@ -52,18 +56,21 @@ export class SseWriter {
         this.raw.uncork();
       });
     }
-    if (!this.raw.write(text) && !this.closed) {
-      // Whichever comes first; the other listener is removed by the abort.
-      const done = new AbortController();
-      const signal = done.signal;
-      try {
-        await Promise.race([
-          once(this.raw, "drain", { signal }),
-          once(this.raw, "close", { signal }),
-        ]);
-      } finally {
-        done.abort();
-      }
+    if (this.raw.write(text) || this.closed) return undefined;
+    return this.drained();
+  }
+
+  private async drained(): Promise<void> {
+    // Whichever comes first; the other listener is removed by the abort.
+    const done = new AbortController();
+    const signal = done.signal;
+    try {
+      await Promise.race([
+        once(this.raw, "drain", { signal }),
+        once(this.raw, "close", { signal }),
+      ]);
+    } finally {
+      done.abort();
     }
   }
 
