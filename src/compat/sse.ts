@@ -8,12 +8,15 @@ import type { SseFrame } from "./run-output.js";
  * hooks set (security headers, rate-limit headers) go out with its own, a
  * slow reader holds the run back (backpressure) instead of filling memory,
  * and writes after the client left are dropped. What one event-loop turn
- * writes leaves in one write to the socket, at the end of that turn: the
- * headers with the first frame, a run that ends at once as one packet,
- * and each upstream chunk as soon as it was translated.
+ * sends leaves as one string in one socket write at the end of that turn:
+ * the headers with the first frame, a run that ends at once as one packet
+ * (with the end of the response), and each upstream chunk as soon as it
+ * was translated.
  */
 export class SseWriter {
   private readonly raw;
+  // The frames of this turn, written as one string at its end.
+  private pending = "";
   private flushing: NodeJS.Immediate | undefined;
 
   constructor(reply: FastifyReply, headers: OutgoingHttpHeaders = {}) {
@@ -38,26 +41,40 @@ export class SseWriter {
   }
 
   /**
-   * send writes frames; when the client reads slower than the run produces
-   * it returns a promise to wait for (drained or gone), else undefined, so a
-   * stream that keeps up costs no promise per chunk.
+   * send queues frames for this turn's write; when the client reads slower
+   * than the run produces it returns a promise to wait for (drained or
+   * gone), else undefined, so a stream that keeps up costs no promise per
+   * chunk.
    */
   send(frames: readonly SseFrame[]): Promise<void> | undefined {
     if (frames.length === 0 || this.closed) return undefined;
-    let text = "";
     for (const f of frames) {
-      if (f.event !== undefined) text += `event: ${f.event}\n`;
-      text += `data: ${f.data}\n\n`;
+      if (f.event !== undefined) this.pending += `event: ${f.event}\n`;
+      this.pending += `data: ${f.data}\n\n`;
     }
-    if (this.flushing === undefined) {
-      this.raw.cork();
-      this.flushing = setImmediate(() => {
-        this.flushing = undefined;
-        this.raw.uncork();
-      });
-    }
-    if (this.raw.write(text) || this.closed) return undefined;
+    this.flushing ??= setImmediate(() => this.flush());
+    if (!this.raw.writableNeedDrain) return undefined;
     return this.drained();
+  }
+
+  /** end finishes the response with what is still queued. */
+  end(): void {
+    if (this.flushing !== undefined) {
+      clearImmediate(this.flushing);
+      this.flushing = undefined;
+    }
+    const rest = this.pending;
+    this.pending = "";
+    if (this.closed) return;
+    if (rest === "") this.raw.end();
+    else this.raw.end(rest);
+  }
+
+  private flush(): void {
+    this.flushing = undefined;
+    const text = this.pending;
+    this.pending = "";
+    if (text !== "" && !this.closed) this.raw.write(text);
   }
 
   private async drained(): Promise<void> {
@@ -72,15 +89,5 @@ export class SseWriter {
     } finally {
       done.abort();
     }
-  }
-
-  /** end finishes the response (and sends what is corked). */
-  end(): void {
-    if (this.flushing !== undefined) {
-      clearImmediate(this.flushing);
-      this.flushing = undefined;
-      this.raw.uncork();
-    }
-    if (!this.closed) this.raw.end();
   }
 }
