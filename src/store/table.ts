@@ -90,6 +90,11 @@ export class Table<Desc extends DescMessage> {
     };
   }
 
+  /** putBytesOp is putOp for a record already encoded (by a hand-written encoder that matches toBinary). */
+  putBytesOp(key: string, bytes: Uint8Array): WriteOp {
+    return { type: "put", ns: this.ns, key, value: bytes };
+  }
+
   /** delOp is a delete for an atomic Store.write batch. */
   delOp(key: string): WriteOp {
     return { type: "del", ns: this.ns, key };
