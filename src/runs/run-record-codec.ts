@@ -7,6 +7,7 @@ import {
   type ToolCall,
   type Usage,
 } from "../../gen/palyra/run/v1/run_pb.js";
+import { PalyraError } from "../core/index.js";
 import {
   RunRecordSchema,
   type RunRecord,
@@ -51,7 +52,10 @@ export function encodeRunRecord(record: RunRecord): Uint8Array {
   if (irregular) return toBinary(RunRecordSchema, record);
   const bytes = Buffer.allocUnsafe(size);
   if (writeRecord(bytes, 0, record) !== size)
-    throw new Error("encodeRunRecord: size pass and write pass disagree");
+    throw new PalyraError(
+      "internal",
+      "encodeRunRecord: its size pass and write pass disagree",
+    );
   return bytes;
 }
 
