@@ -89,7 +89,7 @@ export class AnthropicProvider implements ModelProvider {
             }
           : { "x-api-key": credential.secret };
     const events = await openEventStream(
-      this.options.fetch,
+      this.options,
       {
         provider: "anthropic",
         url: joinUrl(this.options.baseUrl, "messages"),

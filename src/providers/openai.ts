@@ -51,7 +51,7 @@ export class OpenAiProvider implements ModelProvider {
     signal: AbortSignal,
   ): Promise<AsyncIterable<ProviderEvent>> {
     const events = await openEventStream(
-      this.options.fetch,
+      this.options,
       {
         provider: "openai",
         url: joinUrl(this.options.baseUrl, "chat/completions"),

@@ -2,6 +2,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { PalyraError } from "../core/index.js";
 import type { FetchLike } from "../profiles/index.js";
 import { networkError, statusError } from "./upstream-errors.js";
+import type { StreamFetch } from "./http-fetch.js";
 import type { Credential, ProviderName } from "./types.js";
 
 /** DEFAULT_UPSTREAM_TIMEOUT_MS bounds the wait for an upstream's answer, and each silence in its stream. */
@@ -10,6 +11,8 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 120_000;
 /** UpstreamOptions are how a network provider reaches its API; injected so tests use a local fake. */
 export interface UpstreamOptions {
   fetch: FetchLike;
+  /** The model calls' network without the WHATWG layer (createHttpFetch's); without it model calls use `fetch`. */
+  stream?: StreamFetch | undefined;
   baseUrl: string;
   /** See DEFAULT_UPSTREAM_TIMEOUT_MS. */
   timeoutMs?: number;
@@ -33,7 +36,7 @@ export interface UpstreamPost {
  * read) at once, and the iteration then throws the signal's reason.
  */
 export async function openEventStream(
-  fetch: FetchLike,
+  network: Pick<UpstreamOptions, "fetch" | "stream">,
   post: UpstreamPost,
   signal: AbortSignal,
 ): Promise<AsyncIterable<EventSourceMessage>> {
@@ -53,30 +56,28 @@ export async function openEventStream(
     watchdog.stop();
     signal.removeEventListener("abort", onAbort);
   };
-  let res: Response;
+  const headers = {
+    "content-type": "application/json",
+    accept: "text/event-stream",
+    ...post.headers,
+  };
+  const body = JSON.stringify(post.body);
+  let source: BodySource;
   try {
-    res = await fetch(post.url, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "text/event-stream",
-        ...post.headers,
-      },
-      body: JSON.stringify(post.body),
-      signal: controller.signal,
-    });
+    source =
+      network.stream === undefined
+        ? await viaFetch(network.fetch, post, headers, body, controller.signal)
+        : await viaStream(network.stream, post, headers, body, controller);
   } catch (e) {
     done();
-    throw failure(post.provider, controller.signal, signal, e);
-  }
-  if (!res.ok) {
-    done();
-    throw await statusError(post.provider, res, post.credential);
+    throw e instanceof PalyraError && !signal.aborted
+      ? e
+      : failure(post.provider, controller.signal, signal, e);
   }
   watchdog.kick();
   return readEvents(
     post.provider,
-    res,
+    source,
     controller.signal,
     signal,
     watchdog,
@@ -84,9 +85,66 @@ export async function openEventStream(
   );
 }
 
+// A 2xx answer's body: its chunks, and how to drop the connection early.
+interface BodySource {
+  chunks: AsyncIterable<Uint8Array>;
+  cancel(): Promise<void>;
+}
+
+// The WHATWG path: any FetchLike (the global fetch, a test's).
+async function viaFetch(
+  fetch: FetchLike,
+  post: UpstreamPost,
+  headers: Record<string, string>,
+  body: string,
+  signal: AbortSignal,
+): Promise<BodySource> {
+  const res = await fetch(post.url, { method: "POST", headers, body, signal });
+  if (!res.ok) throw await statusError(post.provider, res, post.credential);
+  const reader = (res.body as ReadableStream<Uint8Array> | null)?.getReader();
+  async function* chunks(): AsyncIterable<Uint8Array> {
+    if (reader === undefined) return;
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) return;
+      yield chunk.value;
+    }
+  }
+  return {
+    chunks: chunks(),
+    cancel: async () => {
+      await reader?.cancel().catch(() => undefined);
+    },
+  };
+}
+
+// The Node path (createHttpFetch's stream): the body as it arrives.
+async function viaStream(
+  stream: StreamFetch,
+  post: UpstreamPost,
+  headers: Record<string, string>,
+  body: string,
+  controller: AbortController,
+): Promise<BodySource> {
+  const answer = await stream(post.url, {
+    headers,
+    body,
+    signal: controller.signal,
+  });
+  if (answer.status < 200 || answer.status > 299)
+    throw await statusError(post.provider, answer.response(), post.credential);
+  return {
+    chunks: answer.body,
+    cancel: () => {
+      answer.body.destroy();
+      return Promise.resolve();
+    },
+  };
+}
+
 async function* readEvents(
   provider: ProviderName,
-  res: Response,
+  source: BodySource,
   own: AbortSignal,
   caller: AbortSignal,
   watchdog: Watchdog,
@@ -94,28 +152,25 @@ async function* readEvents(
 ): AsyncIterable<EventSourceMessage> {
   const queue: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (e) => queue.push(e) });
-  const reader = (res.body as ReadableStream<Uint8Array> | null)?.getReader();
   const decoder = new TextDecoder();
+  let ended = false;
   try {
-    if (reader === undefined) return;
-    for (;;) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        chunk = await reader.read();
-      } catch (e) {
-        throw failure(provider, own, caller, e);
+    try {
+      for await (const chunk of source.chunks) {
+        watchdog.kick();
+        parser.feed(decoder.decode(chunk, { stream: true }));
+        while (queue.length > 0) yield queue.shift()!;
       }
-      if (chunk.done) break;
-      watchdog.kick();
-      parser.feed(decoder.decode(chunk.value, { stream: true }));
-      while (queue.length > 0) yield queue.shift()!;
+    } catch (e) {
+      throw failure(provider, own, caller, e);
     }
+    ended = true;
     parser.feed(decoder.decode());
     while (queue.length > 0) yield queue.shift()!;
   } finally {
     done();
     // Stopped early (cancel, or the consumer went away): close the connection.
-    if (reader !== undefined) await reader.cancel().catch(() => undefined);
+    if (!ended) await source.cancel();
   }
 }
 
@@ -144,7 +199,11 @@ class Watchdog {
   }
 
   kick(): void {
-    this.stop();
+    // refresh() restarts the same timer: no new one per chunk.
+    if (this.timer !== undefined) {
+      this.timer.refresh();
+      return;
+    }
     this.timer = setTimeout(this.onExpire, this.ms);
     this.timer.unref();
   }

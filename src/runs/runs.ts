@@ -87,6 +87,7 @@ export function createRuns(deps: RunsDeps): Runs {
   const fetch = deps.fetch ?? http!.fetch;
   const upstream = (baseUrl: string) => ({
     fetch,
+    stream: http?.stream,
     baseUrl,
     ...(deps.upstreamTimeoutMs === undefined
       ? {}
