@@ -57,26 +57,25 @@ export async function startRun(
   reply: FastifyReply,
   request: RunRequest,
 ): Promise<StartedRun> {
-  // One signal for both reasons to stop (AbortSignal.any costs more per
-  // request than a listener): the client left, or the daemon shuts down.
-  const stop = new AbortController();
+  // The daemon shutting down reaches the run through the shutdown signal; a
+  // client that leaves, through the run's cancel, bound as soon as the run
+  // exists (no AbortController of our own per request).
   let gone = false;
-  const onShutdown = (): void => stop.abort();
+  let cancel: (() => void) | undefined;
   reply.raw.once("close", () => {
-    shutdown.removeEventListener("abort", onShutdown);
     if (reply.raw.writableFinished) return;
     gone = true;
-    stop.abort();
+    cancel?.();
   });
-  if (shutdown.aborted) stop.abort();
-  else shutdown.addEventListener("abort", onShutdown, { once: true });
-  const signal = stop.signal;
   // The daemon's own share of the answer: auth, body parsing, validation and
   // translation, until the run is handed to the engine.
   void reply.header(OVERHEAD_HEADER, reply.elapsedTime.toFixed(3));
   let handle: RunHandle;
   try {
-    handle = await engine.start(runCallerOf(req), request, signal);
+    handle = await engine.start(runCallerOf(req), request, shutdown, (c) => {
+      cancel = c;
+      if (gone) c();
+    });
   } catch (e) {
     throw e instanceof PalyraError ? withField(e) : e;
   }

@@ -107,6 +107,7 @@ export class Engine implements RunEngine {
     caller: RunCaller,
     request: RunRequest,
     signal: AbortSignal,
+    bindCancel?: (cancel: () => void) => void,
   ): Promise<RunHandle> {
     const { deps } = this;
     checkRequest(request);
@@ -146,6 +147,7 @@ export class Engine implements RunEngine {
     const onAbort = (): void => controller.abort(CANCELLED);
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
+    bindCancel?.(onAbort);
     this.live.set(runId, controller);
     let ended!: () => void;
     const ending = new Promise<void>((resolve) => (ended = resolve));

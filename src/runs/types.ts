@@ -190,13 +190,17 @@ export interface RunPage {
  * failed_precondition (no auth profile for the provider: how to add one) or
  * failed_precondition (credential rejected: "the profile
  * needs attention"), resource_exhausted (provider 429, with retry-after),
- * unavailable (5xx, reset, timeout). Aborting `signal` cancels the run.
+ * unavailable (5xx, reset, timeout). Aborting `signal` cancels the run;
+ * `bindCancel`, when given, receives the run's cancel as soon as the run
+ * exists (before `start` resolves), for a reason to stop that is not a
+ * signal (a client that left), without a second AbortController per run.
  */
 export interface RunEngine {
   start(
     caller: RunCaller,
     request: RunRequest,
     signal: AbortSignal,
+    bindCancel?: (cancel: () => void) => void,
   ): Promise<RunHandle>;
   /** getRun reads a recorded run; not_found unless `caller` ran it or `readAll` (the caller may read every run). */
   getRun(
