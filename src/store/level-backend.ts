@@ -37,6 +37,9 @@ const SEQUENCE_KEY = "version_sequence";
  * LevelBackend, so that several handles on one database (replicas in tests)
  * share it.
  */
+const INT64_MAX = 0x7fffffffffffffffn;
+const INT64_MIN = -0x8000000000000000n;
+
 const commits = new WeakMap<object, GroupCommit>();
 
 /** LevelBackend implements the storage contract on any abstract-level database, one sublevel per namespace. */
@@ -191,6 +194,13 @@ export class LevelBackend implements KvBackend {
                 ? undefined
                 : decodeCounters(decodeValue(raw).value, delta.length, op.ns);
             const next = delta.map((d, j) => (current?.[j] ?? 0n) + d);
+            // Stored as 8 signed bytes each: refused, not wrapped (as on
+            // PostgreSQL, whose bigint refuses it too).
+            if (next.some((n) => n > INT64_MAX || n < INT64_MIN))
+              throw new PalyraError(
+                "invalid_argument",
+                `a counter would leave the 64-bit range (${op.ns}); nothing was written`,
+              );
             counters.push(next);
             return [{ ...at, raw: encodeValue(encodeCounters(next), version) }];
           }

@@ -238,6 +238,25 @@ for (const backend of backends) {
       );
     });
 
+    it("a counter that would leave the 64-bit range is refused, not wrapped, and the batch writes nothing", async () => {
+      const { a } = await replicas();
+      const t = a.table("runs", AuditHeadSchema);
+      const max = 0x7fffffffffffffffn;
+      await a.write([add("big", max - 1n), add("vec", [0n, -max])]);
+      for (const ops of [
+        [t.putOp("never", head(1)), add("big", 2n)],
+        [add("vec", [1n, -2n])],
+      ])
+        await assert.rejects(
+          a.write(ops),
+          palyraError("invalid_argument", /64-bit range/),
+        );
+      assert.equal(await a.counter("usage", "big"), max - 1n);
+      assert.deepEqual(await a.counters("usage", "vec", 2), [0n, -max]);
+      assert.equal(await t.get("never"), undefined);
+      assert.equal(await a.add("usage", "big", 1n), max);
+    });
+
     it("a vector of one is the scalar counter, byte for byte", async () => {
       const { a, b, db } = await replicas();
       await a.write([add("vec", [5n])]);
