@@ -169,6 +169,9 @@ export class Engine implements RunEngine {
       await deps.instance
         .held()
         .then(() => deps.records.create(this.record(run.run)))
+        .then((version) => {
+          run.startVersion = version;
+        })
         .catch((e: unknown) => {
           release();
           throw e;
@@ -183,7 +186,10 @@ export class Engine implements RunEngine {
           .held()
           .then(() => deps.records.create(this.record(run.run), false))
           .then(
-            () => undefined,
+            (version) => {
+              run.startVersion = version;
+              return undefined;
+            },
             (e: unknown) => {
               const error = this.publicError(e, run.run);
               controller.abort(error);
@@ -355,7 +361,7 @@ export class Engine implements RunEngine {
       await this.deps.records.finish(
         this.record(final),
         run.usage,
-        started !== undefined,
+        started === undefined ? undefined : run.startVersion,
       );
     } catch (e) {
       this.deps.log?.error(

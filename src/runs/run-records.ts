@@ -10,6 +10,7 @@ import {
 import { PalyraError, isPalyraError, pageSize } from "../core/index.js";
 import {
   ABSENT,
+  retryOnConflict,
   type Store,
   type Table,
   type WriteOp,
@@ -80,20 +81,18 @@ export class RunRecords {
    * its instance (record.replicaId); already_exists when a caller-picked
    * id is taken. An id the engine drew (a ULID: its millisecond and 80
    * random bits) is unique without asserting it, which spares a read.
+   * Resolves with the start record's version, which its end asserts.
    */
-  async create(record: RunRecord, idPicked = true): Promise<void> {
+  async create(record: RunRecord, idPicked = true): Promise<bigint> {
     const run = record.run!;
     const puts = [
       ...this.putOps(record),
       this.live.putOp(record.replicaId, run.runId),
     ];
-    if (!idPicked) {
-      await this.writes.write(puts, new Map());
-      return;
-    }
+    if (!idPicked) return await this.writes.write(puts, new Map());
     try {
       // A picked id's check is a promise to its caller: synced, on its own.
-      await this.store.write([
+      return await this.store.write([
         this.table.checkOp(idKey(run.runId), ABSENT),
         ...puts,
       ]);
@@ -111,18 +110,51 @@ export class RunRecords {
    * finish writes a run's record again (its end) and, for a run under an API
    * token, adds its usage to that token's counters, in one batch: a run is
    * counted exactly when its end is recorded. Only the replica running it
-   * writes it. `started`: its start was written (create), so its live mark
-   * goes in the same batch; a run with no start record has none.
+   * writes it. `startVersion`: the version of its start record (create), so
+   * its live mark goes in the same batch and the end asserts that no
+   * sweeper ended the run meanwhile; a run with no start record has none.
    */
   async finish(
     record: RunRecord,
     usage: Usage | undefined,
-    started: boolean,
+    startVersion: bigint | undefined,
   ): Promise<void> {
     const run = record.run!;
     const puts = this.putOps(record);
-    if (started) puts.push(this.live.delOp(record.replicaId, run.runId));
-    await this.writes.write(puts, usageMoves(run.apiTokenId, usage));
+    const moves = usageMoves(run.apiTokenId, usage);
+    if (startVersion === undefined) {
+      await this.writes.write(puts, moves);
+      return;
+    }
+    puts.push(this.live.delOp(record.replicaId, run.runId));
+    const key = idKey(run.runId);
+    const adds = (runs: bigint): WriteOp[] =>
+      [...moves].map(([k, [, ...tokens]]) => ({
+        type: "add",
+        ns: "usage",
+        key: k,
+        delta: [runs, ...tokens],
+      }));
+    try {
+      await this.store.write(
+        [this.table.checkOp(key, startVersion), ...puts, ...adds(1n)],
+        RELAXED,
+      );
+      return;
+    } catch (e) {
+      if (!isPalyraError(e, "aborted")) throw e;
+    }
+    // A sweeper took this replica for stopped (it stalled longer than its
+    // liveness lease) and ended the run FAILED, counting it with no tokens.
+    // The real end stands over that record; only its tokens are left to
+    // count, so the run is counted once.
+    await retryOnConflict(async () => {
+      const now = await this.table.getEntry(key);
+      await this.store.write(
+        [this.table.checkOp(key, now?.version ?? ABSENT), ...puts, ...adds(0n)],
+        RELAXED,
+      );
+    });
   }
 
   /**

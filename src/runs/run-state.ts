@@ -23,6 +23,8 @@ export class RunState {
   finishReason: FinishReason | undefined;
   /** When the run's start is written; see StartRecord. */
   start = new StartRecord();
+  /** The start record's version once written: its end asserts it. */
+  startVersion: bigint | undefined;
 
   constructor(
     readonly run: Run,

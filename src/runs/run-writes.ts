@@ -7,7 +7,7 @@ export type CounterMoves = Map<string, readonly bigint[]>;
 interface Waiting {
   puts: readonly WriteOp[];
   counters: CounterMoves;
-  resolve: () => void;
+  resolve: (version: bigint) => void;
   reject: (e: unknown) => void;
 }
 
@@ -30,9 +30,9 @@ export class RunWrites {
     private readonly options: WriteOptions,
   ) {}
 
-  /** write puts the records and moves the counters in this turn's batch; resolves once it is written. */
-  write(puts: readonly WriteOp[], counters: CounterMoves): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /** write puts the records and moves the counters in this turn's batch; resolves with its version once it is written. */
+  write(puts: readonly WriteOp[], counters: CounterMoves): Promise<bigint> {
+    return new Promise<bigint>((resolve, reject) => {
       this.waiting.push({ puts, counters, resolve, reject });
       this.scheduled ??= setImmediate(() => void this.flush());
     });
@@ -54,8 +54,8 @@ export class RunWrites {
       const ops: WriteOp[] = batch.flatMap((w) => w.puts);
       for (const [key, delta] of sums)
         ops.push({ type: "add", ns: this.counterNs, key, delta });
-      await this.store.write(ops, this.options);
-      for (const w of batch) w.resolve();
+      const version = await this.store.write(ops, this.options);
+      for (const w of batch) w.resolve(version);
     } catch (e) {
       for (const w of batch) w.reject(e);
     }

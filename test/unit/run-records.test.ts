@@ -180,7 +180,9 @@ describe("run records (memory store)", () => {
       const record = await records.get(runId);
       record!.run!.apiTokenId = tokenId;
       record!.run!.status = RunStatus.DONE;
-      await records.finish(record!, usage, true);
+      // No start version: ends batched by turn (a started run's end
+      // asserts its start, on its own; see runs-sweeper.test.ts).
+      await records.finish(record!, usage, undefined);
     };
     const [r1, r2, r3, r4] = await Promise.all(
       [0, 1, 2, 3].map((i) => add("p", T0 + i, RunStatus.IN_PROGRESS)),
@@ -233,7 +235,7 @@ describe("run records (memory store)", () => {
     await records.finish(
       record!,
       { promptTokens: 1, completionTokens: 2 },
-      true,
+      undefined,
     );
     assert.deepEqual(await records.usageOf("old"), {
       runs: 5n,

@@ -77,9 +77,11 @@ async function setup(options: { maxRunsPerSweep?: number } = {}) {
       maxRunsPerSweep: options.maxRunsPerSweep,
     });
   /** started records a run in progress on `instance`, as its start record does. */
+  // The version of each run's start record, as the engine keeps it.
+  const startVersions = new Map<string, bigint>();
   const started = async (instance: string, apiTokenId = "") => {
     const runId = newRunId(clock.now(), cryptoRandomBytes);
-    await records.create(
+    const version = await records.create(
       create(RunRecordSchema, {
         run: create(RunSchema, {
           runId,
@@ -94,6 +96,7 @@ async function setup(options: { maxRunsPerSweep?: number } = {}) {
       }),
       false,
     );
+    startVersions.set(runId, version);
     return runId;
   };
   /** live takes (or renews) an instance's liveness lease now. */
@@ -107,6 +110,7 @@ async function setup(options: { maxRunsPerSweep?: number } = {}) {
     leases,
     sweeperOf,
     started,
+    startVersions,
     live,
   };
 }
@@ -179,7 +183,8 @@ describe("run sweeper (memory store)", () => {
   });
 
   it("never overwrites a run that ended between the sweeper's read and its write", async () => {
-    const { clock, backend, records, sweeperOf, started, live } = await setup();
+    const { clock, backend, records, sweeperOf, started, startVersions, live } =
+      await setup();
     await live(DEAD);
     const runId = await started(DEAD);
     clock.advance(TTL + 1);
@@ -191,7 +196,7 @@ describe("run sweeper (memory store)", () => {
         const record = (await records.get(runId))!;
         record.run!.status = RunStatus.DONE;
         record.run!.outputText = "the real answer";
-        await records.finish(record, undefined, true);
+        await records.finish(record, undefined, startVersions.get(runId));
       },
     };
 
@@ -203,6 +208,36 @@ describe("run sweeper (memory store)", () => {
     assert.deepEqual(await records.live.runsOf(DEAD, 10), []);
   });
 
+  it("a run swept while its replica only stalled: its real end stands, counted once with its tokens", async () => {
+    const { clock, records, sweeperOf, started, startVersions, live } =
+      await setup();
+    await live(DEAD);
+    const runId = await started(DEAD, "tok1");
+    clock.advance(TTL + 1);
+    assert.equal(await sweeperOf("replica-c", SELF).sweep(), 1);
+    assert.equal(statusOf(await records.get(runId)), RunStatus.FAILED);
+
+    // The stalled replica wakes and writes the run's real end.
+    const record = (await records.get(runId))!;
+    record.run!.status = RunStatus.DONE;
+    record.run!.error = undefined;
+    record.run!.outputText = "the real answer";
+    await records.finish(
+      record,
+      { promptTokens: 12, completionTokens: 5 },
+      startVersions.get(runId),
+    );
+    const ended = await records.get(runId);
+    assert.equal(statusOf(ended), RunStatus.DONE);
+    assert.equal(ended?.run?.outputText, "the real answer");
+    assert.deepEqual(await records.usageOf("tok1"), {
+      runs: 1n,
+      promptTokens: 12n,
+      completionTokens: 5n,
+    });
+    assert.deepEqual(await records.live.runsOf(DEAD, 10), []);
+  });
+
   it("drops a stale live mark whose run has already ended, failing nothing", async () => {
     const { clock, records, sweeperOf, started, live } = await setup();
     await live(DEAD);
@@ -210,7 +245,7 @@ describe("run sweeper (memory store)", () => {
     const record = (await records.get(runId))!;
     record.run!.status = RunStatus.DONE;
     // An end written without dropping the mark (as if the batch had lost it).
-    await records.finish(record, undefined, false);
+    await records.finish(record, undefined, undefined);
     clock.advance(TTL + 1);
 
     assert.equal(await sweeperOf("replica-c", SELF).sweep(), 0);
