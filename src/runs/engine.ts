@@ -166,36 +166,24 @@ export class Engine implements RunEngine {
     // written once. A run whose start cannot be written does not go on (its
     // upstream request is aborted) and ends failed.
     if (request.runId !== undefined)
-      await deps.instance
-        .held()
-        .then(() => deps.records.create(this.record(run.run)))
-        .then((version) => {
-          run.startVersion = version;
-        })
-        .catch((e: unknown) => {
-          release();
-          throw e;
-        });
+      await this.recordStart(run, true).catch((e: unknown) => {
+        release();
+        throw e;
+      });
     const opening = provider.open(
       { model: route.model, request, credential },
       controller.signal,
     );
     if (request.runId === undefined)
       run.start = new StartRecord(() =>
-        deps.instance
-          .held()
-          .then(() => deps.records.create(this.record(run.run), false))
-          .then(
-            (version) => {
-              run.startVersion = version;
-              return undefined;
-            },
-            (e: unknown) => {
-              const error = this.publicError(e, run.run);
-              controller.abort(error);
-              return error;
-            },
-          ),
+        this.recordStart(run, false).then(
+          () => undefined,
+          (e: unknown) => {
+            const error = this.publicError(e, run.run);
+            controller.abort(error);
+            return error;
+          },
+        ),
       );
     let stream: AsyncIterable<ProviderEvent>;
     try {
@@ -278,6 +266,16 @@ export class Engine implements RunEngine {
   private record(run: Run) {
     const replicaId = this.deps.instance.instanceId;
     return runRecordOf(run, replicaId);
+  }
+
+  // Writes a run's start once this instance's liveness lease is held, and
+  // keeps the record's version for its end to assert.
+  private async recordStart(run: RunState, idPicked: boolean): Promise<void> {
+    await this.deps.instance.held();
+    run.startVersion = await this.deps.records.create(
+      this.record(run.run),
+      idPicked,
+    );
   }
 
   // The run's events: statuses, the provider's events, then (after the
