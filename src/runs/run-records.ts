@@ -1,4 +1,3 @@
-import { create } from "@bufbuild/protobuf";
 import {
   RunStatus as RunStatusProto,
   type RunStatus,
@@ -17,6 +16,7 @@ import {
   type WriteOptions,
 } from "../store/index.js";
 import { LiveRuns } from "./live-runs.js";
+import { runRecordOf } from "./run-messages.js";
 import { encodeRunRecord } from "./run-record-codec.js";
 import { parseRunId, timeKey } from "./run-ids.js";
 import { runOf, storedRunOf } from "./run-view.js";
@@ -128,16 +128,9 @@ export class RunRecords {
     }
     puts.push(this.live.delOp(record.replicaId, run.runId));
     const key = idKey(run.runId);
-    const adds = (runs: bigint): WriteOp[] =>
-      [...moves].map(([k, [, ...tokens]]) => ({
-        type: "add",
-        ns: "usage",
-        key: k,
-        delta: [runs, ...tokens],
-      }));
     try {
       await this.store.write(
-        [this.table.checkOp(key, startVersion), ...puts, ...adds(1n)],
+        [this.table.checkOp(key, startVersion), ...puts, ...addOps(moves)],
         RELAXED,
       );
       return;
@@ -148,10 +141,15 @@ export class RunRecords {
     // liveness lease) and ended the run FAILED, counting it with no tokens.
     // The real end stands over that record; only its tokens are left to
     // count, so the run is counted once.
+    const tokensOnly = addOps(usageMoves(run.apiTokenId, usage, 0n));
     await retryOnConflict(async () => {
       const now = await this.table.getEntry(key);
       await this.store.write(
-        [this.table.checkOp(key, now?.version ?? ABSENT), ...puts, ...adds(0n)],
+        [
+          this.table.checkOp(key, now?.version ?? ABSENT),
+          ...puts,
+          ...tokensOnly,
+        ],
         RELAXED,
       );
     });
@@ -180,20 +178,19 @@ export class RunRecords {
       entry?.value.replicaId === instanceId;
     const ops: WriteOp[] = [check, drop];
     if (inProgress) {
-      const failed = create(RunRecordSchema, {
-        run: runOf({
+      const failed = runRecordOf(
+        runOf({
           ...storedRunOf(run),
           status: "failed",
           endedAtMs: nowMs,
           errorCode: "unavailable",
           errorMessage: STOPPED_MESSAGE,
         }),
-        replicaId: instanceId,
-      });
+        instanceId,
+      );
       ops.push(...this.putOps(failed));
       // Counted as ended; its tokens are unknown (its replica had them).
-      for (const [key, delta] of usageMoves(run.apiTokenId, undefined))
-        ops.push({ type: "add", ns: "usage", key, delta });
+      ops.push(...addOps(usageMoves(run.apiTokenId, undefined)));
     }
     try {
       await this.store.write(ops, RELAXED);
@@ -338,22 +335,33 @@ function usageKey(apiTokenId: string): string {
 }
 
 // A run's usage move under its API token (none without one): the run
-// itself and its tokens.
+// itself (`runs`: 1, or 0 when it was counted already) and its tokens.
 function usageMoves(
   apiTokenId: string,
   usage: Usage | undefined,
+  runs = 1n,
 ): CounterMoves {
   if (apiTokenId === "") return new Map<string, readonly bigint[]>();
   return new Map<string, readonly bigint[]>([
     [
       usageKey(apiTokenId),
       [
-        1n,
+        runs,
         BigInt(usage?.promptTokens ?? 0),
         BigInt(usage?.completionTokens ?? 0),
       ],
     ],
   ]);
+}
+
+// Counter moves as the `add` ops of a store batch.
+function addOps(moves: CounterMoves): WriteOp[] {
+  return [...moves].map(([key, delta]) => ({
+    type: "add",
+    ns: "usage",
+    key,
+    delta,
+  }));
 }
 
 function idKey(runId: string): string {
