@@ -37,10 +37,11 @@ const SEQUENCE_KEY = "version_sequence";
  * LevelBackend, so that several handles on one database (replicas in tests)
  * share it.
  */
+const commits = new WeakMap<object, GroupCommit>();
+
+// A counter's range: each number is stored as 8 signed bytes.
 const INT64_MAX = 0x7fffffffffffffffn;
 const INT64_MIN = -0x8000000000000000n;
-
-const commits = new WeakMap<object, GroupCommit>();
 
 /** LevelBackend implements the storage contract on any abstract-level database, one sublevel per namespace. */
 export class LevelBackend implements KvBackend {
@@ -151,12 +152,6 @@ export class LevelBackend implements KvBackend {
     const accepted = await this.commit.exclusive(async () => {
       const era = this.commit.era;
       const reads = await this.currentOf(ops);
-      // Keys this batch checks or counts: hot, so the commit remembers them.
-      const read = new Set(
-        ops
-          .filter((op) => op.type === "check" || op.type === "add")
-          .map((op) => `${op.ns}\u0000${op.key}`),
-      );
       ops.forEach((op, i) => {
         if (op.type !== "check") return;
         const raw = reads[i];
@@ -171,13 +166,17 @@ export class LevelBackend implements KvBackend {
       const changes = ops.filter((op) => op.type !== "check");
       if (changes.length === 0) return undefined;
       const version = await this.nextVersion();
+      const checks = ops.filter((op) => op.type === "check");
       const counters: bigint[][] = [];
       const levelChanges = ops.flatMap((op, i): LevelChange[] => {
         const at = {
           ns: op.ns,
           sublevel: this.sub(op.ns),
           key: op.key,
-          read: read.has(`${op.ns}\u0000${op.key}`),
+          // Keys this batch counts or checks are hot: the commit keeps them.
+          read:
+            op.type === "add" ||
+            checks.some((c) => c.ns === op.ns && c.key === op.key),
         };
         switch (op.type) {
           case "check":
