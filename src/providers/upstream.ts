@@ -67,7 +67,13 @@ export async function openEventStream(
     source =
       network.stream === undefined
         ? await viaFetch(network.fetch, post, headers, body, controller.signal)
-        : await viaStream(network.stream, post, headers, body, controller);
+        : await viaStream(
+            network.stream,
+            post,
+            headers,
+            body,
+            controller.signal,
+          );
   } catch (e) {
     done();
     throw e instanceof PalyraError && !signal.aborted
@@ -124,13 +130,9 @@ async function viaStream(
   post: UpstreamPost,
   headers: Record<string, string>,
   body: string,
-  controller: AbortController,
+  signal: AbortSignal,
 ): Promise<BodySource> {
-  const answer = await stream(post.url, {
-    headers,
-    body,
-    signal: controller.signal,
-  });
+  const answer = await stream(post.url, { headers, body, signal });
   if (answer.status < 200 || answer.status > 299)
     throw await statusError(post.provider, answer.response(), post.credential);
   return {
