@@ -30,6 +30,7 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ttftSamples = Number(process.env.BENCH_TTFT_SAMPLES ?? 100);
 const upstreamDelayMs = Number(process.env.BENCH_UPSTREAM_DELAY_MS ?? 20);
+const ttftWarmup = Number(process.env.BENCH_TTFT_WARMUP ?? 10);
 
 const body = (stream: boolean, model = "echo"): string =>
   JSON.stringify({
@@ -68,6 +69,9 @@ async function fakeUpstream(): Promise<{ server: Server; url: string }> {
       }, upstreamDelayMs);
     });
   });
+  // Connections opened to it: a proxy keeping its connections alive opens a
+  // handful, not one per request.
+  server.on("connection", () => (upstreamConnections += 1));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return { server, url: `http://127.0.0.1:${port}/v1` };
@@ -115,6 +119,9 @@ const ttft = {
   daemon: [] as number[],
 };
 let overheadHeader: number[] = [];
+// Server CPU per time-to-first-token request: work, as opposed to waiting.
+const ttftCpuUs = { proxy: 0, daemon: 0 };
+let upstreamConnections = 0;
 try {
   upstream = await fakeUpstream();
   const daemon = await startChildDaemon({
@@ -219,16 +226,23 @@ try {
   const through = `${daemon.url}/v1/chat/completions`;
   const proxied = `${bare.url}/proxy/chat/completions`;
   const payload = body(true, "gpt-4o-mini");
-  for (let i = 0; i < 10; i++) {
+  for (let i = 0; i < ttftWarmup; i++) {
     await firstContentMs(direct, {}, payload);
     await firstContentMs(proxied, {}, payload);
     await firstContentMs(through, auth, payload);
   }
+  const cpuAtTtft = [await bare.cpuMicros(), await daemon.cpuMicros()];
   for (let i = 0; i < ttftSamples; i++) {
     ttft.direct.push(await firstContentMs(direct, {}, payload));
     ttft.proxy.push(await firstContentMs(proxied, {}, payload));
     ttft.daemon.push(await firstContentMs(through, auth, payload));
   }
+  ttftCpuUs.proxy = Math.round(
+    ((await bare.cpuMicros()) - cpuAtTtft[0]!) / Math.max(1, ttftSamples),
+  );
+  ttftCpuUs.daemon = Math.round(
+    ((await daemon.cpuMicros()) - cpuAtTtft[1]!) / Math.max(1, ttftSamples),
+  );
   overheadHeader = await Promise.all(
     Array.from({ length: 20 }, async () => {
       const res = await fetch(through, {
@@ -304,5 +318,9 @@ await writeResult("v1", {
     directP99Ms: pct(direct, 0.99),
     daemonP99Ms: pct(daemonTtft, 0.99),
     xPalyraOverheadMsP50: pct(headerSorted, 0.5),
+    serverCpuUsPerRequest: ttftCpuUs,
+    // Over the whole run: the time-to-first-token requests (direct, bare
+    // proxy and daemon), their warm-up and the x-palyra-overhead-ms probe.
+    upstreamConnections,
   },
 });

@@ -2,7 +2,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { PalyraError } from "../core/index.js";
 import type { FetchLike } from "../profiles/index.js";
 import { networkError, statusError } from "./upstream-errors.js";
-import type { StreamFetch } from "./http-fetch.js";
+import type { StreamAnswer, StreamFetch } from "./http-fetch.js";
 import type { Credential, ProviderName } from "./types.js";
 
 /** DEFAULT_UPSTREAM_TIMEOUT_MS bounds the wait for an upstream's answer, and each silence in its stream. */
@@ -136,12 +136,34 @@ async function viaStream(
   if (answer.status < 200 || answer.status > 299)
     throw await statusError(post.provider, answer.response(), post.credential);
   return {
-    chunks: answer.body,
+    // A readable's own iterator destroys it when the loop stops early,
+    // which would close the connection: cancel decides that instead.
+    chunks: answer.body.iterator({ destroyOnReturn: false }),
     cancel: () => {
-      answer.body.destroy();
+      drainOrDrop(answer.body);
       return Promise.resolve();
     },
   };
+}
+
+// How long a body the provider stopped reading may take to end before its
+// connection is dropped instead of kept.
+const DRAIN_MS = 250;
+
+// Providers stop reading at their protocol's last event (`[DONE]`,
+// `message_stop`), usually before the HTTP body has ended. Destroying the
+// body then would close a connection the agent could keep alive, so every
+// model call would pay a new TCP (and TLS) handshake: instead the rest is
+// read and discarded, and dropped only if it does not end soon. A run
+// cancelled by its caller never gets here with a live body: the abort
+// signal has already destroyed the request.
+function drainOrDrop(body: StreamAnswer["body"]): void {
+  if (body.destroyed || body.readableEnded) return;
+  body.resume();
+  if (body.complete) return;
+  const timer = setTimeout(() => body.destroy(), DRAIN_MS);
+  timer.unref();
+  body.once("close", () => clearTimeout(timer));
 }
 
 async function* readEvents(

@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createHttpFetch } from "../../src/providers/http-fetch.js";
 import {
   openEventStream,
@@ -21,6 +22,7 @@ describe("upstream event streams", () => {
   let base: string;
   // Resolved with each request's connection close, for the early-stop test.
   const closed: Promise<unknown>[] = [];
+  let connections = 0;
   before(async () => {
     server = createServer((req, res) => {
       closed.push(once(res, "close"));
@@ -38,6 +40,7 @@ describe("upstream event streams", () => {
         res.end("data: [DONE]\n\n");
       });
     });
+    server.on("connection", () => (connections += 1));
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -103,4 +106,26 @@ describe("upstream event streams", () => {
       await closed[before];
     });
   }
+
+  it("createHttpFetch: a call read to its last event leaves its connection for the next", async () => {
+    // Providers stop at `[DONE]` / `message_stop`, before the HTTP body has
+    // ended: that must not cost the next call a new connection (and, to a
+    // real API, a TLS handshake).
+    const network = { fetch: http.fetch, stream: http.stream };
+    const calls = async () => {
+      for (let i = 0; i < 3; i++) {
+        const events = await openEventStream(
+          network,
+          post("/ok"),
+          new AbortController().signal,
+        );
+        for await (const e of events) if (e.data === "[DONE]") break;
+        await sleep(20); // the drained body's end frees the socket
+      }
+    };
+    await calls(); // the pool may hold connections from the tests above
+    const before = connections;
+    await calls();
+    assert.equal(connections, before);
+  });
 });
