@@ -6,7 +6,12 @@ import { createInterface } from "node:readline";
 
 const REPO = new URL("../", import.meta.url);
 const BUILD = new URL("dist/bench-build/", REPO);
-const CHILDREN = ["daemon-child.ts", "bare-child.ts", "bare-v1-child.ts"];
+const CHILDREN = [
+  "daemon-child.ts",
+  "bare-child.ts",
+  "bare-v1-child.ts",
+  "upstream-child.ts",
+];
 let compiled = false;
 
 /**

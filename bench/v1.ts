@@ -5,15 +5,13 @@
  *    route answering the very bytes the daemon answered
  *    (bench/bare-v1-child.ts). Rounds alternate; the best round of each side
  *    is compared. Goal: rpsRatioToBare >= 0.8.
- * 2. Time to first token added by the daemon: a fake OpenAI upstream in this
- *    process streams after a fixed delay; time to the first content chunk
- *    straight from it, through a bare proxy in its own process (the hops
+ * 2. Time to first token added by the daemon: a fake OpenAI upstream in its
+ *    own process (bench/upstream-child.ts) streams after a fixed delay; time
+ *    to the first content chunk straight from it, through a bare proxy in its own process (the hops
  *    any proxy adds, bench/bare-v1-child.ts) and through the daemon (model
  *    gpt-4o-mini, an API-key profile pointing at it), one request at a time,
  *    alternating. Goal: p50 overhead under 2 ms. Nothing is asserted.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import {
   mintTokens,
   ratio,
@@ -43,39 +41,6 @@ const body = (stream: boolean, model = "echo"): string =>
       },
     ],
   });
-
-/** fakeUpstream is an OpenAI Chat Completions stream that starts after a fixed delay. */
-async function fakeUpstream(): Promise<{ server: Server; url: string }> {
-  const chunk = (delta: Record<string, unknown>, finish: string | null) =>
-    `data: ${JSON.stringify({
-      id: "chatcmpl-bench",
-      object: "chat.completion.chunk",
-      created: 0,
-      model: "gpt-4o-mini",
-      choices: [{ index: 0, delta, finish_reason: finish }],
-    })}\n\n`;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      setTimeout(() => {
-        res.writeHead(200, { "content-type": "text/event-stream" });
-        res.write(chunk({ role: "assistant", content: "hi" }, null));
-        res.write(chunk({ content: " there" }, null));
-        res.write(chunk({}, "stop"));
-        res.write(
-          `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: 0, model: "gpt-4o-mini", choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })}\n\n`,
-        );
-        res.end("data: [DONE]\n\n");
-      }, upstreamDelayMs);
-    });
-  });
-  // Connections opened to it: a proxy keeping its connections alive opens a
-  // handful, not one per request.
-  server.on("connection", () => (upstreamConnections += 1));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}/v1` };
-}
 
 /** firstContentMs is the time until a streamed response's first chunk with content. */
 async function firstContentMs(
@@ -111,7 +76,6 @@ const pct = (sorted: number[], p: number): number =>
   );
 
 const servers: ChildServer[] = [];
-let upstream: { server: Server; url: string } | undefined;
 const samples = new Map<string, LoadResult[]>();
 const ttft = {
   direct: [] as number[],
@@ -123,9 +87,13 @@ let overheadHeader: number[] = [];
 const ttftCpuUs = { proxy: 0, daemon: 0 };
 let upstreamConnections = 0;
 try {
-  upstream = await fakeUpstream();
+  const upstream = await startChild("./upstream-child.ts", {
+    BENCH_UPSTREAM_DELAY_MS: String(upstreamDelayMs),
+  });
+  servers.push(upstream);
+  const upstreamApi = `${upstream.url}/v1`;
   const daemon = await startChildDaemon({
-    PALYRA_MODEL_PROVIDER_OPENAI_BASE_URL: upstream.url,
+    PALYRA_MODEL_PROVIDER_OPENAI_BASE_URL: upstreamApi,
   });
   servers.push(daemon);
   // A token allows at most 10,000 requests a minute (REFERENCE.md): the
@@ -169,7 +137,7 @@ try {
   const bare = await startChild("./bare-v1-child.ts", {
     BENCH_V1_PLAIN: await capture(false),
     BENCH_V1_STREAM: await capture(true),
-    BENCH_V1_UPSTREAM: upstream.url,
+    BENCH_V1_UPSTREAM: upstreamApi,
   });
   servers.push(bare);
 
@@ -222,7 +190,7 @@ try {
   }
 
   // Time to first token, one request at a time, alternating.
-  const direct = `${upstream.url}/chat/completions`;
+  const direct = `${upstreamApi}/chat/completions`;
   const through = `${daemon.url}/v1/chat/completions`;
   const proxied = `${bare.url}/proxy/chat/completions`;
   const payload = body(true, "gpt-4o-mini");
@@ -254,9 +222,11 @@ try {
       return Number(res.headers.get("x-palyra-overhead-ms") ?? "NaN");
     }),
   );
+  const stats = await fetch(`${upstream.url}/stats`);
+  upstreamConnections = ((await stats.json()) as { connections: number })
+    .connections;
 } finally {
   await Promise.all(servers.map((s) => s.stop()));
-  upstream?.server.close();
 }
 
 const best = (key: string) => {

@@ -138,6 +138,8 @@ export async function streamRun(
 ): Promise<void> {
   const sse = new SseWriter(reply, { [RUN_ID_HEADER]: run.handle.runId });
   const outcome: RunOutcome = { status: "failed" };
+  // The first token leaves at once, not at the end of the turn.
+  let first = true;
   try {
     await sse.send(translator.open());
     for await (const e of run.handle.events) {
@@ -147,7 +149,8 @@ export async function streamRun(
       } else if (e.kind === "error") {
         outcome.error = e.error;
       } else {
-        const slow = sse.send(translator.event(e));
+        const slow = sse.send(translator.event(e), first);
+        first = false;
         if (slow !== undefined) await slow;
       }
     }

@@ -1,5 +1,5 @@
 import type { FastifyReply } from "fastify";
-import type { OutgoingHttpHeaders } from "node:http";
+import { ServerResponse, type OutgoingHttpHeaders } from "node:http";
 import { once } from "node:events";
 import type { SseFrame } from "./run-output.js";
 
@@ -9,12 +9,15 @@ import type { SseFrame } from "./run-output.js";
  * slow reader holds the run back (backpressure) instead of filling memory,
  * and writes after the client left are dropped. What one event-loop turn
  * sends leaves as one string in one socket write at the end of that turn:
- * the headers with the first frame, a run that ends at once as one packet
- * (with the end of the response), and each upstream chunk as soon as it
- * was translated.
+ * the headers with the first frames, and each upstream chunk as soon as it
+ * was translated. The first token is the exception: it leaves at once
+ * (`send(frames, true)`), since an upstream read may carry many events and
+ * the run's end, and the time to the first token is what a caller feels.
  */
 export class SseWriter {
   private readonly raw;
+  // HTTP/1.1 only: an HTTP/2 stream's socket is its session's, shared.
+  private readonly socket;
   // The frames of this turn, written as one string at its end.
   private pending = "";
   private flushing: NodeJS.Immediate | undefined;
@@ -23,6 +26,7 @@ export class SseWriter {
     const hooked = reply.getHeaders();
     reply.hijack();
     this.raw = reply.raw;
+    this.socket = this.raw instanceof ServerResponse ? this.raw.socket : null;
     this.raw.writeHead(200, {
       ...(hooked as OutgoingHttpHeaders),
       ...headers,
@@ -44,15 +48,20 @@ export class SseWriter {
    * send queues frames for this turn's write; when the client reads slower
    * than the run produces it returns a promise to wait for (drained or
    * gone), else undefined, so a stream that keeps up costs no promise per
-   * chunk.
+   * chunk. `now` writes them, and all queued before, at once.
    */
-  send(frames: readonly SseFrame[]): Promise<void> | undefined {
+  send(frames: readonly SseFrame[], now = false): Promise<void> | undefined {
     if (frames.length === 0 || this.closed) return undefined;
     for (const f of frames) {
       if (f.event !== undefined) this.pending += `event: ${f.event}\n`;
       this.pending += `data: ${f.data}\n\n`;
     }
-    this.flushing ??= setImmediate(() => this.flush());
+    if (now) {
+      this.flush();
+      // Node's response corks its socket until the next tick, which comes
+      // only once every queued microtask has run.
+      this.socket?.uncork();
+    } else this.flushing ??= setImmediate(() => this.flush());
     if (!this.raw.writableNeedDrain) return undefined;
     return this.drained();
   }
@@ -71,6 +80,7 @@ export class SseWriter {
   }
 
   private flush(): void {
+    if (this.flushing !== undefined) clearImmediate(this.flushing);
     this.flushing = undefined;
     const text = this.pending;
     this.pending = "";

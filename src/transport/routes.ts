@@ -164,7 +164,7 @@ export async function registerRoutes(
   });
   // Before any handler, auth on or off: a foreign Host is a rebinding attempt.
   app.addHook("onRequest", createHostCheck(deps.allowedHosts));
-  app.addHook("onRequest", async (req, reply) => {
+  app.addHook("onRequest", (req, reply, done) => {
     // Refuse an oversized body before reading it. gRPC keeps its own framing
     // (readMaxBytes answers RESOURCE_EXHAUSTED in the trailer).
     // A route may set its own limit (/v1 takes long prompts).
@@ -173,17 +173,17 @@ export async function registerRoutes(
     const grpc = String(req.headers["content-type"] ?? "").startsWith(
       "application/grpc",
     );
-    if (length > limit && !grpc) {
-      await refuse(
-        req,
-        reply,
-        new PalyraError(
-          "resource_exhausted",
-          `request body is ${length} bytes; the limit is ${limit}`,
-        ),
-        BODY_TOO_LARGE,
-      );
-    }
+    if (length <= limit || grpc) return done();
+    // A hook that answers does not call done.
+    void refuse(
+      req,
+      reply,
+      new PalyraError(
+        "resource_exhausted",
+        `request body is ${length} bytes; the limit is ${limit}`,
+      ),
+      BODY_TOO_LARGE,
+    );
   });
 
   registerSessionRestRoutes(
