@@ -312,12 +312,7 @@ export class Engine implements RunEngine {
       }
       // A run whose start could not be written fails; so does one whose
       // only record (its end, the start never being due) cannot be.
-      const starting = run.start.settle();
-      // The consumer writes what a turn produced at the turn's end: the
-      // run's end (a store read and write) waits a turn, so the last read's
-      // tokens are not held behind it.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      const unrecorded = await starting;
+      const unrecorded = await run.start.settle();
       if (unrecorded !== undefined) {
         status = "failed";
         error = unrecorded;
