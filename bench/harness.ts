@@ -91,7 +91,12 @@ export async function startChild(
     [
       ...(profDir === undefined || profDir === ""
         ? []
-        : ["--cpu-prof", `--cpu-prof-dir=${profDir}`]),
+        : [
+            "--cpu-prof",
+            `--cpu-prof-dir=${profDir}`,
+            // BENCH_CPU_PROF_INTERVAL (µs, default 1000): finer sampling.
+            `--cpu-prof-interval=${process.env.BENCH_CPU_PROF_INTERVAL ?? 1000}`,
+          ]),
       ...childEntry(script),
     ],
     {

@@ -28,7 +28,10 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ttftSamples = Number(process.env.BENCH_TTFT_SAMPLES ?? 100);
 const upstreamDelayMs = Number(process.env.BENCH_UPSTREAM_DELAY_MS ?? 20);
-const ttftWarmup = Number(process.env.BENCH_TTFT_WARMUP ?? 10);
+// Requests per side before the time to first token is sampled: the load
+// rounds warm the echo path only, and a running daemon serves the provider
+// path with its code compiled, not interpreted.
+const ttftWarmup = Number(process.env.BENCH_TTFT_WARMUP ?? 200);
 
 const body = (stream: boolean, model = "echo"): string =>
   JSON.stringify({
@@ -271,6 +274,7 @@ await writeResult("v1", {
     rounds,
     concurrency,
     ttftSamples,
+    ttftWarmup,
     upstreamDelayMs,
     runtime: process.env.BENCH_RUNTIME === "tsx" ? "tsx" : "compiled (tsc)",
   },
