@@ -94,33 +94,35 @@ const responseFormat = z.discriminatedUnion("type", [
   }),
 ]);
 
-/** chatCompletionSchema is the accepted Chat Completions request. */
-export const chatCompletionSchema = z.strictObject({
-  model: modelField,
-  messages: z.array(message).min(1, "must hold at least one message"),
-  stream: z.boolean().nullable().optional(),
-  stream_options: z
-    .strictObject({ include_usage: z.boolean().optional() })
-    .nullable()
-    .optional(),
-  max_tokens: maxTokensField.nullable().optional(),
-  max_completion_tokens: maxTokensField.nullable().optional(),
-  temperature: temperatureField.nullable().optional(),
-  tools: z.array(tool).optional(),
-  tool_choice: toolChoice.optional(),
-  parallel_tool_calls: z.boolean().optional(),
-  response_format: responseFormat.optional(),
-  // One choice, no log probabilities: the only values a run can honour.
-  n: z.literal(1, "only n = 1 is supported").nullable().optional(),
-  logprobs: z
-    .literal(false, "log probabilities are not supported")
-    .nullable()
-    .optional(),
-  // An end-user id for the caller's own abuse tracking; runs are recorded
-  // per token anyway, so `store` is accepted as well.
-  user: z.string().max(256).optional(),
-  store: z.boolean().nullable().optional(),
-});
+/** chatCompletionSchema is the accepted Chat Completions request: z.compile generates its fast path, and a body that fails it goes through zod's parser, so refusals read the same. */
+export const chatCompletionSchema = z.compile(
+  z.strictObject({
+    model: modelField,
+    messages: z.array(message).min(1, "must hold at least one message"),
+    stream: z.boolean().nullable().optional(),
+    stream_options: z
+      .strictObject({ include_usage: z.boolean().optional() })
+      .nullable()
+      .optional(),
+    max_tokens: maxTokensField.nullable().optional(),
+    max_completion_tokens: maxTokensField.nullable().optional(),
+    temperature: temperatureField.nullable().optional(),
+    tools: z.array(tool).optional(),
+    tool_choice: toolChoice.optional(),
+    parallel_tool_calls: z.boolean().optional(),
+    response_format: responseFormat.optional(),
+    // One choice, no log probabilities: the only values a run can honour.
+    n: z.literal(1, "only n = 1 is supported").nullable().optional(),
+    logprobs: z
+      .literal(false, "log probabilities are not supported")
+      .nullable()
+      .optional(),
+    // An end-user id for the caller's own abuse tracking; runs are recorded
+    // per token anyway, so `store` is accepted as well.
+    user: z.string().max(256).optional(),
+    store: z.boolean().nullable().optional(),
+  }),
+);
 
 /** ChatCompletionBody is a validated Chat Completions request. */
 export type ChatCompletionBody = z.output<typeof chatCompletionSchema>;

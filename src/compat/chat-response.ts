@@ -82,51 +82,38 @@ export function chatCompletion(
   };
 }
 
-// Stands for a chunk's delta while its JSON is split around it.
-const DELTA_MARK = "\u0000delta\u0000";
-
 /** ChatStream translates a run into `chat.completion.chunk` frames. */
 export class ChatStream implements StreamTranslator {
   private readonly calls = new ToolCallAssembler();
   private usage: Usage | undefined;
-  // A text token's chunk is the same JSON every time but for its text: it
-  // is spliced into the chunk serialized once (byte for byte what
-  // JSON.stringify of the whole chunk gives), as a stream has many tokens.
-  private readonly around: readonly [string, string];
+  // Every chunk is the same JSON but for its delta and finish_reason: the
+  // text around them is written once, byte for byte what JSON.stringify of
+  // the whole chunk gives (a unit test holds it to that), as a stream has
+  // many tokens and the first one's chunk is on the way to the client.
+  private readonly head: string;
+  private readonly usageTail: string;
 
   constructor(
     private readonly ids: ChatIds,
     private readonly includeUsage: boolean,
   ) {
-    const [head = "", tail = ""] = this.chunk(DELTA_MARK).data.split(
-      JSON.stringify(DELTA_MARK),
-    );
-    this.around = [head, tail];
+    this.head = `{"id":${JSON.stringify(ids.id)},"object":"chat.completion.chunk","created":${JSON.stringify(ids.created)},"model":${JSON.stringify(ids.model)},"system_fingerprint":null,"choices":[{"index":0,"delta":`;
+    // With include_usage every chunk carries usage: null but the last.
+    this.usageTail = includeUsage ? ',"usage":null}' : "}";
   }
 
   private tokenChunk(text: string): SseFrame {
     return {
-      data: `${this.around[0]}{"content":${JSON.stringify(text)}}${this.around[1]}`,
+      data: `${this.head}{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]${this.usageTail}`,
     };
   }
 
   private chunk(
-    delta: Record<string, unknown> | string,
+    delta: Record<string, unknown>,
     finishReason: string | null = null,
   ): SseFrame {
     return {
-      data: JSON.stringify({
-        id: this.ids.id,
-        object: "chat.completion.chunk",
-        created: this.ids.created,
-        model: this.ids.model,
-        system_fingerprint: null,
-        choices: [
-          { index: 0, delta, logprobs: null, finish_reason: finishReason },
-        ],
-        // With include_usage every chunk carries usage: null but the last.
-        ...(this.includeUsage ? { usage: null } : {}),
-      }),
+      data: `${this.head}${JSON.stringify(delta)},"logprobs":null,"finish_reason":${JSON.stringify(finishReason)}}]${this.usageTail}`,
     };
   }
 

@@ -78,26 +78,28 @@ const format = z.discriminatedUnion("type", [
   }),
 ]);
 
-/** responsesSchema is the accepted Responses request. */
-export const responsesSchema = z.strictObject({
-  model: modelField,
-  input: z.union([z.string(), z.array(inputItem).min(1)], {
-    error: "must be a string or a non-empty array of input items",
+/** responsesSchema is the accepted Responses request: z.compile generates its fast path, and a body that fails it goes through zod's parser, so refusals read the same. */
+export const responsesSchema = z.compile(
+  z.strictObject({
+    model: modelField,
+    input: z.union([z.string(), z.array(inputItem).min(1)], {
+      error: "must be a string or a non-empty array of input items",
+    }),
+    instructions: z.string().nullable().optional(),
+    stream: z.boolean().nullable().optional(),
+    max_output_tokens: maxTokensField.nullable().optional(),
+    temperature: temperatureField.nullable().optional(),
+    tools: z.array(tool).optional(),
+    tool_choice: toolChoice.optional(),
+    parallel_tool_calls: z.boolean().nullable().optional(),
+    text: z.strictObject({ format: format.optional() }).optional(),
+    // Runs are recorded per token anyway and can be read back with
+    // GET /v1/responses/{id}; `store` asks for nothing more.
+    store: z.boolean().nullable().optional(),
+    user: z.string().max(256).optional(),
+    truncation: z.literal("disabled").nullable().optional(),
   }),
-  instructions: z.string().nullable().optional(),
-  stream: z.boolean().nullable().optional(),
-  max_output_tokens: maxTokensField.nullable().optional(),
-  temperature: temperatureField.nullable().optional(),
-  tools: z.array(tool).optional(),
-  tool_choice: toolChoice.optional(),
-  parallel_tool_calls: z.boolean().nullable().optional(),
-  text: z.strictObject({ format: format.optional() }).optional(),
-  // Runs are recorded per token anyway and can be read back with
-  // GET /v1/responses/{id}; `store` asks for nothing more.
-  store: z.boolean().nullable().optional(),
-  user: z.string().max(256).optional(),
-  truncation: z.literal("disabled").nullable().optional(),
-});
+);
 
 /** ResponsesBody is a validated Responses request. */
 export type ResponsesBody = z.output<typeof responsesSchema>;

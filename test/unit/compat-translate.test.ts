@@ -280,6 +280,57 @@ describe("/v1/chat/completions translation", () => {
     assert.ok(plain.slice(0, -1).every((c) => !("usage" in c)));
   });
 
+  it("writes every chunk exactly as JSON.stringify of the chunk would", () => {
+    for (const includeUsage of [false, true]) {
+      const ids = {
+        id: "chatcmpl-r\u2028",
+        runId: "r",
+        created: 7,
+        model: "m",
+      };
+      const t = new ChatStream(ids, includeUsage);
+      const chunk = (delta: unknown, finish: string | null) =>
+        JSON.stringify({
+          id: ids.id,
+          object: "chat.completion.chunk",
+          created: 7,
+          model: "m",
+          system_fingerprint: null,
+          choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+          ...(includeUsage ? { usage: null } : {}),
+        });
+      assert.equal(
+        t.open()[0]?.data,
+        chunk({ role: "assistant", content: "", refusal: null }, null),
+      );
+      const call = {
+        kind: "tool_call",
+        index: 0,
+        id: "c1",
+        name: "f",
+        argumentsDelta: '{"a"',
+      } as const;
+      assert.equal(
+        t.event(call)[0]?.data,
+        chunk(
+          {
+            tool_calls: [
+              {
+                index: 0,
+                id: "c1",
+                type: "function",
+                function: { name: "f", arguments: '{"a"' },
+              },
+            ],
+          },
+          null,
+        ),
+      );
+      const done = t.close({ status: "done" }, () => ({}));
+      assert.equal(done[0]?.data, chunk({}, "tool_calls"));
+    }
+  });
+
   it("writes a text token's chunk exactly as JSON.stringify of the chunk would, for any text", () => {
     for (const includeUsage of [false, true]) {
       const ids = {
