@@ -42,6 +42,13 @@ export interface StartedRun {
   handle: RunHandle;
   /** clientGone tells whether the run was cancelled because the client disconnected. */
   clientGone(): boolean;
+  /**
+   * Whether starting it waited on I/O (an upstream's answer) past the
+   * request's own event-loop turn. Such a run's first token is written at
+   * once; one that starts within the turn (the offline model) has its
+   * first frames written together, in one write.
+   */
+  waited: boolean;
 }
 
 /**
@@ -70,6 +77,8 @@ export async function startRun(
   // The daemon's own share of the answer: auth, body parsing, validation and
   // translation, until the run is handed to the engine.
   void reply.header(OVERHEAD_HEADER, reply.elapsedTime.toFixed(3));
+  let waited = false;
+  const turn = setImmediate(() => (waited = true));
   let handle: RunHandle;
   try {
     handle = await engine.start(runCallerOf(req), request, shutdown, (c) => {
@@ -78,8 +87,10 @@ export async function startRun(
     });
   } catch (e) {
     throw e instanceof PalyraError ? withField(e) : e;
+  } finally {
+    clearImmediate(turn);
   }
-  return { handle, clientGone: () => gone };
+  return { handle, clientGone: () => gone, waited };
 }
 
 // "tools: the echo model cannot call tools" names its field first.
@@ -138,8 +149,9 @@ export async function streamRun(
 ): Promise<void> {
   const sse = new SseWriter(reply, { [RUN_ID_HEADER]: run.handle.runId });
   const outcome: RunOutcome = { status: "failed" };
-  // The first token leaves at once, not at the end of the turn.
-  let first = true;
+  // The first token of a run that waited on an upstream leaves at once,
+  // not at the end of the turn: that read may carry many events.
+  let first = run.waited;
   try {
     await sse.send(translator.open());
     for await (const e of run.handle.events) {

@@ -10,9 +10,10 @@ import type { SseFrame } from "./run-output.js";
  * and writes after the client left are dropped. What one event-loop turn
  * sends leaves as one string in one socket write at the end of that turn:
  * the headers with the first frames, and each upstream chunk as soon as it
- * was translated. The first token is the exception: it leaves at once
- * (`send(frames, true)`), since an upstream read may carry many events and
- * the run's end, and the time to the first token is what a caller feels.
+ * was translated. The first token from an upstream is the exception: it
+ * leaves at once (`send(frames, true)`), since one read may carry many
+ * events and the run's end, and the time to the first token is what a
+ * caller feels.
  */
 export class SseWriter {
   private readonly raw;
