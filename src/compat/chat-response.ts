@@ -103,17 +103,20 @@ export class ChatStream implements StreamTranslator {
   }
 
   private tokenChunk(text: string): SseFrame {
-    return {
-      data: `${this.head}{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]${this.usageTail}`,
-    };
+    return this.frame(`{"content":${JSON.stringify(text)}}`, null);
   }
 
   private chunk(
     delta: Record<string, unknown>,
     finishReason: string | null = null,
   ): SseFrame {
+    return this.frame(JSON.stringify(delta), finishReason);
+  }
+
+  // One chunk around its delta's JSON.
+  private frame(delta: string, finishReason: string | null): SseFrame {
     return {
-      data: `${this.head}${JSON.stringify(delta)},"logprobs":null,"finish_reason":${JSON.stringify(finishReason)}}]${this.usageTail}`,
+      data: `${this.head}${delta},"logprobs":null,"finish_reason":${JSON.stringify(finishReason)}}]${this.usageTail}`,
     };
   }
 
